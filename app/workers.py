@@ -1,0 +1,51 @@
+"""Background work for the window: a function run on Qt's thread pool, with progress and cancel.
+
+The job runs off the GUI thread and talks back only through queued signals; its exceptions become
+``errored`` (shown to the reader), never a crash. Cancellation is cooperative: the job polls
+``is_cancelled``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+
+
+class WorkerSignals(QObject):
+    progress = Signal(int, int)
+    finished = Signal(object)
+    errored = Signal(object)
+    cancelled = Signal()
+
+
+class FunctionWorker(QRunnable):
+    """Run ``job(progress=..., cancelled=...)`` in the pool and report through ``signals``."""
+
+    def __init__(self, job: Callable[..., object]) -> None:
+        super().__init__()
+        self.job = job
+        self.signals = WorkerSignals()
+        self._cancel = False
+
+    def cancel(self) -> None:
+        self._cancel = True
+
+    def is_cancelled(self) -> bool:
+        return self._cancel
+
+    def run(self) -> None:
+        from core.dicom.series import LoadCancelled
+
+        try:
+            result = self.job(progress=self.signals.progress.emit, cancelled=self.is_cancelled)
+        except LoadCancelled:
+            self.signals.cancelled.emit()
+        except Exception as exc:  # every failure reaches the reader as a message
+            self.signals.errored.emit(exc)
+        else:
+            self.signals.finished.emit(result)
+
+    def start(self) -> FunctionWorker:
+        QThreadPool.globalInstance().start(self)
+        return self

@@ -1,0 +1,1 @@
+"""Headless commands (``python main.py <command>``): thin faces over ``core`` calls."""

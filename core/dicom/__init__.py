@@ -1,0 +1,1 @@
+"""DICOM study loading: a header-only catalogue and a fast series loader."""

@@ -1,0 +1,245 @@
+"""Header-only catalogue of a folder, a file or a list of files: patients -> studies -> series.
+
+Nothing here reads pixel data. Every file is accounted for: in a series, or skipped with a reason.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from core.dicom.errors import SeriesNotFoundError, StudyLoadError
+from core.dicom.geometry import consistency_problems, plan_geometry
+from core.dicom.headers import SliceHeader, read_header
+
+SCHEMA = "mtmr-reader/catalogue/1"
+VOLUME_SUFFIXES = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd", ".nhdr")
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    path: Path
+    reason: str
+
+
+@dataclass
+class SeriesEntry:
+    series_uid: str
+    modality: str
+    description: str
+    number: int | None
+    date: str
+    rows: int
+    columns: int
+    pixel_spacing: tuple[float, float] | None
+    slice_thickness: float | None
+    slice_spacing: float | None
+    n_images: int  # slices (frames of a multi-frame file count one each)
+    files: tuple[Path, ...]
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def is_ct(self) -> bool:
+        return self.modality == "CT"
+
+    def to_dict(self) -> dict:
+        return {
+            "series_uid": self.series_uid,
+            "modality": self.modality,
+            "is_ct": self.is_ct,
+            "description": self.description,
+            "number": self.number,
+            "date": self.date,
+            "n_files": len(self.files),
+            "n_images": self.n_images,
+            "rows": self.rows,
+            "columns": self.columns,
+            "pixel_spacing_mm": list(self.pixel_spacing) if self.pixel_spacing else None,
+            "slice_thickness_mm": self.slice_thickness,
+            "slice_spacing_mm": self.slice_spacing,
+            "problems": list(self.problems),
+        }
+
+
+@dataclass
+class StudyEntry:
+    study_uid: str
+    date: str
+    description: str
+    series: list[SeriesEntry] = field(default_factory=list)
+
+
+@dataclass
+class PatientEntry:
+    patient_id: str
+    name: str
+    studies: list[StudyEntry] = field(default_factory=list)
+
+
+@dataclass
+class Catalogue:
+    """What a folder holds. ``skipped`` lists every file that is not part of an image series."""
+
+    patients: list[PatientEntry]
+    skipped: list[SkippedFile]
+    root: Path | None = None
+
+    def all_series(self) -> Iterator[SeriesEntry]:
+        for patient in self.patients:
+            for study in patient.studies:
+                yield from study.series
+
+    def find_series(self, series_uid: str | None = None) -> SeriesEntry:
+        """The series with this UID, or when none is given the CT series with the most images."""
+        if series_uid:
+            for series in self.all_series():
+                if series.series_uid == series_uid:
+                    return series
+            raise SeriesNotFoundError(self.root, f"no series with UID {series_uid}")
+        ct = [s for s in self.all_series() if s.is_ct]
+        if not ct:
+            found = sorted({s.modality or "?" for s in self.all_series()})
+            what = f"only {', '.join(found)} series" if found else "no image series"
+            raise SeriesNotFoundError(
+                self.root, f"no CT series found ({what}; {len(self.skipped)} files skipped)"
+            )
+        return max(ct, key=lambda s: (s.n_images, s.rows * s.columns))
+
+    def to_dict(self, anonymise: bool = False) -> dict:
+        def person(p: PatientEntry, i: int) -> dict:
+            return {
+                "patient_id": f"anonymous-{i + 1}" if anonymise else p.patient_id,
+                "name": "" if anonymise else p.name,
+                "studies": [
+                    {
+                        "study_uid": s.study_uid,
+                        "date": "" if anonymise else s.date,
+                        "description": s.description,
+                        "series": [se.to_dict() | ({"date": ""} if anonymise else {}) for se in s.series],
+                    }
+                    for s in p.studies
+                ],
+            }
+
+        return {
+            "schema": SCHEMA,
+            "root": None if self.root is None else str(self.root),
+            "patients": [person(p, i) for i, p in enumerate(self.patients)],
+            "skipped": [{"path": str(s.path), "reason": s.reason} for s in self.skipped],
+        }
+
+
+def iter_files(source: str | Path | Sequence[str | Path]) -> Iterator[Path]:
+    """Every regular file under a folder (recursively, sorted), or the files given."""
+    sources = [source] if isinstance(source, (str, Path)) else list(source)
+    for item in sources:
+        path = Path(item)
+        if path.is_dir():
+            for folder, dirs, names in os.walk(path, onerror=None):
+                dirs.sort()
+                for name in sorted(names):
+                    yield Path(folder) / name
+        elif path.exists():
+            if path.name.upper() == "DICOMDIR":
+                yield from iter_files(path.parent)  # its referenced files live below it
+            else:
+                yield path
+        else:
+            raise SeriesNotFoundError(path, "no such file or folder")
+
+
+def catalogue(
+    source: str | Path | Sequence[str | Path],
+    progress: Callable[[int], None] | None = None,
+) -> Catalogue:
+    """Read the headers of every file under ``source`` and group them into series."""
+    headers: list[tuple[SliceHeader, object]] = []
+    skipped: list[SkippedFile] = []
+    seen: set[Path] = set()
+    for count, path in enumerate(iter_files(source), 1):
+        resolved = path.resolve()
+        if resolved in seen:
+            continue
+        seen.add(resolved)
+        if path.name.lower().endswith(VOLUME_SUFFIXES):
+            skipped.append(SkippedFile(path, "a NIfTI/MHD/NRRD volume, not DICOM: open it directly"))
+        else:
+            try:
+                headers.append(read_header(path))
+            except StudyLoadError as exc:
+                skipped.append(SkippedFile(path, exc.reason))
+        if progress is not None and count % 50 == 0:
+            progress(count)
+    root = Path(source) if isinstance(source, (str, Path)) else None
+    return Catalogue(_group(headers), skipped, root)
+
+
+def _group(headers: Iterable[tuple[SliceHeader, object]]) -> list[PatientEntry]:
+    by_series: dict[str, list[tuple[SliceHeader, object]]] = defaultdict(list)
+    for header, ds in headers:
+        key = header.series_uid or f"(no series UID) {header.path.parent}"
+        by_series[key].append((header, ds))
+    patients: dict[str, PatientEntry] = {}
+    studies: dict[str, StudyEntry] = {}
+    for uid, members in by_series.items():
+        ds = members[0][1]
+        patient_key = str(ds.get("PatientID", "") or "")
+        patient = patients.setdefault(
+            patient_key, PatientEntry(patient_key, str(ds.get("PatientName", "") or ""))
+        )
+        study_uid = str(ds.get("StudyInstanceUID", "") or f"(no study UID) {patient_key}")
+        study = studies.get(study_uid)
+        if study is None:
+            study = StudyEntry(
+                study_uid,
+                str(ds.get("StudyDate", "") or ""),
+                str(ds.get("StudyDescription", "") or ""),
+            )
+            studies[study_uid] = study
+            patient.studies.append(study)
+        study.series.append(_series_entry(uid, [h for h, _ in members], ds))
+    for study in studies.values():
+        study.series.sort(key=lambda s: (s.number is None, s.number or 0, s.series_uid))
+    return sorted(patients.values(), key=lambda p: p.patient_id)
+
+
+def _series_entry(uid: str, headers: list[SliceHeader], ds) -> SeriesEntry:
+    first = headers[0]
+    problems: list[str] = []
+    if first.modality != "CT":
+        problems.append(f"modality {first.modality or 'unknown'}: not CT, cannot be analysed")
+    inconsistent = consistency_problems(headers)
+    problems += inconsistent
+    spacing = None
+    if len(headers) > 1 and not inconsistent:
+        geometry = plan_geometry(
+            [h.position for h in headers],
+            first.orientation,
+            first.pixel_spacing,
+            first.slice_thickness,
+            [h.instance_number for h in headers],
+            [h.path.name for h in headers],
+        )
+        problems += list(geometry.warnings)
+        spacing = round(float(np.linalg.norm(geometry.affine[:3, 2])), 4)
+    number = ds.get("SeriesNumber")
+    return SeriesEntry(
+        series_uid=uid,
+        modality=first.modality,
+        description=str(ds.get("SeriesDescription", "") or ""),
+        number=int(number) if number not in (None, "") else None,
+        date=str(ds.get("SeriesDate", "") or ds.get("StudyDate", "") or ""),
+        rows=first.rows,
+        columns=first.columns,
+        pixel_spacing=first.pixel_spacing,
+        slice_thickness=first.slice_thickness,
+        slice_spacing=spacing,
+        n_images=sum(h.n_frames for h in headers),
+        files=tuple(sorted(h.path for h in headers)),
+        problems=problems,
+    )

@@ -1,0 +1,114 @@
+"""Pixel work for the loader: raw reads, stored values -> HU, tilt shear, z resampling.
+
+Everything works one slice at a time into the preallocated int16 volume, so the peak memory of a
+load stays close to the volume itself.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from core.dicom.errors import PixelDecodeError
+from core.dicom.headers import SliceHeader
+
+AIR_HU = -1024
+INT16_MAX = np.iinfo(np.int16).max
+
+
+def read_raw_into(header: SliceHeader, out: np.ndarray) -> None:
+    """Read native little-endian 16-bit pixels of ``header`` straight into ``out`` (int16 2D)."""
+    need = header.rows * header.columns * 2
+    if header.pixel_bytes is not None and header.pixel_bytes < need:
+        raise PixelDecodeError(header.path, f"pixel data too short: {header.pixel_bytes} of {need} bytes")
+    try:
+        with open(header.path, "rb") as fp:
+            fp.seek(header.pixel_offset)
+            got = fp.readinto(memoryview(out).cast("B"))
+    except OSError as exc:
+        raise PixelDecodeError(header.path, f"cannot read pixel data ({exc.__class__.__name__})") from exc
+    if got != need:
+        raise PixelDecodeError(header.path, f"truncated file: {got} of {need} pixel bytes present")
+
+
+def stored_to_hu(raw: np.ndarray, header: SliceHeader, out: np.ndarray) -> None:
+    """Convert one slice of stored values to HU in ``out`` (int16).
+
+    ``raw`` may alias ``out`` (the fast path reads into the volume, then converts in place).
+    Padding (PixelPaddingValue) and values below air (the area outside the reconstruction circle,
+    often stored as -2000 or -3024) become -1024 HU, so windows and models see air there.
+    """
+    if raw.dtype.itemsize == 2 and header.bits_stored < 16:
+        if header.pixel_representation == 1:  # sign-extend from bits_stored
+            shift = 16 - header.bits_stored
+            raw = (raw.view(np.int16) << shift) >> shift
+        else:  # unsigned: high bits may hold overlays in old files
+            raw = raw.view(np.uint16) & np.uint16((1 << header.bits_stored) - 1)
+    elif raw.dtype.itemsize == 2:
+        raw = raw.view(np.int16 if header.pixel_representation == 1 else np.uint16)
+    padding = None
+    if header.padding_value is not None:
+        padding = raw == header.padding_value
+    slope, intercept = header.slope, header.intercept
+    if slope == 1.0 and float(intercept).is_integer():
+        hu = raw.astype(np.int32)
+        hu += int(intercept)
+    else:
+        hu = raw.astype(np.float32) * np.float32(slope) + np.float32(intercept)
+        np.rint(hu, out=hu)
+    np.clip(hu, AIR_HU, INT16_MAX, out=hu)
+    if padding is not None and padding.any():
+        hu[padding] = AIR_HU
+    out[...] = hu
+
+
+def shift_slice(image: np.ndarray, dx: float, dy: float) -> np.ndarray:
+    """Move a slice by (dx, dy) pixels with bilinear interpolation, filling with air."""
+    out = np.full(image.shape, AIR_HU, dtype=np.float32)
+    src = image.astype(np.float32)
+    ix, fx = int(np.floor(dx)), dx - np.floor(dx)
+    iy, fy = int(np.floor(dy)), dy - np.floor(dy)
+    acc = np.zeros_like(out)
+    weight = np.zeros_like(out)
+    for oy, wy in ((iy, 1 - fy), (iy + 1, fy)):
+        for ox, wx in ((ix, 1 - fx), (ix + 1, fx)):
+            w = wy * wx
+            if w == 0:
+                continue
+            dst, srcs = _overlap(image.shape, ox, oy)
+            if dst is None:
+                continue
+            acc[dst] += w * src[srcs]
+            weight[dst] += w
+    valid = weight > 0.999
+    out[valid] = acc[valid] / weight[valid]
+    return np.rint(out).astype(np.int16)
+
+
+def _overlap(shape, ox, oy):
+    """Slices (dst, src) so that dst[y, x] = src[y - oy, x - ox] within bounds."""
+    h, w = shape
+    if abs(ox) >= w or abs(oy) >= h:
+        return None, None
+    dy0, sy0 = max(oy, 0), max(-oy, 0)
+    dx0, sx0 = max(ox, 0), max(-ox, 0)
+    hh, ww = h - abs(oy), w - abs(ox)
+    return (slice(dy0, dy0 + hh), slice(dx0, dx0 + ww)), (
+        slice(sy0, sy0 + hh),
+        slice(sx0, sx0 + ww),
+    )
+
+
+def resample_z(volume: np.ndarray, positions: np.ndarray, spacing: float) -> np.ndarray:
+    """Linear interpolation of slices at ``positions`` onto a regular grid of ``spacing`` mm."""
+    count = round(float(positions[-1] - positions[0]) / spacing) + 1
+    target = positions[0] + np.arange(count) * spacing
+    out = np.empty((count, *volume.shape[1:]), dtype=np.int16)
+    upper = np.clip(np.searchsorted(positions, target, side="right"), 1, len(positions) - 1)
+    for k, z in enumerate(target):
+        hi = upper[k]
+        lo = hi - 1
+        t = (z - positions[lo]) / (positions[hi] - positions[lo])
+        t = min(max(t, 0.0), 1.0)
+        mixed = (1 - t) * volume[lo].astype(np.float32) + t * volume[hi].astype(np.float32)
+        out[k] = np.rint(mixed).astype(np.int16)
+    return out

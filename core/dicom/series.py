@@ -1,0 +1,224 @@
+"""Load one CT series (a list of files, or one enhanced multi-frame file) into a ``CTVolume``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+
+from core.dicom.errors import (
+    InconsistentSeriesError,
+    NotCTError,
+    PixelDecodeError,
+    SeriesNotFoundError,
+    StudyLoadError,
+)
+from core.dicom.geometry import SliceGeometry, consistency_problems, plan_geometry
+from core.dicom.headers import SliceHeader, read_header
+from core.dicom.pixels import read_raw_into, resample_z, shift_slice, stored_to_hu
+from core.volume import CTVolume, VolumeMetadata
+
+Progress = Callable[[int, int], None]
+
+
+class LoadCancelled(Exception):
+    """The caller asked to stop; nothing was changed."""
+
+
+def metadata_from_dataset(ds: Dataset) -> VolumeMetadata:
+    def text(keyword: str) -> str:
+        value = ds.get(keyword, "")
+        return "" if value is None else str(value)
+
+    def number(keyword: str, kind=float):
+        try:
+            return kind(ds.get(keyword)) if ds.get(keyword) not in (None, "") else None
+        except (TypeError, ValueError):
+            return None
+
+    return VolumeMetadata(
+        patient_name=text("PatientName"),
+        patient_id=text("PatientID"),
+        patient_birth_date=text("PatientBirthDate"),
+        patient_sex=text("PatientSex"),
+        study_uid=text("StudyInstanceUID"),
+        series_uid=text("SeriesInstanceUID"),
+        frame_of_reference_uid=text("FrameOfReferenceUID"),
+        study_date=text("StudyDate"),
+        study_description=text("StudyDescription"),
+        series_description=text("SeriesDescription"),
+        series_number=number("SeriesNumber", int),
+        modality=text("Modality"),
+        manufacturer=text("Manufacturer"),
+        kvp=number("KVP"),
+        convolution_kernel=text("ConvolutionKernel"),
+        slice_thickness=number("SliceThickness"),
+    )
+
+
+def load_series(
+    files: Sequence[str | Path],
+    *,
+    require_ct: bool = True,
+    resample: bool = False,
+    correct_tilt: bool = True,
+    progress: Progress | None = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> CTVolume:
+    """Load the image files of ONE series into a ``CTVolume``.
+
+    Args:
+        files: the series' files, in any order (a catalogue's ``SeriesEntry.files``).
+        require_ct: refuse other modalities with ``NotCTError``.
+        resample: put slices with gaps or uneven spacing on a regular grid (linear in z);
+            otherwise the median spacing is used and a warning says so.
+        correct_tilt: shear gantry-tilted slices onto an orthogonal grid.
+        progress: called with (slices done, total).
+        cancelled: polled between slices; ``LoadCancelled`` is raised when it returns True.
+    """
+    if not files:
+        raise SeriesNotFoundError(None, "no files given for the series")
+    headers: list[SliceHeader] = []
+    datasets: list[Dataset] = []
+    for path in files:
+        header, ds = read_header(path)
+        headers.append(header)
+        datasets.append(ds)
+    series = {h.series_uid for h in headers}
+    if len(series) > 1:
+        raise InconsistentSeriesError(
+            Path(files[0]).parent,
+            f"{len(series)} different series among the files; load one at a time",
+        )
+    first = headers[0]
+    if require_ct and first.modality and first.modality != "CT":
+        raise NotCTError(first.path, f"modality {first.modality}, not CT")
+    if any(h.n_frames > 1 for h in headers):
+        if len(headers) > 1:
+            raise InconsistentSeriesError(first.path, "a multi-frame file mixed with other files")
+        return _load_multiframe(first, _notify(progress, cancelled), resample, correct_tilt)
+    problems = consistency_problems(headers)
+    if problems:
+        raise InconsistentSeriesError(first.path.parent, "; ".join(problems))
+
+    geometry = plan_geometry(
+        [h.position for h in headers],
+        first.orientation,
+        first.pixel_spacing,
+        first.slice_thickness,
+        [h.instance_number for h in headers],
+        [h.path.name for h in headers],
+        correct_tilt=correct_tilt,
+    )
+    notify = _notify(progress, cancelled)
+    volume = np.empty((len(geometry.order), first.rows, first.columns), dtype=np.int16)
+    for k, index in enumerate(geometry.order):
+        header = headers[index]
+        if header.fast_path:
+            read_raw_into(header, volume[k])
+            stored_to_hu(volume[k], header, volume[k])
+        else:
+            stored_to_hu(_decode(header.path, first.rows, first.columns), header, volume[k])
+        notify(k + 1, len(geometry.order))
+    volume, affine, warnings = _finish(volume, geometry, resample)
+    meta = metadata_from_dataset(datasets[geometry.order[0]])
+    return CTVolume(volume, affine, meta, warnings, source=first.path.parent)
+
+
+def _notify(progress: Progress | None, cancelled: Callable[[], bool] | None) -> Progress:
+    def notify(done: int, total: int) -> None:
+        if cancelled is not None and cancelled():
+            raise LoadCancelled()
+        if progress is not None:
+            progress(done, total)
+
+    return notify
+
+
+def _decode(path: Path, rows: int, columns: int) -> np.ndarray:
+    """Full pydicom decode (compressed transfer syntaxes through the pylibjpeg plugins)."""
+    try:
+        ds = pydicom.dcmread(path)
+        pixels = ds.pixel_array
+    except Exception as exc:  # codecs raise anything from RuntimeError to ValueError
+        reason = str(exc).splitlines()[0][:200] if str(exc) else exc.__class__.__name__
+        raise PixelDecodeError(path, f"pixel data could not be decoded: {reason}") from exc
+    if pixels.ndim == 2 and pixels.shape != (rows, columns):
+        raise PixelDecodeError(path, f"decoded {pixels.shape}, header says {rows}x{columns}")
+    return pixels
+
+
+def _finish(volume: np.ndarray, geometry: SliceGeometry, resample: bool):
+    warnings = list(geometry.warnings)
+    if geometry.shifts is not None:
+        for k, (dx, dy) in enumerate(geometry.shifts):
+            if abs(dx) > 1e-3 or abs(dy) > 1e-3:
+                volume[k] = shift_slice(volume[k], dx, dy)
+    affine = geometry.affine
+    if resample and not geometry.uniform and len(geometry.positions) > 1:
+        spacing = float(np.linalg.norm(affine[:3, 2]))
+        volume = resample_z(volume, geometry.positions, spacing)
+        warnings.append(f"resampled to a regular {spacing:.3f} mm slice grid ({volume.shape[0]} slices)")
+    return volume, affine, tuple(warnings)
+
+
+def _frame_value(frame_group, sequence: str, keyword: str, n: int):
+    if frame_group is None or sequence not in frame_group:
+        return None
+    value = frame_group[sequence][0].get(keyword)
+    try:
+        out = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        return None
+    return out if len(out) == n else None
+
+
+def _load_multiframe(header: SliceHeader, notify: Progress, resample: bool, correct_tilt: bool) -> CTVolume:
+    """Enhanced multi-frame CT: per-frame positions and rescale come from functional groups."""
+    try:
+        ds = pydicom.dcmread(header.path)
+    except Exception as exc:
+        raise PixelDecodeError(
+            header.path, f"cannot read multi-frame file ({exc.__class__.__name__})"
+        ) from exc
+    frames = _decode(header.path, header.rows, header.columns)
+    if frames.ndim == 2:
+        frames = frames[None]
+    per_frame = list(ds.get("PerFrameFunctionalGroupsSequence", []) or [])
+    if per_frame and len(per_frame) != frames.shape[0]:
+        raise InconsistentSeriesError(header.path, "per-frame functional groups do not match the frame count")
+    groups = per_frame or [None] * frames.shape[0]
+    positions = [_frame_value(g, "PlanePositionSequence", "ImagePositionPatient", 3) for g in groups]
+    orientation = _frame_value(groups[0], "PlaneOrientationSequence", "ImageOrientationPatient", 6)
+    geometry = plan_geometry(
+        positions,
+        orientation or header.orientation,
+        header.pixel_spacing,
+        header.slice_thickness,
+        list(range(frames.shape[0])),
+        [f"{header.path.name} frame {i + 1}" for i in range(frames.shape[0])],
+        correct_tilt=correct_tilt,
+    )
+    volume = np.empty((len(geometry.order), header.rows, header.columns), dtype=np.int16)
+    for k, index in enumerate(geometry.order):
+        frame_header = header
+        rescale = groups[index]
+        if rescale is not None and "PixelValueTransformationSequence" in rescale:
+            pvt = rescale.PixelValueTransformationSequence[0]
+            frame_header = replace(
+                header,
+                slope=float(pvt.get("RescaleSlope", header.slope)),
+                intercept=float(pvt.get("RescaleIntercept", header.intercept)),
+            )
+        stored_to_hu(frames[index], frame_header, volume[k])
+        notify(k + 1, len(geometry.order))
+    del frames
+    volume, affine, warnings = _finish(volume, geometry, resample)
+    return CTVolume(volume, affine, metadata_from_dataset(ds), warnings, source=header.path)
+
+
+__all__ = ["LoadCancelled", "StudyLoadError", "load_series", "metadata_from_dataset"]

@@ -1,0 +1,53 @@
+"""MTMR Reader: ``python main.py`` opens the app; ``python main.py <command>`` runs headless."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from core.cli import info
+
+    parser = argparse.ArgumentParser(prog="main.py", description=__doc__)
+    parser.add_argument("--screenshot", metavar="PNG", help="render the window, save it, and exit")
+    subparsers = parser.add_subparsers(dest="command")
+    info.add_parser(subparsers)
+    opener = subparsers.add_parser("open", help="open a study in the app")
+    opener.add_argument("path", help="folder, DICOM file or NIfTI/MHD/NRRD file")
+    return parser
+
+
+def run_app(path: str | None, screenshot: str | None) -> int:
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from app.main_window import MainWindow
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    window = MainWindow()
+    window.show()
+    if path:
+        window.open_path(path)
+    if screenshot:
+        from PySide6.QtCore import QThreadPool
+
+        def grab() -> None:
+            QThreadPool.globalInstance().waitForDone(60_000)
+            app.processEvents()
+            window.grab().save(screenshot)
+            app.quit()
+
+        QTimer.singleShot(300, grab)
+    return app.exec()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command in (None, "open"):
+        return run_app(getattr(args, "path", None), args.screenshot)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
