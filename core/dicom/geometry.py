@@ -82,10 +82,17 @@ def plan_geometry(
         warnings.append("no PixelSpacing: 1 mm pixels assumed, measurements are not reliable")
     row = np.asarray(orientation[:3], dtype=np.float64)
     col = np.asarray(orientation[3:], dtype=np.float64)
+    if np.linalg.norm(np.cross(row, col)) < 1e-3 * max(np.linalg.norm(row) * np.linalg.norm(col), 1e-12):
+        warnings.append("degenerate ImageOrientationPatient: axial orientation assumed")
+        row, col = np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0])
     row /= np.linalg.norm(row)
     col /= np.linalg.norm(col)
     normal = np.cross(row, col)
+    normal /= np.linalg.norm(normal)
     sy, sx = float(pixel_spacing[0]), float(pixel_spacing[1])
+    if not (sx > 0 and sy > 0):
+        warnings.append(f"invalid PixelSpacing {pixel_spacing}: 1 mm pixels assumed")
+        sx = sy = 1.0
     fallback_dz = float(slice_thickness) if slice_thickness and slice_thickness > 0 else 1.0
     inst = [i if i is not None else 0 for i in instance_numbers]
 

@@ -16,11 +16,13 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
-from core.dicom.errors import NotAnImageError, NotDicomError
+from core.dicom.errors import NotAnImageError, NotDicomError, PixelDecodeError
 
 DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
 NATIVE_LITTLE_ENDIAN = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"}
 PIXEL_DATA_TAG = (0x7FE0, 0x0010)
+BIG_ENDIAN = "1.2.840.10008.1.2.2"
+DEFLATED = "1.2.840.10008.1.2.1.99"
 _LONG_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"SQ", b"UN", b"UC", b"UR", b"UT"}
 
 
@@ -99,10 +101,12 @@ def _looks_like_raw_dataset(head: bytes) -> bool:
 
 def _pixel_element(fp, transfer_syntax: str) -> tuple[int | None, int | None, bool]:
     """After a stop-before-pixels read, find (value offset, length, present) of Pixel Data."""
+    if transfer_syntax == DEFLATED:  # positions in the inflated stream say nothing about the file
+        return None, None, True
     tag = fp.read(4)
     if len(tag) < 4:
         return None, None, False
-    group, element = struct.unpack("<HH", tag)
+    group, element = struct.unpack(">HH" if transfer_syntax == BIG_ENDIAN else "<HH", tag)
     if (group, element) != PIXEL_DATA_TAG:
         # Float / double float pixel data, or something after the stop: an image, not fast.
         present = group == 0x7FE0 and element in (0x0008, 0x0009)
@@ -155,8 +159,12 @@ def read_header(path: str | Path) -> tuple[SliceHeader, Dataset]:
     )
     if sop_class == DICOMDIR_SOP_CLASS or "DirectoryRecordSequence" in ds:
         raise NotAnImageError(path, "DICOMDIR (a directory index; its images are read directly)")
-    if "Rows" not in ds or "Columns" not in ds or not has_pixels:
+    if "Rows" in ds and "Columns" in ds and not has_pixels:
+        raise PixelDecodeError(path, "image header but no pixel data (truncated file?)")
+    if "Rows" not in ds or "Columns" not in ds:
         name = UID(sop_class).name if sop_class else "unknown object"
+        if name.endswith("Image Storage"):
+            raise PixelDecodeError(path, f"incomplete {name} file: no image size or pixels (truncated?)")
         raise NotAnImageError(path, f"DICOM without image pixels ({name})")
     return _header_from_dataset(path, ds, ts, offset, length), ds
 

@@ -97,6 +97,10 @@ def load_series(
     first = headers[0]
     if require_ct and first.modality and first.modality != "CT":
         raise NotCTError(first.path, f"modality {first.modality}, not CT")
+    if first.samples_per_pixel != 1:
+        raise PixelDecodeError(
+            first.path, f"colour image ({first.samples_per_pixel} samples per pixel), not CT"
+        )
     if any(h.n_frames > 1 for h in headers):
         if len(headers) > 1:
             raise InconsistentSeriesError(first.path, "a multi-frame file mixed with other files")
