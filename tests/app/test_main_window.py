@@ -1,0 +1,31 @@
+"""The minimal window: opens a study in the background and shows errors as messages."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QMessageBox
+
+from app.main_window import MainWindow
+from tests.dicom_factory import write_series
+
+
+def test_opens_a_folder_in_the_background(qtbot, tmp_path):
+    write_series(tmp_path, 5)
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.open_path(tmp_path)
+    qtbot.waitUntil(lambda: window.volume is not None, timeout=20_000)
+    assert window.volume.shape == (5, 32, 32)
+    assert window.tree.topLevelItemCount() == 1
+    assert window.image.currentIndex == 2
+
+
+def test_bad_folder_shows_a_message(qtbot, tmp_path, monkeypatch):
+    (tmp_path / "a.txt").write_text("x")
+    shown = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *args: shown.append(args[2]))
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.open_path(tmp_path / "missing")
+    qtbot.waitUntil(lambda: bool(shown), timeout=20_000)
+    assert "no such file or folder" in shown[0]
+    assert window.volume is None
