@@ -18,6 +18,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _headless_fallback(screenshot: str | None) -> str | None:
+    """On Linux without a display, render offscreen and save a screenshot instead of failing."""
+    import os
+
+    if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
+        return screenshot
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return screenshot
+    os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    if screenshot is None:
+        from core.paths import user_dir
+
+        screenshot = str(user_dir("cache") / "last-window.png")
+    print(f"No display found: rendered offscreen, window saved to {screenshot}", file=sys.stderr)
+    return screenshot
+
+
 def run_app(path: str | None, screenshot: str | None) -> int:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
@@ -45,7 +62,7 @@ def run_app(path: str | None, screenshot: str | None) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command in (None, "open"):
-        return run_app(getattr(args, "path", None), args.screenshot)
+        return run_app(getattr(args, "path", None), _headless_fallback(args.screenshot))
     return args.func(args)
 
 

@@ -37,6 +37,7 @@ class MainWindow(QMainWindow):
         self.resize(1200, 800)
         self.volume: CTVolume | None = None
         self._worker: FunctionWorker | None = None
+        self._workers: list[FunctionWorker] = []  # kept alive until their thread has left run()
 
         self.tree = QTreeWidget()
         self.tree.setHeaderLabels(["Study / series", "Images", "Notes"])
@@ -91,6 +92,7 @@ class MainWindow(QMainWindow):
         worker.signals.errored.connect(self._errored)
         worker.signals.cancelled.connect(lambda: self._idle("Cancelled; nothing was changed"))
         self._worker = worker
+        self._workers = [w for w in self._workers if not w.done] + [worker]
         self.progress.setRange(0, 0)
         self.progress.show()
         self.cancel_button.show()

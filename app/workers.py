@@ -27,6 +27,9 @@ class FunctionWorker(QRunnable):
         self.job = job
         self.signals = WorkerSignals()
         self._cancel = False
+        self.done = False
+        # Python owns the runnable: a pool-deleted C++ object under a live wrapper crashes at exit.
+        self.setAutoDelete(False)
 
     def cancel(self) -> None:
         self._cancel = True
@@ -45,6 +48,8 @@ class FunctionWorker(QRunnable):
             self.signals.errored.emit(exc)
         else:
             self.signals.finished.emit(result)
+        finally:
+            self.done = True
 
     def start(self) -> FunctionWorker:
         QThreadPool.globalInstance().start(self)

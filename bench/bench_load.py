@@ -17,7 +17,7 @@ imports, also given as a ratio to the int16 volume (slices*512*512*2 bytes).
 
 Run from the repository root::
 
-    .venv/bin/python bench/bench_load.py [--slices 300] [--repeats 3] [--folder DIR] [--keep]
+    .venv/bin/python bench/bench_load.py [--slices 300] [--repeats 3] [--folder DIR] [--keep] [--warm]
 """
 
 from __future__ import annotations
@@ -130,6 +130,7 @@ def main() -> None:
     parser.add_argument("--catalogue-files", type=int, default=3000)
     parser.add_argument("--folder", type=Path, help="reuse (or fill) this series folder; never deleted")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folders")
+    parser.add_argument("--warm", action="store_true", help="do not drop the page cache")
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -162,8 +163,8 @@ def main() -> None:
         if args.keep:
             print("kept after the run: " + ", ".join(map(str, temps)))
 
-        cold = drop_caches()
-        print("page cache: cold (dropped before each load)" if cold else "page cache: warm (cannot drop)")
+        cold = not args.warm and drop_caches()
+        print("page cache: cold (dropped before each load)" if cold else "page cache: warm (not dropped)")
         jobs = [(m, m, folder) for m in METHODS]
         jobs.append((f"catalogue {args.catalogue_files} files", "catalogue", cat_folder))
         runs: dict[str, list[dict]] = {label: [] for label, _, _ in jobs}
