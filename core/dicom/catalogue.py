@@ -15,7 +15,7 @@ import numpy as np
 
 from core.dicom.errors import SeriesNotFoundError, StudyLoadError
 from core.dicom.geometry import consistency_problems, plan_geometry
-from core.dicom.headers import SliceHeader, read_header
+from core.dicom.headers import SliceHeader, read_descriptive, read_header
 
 SCHEMA = "mtmr-reader/catalogue/1"
 VOLUME_SUFFIXES = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd", ".nhdr")
@@ -158,7 +158,7 @@ def catalogue(
     progress: Callable[[int], None] | None = None,
 ) -> Catalogue:
     """Read the headers of every file under ``source`` and group them into series."""
-    headers: list[tuple[SliceHeader, object]] = []
+    headers: list[SliceHeader] = []
     skipped: list[SkippedFile] = []
     seen: set[Path] = set()
     for count, path in enumerate(iter_files(source), 1):
@@ -179,15 +179,15 @@ def catalogue(
     return Catalogue(_group(headers), skipped, root)
 
 
-def _group(headers: Iterable[tuple[SliceHeader, object]]) -> list[PatientEntry]:
-    by_series: dict[str, list[tuple[SliceHeader, object]]] = defaultdict(list)
-    for header, ds in headers:
+def _group(headers: Iterable[SliceHeader]) -> list[PatientEntry]:
+    by_series: dict[str, list[SliceHeader]] = defaultdict(list)
+    for header in headers:
         key = header.series_uid or f"(no series UID) {header.path.parent}"
-        by_series[key].append((header, ds))
+        by_series[key].append(header)
     patients: dict[str, PatientEntry] = {}
     studies: dict[str, StudyEntry] = {}
     for uid, members in by_series.items():
-        ds = members[0][1]
+        ds = read_descriptive(members[0].path)  # descriptions: once per series, not per file
         patient_key = str(ds.get("PatientID", "") or "")
         patient = patients.setdefault(
             patient_key, PatientEntry(patient_key, str(ds.get("PatientName", "") or ""))
@@ -202,7 +202,7 @@ def _group(headers: Iterable[tuple[SliceHeader, object]]) -> list[PatientEntry]:
             )
             studies[study_uid] = study
             patient.studies.append(study)
-        study.series.append(_series_entry(uid, [h for h, _ in members], ds))
+        study.series.append(_series_entry(uid, members, ds))
     for study in studies.values():
         study.series.sort(key=lambda s: (s.number is None, s.number or 0, s.series_uid))
     return sorted(patients.values(), key=lambda p: p.patient_id)

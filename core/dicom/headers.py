@@ -127,9 +127,23 @@ def _pixel_element(fp, transfer_syntax: str) -> tuple[int | None, int | None, bo
     return fp.tell(), length, True
 
 
-def read_header(path: str | Path) -> tuple[SliceHeader, Dataset]:
-    """Read a file's header. Raises ``NotDicomError`` or ``NotAnImageError`` naming the file."""
+def read_header(path: str | Path) -> SliceHeader:
+    """Read a file's header. Raises ``NotDicomError``, ``NotAnImageError`` or ``PixelDecodeError``.
+
+    The common case goes through the small native scanner; everything else through pydicom.
+    """
+    from core.dicom.fastheader import scan_header  # it imports this module's types
+
     path = Path(path)
+    return scan_header(path) or _read_with_pydicom(path)[0]
+
+
+def read_descriptive(path: str | Path) -> Dataset:
+    """The full header as a pydicom ``Dataset`` (patient, study and series descriptions)."""
+    return _read_with_pydicom(Path(path))[1]
+
+
+def _read_with_pydicom(path: Path) -> tuple[SliceHeader, Dataset]:
     try:
         with open(path, "rb") as fp:
             head = fp.read(132)

@@ -18,8 +18,8 @@ from core.dicom.errors import (
     StudyLoadError,
 )
 from core.dicom.geometry import SliceGeometry, consistency_problems, plan_geometry
-from core.dicom.headers import SliceHeader, read_header
-from core.dicom.pixels import read_raw_into, resample_z, shift_slice, stored_to_hu
+from core.dicom.headers import SliceHeader, read_descriptive, read_header
+from core.dicom.pixels import allocate_volume, read_raw_into, resample_z, shift_slice, stored_to_hu
 from core.volume import CTVolume, VolumeMetadata
 
 Progress = Callable[[int, int], None]
@@ -82,12 +82,7 @@ def load_series(
     """
     if not files:
         raise SeriesNotFoundError(None, "no files given for the series")
-    headers: list[SliceHeader] = []
-    datasets: list[Dataset] = []
-    for path in files:
-        header, ds = read_header(path)
-        headers.append(header)
-        datasets.append(ds)
+    headers: list[SliceHeader] = [read_header(path) for path in files]
     series = {h.series_uid for h in headers}
     if len(series) > 1:
         raise InconsistentSeriesError(
@@ -119,7 +114,7 @@ def load_series(
         correct_tilt=correct_tilt,
     )
     notify = _notify(progress, cancelled)
-    volume = np.empty((len(geometry.order), first.rows, first.columns), dtype=np.int16)
+    volume = allocate_volume((len(geometry.order), first.rows, first.columns))
     for k, index in enumerate(geometry.order):
         header = headers[index]
         if header.fast_path:
@@ -129,7 +124,7 @@ def load_series(
             stored_to_hu(_decode(header.path, first.rows, first.columns), header, volume[k])
         notify(k + 1, len(geometry.order))
     volume, affine, warnings = _finish(volume, geometry, resample)
-    meta = metadata_from_dataset(datasets[geometry.order[0]])
+    meta = metadata_from_dataset(read_descriptive(headers[geometry.order[0]].path))
     return CTVolume(volume, affine, meta, warnings, source=first.path.parent)
 
 

@@ -58,7 +58,7 @@ def ct_image_files() -> list[Path]:
     out = []
     for path in corpus_files():
         try:
-            header, _ = read_header(path)
+            header = read_header(path)
         except StudyLoadError:
             continue
         if header.modality == "CT":
