@@ -153,7 +153,7 @@ def render_nodule(
     spacing_xyz: tuple[float, float, float],
     seed: int,
 ) -> tuple[slice, slice, slice]:
-    """Blend ``nodule`` into ``volume`` (float32 HU, modified in place) centred at ``centre_zyx``.
+    """Blend ``nodule`` into ``volume`` (HU, float or int16, modified in place) at ``centre_zyx``.
 
     Returns the region touched. Reads ``nodule.mask`` and the eight attribute means only.
     """
@@ -176,9 +176,9 @@ def render_nodule(
         raise ValueError(f"nodule {nodule.nodule_id} placed outside the volume at {centre_zyx}")
     region = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
     local = tuple(slice(a - s, b - s) for a, b, s in zip(lo, hi, start, strict=True))
-    background = volume[region]
+    background = volume[region].astype(np.float32)
     weight = occupancy[local] * look.contrast
     blended = background + weight * (tissue_hu[local] - background)
     blended += calcium[local] * (CALCIUM_HU - blended)
-    volume[region] = blended
+    volume[region] = np.rint(blended) if volume.dtype.kind == "i" else blended
     return region
