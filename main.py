@@ -7,12 +7,13 @@ import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from core.cli import info
+    from core.cli import info, phantom
 
     parser = argparse.ArgumentParser(prog="main.py", description=__doc__)
     parser.add_argument("--screenshot", metavar="PNG", help="render the window, save it, and exit")
     subparsers = parser.add_subparsers(dest="command")
     info.add_parser(subparsers)
+    phantom.add_parser(subparsers)
     opener = subparsers.add_parser("open", help="open a study in the app")
     opener.add_argument("path", help="folder, DICOM file or NIfTI/MHD/NRRD file")
     return parser
@@ -35,6 +36,23 @@ def _headless_fallback(screenshot: str | None) -> str | None:
     return screenshot
 
 
+def _save_when_idle(app, window, path: str, timeout_s: float = 180.0) -> None:
+    """Wait until every background job (generate, catalogue, load) is over, then save and quit."""
+    import time
+
+    from PySide6.QtCore import QThreadPool
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        app.processEvents()
+        if not window.busy and QThreadPool.globalInstance().activeThreadCount() == 0:
+            break
+        QThreadPool.globalInstance().waitForDone(50)
+    app.processEvents()
+    window.grab().save(path)
+    app.quit()
+
+
 def run_app(path: str | None, screenshot: str | None) -> int:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
@@ -46,16 +64,10 @@ def run_app(path: str | None, screenshot: str | None) -> int:
     window.show()
     if path:
         window.open_path(path)
+    else:
+        window.open_demo()
     if screenshot:
-        from PySide6.QtCore import QThreadPool
-
-        def grab() -> None:
-            QThreadPool.globalInstance().waitForDone(60_000)
-            app.processEvents()
-            window.grab().save(screenshot)
-            app.quit()
-
-        QTimer.singleShot(300, grab)
+        QTimer.singleShot(300, lambda: _save_when_idle(app, window, screenshot))
     return app.exec()
 
 

@@ -38,6 +38,7 @@ class MainWindow(QMainWindow):
         self.volume: CTVolume | None = None
         self._worker: FunctionWorker | None = None
         self._workers: list[FunctionWorker] = []  # kept alive until their thread has left run()
+        self.error_box: QMessageBox | None = None
 
         self.tree = QTreeWidget()
         self.tree.setHeaderLabels(["Study / series", "Images", "Notes"])
@@ -84,6 +85,13 @@ class MainWindow(QMainWindow):
         else:
             self._run(lambda progress, cancelled: catalogue(path), self._show_catalogue)
 
+    def open_demo(self) -> None:
+        """Open the built-in demo study, generating it first on the very first run (about 10 s)."""
+        from core.demo import demo_study
+
+        self.statusBar().showMessage("Preparing the demo study (phantom CT with real LIDC nodules)...")
+        self._run(lambda progress, cancelled: catalogue(demo_study()), self._show_catalogue)
+
     def _run(self, job, on_done) -> None:
         self.cancel()
         worker = FunctionWorker(job)
@@ -97,6 +105,11 @@ class MainWindow(QMainWindow):
         self.progress.show()
         self.cancel_button.show()
         worker.start()
+
+    @property
+    def busy(self) -> bool:
+        """Whether a background job is running (or its result is still to be shown)."""
+        return self._worker is not None
 
     def cancel(self) -> None:
         if self._worker is not None:
@@ -115,7 +128,9 @@ class MainWindow(QMainWindow):
     def _errored(self, error: Exception) -> None:
         self._idle("Could not open the study")
         text = str(error) if isinstance(error, StudyLoadError) else f"Unexpected error: {error!r}"
-        QMessageBox.warning(self, "Could not open", text)
+        # Window-modal and non-blocking: a batch run or a screenshot never hangs on it.
+        self.error_box = QMessageBox(QMessageBox.Icon.Warning, "Could not open", text, parent=self)
+        self.error_box.open()
 
     # -- showing -------------------------------------------------------------------------------
     def _show_catalogue(self, found: Catalogue) -> None:

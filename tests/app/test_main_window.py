@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QMessageBox
-
 from app.main_window import MainWindow
 from tests.dicom_factory import write_series
 
@@ -19,13 +17,20 @@ def test_opens_a_folder_in_the_background(qtbot, tmp_path):
     assert window.image.currentIndex == 2
 
 
-def test_bad_folder_shows_a_message(qtbot, tmp_path, monkeypatch):
-    (tmp_path / "a.txt").write_text("x")
-    shown = []
-    monkeypatch.setattr(QMessageBox, "warning", lambda *args: shown.append(args[2]))
+def test_bad_folder_shows_a_message(qtbot, tmp_path):
     window = MainWindow()
     qtbot.addWidget(window)
     window.open_path(tmp_path / "missing")
-    qtbot.waitUntil(lambda: bool(shown), timeout=20_000)
-    assert "no such file or folder" in shown[0]
+    qtbot.waitUntil(lambda: window.error_box is not None, timeout=20_000)
+    assert "no such file or folder" in window.error_box.text()
+    assert window.error_box.isVisible() and not window.busy
     assert window.volume is None
+
+
+def test_folder_without_ct_says_so(qtbot, tmp_path):
+    (tmp_path / "a.txt").write_text("x")
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.open_path(tmp_path)
+    qtbot.waitUntil(lambda: not window.busy, timeout=20_000)
+    assert "no CT series found" in window.statusBar().currentMessage()
