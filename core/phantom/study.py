@@ -1,0 +1,200 @@
+"""A whole phantom chest CT study: anatomy, real LIDC nodules of one split, noise, DICOM + truth.
+
+Which nodules a phantom holds is chosen at random from its split (the fixed patient splits), never by
+label; how each looks comes from its mask and attribute ratings only (``core.phantom.nodules``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from core.phantom.anatomy import Chest, ChestConfig, add_noise, build_chest
+
+from core.lidc.records import RATINGS, LidcNodule
+from core.phantom.appearance import appearance_from_ratings
+from core.phantom.dicom_writer import SeriesIdentity, write_ct_series
+from core.phantom.nodules import render_nodule
+from core.splits import SPLITS
+from core.volume import CTVolume, VolumeMetadata
+
+TRUTH_SCHEMA = "mtmr-reader/phantom-ground-truth/1"
+NOTICE = "Phantom CT with real LIDC-IDRI nodule shapes and ratings: research demo, not for clinical use."
+SITES = ("parenchymal", "juxtapleural", "perivascular")
+SCAN_LENGTH_MM = 300.0
+
+
+@dataclass(frozen=True)
+class PhantomOptions:
+    seed: int = 0
+    split: str = "train"
+    nodules: int = 5
+    pixel_spacing: float = 0.7
+    slice_thickness: float = 1.0
+    noise: float = 20.0
+    size: int = 512
+    min_diameter_mm: float = 3.0
+    max_diameter_mm: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.split not in SPLITS:
+            raise ValueError(f"split must be one of {', '.join(SPLITS)}, not {self.split!r}")
+        if not 0 <= self.nodules <= 20:
+            raise ValueError(f"nodules must be 0..20, not {self.nodules}")
+
+    @property
+    def slices(self) -> int:
+        return round(SCAN_LENGTH_MM * self.size / 512 / self.slice_thickness)
+
+
+@dataclass(frozen=True)
+class PlacedNodule:
+    index: int
+    nodule: LidcNodule
+    centre_zyx: tuple[int, int, int]
+    centre_mm: tuple[float, float, float]
+    site: str
+
+    def truth(self) -> dict:
+        n = self.nodule
+        means = n.mean_ratings
+        return {
+            "id": f"n{self.index + 1}",
+            "centre_mm": [round(v, 2) for v in self.centre_mm],
+            "centre_voxel_zyx": list(self.centre_zyx),
+            "diameter_mm": round(n.diameter_mm, 2),
+            "mean_ratings": {name: round(means[name], 3) for name in RATINGS},
+            "label": n.label,
+            "texture_class": appearance_from_ratings(means).texture_class,
+            "site": self.site,
+            "split": n.split,
+            "lidc": {
+                "nodule_id": n.nodule_id,
+                "patient_id": n.patient_id,
+                "scan_id": n.scan_id,
+                "annotation_ids": list(n.annotation_ids),
+                "n_readers": n.n_readers,
+            },
+        }
+
+
+def choose_nodules(pool: Sequence[LidcNodule], options: PhantomOptions) -> list[LidcNodule]:
+    """A random choice of the split's nodules in the diameter range (never looks at labels)."""
+    eligible = sorted(
+        (
+            n
+            for n in pool
+            if n.split == options.split
+            and options.min_diameter_mm <= n.diameter_mm <= options.max_diameter_mm
+        ),
+        key=lambda n: n.nodule_id,
+    )
+    if len(eligible) < options.nodules:
+        raise ValueError(f"only {len(eligible)} eligible nodules in the {options.split} split")
+    rng = np.random.default_rng([options.seed, 1])
+    picks = rng.choice(len(eligible), size=options.nodules, replace=False)
+    return [eligible[i] for i in sorted(picks)]
+
+
+def _place(chest: Chest, nodules: Sequence[LidcNodule], rng) -> list[tuple[tuple[int, int, int], str]]:
+    spacing = np.array(chest.spacing[::-1])  # (z, y, x) mm
+    placed: list[tuple[np.ndarray, float]] = []
+    sites = []
+    for nodule in nodules:
+        radius = nodule.diameter_mm / 2
+        for attempt in range(40):
+            kind = SITES[int(rng.integers(len(SITES)))] if attempt < 30 else "parenchymal"
+            try:
+                centre = np.array(chest.pick_site(kind, radius, rng))
+            except ValueError:
+                continue
+            clear = all(np.linalg.norm((centre - c) * spacing) > radius + r + 5 for c, r in placed)
+            if clear:
+                placed.append((centre, radius))
+                sites.append((tuple(int(v) for v in centre), kind))
+                break
+        else:
+            raise ValueError(
+                f"no room in the lungs for nodule {nodule.nodule_id} ({nodule.diameter_mm:.1f} mm)"
+            )
+    return sites
+
+
+def build_phantom(
+    options: PhantomOptions, nodules: Sequence[LidcNodule]
+) -> tuple[CTVolume, list[PlacedNodule]]:
+    """Render the study in memory: the volume (int16 HU) and where each nodule went."""
+    config = ChestConfig(
+        rows=options.size,
+        columns=options.size,
+        slices=options.slices,
+        pixel_spacing=options.pixel_spacing,
+        slice_spacing=options.slice_thickness,
+        noise_sigma=options.noise,
+        seed=options.seed,
+    )
+    chest = build_chest(config)
+    rng = np.random.default_rng([options.seed, 2])
+    sites = _place(chest, nodules, rng)
+    hu = np.array(chest.hu, dtype=np.int16, copy=True)
+    for nodule, (centre, _) in zip(nodules, sites, strict=True):
+        render_nodule(hu, nodule, centre, chest.spacing, options.seed)
+    hu = add_noise(hu, options.noise, chest.spacing, np.random.default_rng([options.seed, 3]))
+    volume = _as_volume(hu, chest.spacing, options)
+    placed = [
+        PlacedNodule(i, n, centre, tuple(float(v) for v in volume.voxel_to_mm(centre[::-1])), site)
+        for i, (n, (centre, site)) in enumerate(zip(nodules, sites, strict=True))
+    ]
+    return volume, placed
+
+
+def _as_volume(hu: np.ndarray, spacing_xyz, options: PhantomOptions) -> CTVolume:
+    affine = np.diag([*spacing_xyz, 1.0])
+    shape_xyz = np.array(hu.shape[::-1])
+    affine[:3, 3] = -(shape_xyz - 1) / 2 * np.array(spacing_xyz)  # patient centred in the scan
+    meta = VolumeMetadata(modality="CT", series_description=f"phantom {options.split} seed {options.seed}")
+    return CTVolume(hu, affine, meta)
+
+
+def identity_for(options: PhantomOptions) -> SeriesIdentity:
+    key = json.dumps(asdict(options), sort_keys=True)
+    return SeriesIdentity(
+        key=key,
+        patient_name=f"PHANTOM^{options.split.upper()}^{options.seed}",
+        patient_id=f"PHANTOM-{options.split}-{options.seed:04d}",
+        study_description="Phantom chest CT with LIDC nodules (research demo)",
+        series_description=f"Phantom {options.pixel_spacing:g} mm x {options.slice_thickness:g} mm",
+    )
+
+
+def write_phantom(out_dir: str | Path, options: PhantomOptions, nodules: Sequence[LidcNodule]) -> Path:
+    """Write ``out_dir/CT/*.dcm`` and ``out_dir/ground_truth.json``. ``out_dir`` must not hold a study.
+
+    ``nodules``: usually ``choose_nodules(load_nodules(), options)``.
+    """
+    wrong = [n.nodule_id for n in nodules if n.split != options.split]
+    if wrong:
+        raise ValueError(f"nodules from outside the {options.split} split: {', '.join(wrong[:3])}")
+    out_dir = Path(out_dir)
+    if (out_dir / "CT").exists() or (out_dir / "ground_truth.json").exists():
+        raise FileExistsError(f"{out_dir}: already holds a phantom study; choose an empty folder")
+    volume, placed = build_phantom(options, nodules)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    identity = identity_for(options)
+    write_ct_series(volume, out_dir / "CT", identity)
+    truth = {
+        "schema": TRUTH_SCHEMA,
+        "notice": NOTICE,
+        "options": asdict(options),
+        "study_uid": identity.study_uid,
+        "series_uid": identity.series_uid,
+        "nodules": [p.truth() for p in placed],
+    }
+    tmp = out_dir / "ground_truth.json.tmp"
+    tmp.write_text(json.dumps(truth, indent=2))
+    os.replace(tmp, out_dir / "ground_truth.json")
+    return out_dir
