@@ -1,0 +1,77 @@
+"""MTMR-Net (Liu et al., DLMIA 2018; IEEE TMI 2020): a ResNet trunk, an attribute branch, and a
+malignancy branch on trunk + attribute features. Siamese pairs share every weight, so one module
+serves both members of a pair; the pairing happens in the loss.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+ATTRIBUTE_NAMES = (
+    "subtlety", "internal_structure", "calcification", "sphericity", "margin",
+    "lobulation", "spiculation", "texture",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class MTMRNetConfig:
+    """Architecture only; preprocessing lives with the patch extractor and is stored beside it."""
+
+    depth: int = 18
+    width: int = 32
+    input_size: int = 64
+    in_channels: int = 1
+    attribute_dim: int = 256
+    dropout: float = 0.5
+    small_input: bool = True
+
+    @classmethod
+    def paper(cls) -> MTMRNetConfig:
+        """The authors' configuration: ResNet-50, 224 px, grey copied to 3 channels."""
+        return cls(depth=50, width=64, input_size=224, in_channels=3, small_input=False)
+
+    @classmethod
+    def compact(cls) -> MTMRNetConfig:
+        """Fast enough to train and fine-tune on a 2-core CPU: ResNet-18 at width 32, 64 px."""
+        return cls()
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class MTMRNet(nn.Module):
+    def __init__(self, config: MTMRNetConfig | None = None) -> None:
+        super().__init__()
+        from models.resnet import ResNet
+
+        self.config = config or MTMRNetConfig.compact()
+        c = self.config
+        self.trunk = ResNet(c.depth, c.width, c.in_channels, small_input=c.small_input)
+        features = self.trunk.feature_dim
+        self.attribute_fc = nn.Sequential(nn.Linear(features, c.attribute_dim), nn.ReLU(inplace=True))
+        self.attribute_heads = nn.ModuleList(nn.Linear(c.attribute_dim, 1) for _ in ATTRIBUTE_NAMES)
+        self.dropout = nn.Dropout(c.dropout)
+        self.classifier = nn.Linear(features + c.attribute_dim, 2)
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        """Everything but the trunk: the paper trains these at 100x the trunk's learning rate."""
+        trunk = {id(p) for p in self.trunk.parameters()}
+        return [p for p in self.parameters() if id(p) not in trunk]
+
+    def heads(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+        attribute_features = self.attribute_fc(features)
+        attributes = torch.cat([torch.sigmoid(head(attribute_features)) for head in self.attribute_heads], 1)
+        logits = self.classifier(self.dropout(torch.cat([features, attribute_features], 1)))
+        return {
+            "features": features,
+            "attribute_features": attribute_features,
+            "attributes": attributes,  # (B, 8) in 0..1: (rating - 1) / (max - 1)
+            "logits": logits,  # (B, 2): benign, malignant
+            "malignancy": torch.softmax(logits, 1)[:, 1],
+        }
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.heads(self.trunk(x))
