@@ -1,0 +1,1 @@
+"""Training MTMR-Net: datasets, the training generator, metrics."""

@@ -1,0 +1,74 @@
+"""Validation metrics: AUC, accuracy, sensitivity, specificity; attribute MAE and +/-1 accuracy.
+
+Plain numpy, so the CLI, the trainer dialog and the tests agree on one definition.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from core.lidc.records import ATTRIBUTES, RATING_MAX
+
+
+def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve (Mann-Whitney U with average ranks for ties). NaN if one class."""
+    labels = np.asarray(labels).astype(bool)
+    scores = np.asarray(scores, dtype=np.float64)
+    positives, negatives = labels.sum(), (~labels).sum()
+    if positives == 0 or negatives == 0:
+        return float("nan")
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(len(scores))
+    sorted_scores = scores[order]
+    i = 0
+    while i < len(scores):  # average ranks over ties
+        j = i
+        while j + 1 < len(scores) and sorted_scores[j + 1] == sorted_scores[i]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    return float((ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def classification_metrics(labels: np.ndarray, probabilities: np.ndarray, threshold: float = 0.5) -> dict:
+    labels = np.asarray(labels).astype(bool)
+    predicted = np.asarray(probabilities) >= threshold
+    tp = int((predicted & labels).sum())
+    tn = int((~predicted & ~labels).sum())
+    fp = int((predicted & ~labels).sum())
+    fn = int((~predicted & labels).sum())
+
+    def ratio(a: int, b: int) -> float:
+        return a / b if b else float("nan")
+
+    return {
+        "auc": roc_auc(labels, probabilities),
+        "accuracy": ratio(tp + tn, len(labels)),
+        "sensitivity": ratio(tp, tp + fn),
+        "specificity": ratio(tn, tn + fp),
+        "threshold": threshold,
+        "n": len(labels),
+        "n_malignant": int(labels.sum()),
+    }
+
+
+def to_rating_scale(unit: np.ndarray) -> np.ndarray:
+    """Model outputs in 0..1 -> the original LIDC scales, per attribute column."""
+    maxima = np.array([RATING_MAX[name] for name in ATTRIBUTES], dtype=np.float64)
+    return 1.0 + np.asarray(unit, dtype=np.float64) * (maxima - 1.0)
+
+
+def to_unit_scale(ratings: np.ndarray) -> np.ndarray:
+    maxima = np.array([RATING_MAX[name] for name in ATTRIBUTES], dtype=np.float64)
+    return (np.asarray(ratings, dtype=np.float64) - 1.0) / (maxima - 1.0)
+
+
+def attribute_metrics(predicted: np.ndarray, target: np.ndarray) -> dict:
+    """Per attribute, on the original scales: mean absolute error and accuracy within +/-1."""
+    predicted, target = np.asarray(predicted, float), np.asarray(target, float)
+    out = {}
+    for i, name in enumerate(ATTRIBUTES):
+        error = np.abs(predicted[:, i] - target[:, i])
+        out[name] = {"mae": float(error.mean()), "within_1": float((error <= 1.0).mean())}
+    out["mean_mae"] = float(np.mean([out[name]["mae"] for name in ATTRIBUTES]))
+    return out
