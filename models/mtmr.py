@@ -26,16 +26,16 @@ class MTMRNetConfig:
     in_channels: int = 1
     attribute_dim: int = 256
     dropout: float = 0.5
-    small_input: bool = True
+    stem_stride: int = 2
 
     @classmethod
     def paper(cls) -> MTMRNetConfig:
         """The authors' configuration: ResNet-50, 224 px, grey copied to 3 channels."""
-        return cls(depth=50, width=64, input_size=224, in_channels=3, small_input=False)
+        return cls(depth=50, width=64, input_size=224, in_channels=3, stem_stride=4)
 
     @classmethod
     def compact(cls) -> MTMRNetConfig:
-        """Fast enough to train and fine-tune on a 2-core CPU: ResNet-18 at width 32, 64 px."""
+        """Fast enough to train and fine-tune on a 2-core CPU: ResNet-18 at width 32, 64 px, stride-2 stem."""
         return cls()
 
     def to_dict(self) -> dict:
@@ -49,7 +49,7 @@ class MTMRNet(nn.Module):
 
         self.config = config or MTMRNetConfig.compact()
         c = self.config
-        self.trunk = ResNet(c.depth, c.width, c.in_channels, small_input=c.small_input)
+        self.trunk = ResNet(c.depth, c.width, c.in_channels, stem_stride=c.stem_stride)
         features = self.trunk.feature_dim
         self.attribute_fc = nn.Sequential(nn.Linear(features, c.attribute_dim), nn.ReLU(inplace=True))
         self.attribute_heads = nn.ModuleList(nn.Linear(c.attribute_dim, 1) for _ in ATTRIBUTE_NAMES)

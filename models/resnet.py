@@ -64,23 +64,23 @@ class ResNet(nn.Module):
     """Trunk only: ``forward`` returns the globally pooled feature vector of size ``feature_dim``.
 
     ``stem_stride`` 4 is the ImageNet stem (7x7 stride-2 conv + max pool) for 224 px inputs; small
-    inputs (64 px) use a 3x3 stride-1 stem so the last stage still sees a few pixels.
+    inputs (64 px) use a 3x3 stem of stride 2 (or 1) so the last stage still sees a few pixels.
     """
 
-    def __init__(
-        self, depth: int = 50, width: int = 64, in_channels: int = 3, small_input: bool = False
-    ) -> None:
+    def __init__(self, depth: int = 50, width: int = 64, in_channels: int = 3, stem_stride: int = 4) -> None:
         super().__init__()
         if depth not in LAYERS:
             raise ValueError(f"ResNet depth must be one of {sorted(LAYERS)}, not {depth}")
         kind, counts = LAYERS[depth]
         block = BasicBlock if kind == "basic" else Bottleneck
-        if small_input:
-            self.conv1 = nn.Conv2d(in_channels, width, 3, 1, 1, bias=False)
-            self.maxpool: nn.Module = nn.Identity()
-        else:
+        if stem_stride not in (1, 2, 4):
+            raise ValueError(f"stem_stride must be 1, 2 or 4, not {stem_stride}")
+        if stem_stride == 4:  # the ImageNet stem
             self.conv1 = nn.Conv2d(in_channels, width, 7, 2, 3, bias=False)
-            self.maxpool = nn.MaxPool2d(3, 2, 1)
+            self.maxpool: nn.Module = nn.MaxPool2d(3, 2, 1)
+        else:
+            self.conv1 = nn.Conv2d(in_channels, width, 3, stem_stride, 1, bias=False)
+            self.maxpool = nn.Identity()
         self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)
         channels, stages = width, []

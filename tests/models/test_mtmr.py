@@ -14,7 +14,7 @@ from models.resnet import ResNet
 
 @pytest.mark.parametrize("depth,expected", [(18, 256), (34, 256), (50, 1024)])
 def test_resnet_depths_and_feature_size(depth, expected):
-    trunk = ResNet(depth, width=32, in_channels=1, small_input=True)
+    trunk = ResNet(depth, width=32, in_channels=1, stem_stride=2)
     assert trunk.feature_dim == expected
     assert trunk(torch.zeros(2, 1, 32, 32)).shape == (2, expected)
 
