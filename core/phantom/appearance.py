@@ -8,7 +8,7 @@ The rules, one rating each (means of the readers, LIDC scales):
   of calcium (+400 to +1000 HU) when the mean is below 5.5.
 * internal structure (1 soft tissue, 2 fluid, 3 fat, 4 air): the centre of the solid part.
 * margin (1 poorly defined .. 5 sharp): edge blur, 1.6 mm to 0.3 mm.
-* subtlety (1 extremely subtle .. 5 obvious): contrast against the surrounding lung, 55% to 100%.
+* subtlety (1 extremely subtle .. 5 obvious): contrast against the surrounding lung, 70% to 100%.
 * spiculation (1 none .. 5 marked): thin strands radiating from the surface.
 * sphericity and lobulation: carried by the real LIDC mask itself; nothing is added.
 """
@@ -60,7 +60,7 @@ def appearance_from_ratings(attributes: Mapping[str, float]) -> Appearance:
         solid_hu=30.0,
         ground_glass_hu=float(np.interp(texture, [1, 3, 5], [-680.0, -520.0, -400.0])),
         edge_blur_mm=float(np.interp(r["margin"], [1, 5], [1.6, 0.3])),
-        contrast=float(np.interp(r["subtlety"], [1, 5], [0.55, 1.0])),
+        contrast=float(np.interp(r["subtlety"], [1, 5], [0.7, 1.0])),
         calcification=calcification,
         internal=INTERNAL[int(np.clip(round(r["internal_structure"]), 1, 4))],
         spicules=round(max(r["spiculation"] - 1.0, 0.0) * 3),

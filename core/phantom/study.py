@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from core.phantom.anatomy import Chest, ChestConfig, add_noise, build_chest
 
 from core.lidc.records import RATINGS, LidcNodule
+from core.phantom.anatomy import Chest, ChestConfig, add_noise, build_chest
 from core.phantom.appearance import appearance_from_ratings
 from core.phantom.dicom_writer import SeriesIdentity, write_ct_series
 from core.phantom.nodules import render_nodule
