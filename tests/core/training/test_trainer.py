@@ -1,0 +1,82 @@
+"""A tiny end-to-end training run on CPU: events, learning, early stopping, cancel, checkpoint."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from core.checkpoints import load_checkpoint
+from core.training.trainer import (
+    TrainConfig,
+    TrainingCancelled,
+    evaluate_model,
+    manifest,
+    save_trained,
+    train,
+)
+from models.mtmr import MTMRNet, MTMRNetConfig
+from tests.core.training.fake_data import fake_dataset
+
+TINY = MTMRNetConfig(depth=18, width=8, input_size=32)
+
+
+def run(config: TrainConfig, **kwargs) -> list[dict]:
+    torch.manual_seed(config.seed)  # the initial weights, too, follow the seed
+    return list(train(config, fake_dataset(), fake_dataset(seed=1), model=MTMRNet(TINY), **kwargs))
+
+
+def test_tiny_run_learns_and_reports_every_step_and_epoch():
+    events = run(TrainConfig(epochs=6, batch_size=16, lr=3e-3, patience=10, seed=0))
+    kinds = [e["event"] for e in events]
+    assert kinds.count("epoch") == 6 and kinds[-1] == "done" and "step" in kinds
+    step = next(e for e in events if e["event"] == "step")
+    assert {"classification", "ranking", "attributes", "total"} <= set(step["loss"]) and step["eta_s"] >= 0
+    done = events[-1]
+    assert done["val"]["auc"] > 0.9  # big bright disks versus small ones
+    assert done["val"]["n"] == 23  # the indeterminate nodule is left out of classification
+    assert "spiculation" in done["val"]["attributes"]
+
+
+def test_early_stopping_and_same_seed_same_result():
+    a = run(TrainConfig(epochs=8, batch_size=16, patience=1, seed=3, lr=1e-6))
+    epochs = [e for e in a if e["event"] == "epoch"]
+    assert len(epochs) < 8  # a learning rate this small never improves for long
+    b = run(TrainConfig(epochs=8, batch_size=16, patience=1, seed=3, lr=1e-6))
+    assert [e["loss"]["total"] for e in a if e["event"] == "epoch"] == [
+        e["loss"]["total"] for e in b if e["event"] == "epoch"
+    ]
+
+
+def test_cancel_stops_at_the_next_step():
+    calls = []
+
+    def cancelled():
+        calls.append(1)
+        return len(calls) > 2
+
+    with pytest.raises(TrainingCancelled):
+        run(TrainConfig(epochs=3, batch_size=16), cancelled=cancelled)
+    assert len(calls) == 3
+
+
+def test_trained_model_round_trips_through_a_checkpoint(tmp_path):
+    done = run(TrainConfig(epochs=2, batch_size=16))[-1]
+    data = fake_dataset(seed=1)
+    card = save_trained(tmp_path / "m.safetensors", done["model"], {"data": manifest(data, "val")})
+    model, card2 = load_checkpoint(tmp_path / "m.safetensors")
+    assert card2["data"]["nodules"] == 24 and card2["weights_sha256"] == card["weights_sha256"]
+    assert evaluate_model(model, data, "cpu")["auc"] == pytest.approx(done["val"]["auc"])
+
+
+def test_frozen_trunk_does_not_change():
+    model = MTMRNet(TINY)
+    before = [p.detach().clone() for p in model.trunk.parameters()]
+    list(
+        train(
+            TrainConfig(epochs=1, batch_size=16, freeze_trunk=True),
+            fake_dataset(),
+            fake_dataset(),
+            model=model,
+        )
+    )
+    assert all((a == b).all() for a, b in zip(before, model.trunk.parameters(), strict=True))
