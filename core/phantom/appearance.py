@@ -3,12 +3,12 @@
 The rules, one rating each (means of the readers, LIDC scales):
 
 * texture (1 non-solid .. 5 solid): the solid fraction of the nodule and the ground-glass density
-  (about -680 HU for pure ground glass to -400 HU for mostly solid); the solid part about +30 HU.
+  (about -620 HU for pure ground glass to -380 HU for mostly solid); the solid part about +30 HU.
 * calcification (1 popcorn, 2 laminated, 3 solid, 4 non-central, 5 central, 6 absent): the pattern
   of calcium (+400 to +1000 HU) when the mean is below 5.5.
 * internal structure (1 soft tissue, 2 fluid, 3 fat, 4 air): the centre of the solid part.
-* margin (1 poorly defined .. 5 sharp): edge blur, 1.6 mm to 0.3 mm.
-* subtlety (1 extremely subtle .. 5 obvious): contrast against the surrounding lung, 70% to 100%.
+* margin (1 poorly defined .. 5 sharp): edge blur, 1.1 mm to 0.3 mm.
+* subtlety (1 extremely subtle .. 5 obvious): contrast against the surrounding lung, 80% to 100%.
 * spiculation (1 none .. 5 marked): thin strands radiating from the surface.
 * sphericity and lobulation: carried by the real LIDC mask itself; nothing is added.
 """
@@ -58,9 +58,9 @@ def appearance_from_ratings(attributes: Mapping[str, float]) -> Appearance:
     return Appearance(
         solid_fraction=float(np.interp(texture, [1, 2, 3, 4, 5], [0.0, 0.15, 0.45, 0.8, 1.0])),
         solid_hu=30.0,
-        ground_glass_hu=float(np.interp(texture, [1, 3, 5], [-680.0, -520.0, -400.0])),
-        edge_blur_mm=float(np.interp(r["margin"], [1, 5], [1.6, 0.3])),
-        contrast=float(np.interp(r["subtlety"], [1, 5], [0.7, 1.0])),
+        ground_glass_hu=float(np.interp(texture, [1, 3, 5], [-620.0, -480.0, -380.0])),
+        edge_blur_mm=float(np.interp(r["margin"], [1, 5], [1.1, 0.3])),
+        contrast=float(np.interp(r["subtlety"], [1, 5], [0.8, 1.0])),
         calcification=calcification,
         internal=INTERNAL[int(np.clip(round(r["internal_structure"]), 1, 4))],
         spicules=round(max(r["spiculation"] - 1.0, 0.0) * 3),

@@ -141,6 +141,15 @@ def render_patches(
     chest: Chest, nodule: LidcNodule, spec: DatasetSpec, rng, jitter: Jitter | None
 ) -> np.ndarray:
     """One nodule at a fresh site of ``chest``, with fresh noise, cut into patches."""
+    volume, centre_mm = render_crop(chest, nodule, spec.patch.fov_mm * 0.7 + 4.0, spec.noise, rng)
+    return extract_patches(volume, centre_mm, nodule.diameter_mm, spec.patch, jitter)
+
+
+def render_crop(chest: Chest, nodule: LidcNodule, half_width_mm: float, noise: float, rng):
+    """``nodule`` at a fresh site of ``chest`` (random kind), in a crop with fresh noise.
+
+    Returns the crop as a ``CTVolume`` and the nodule centre in its mm frame.
+    """
     radius = nodule.diameter_mm / 2
     centre = None
     for kind in (SITES[int(rng.integers(len(SITES)))], "parenchymal"):
@@ -152,18 +161,18 @@ def render_patches(
     if centre is None:
         raise ValueError(f"no site in the phantom lungs for {nodule.nodule_id}")
     sx, sy, sz = chest.spacing
-    half_mm = np.array([radius + 4.0, spec.patch.fov_mm * 0.7 + 4.0, spec.patch.fov_mm * 0.7 + 4.0])
-    half = np.ceil(half_mm / np.array([sz, sy, sx])).astype(int)
+    half = np.ceil(np.array([radius + 4.0, half_width_mm, half_width_mm]) / np.array([sz, sy, sx])).astype(
+        int
+    )
     lo = np.maximum(centre - half, 0)
     hi = np.minimum(centre + half + 1, chest.hu.shape)
     crop = np.array(chest.hu[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]], dtype=np.int16)
     local = tuple(int(v) for v in centre - lo)
     render_nodule(crop, nodule, local, chest.spacing, seed=int(rng.integers(2**31)))
-    crop = add_noise(crop, spec.noise, chest.spacing, rng)
-    affine = np.diag([sx, sy, sz, 1.0])
-    volume = CTVolume(crop, affine)
+    crop = add_noise(crop, noise, chest.spacing, rng)
+    volume = CTVolume(crop, np.diag([sx, sy, sz, 1.0]))
     centre_mm = tuple(float(v) for v in volume.voxel_to_mm(np.array(local[::-1], dtype=float)))
-    return extract_patches(volume, centre_mm, nodule.diameter_mm, spec.patch, jitter)
+    return volume, centre_mm
 
 
 def cached_dataset(
