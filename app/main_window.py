@@ -180,6 +180,7 @@ class MainWindow(QMainWindow):
             autoRange=True,
         )
         self.image.setCurrentIndex(volume.shape[0] // 2)
+        self.image.setLevels(*LUNG_WINDOW)  # again: changing the frame may re-apply the histogram's
         message = f"{volume!r}"
         if volume.warnings:
             message += " | " + "; ".join(volume.warnings)

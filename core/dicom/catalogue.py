@@ -19,6 +19,7 @@ from core.dicom.headers import SliceHeader, read_descriptive, read_header
 
 SCHEMA = "mtmr-reader/catalogue/1"
 VOLUME_SUFFIXES = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd", ".nhdr")
+OTHER_SUFFIXES = (".json", ".txt", ".csv", ".md", ".xml", ".png", ".jpg", ".jpeg", ".pdf", ".html")
 
 
 @dataclass(frozen=True)
@@ -168,6 +169,8 @@ def catalogue(
         seen.add(resolved)
         if path.name.lower().endswith(VOLUME_SUFFIXES):
             skipped.append(SkippedFile(path, "a NIfTI/MHD/NRRD volume, not DICOM: open it directly"))
+        elif path.suffix.lower() in OTHER_SUFFIXES:
+            skipped.append(SkippedFile(path, f"a {path.suffix[1:].upper()} file, not DICOM"))
         else:
             try:
                 headers.append(read_header(path))

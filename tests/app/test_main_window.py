@@ -34,3 +34,11 @@ def test_folder_without_ct_says_so(qtbot, tmp_path):
     window.open_path(tmp_path)
     qtbot.waitUntil(lambda: not window.busy, timeout=20_000)
     assert "no CT series found" in window.statusBar().currentMessage()
+
+
+def test_opens_the_demo_study(qtbot):
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.open_demo()
+    qtbot.waitUntil(lambda: window.volume is not None, timeout=120_000)
+    assert window.volume.shape[0] > 100 and "PHANTOM" in window.volume.metadata.patient_name

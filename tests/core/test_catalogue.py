@@ -40,7 +40,8 @@ def test_groups_patients_studies_series_and_lists_skips(mixed_folder):
     assert sorted(s.n_images for s in chest_patient.studies[0].series) == [2, 6]
     skipped = {s.path.name: s.reason for s in found.skipped}
     assert set(skipped) == {"readme.txt", "empty.dcm", "volume.nii.gz"}
-    assert "not a DICOM file" in skipped["readme.txt"]
+    assert skipped["readme.txt"] == "a TXT file, not DICOM"
+    assert "not a DICOM file" in skipped["empty.dcm"]
     assert "open it directly" in skipped["volume.nii.gz"]
 
 
