@@ -7,7 +7,7 @@ import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from core.cli import info, lidc, phantom
+    from core.cli import info, lidc, phantom, predict, train
 
     parser = argparse.ArgumentParser(prog="main.py", description=__doc__)
     parser.add_argument("--screenshot", metavar="PNG", help="render the window, save it, and exit")
@@ -15,6 +15,8 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_parser(subparsers)
     lidc.add_parser(subparsers)
     phantom.add_parser(subparsers)
+    train.add_parsers(subparsers)
+    predict.add_parser(subparsers)
     opener = subparsers.add_parser("open", help="open a study in the app")
     opener.add_argument("path", help="folder, DICOM file or NIfTI/MHD/NRRD file")
     return parser

@@ -1,0 +1,69 @@
+"""``python main.py predict STUDY --markers markers.json --out results.json``: rank marked nodules.
+
+``markers.json`` is ``{"markers": [{"id": "...", "center_mm": [x, y, z], "diameter_mm": d}]}`` in
+patient LPS mm, the file the app imports and exports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("predict", help="malignancy ranking and attributes of marked nodules")
+    parser.add_argument("study", help="study folder, DICOM file(s) or NIfTI/MHD/NRRD")
+    parser.add_argument("--markers", required=True, help="markers.json (patient LPS mm)")
+    parser.add_argument("--model", help="checkpoint (default: the built-in demo model)")
+    parser.add_argument("--series", help="SeriesInstanceUID (default: the largest CT series)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    parser.add_argument("--out", required=True, help="results JSON to write")
+    parser.set_defaults(func=run)
+
+
+def read_markers(path: Path):
+    from core.inference import Marker
+
+    try:
+        data = json.loads(path.read_text())
+        return [
+            Marker(str(m["id"]), tuple(float(v) for v in m["center_mm"]), float(m["diameter_mm"]))
+            for m in data["markers"]
+        ]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: not a markers file ({exc.__class__.__name__}: {exc})") from exc
+
+
+def run(args: argparse.Namespace) -> int:
+    from core.checkpoints import CheckpointError
+    from core.dicom.errors import StudyLoadError
+    from core.inference import Predictor
+    from core.models_store import default_model_path
+    from core.study import open_study
+
+    try:
+        markers = read_markers(Path(args.markers))
+        volume, _ = open_study(args.study, args.series)
+        predictor = Predictor(Path(args.model) if args.model else default_model_path(), device=args.device)
+        results = predictor.predict(volume, markers)
+    except (StudyLoadError, CheckpointError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    report = {
+        "schema": "mtmr-reader/predictions/1",
+        "model": predictor.description,
+        "weights_sha256": predictor.card.get("weights_sha256"),
+        "device": predictor.device,
+        "notes": predictor.notes,
+        "nodules": [r.to_dict() for r in sorted(results, key=lambda r: r.rank)],
+    }
+    tmp = Path(args.out).with_suffix(".tmp")
+    tmp.write_text(json.dumps(report, indent=2))
+    os.replace(tmp, args.out)
+    for r in sorted(results, key=lambda r: r.rank):
+        print(f"{r.rank}. {r.id}: malignancy {r.malignancy:.2f} +/- {r.uncertainty:.2f}")
+    print(f"model: {predictor.description}")
+    return 0
