@@ -41,6 +41,7 @@ def add_parsers(subparsers) -> None:
     train.add_argument("--device", default="auto")
     train.add_argument("--deterministic", action="store_true")
     train.add_argument("--name", default="mtmr-compact")
+    train.add_argument("--resume", help="start from this checkpoint's weights (the optimiser starts afresh)")
     train.set_defaults(func=run_train)
     evaluate = subparsers.add_parser("evaluate", help="metrics of a model on phantom studies of a split")
     evaluate.add_argument("--split", choices=("val", "test"), required=True)
@@ -92,6 +93,15 @@ def run_train(args: argparse.Namespace) -> int:
 
     torch.manual_seed(args.seed)
     model = MTMRNet(MTMRNetConfig.compact())
+    parent = None
+    if args.resume:
+        from core.checkpoints import CheckpointError, load_checkpoint
+
+        try:
+            model, parent = load_checkpoint(args.resume)
+        except CheckpointError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     result = None
     for event in train(config, train_data, val_data, model):
         if event["event"] == "epoch":
@@ -110,6 +120,9 @@ def run_train(args: argparse.Namespace) -> int:
             "version": time.strftime("%Y%m%d"),
             "trained_on": TRAINED_ON,
             "intended_use": "research demo; not for clinical use",
+            "parent": None
+            if parent is None
+            else {"name": parent.get("name"), "weights_sha256": parent.get("weights_sha256")},
             "preprocessing": patch.to_dict(),
             "training": config.to_dict()
             | {
