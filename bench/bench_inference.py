@@ -93,12 +93,13 @@ def main() -> int:
         [extract_patches(volume, m.centre_mm, m.diameter_mm, predictor.patch_config) for m in markers]
     )
     patches = np.concatenate([patches, patches[..., ::-1]])
+    sizes = torch.full((len(patches),), 10.0)
     forward = []
     with torch.inference_mode():
         x = torch.from_numpy(np.ascontiguousarray(patches))
         for _ in range(args.repeats):
             start = time.perf_counter()
-            predictor.model(x)
+            predictor.model(x, sizes)
             forward.append(time.perf_counter() - start)
     flops = conv_flops(predictor.model, predictor.patch_config.size) * len(patches)
     gflops = measured_gflops()

@@ -87,7 +87,10 @@ class Predictor:
             except ValueError as exc:
                 raise ValueError(f"marker {m.id}: {exc}") from exc
         patches = np.concatenate([np.concatenate([s, s[..., ::-1]]) for s in stacks])  # + mirror images
-        probabilities, attributes = self._forward(patches, progress)
+        diameters = np.concatenate(
+            [np.full(2 * len(s), m.diameter_mm, np.float32) for m, s in zip(markers, stacks, strict=True)]
+        )
+        probabilities, attributes = self._forward(patches, diameters, progress)
         results, start = [], 0
         for marker, stack in zip(markers, stacks, strict=True):
             count = len(stack)
@@ -108,13 +111,13 @@ class Predictor:
         ranks = {index: rank + 1 for rank, index in enumerate(order)}
         return [NoduleResult(**{**r.__dict__, "rank": ranks[i]}) for i, r in enumerate(results)]
 
-    def _forward(self, patches: np.ndarray, progress) -> tuple[np.ndarray, np.ndarray]:
+    def _forward(self, patches: np.ndarray, diameters: np.ndarray, progress) -> tuple[np.ndarray, np.ndarray]:
         import torch
 
         batch = self.batch_size
         while True:
             try:
-                return self._run(torch, patches, batch, progress)
+                return self._run(torch, patches, diameters, batch, progress)
             except torch.OutOfMemoryError:
                 if self.device.startswith("cuda") and batch > 8:
                     batch //= 2
@@ -128,12 +131,12 @@ class Predictor:
                     continue
                 raise
 
-    def _run(self, torch, patches: np.ndarray, batch: int, progress) -> tuple[np.ndarray, np.ndarray]:
+    def _run(self, torch, patches, diameters, batch: int, progress) -> tuple[np.ndarray, np.ndarray]:
         probabilities, attributes = [], []
         with torch.inference_mode():
             for start in range(0, len(patches), batch):
                 x = torch.from_numpy(np.ascontiguousarray(patches[start : start + batch])).to(self.device)
-                out = self.model(x)
+                out = self.model(x, torch.from_numpy(diameters[start : start + batch]).to(self.device))
                 probabilities.append(out["malignancy"].float().cpu().numpy())
                 attributes.append(out["attributes"].float().cpu().numpy())
                 if progress is not None:

@@ -76,10 +76,11 @@ def evaluate_model(model, data: NoduleDataset, device: str, threshold: float = 0
 
     model.eval()
     probabilities, attributes = [], []
+    diameters = torch.from_numpy(data.diameters[data.nodule_index])
     with torch.no_grad():
         for start in range(0, len(data.patches), batch):
             x = torch.from_numpy(data.patches[start : start + batch].astype(np.float32)).to(device)
-            out = model(x)
+            out = model(x, diameters[start : start + batch].to(device))
             probabilities.append(out["malignancy"].float().cpu().numpy())
             attributes.append(out["attributes"].float().cpu().numpy())
     return nodule_metrics(data, np.concatenate(probabilities), np.concatenate(attributes), threshold)
@@ -140,6 +141,7 @@ def train(
     patches = torch.from_numpy(train_data.patches.astype(np.float32))
     labels = torch.from_numpy(train_data.slice_labels.astype(np.int64))
     targets = torch.from_numpy(train_data.attributes[train_data.nodule_index])
+    diameters = torch.from_numpy(train_data.diameters[train_data.nodule_index])
     rng = np.random.default_rng(config.seed)
     steps = max(len(patches) // (config.batch_size * world), 1)
     best_auc, best_state, best_metrics, best_epoch, stale = -math.inf, None, None, 0, 0
@@ -153,7 +155,8 @@ def train(
                 raise TrainingCancelled()
             rows = torch.from_numpy(order[step * config.batch_size : (step + 1) * config.batch_size])
             x = _augment(patches[rows], rng).to(device)
-            parts = mtmr_loss(model(x), labels[rows].to(device), targets[rows].to(device), loss_config)
+            out = model(x, diameters[rows].to(device))
+            parts = mtmr_loss(out, labels[rows].to(device), targets[rows].to(device), loss_config)
             optimiser.zero_grad(set_to_none=True)
             parts["total"].backward()
             optimiser.step()

@@ -81,3 +81,20 @@ def test_total_is_the_weighted_sum():
     parts = mtmr_loss(outputs, torch.tensor([1, 0, 0, 1]), torch.rand(4, 8), config)
     expected = parts["classification"] + 2 * parts["ranking"] + 3 * parts["attributes"]
     assert parts["total"].item() == pytest.approx(expected.item())
+
+
+def test_marker_diameter_reaches_only_the_malignancy_branch():
+    torch.manual_seed(0)
+    model = MTMRNet(MTMRNetConfig.compact()).eval()
+    x = torch.randn(2, 1, 64, 64)
+    small, large = model(x, torch.tensor([5.0, 5.0])), model(x, torch.tensor([25.0, 25.0]))
+    assert not torch.allclose(small["logits"], large["logits"])
+    assert torch.allclose(small["attributes"], large["attributes"])  # attributes come from the image
+    assert torch.allclose(
+        model(x)["logits"], model(x, torch.tensor([10.0, 10.0]))["logits"]
+    )  # missing = 10 mm
+    paper = MTMRNet(MTMRNetConfig(depth=18, width=8, input_size=32, size_input=False)).eval()
+    y = torch.randn(2, 1, 32, 32)
+    assert torch.allclose(
+        paper(y, torch.tensor([5.0, 5.0]))["logits"], paper(y, torch.tensor([30.0, 3.0]))["logits"]
+    )
