@@ -98,3 +98,9 @@ def test_marker_diameter_reaches_only_the_malignancy_branch():
     assert torch.allclose(
         paper(y, torch.tensor([5.0, 5.0]))["logits"], paper(y, torch.tensor([30.0, 3.0]))["logits"]
     )
+
+
+def test_attribute_order_matches_the_lidc_records():
+    from core.lidc.records import ATTRIBUTES
+
+    assert ATTRIBUTE_NAMES == ATTRIBUTES  # models/ keeps its own copy so it never imports core/
