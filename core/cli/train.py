@@ -52,6 +52,7 @@ def add_parsers(subparsers) -> None:
     evaluate.add_argument("--noise", type=float, default=20.0)
     evaluate.add_argument("--device", default="auto")
     evaluate.add_argument("--out", required=True, help="metrics JSON to write")
+    evaluate.add_argument("--record", action="store_true", help="also write the metrics into the model card")
     evaluate.set_defaults(func=run_evaluate)
 
 
@@ -195,6 +196,15 @@ def run_evaluate(args: argparse.Namespace) -> int:
     tmp = Path(args.out).with_suffix(".tmp")
     tmp.write_text(json.dumps(report, indent=2))
     os.replace(tmp, args.out)
+    if args.record:
+        from core.checkpoints import save_checkpoint
+
+        card.setdefault("metrics", {})[args.split] = report["metrics"] | {
+            "split": args.split,
+            "phantom": report["phantom"],
+            "baselines": report["baselines"],
+        }
+        save_checkpoint(path, model.cpu(), card)
     b = report["baselines"]
     print(
         f"{args.split}: AUC {metrics['auc']:.3f} acc {metrics['accuracy']:.3f} "
