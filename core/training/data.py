@@ -115,9 +115,15 @@ def build_dataset(
     patches, index, variant = [], [], []
     for n, nodule in enumerate(nodules):
         for v in range(max(spec.variants, 1)):
-            chest = chests[int(rng.integers(len(chests)))]
+            first = int(rng.integers(len(chests)))
             jitter = Jitter.random(rng) if spec.variants else None
-            stack = render_patches(chest, nodule, spec, rng, jitter)
+            for attempt in range(len(chests)):  # a large nodule may fit only one phantom's lungs
+                try:
+                    stack = render_patches(chests[(first + attempt) % len(chests)], nodule, spec, rng, jitter)
+                    break
+                except ValueError:
+                    if attempt == len(chests) - 1:
+                        raise
             patches.append(stack.astype(np.float16))
             index += [n] * len(stack)
             variant += [v + (1 if spec.variants else 0)] * len(stack)
@@ -152,7 +158,7 @@ def render_crop(chest: Chest, nodule: LidcNodule, half_width_mm: float, noise: f
     """
     radius = nodule.diameter_mm / 2
     centre = None
-    for kind in (SITES[int(rng.integers(len(SITES)))], "parenchymal"):
+    for kind in (SITES[int(rng.integers(len(SITES)))], *SITES):  # the drawn kind first, then any
         try:
             centre = np.array(chest.pick_site(kind, radius, rng))
             break
