@@ -156,7 +156,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from core.patches import PatchConfig
     from core.training.baselines import baselines
     from core.training.data import DatasetSpec, cached_dataset
-    from core.training.trainer import evaluate_model, pick_device
+    from core.training.metrics import youden_threshold
+    from core.training.trainer import aggregate, nodule_metrics, pick_device, slice_outputs
 
     path = Path(args.model) if args.model else default_model_path()
     try:
@@ -177,7 +178,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
     )
     pool = load_nodules()
     data = cached_dataset(spec, pool, progress=_progress(f"rendering {args.split} nodules"))
-    metrics = evaluate_model(model, data, device)
+    threshold = float(card.get("threshold", 0.5))
+    slice_probs, slice_attrs = slice_outputs(model, data, device)
+    if args.split == "val" and args.record:  # thresholds are chosen on validation, never on test
+        probs, _ = aggregate(data, slice_probs, slice_attrs)
+        labelled = data.labels >= 0
+        threshold = youden_threshold(data.labels[labelled], probs[labelled])
+        card["threshold"] = threshold
+    metrics = nodule_metrics(data, slice_probs, slice_attrs, threshold)
     evaluated = spec.select(pool)
     train_pool = replace(spec, split="train").select(pool)
     report = {

@@ -52,6 +52,21 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray, thresh
     }
 
 
+def youden_threshold(labels: np.ndarray, probabilities: np.ndarray) -> float:
+    """The probability cut-off maximising sensitivity + specificity (chosen on validation only)."""
+    labels = np.asarray(labels).astype(bool)
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    best, best_j = 0.5, -1.0
+    for cut in np.unique(probabilities):
+        predicted = probabilities >= cut
+        j = (predicted & labels).sum() / max(labels.sum(), 1) + (~predicted & ~labels).sum() / max(
+            (~labels).sum(), 1
+        )
+        if j > best_j:
+            best, best_j = float(cut), j
+    return best
+
+
 def to_rating_scale(unit: np.ndarray) -> np.ndarray:
     """Model outputs in 0..1 -> the original LIDC scales, per attribute column."""
     maxima = np.array([RATING_MAX[name] for name in ATTRIBUTES], dtype=np.float64)

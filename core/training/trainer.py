@@ -72,6 +72,11 @@ def _distributed() -> tuple[int, int]:
 
 def evaluate_model(model, data: NoduleDataset, device: str, threshold: float = 0.5, batch: int = 256) -> dict:
     """Per-nodule metrics: malignancy = mean slice probability; attributes = weighted slice mean."""
+    return nodule_metrics(data, *slice_outputs(model, data, device, batch), threshold)
+
+
+def slice_outputs(model, data: NoduleDataset, device: str, batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Malignancy probability and attributes (0..1) of every slice of ``data``."""
     import torch
 
     model.eval()
@@ -83,7 +88,7 @@ def evaluate_model(model, data: NoduleDataset, device: str, threshold: float = 0
             out = model(x, diameters[start : start + batch].to(device))
             probabilities.append(out["malignancy"].float().cpu().numpy())
             attributes.append(out["attributes"].float().cpu().numpy())
-    return nodule_metrics(data, np.concatenate(probabilities), np.concatenate(attributes), threshold)
+    return np.concatenate(probabilities), np.concatenate(attributes)
 
 
 def aggregate(data: NoduleDataset, slice_probs: np.ndarray, slice_attrs: np.ndarray):

@@ -36,3 +36,10 @@ def test_attribute_scales_round_trip_and_errors():
     assert np.allclose(to_unit_scale(ratings)[1], 1.0)
     m = attribute_metrics(ratings + 0.5, ratings)
     assert m["mean_mae"] == pytest.approx(0.5) and m["texture"]["within_1"] == 1.0
+
+
+def test_youden_threshold_separates_when_it_can():
+    from core.training.metrics import youden_threshold
+
+    labels = np.array([0, 0, 0, 1, 1])
+    assert youden_threshold(labels, np.array([0.1, 0.2, 0.3, 0.35, 0.9])) == pytest.approx(0.35)
