@@ -68,14 +68,27 @@ def _progress(label: str):
 
 
 def run_train(args: argparse.Namespace) -> int:
+    import torch
+
     from core.patches import PatchConfig
     from core.training.data import DatasetSpec, cached_dataset
     from core.training.distributed import init_from_environment, shutdown
     from core.training.trainer import TrainConfig, manifest, save_trained, train
     from models.mtmr import MTMRNet, MTMRNetConfig
 
-    rank, world = init_from_environment()
+    torch.manual_seed(args.seed)
+    model, parent = MTMRNet(MTMRNetConfig.compact()), None
     patch = PatchConfig(mode=args.patch_mode, max_slices=3)  # 3 slices: the CPU inference budget
+    if args.resume:  # continue from its weights, with its preprocessing
+        from core.checkpoints import CheckpointError, load_checkpoint
+
+        try:
+            model, parent = load_checkpoint(args.resume)
+        except CheckpointError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        patch = PatchConfig.from_dict(parent["preprocessing"])
+    rank, world = init_from_environment()
     train_spec = DatasetSpec(split="train", seed=0, variants=args.variants, patch=patch)
     val_spec = DatasetSpec(split="val", seed=0, variants=0, patch=patch)
     train_data = cached_dataset(train_spec, progress=_progress("rendering train nodules"))
@@ -90,19 +103,6 @@ def run_train(args: argparse.Namespace) -> int:
         device=args.device,
         loss=ABLATIONS[args.ablation],
     )
-    import torch
-
-    torch.manual_seed(args.seed)
-    model = MTMRNet(MTMRNetConfig.compact())
-    parent = None
-    if args.resume:
-        from core.checkpoints import CheckpointError, load_checkpoint
-
-        try:
-            model, parent = load_checkpoint(args.resume)
-        except CheckpointError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
     result = None
     for event in train(config, train_data, val_data, model):
         if event["event"] == "epoch":
