@@ -81,10 +81,12 @@ def write_table(path: Path, runs: list[dict], args) -> None:
     lines = [
         "# Ablation: does each MTMR-Net loss term help? (LIDC-shaped phantoms)",
         "",
-        f"Compact MTMR-Net, {args.epochs} epochs, seeds {', '.join(map(str, args.seeds))}, "
+        f"Compact MTMR-Net (with the marker-diameter input), {args.epochs} epochs, "
+        f"seeds {', '.join(map(str, args.seeds))}, "
         f"{args.variants} jittered rendering(s) per train nodule; epoch chosen on the validation split and "
         "metrics measured on the validation split (LIDC-IDRI-0701..0850, nodules with mean malignancy "
-        "exactly 3 left out). Mean +/- standard deviation over seeds. Produced by "
+        "exactly 3 left out; the same data selects and measures, so absolute values are optimistic, "
+        "alike for every variant). Mean +/- standard deviation over seeds. Produced by "
         "`docs/make_ablation.py`; raw runs in `docs/ablation.json`.",
         "",
         "| model | loss | AUC | accuracy | attribute MAE |",
