@@ -76,7 +76,8 @@ def evaluate_model(model, data: NoduleDataset, device: str, threshold: float = 0
 
 
 def slice_outputs(model, data: NoduleDataset, device: str, batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """Malignancy probability and attributes (0..1) of every slice of ``data``."""
+    """Malignancy probability and attributes (0..1) of every slice of ``data``, each the mean of the
+    slice and its mirror image: the views the Predictor uses, so evaluation measures what the app shows."""
     import torch
 
     model.eval()
@@ -85,9 +86,10 @@ def slice_outputs(model, data: NoduleDataset, device: str, batch: int = 256) -> 
     with torch.no_grad():
         for start in range(0, len(data.patches), batch):
             x = torch.from_numpy(data.patches[start : start + batch].astype(np.float32)).to(device)
-            out = model(x, diameters[start : start + batch].to(device))
-            probabilities.append(out["malignancy"].float().cpu().numpy())
-            attributes.append(out["attributes"].float().cpu().numpy())
+            d = diameters[start : start + batch].to(device)
+            views = [model(x, d), model(torch.flip(x, dims=(3,)), d)]
+            probabilities.append(sum(v["malignancy"].float() for v in views).cpu().numpy() / 2)
+            attributes.append(sum(v["attributes"].float() for v in views).cpu().numpy() / 2)
     return np.concatenate(probabilities), np.concatenate(attributes)
 
 
