@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from core.dicom.errors import SeriesNotFoundError, StudyLoadError
-from core.dicom.geometry import consistency_problems, plan_geometry
+from core.dicom.geometry import consistency_problems, plan_series_geometry
 from core.dicom.headers import SliceHeader, read_descriptive, read_header
 
 SCHEMA = "mtmr-reader/catalogue/1"
@@ -220,14 +220,7 @@ def _series_entry(uid: str, headers: list[SliceHeader], ds) -> SeriesEntry:
     problems += inconsistent
     spacing = None
     if len(headers) > 1 and not inconsistent:
-        geometry = plan_geometry(
-            [h.position for h in headers],
-            first.orientation,
-            first.pixel_spacing,
-            first.slice_thickness,
-            [h.instance_number for h in headers],
-            [h.path.name for h in headers],
-        )
+        geometry = plan_series_geometry(headers)
         problems += list(geometry.warnings)
         spacing = round(float(np.linalg.norm(geometry.affine[:3, 2])), 4)
     number = ds.get("SeriesNumber")

@@ -168,6 +168,20 @@ def plan_geometry(
     return SliceGeometry(order, dist, affine, shifts, tilt, uniform, tuple(warnings))
 
 
+def plan_series_geometry(headers: Sequence[SliceHeader], correct_tilt: bool = True) -> SliceGeometry:
+    """``plan_geometry`` for single-frame files, their first file's orientation and spacing."""
+    first = headers[0]
+    return plan_geometry(
+        [h.position for h in headers],
+        first.orientation,
+        first.pixel_spacing,
+        first.slice_thickness,
+        [h.instance_number for h in headers],
+        [h.path.name for h in headers],
+        correct_tilt=correct_tilt,
+    )
+
+
 def _affine(row, col, normal, sx, sy, dz, origin) -> np.ndarray:
     affine = np.eye(4)
     affine[:3, 0] = row * sx

@@ -17,7 +17,7 @@ from core.dicom.errors import (
     SeriesNotFoundError,
     StudyLoadError,
 )
-from core.dicom.geometry import SliceGeometry, consistency_problems, plan_geometry
+from core.dicom.geometry import SliceGeometry, consistency_problems, plan_geometry, plan_series_geometry
 from core.dicom.headers import SliceHeader, read_descriptive, read_header
 from core.dicom.pixels import allocate_volume, read_raw_into, resample_z, shift_slice, stored_to_hu
 from core.volume import CTVolume, VolumeMetadata
@@ -104,15 +104,7 @@ def load_series(
     if problems:
         raise InconsistentSeriesError(first.path.parent, "; ".join(problems))
 
-    geometry = plan_geometry(
-        [h.position for h in headers],
-        first.orientation,
-        first.pixel_spacing,
-        first.slice_thickness,
-        [h.instance_number for h in headers],
-        [h.path.name for h in headers],
-        correct_tilt=correct_tilt,
-    )
+    geometry = plan_series_geometry(headers, correct_tilt)
     notify = _notify(progress, cancelled)
     volume = allocate_volume((len(geometry.order), first.rows, first.columns))
     for k, index in enumerate(geometry.order):
