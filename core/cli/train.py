@@ -70,10 +70,11 @@ def _progress(label: str):
 def run_train(args: argparse.Namespace) -> int:
     import torch
 
+    from core.checkpoints import save_checkpoint
     from core.patches import PatchConfig
     from core.training.data import DatasetSpec, cached_dataset
     from core.training.distributed import init_from_environment, shutdown
-    from core.training.trainer import TrainConfig, manifest, save_trained, train
+    from core.training.trainer import TrainConfig, manifest, train
     from models.mtmr import MTMRNet, MTMRNetConfig
 
     torch.manual_seed(args.seed)
@@ -139,7 +140,7 @@ def run_train(args: argparse.Namespace) -> int:
             },
             "metrics": {"val": _plain(result["val"]) | {"split": "val"}},
         }
-        save_trained(Path(args.out), result["model"], card)
+        save_checkpoint(Path(args.out), result["model"], card)
         print(f"wrote {args.out} (best epoch {result['best_epoch']}, val AUC {result['val']['auc']:.3f})")
     shutdown()
     return 0

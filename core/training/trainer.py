@@ -16,7 +16,6 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 
 import numpy as np
 
@@ -235,9 +234,3 @@ def manifest(data: NoduleDataset, split: str) -> dict:
         "patients": sorted(set(data.patient_ids.tolist())),
         "labels": {name: int((data.labels == v).sum()) for name, v in LABELS.items()},
     }
-
-
-def save_trained(path: Path, model, card: dict) -> dict:
-    from core.checkpoints import save_checkpoint
-
-    return save_checkpoint(path, model, card)

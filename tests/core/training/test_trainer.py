@@ -5,13 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from core.checkpoints import load_checkpoint
+from core.checkpoints import load_checkpoint, save_checkpoint
 from core.training.trainer import (
     TrainConfig,
     TrainingCancelled,
     evaluate_model,
     manifest,
-    save_trained,
     train,
 )
 from models.mtmr import MTMRNet, MTMRNetConfig
@@ -62,7 +61,7 @@ def test_cancel_stops_at_the_next_step():
 def test_trained_model_round_trips_through_a_checkpoint(tmp_path):
     done = run(TrainConfig(epochs=2, batch_size=16))[-1]
     data = fake_dataset(seed=1)
-    card = save_trained(tmp_path / "m.safetensors", done["model"], {"data": manifest(data, "val")})
+    card = save_checkpoint(tmp_path / "m.safetensors", done["model"], {"data": manifest(data, "val")})
     model, card2 = load_checkpoint(tmp_path / "m.safetensors")
     assert card2["data"]["nodules"] == 24 and card2["weights_sha256"] == card["weights_sha256"]
     assert evaluate_model(model, data, "cpu")["auc"] == pytest.approx(done["val"]["auc"])
