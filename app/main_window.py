@@ -126,8 +126,8 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(message)
 
     def _errored(self, error: Exception) -> None:
-        self._idle("Could not open the study")
         text = str(error) if isinstance(error, StudyLoadError) else f"Unexpected error: {error!r}"
+        self._idle(f"Could not open: {text}")  # stays visible after the message box is closed
         # Window-modal and non-blocking: a batch run or a screenshot never hangs on it.
         self.error_box = QMessageBox(QMessageBox.Icon.Warning, "Could not open", text, parent=self)
         self.error_box.open()

@@ -24,6 +24,7 @@ def test_bad_folder_shows_a_message(qtbot, tmp_path):
     qtbot.waitUntil(lambda: window.error_box is not None, timeout=20_000)
     assert "no such file or folder" in window.error_box.text()
     assert window.error_box.isVisible() and not window.busy
+    assert "no such file or folder" in window.statusBar().currentMessage()
     assert window.volume is None
 
 
