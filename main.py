@@ -11,6 +11,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="main.py", description=__doc__)
     parser.add_argument("--screenshot", metavar="PNG", help="render the window, save it, and exit")
+    parser.add_argument("--demo", action="store_true", help="open the built-in demo study (the default)")
     subparsers = parser.add_subparsers(dest="command")
     info.add_parser(subparsers)
     lidc.add_parser(subparsers)

@@ -1,61 +1,93 @@
-"""The main window. Until the reading workspace lands it is a study browser with an axial preview."""
+"""The main window: study browser, the reading workspace, the marker list, and the session behind them.
+
+Loading runs in a background worker (progress and cancel in the status bar). Once a series is shown,
+its session (markers, view state) is restored, and every marker change is saved at once, atomically;
+view changes are saved half a second after they settle.
+"""
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
-import numpy as np
-import pyqtgraph as pg
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
+    QDockWidget,
+    QDoubleSpinBox,
     QFileDialog,
-    QLabel,
     QMainWindow,
     QMessageBox,
     QProgressBar,
     QPushButton,
-    QSplitter,
     QTreeWidget,
     QTreeWidgetItem,
 )
 
+from app.help_overlay import HelpOverlay
+from app.marker_panel import MarkerPanel
+from app.marker_store import MarkerStore
+from app.settings import DEFAULT_SHORTCUTS, Settings
 from app.workers import FunctionWorker
+from app.workspace import LAYOUTS, Workspace
 from core.dicom.catalogue import Catalogue, SeriesEntry, catalogue
 from core.dicom.errors import StudyLoadError
 from core.dicom.series import load_series
 from core.image_io import is_volume_file, load_volume_file
+from core.markers import MarkerError, NoduleMarker, read_markers, write_markers
+from core.session import Session, SessionCorrupt, SessionStore
 from core.volume import CTVolume
 
-LUNG_WINDOW = (-600 - 750, -600 + 750)  # level -600, width 1500
+TITLE = "MTMR Reader (research use, not for clinical decisions)"
+
+
+def session_key(volume: CTVolume) -> tuple[str, str]:
+    """(StudyInstanceUID, SeriesInstanceUID); files without UIDs are keyed by a hash of their path."""
+    meta = volume.metadata
+    if meta.study_uid and meta.series_uid:
+        return meta.study_uid, meta.series_uid
+    digest = hashlib.sha256(str(volume.source or "").encode()).hexdigest()[:24]
+    return f"file-{digest}", f"file-{digest}"
 
 
 class MainWindow(QMainWindow):
-    def __init__(self) -> None:
+    def __init__(self, settings: Settings | None = None) -> None:
         super().__init__()
-        self.setWindowTitle("MTMR Reader (research use, not for clinical decisions)")
-        self.resize(1200, 800)
+        self.setWindowTitle(TITLE)
+        self.resize(1400, 860)
+        self.setAcceptDrops(True)
+        self.settings = settings or Settings()
+        self.sessions = SessionStore()
         self.volume: CTVolume | None = None
+        self.key: tuple[str, str] | None = None
+        self.labels: dict = {}
         self._worker: FunctionWorker | None = None
         self._workers: list[FunctionWorker] = []  # kept alive until their thread has left run()
         self.error_box: QMessageBox | None = None
+        self._demo_markers: list[dict] | None = None
 
+        self.markers = MarkerStore(self)
+        self.workspace = Workspace(self.markers, self.settings.presets())
+        self.setCentralWidget(self.workspace)
+        self.help = HelpOverlay(self.workspace, self.settings)
         self.tree = QTreeWidget()
-        self.tree.setHeaderLabels(["Study / series", "Images", "Notes"])
+        self.tree.setHeaderLabels(["Study / series", "Images", "Problems found"])
         self.tree.itemActivated.connect(self._series_activated)
-        self.image = pg.ImageView()
-        self.image.ui.roiBtn.hide()
-        self.image.ui.menuBtn.hide()
-        splitter = QSplitter(Qt.Orientation.Horizontal)
-        splitter.addWidget(self.tree)
-        splitter.addWidget(self.image)
-        splitter.setSizes([420, 780])
-        self.setCentralWidget(splitter)
+        self.panel = MarkerPanel(self.markers)
+        self.panel.centre_requested.connect(self.workspace.centre_on_mm)
+        for title, widget, area in (
+            ("Studies", self.tree, Qt.DockWidgetArea.LeftDockWidgetArea),
+            ("Markers", self.panel, Qt.DockWidgetArea.RightDockWidgetArea),
+        ):
+            dock = QDockWidget(title, self)
+            dock.setObjectName(title)
+            dock.setWidget(widget)
+            dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
+            self.addDockWidget(area, dock)
+        self.resizeDocks(self.findChildren(QDockWidget), [300, 260], Qt.Orientation.Horizontal)
 
-        file_menu = self.menuBar().addMenu("&File")
-        file_menu.addAction("Open &folder...", self.choose_folder, "Ctrl+O")
-        file_menu.addAction("Open &file...", self.choose_file, "Ctrl+Shift+O")
-        file_menu.addAction("&Quit", self.close, "Ctrl+Q")
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(200)
         self.progress.hide()
@@ -64,10 +96,127 @@ class MainWindow(QMainWindow):
         self.cancel_button.clicked.connect(self.cancel)
         self.statusBar().addPermanentWidget(self.progress)
         self.statusBar().addPermanentWidget(self.cancel_button)
-        self.placeholder = QLabel("Open a DICOM folder or file (File > Open folder...)")
-        self.statusBar().addWidget(self.placeholder)
+        self.statusBar().showMessage("Open a DICOM folder or file (File > Open folder...), or drop one here")
 
-    # -- opening -------------------------------------------------------------------------------
+        self._save_view = QTimer(self, singleShot=True, interval=500)
+        self._save_view.timeout.connect(self.save_session)
+        self.markers.changed.connect(self.save_session)
+        self.workspace.view_changed.connect(self._save_view.start)
+        self.workspace.cursor_moved.connect(lambda _: self._save_view.start())
+        self.workspace.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        self._build_actions()
+
+    # -- actions -----------------------------------------------------------------------------------
+    def _action(self, key: str, handler, menu=None, checkable: bool = False) -> QAction:
+        text = DEFAULT_SHORTCUTS[key][1].split(" (")[0].split(":")[0]
+        action = QAction(text[0].upper() + text[1:], self)
+        action.setToolTip(f"{DEFAULT_SHORTCUTS[key][1]} [{self.settings.shortcut(key)}]")
+        action.setShortcut(QKeySequence(self.settings.shortcut(key)))
+        action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        action.setCheckable(checkable)
+        action.triggered.connect(handler)
+        self.addAction(action)
+        if menu is not None:
+            menu.addAction(action)
+        self.actions_by_key[key] = action
+        return action
+
+    def _build_actions(self) -> None:
+        self.actions_by_key: dict[str, QAction] = {}
+        ws = self.workspace
+        file_menu = self.menuBar().addMenu("&File")
+        file_menu.addAction("Open &folder...", self.choose_folder, QKeySequence.StandardKey.Open)
+        file_menu.addAction("Open f&ile...", self.choose_file, "Ctrl+Shift+O")
+        file_menu.addAction("Open the &demo study", self.open_demo)
+        self.recent_menu = file_menu.addMenu("&Recent studies")
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        file_menu.addSeparator()
+        file_menu.addAction("&Import markers...", self.import_markers)
+        file_menu.addAction("&Export markers...", self.export_markers)
+        file_menu.addSeparator()
+        file_menu.addAction("&Quit", self.close, QKeySequence.StandardKey.Quit)
+        edit = self.menuBar().addMenu("&Edit")
+        undo = self.markers.undo.createUndoAction(self, "&Undo")
+        undo.setShortcut(QKeySequence.StandardKey.Undo)
+        redo = self.markers.undo.createRedoAction(self, "&Redo")
+        redo.setShortcuts([QKeySequence.StandardKey.Redo, QKeySequence("Ctrl+Shift+Z")])
+        edit.addActions([undo, redo])
+        self.undo_action, self.redo_action = undo, redo
+        edit.addSeparator()
+        self.tool_action = self._action("marker_tool", self._tool_toggled, edit, checkable=True)
+        self._action("delete_marker", lambda: self.markers.remove(self.markers.selected), edit)
+        self._action("next_marker", lambda: self.panel.select_next(1), edit)
+        self._action("previous_marker", lambda: self.panel.select_next(-1), edit)
+        edit.addSeparator()
+        edit.addAction("&Settings...", self.open_settings)
+        view = self.menuBar().addMenu("&View")
+        for key, steps in (("next_slice", 1), ("previous_slice", -1), ("next_10", 10), ("previous_10", -10)):
+            self._action(key, partial(ws.scroll, steps))
+        self._action("first_slice", lambda: ws.set_slice(ws.active, 0))
+        self._action("last_slice", lambda: ws.set_slice(ws.active, 10**6))
+        for number, name in enumerate(self.settings.presets()):
+            if f"preset_{number + 1}" in DEFAULT_SHORTCUTS:
+                action = self._action(f"preset_{number + 1}", partial(ws.apply_preset, number), view)
+                action.setText(f"{name} window")
+        view.addSeparator()
+        for layout in LAYOUTS:
+            self._action(f"layout_{layout}", partial(ws.set_layout, layout), view)
+        self.mip_action = self._action("mip", self._mip_toggled, view, checkable=True)
+        self._action("cine", ws.toggle_cine, view)
+        self._action("reset_view", ws.reset_views, view)
+        help_menu = self.menuBar().addMenu("&Help")
+        self._action("help", self.help.toggle, help_menu)
+
+        tools = self.addToolBar("Reading")
+        tools.setObjectName("Reading")
+        tools.addAction(self.tool_action)
+        tools.addActions([undo, redo])
+        tools.addSeparator()
+        for layout in LAYOUTS:
+            tools.addAction(self.actions_by_key[f"layout_{layout}"])
+            self.actions_by_key[f"layout_{layout}"].setText(layout)
+        tools.addSeparator()
+        for number in range(len(self.settings.presets())):
+            if f"preset_{number + 1}" in self.actions_by_key:
+                tools.addAction(self.actions_by_key[f"preset_{number + 1}"])
+        tools.addSeparator()
+        tools.addAction(self.mip_action)
+        self.slab = QDoubleSpinBox()
+        self.slab.setRange(5.0, 20.0)
+        self.slab.setSingleStep(1.0)
+        self.slab.setSuffix(" mm")
+        self.slab.setValue(ws.slab_thickness)
+        self.slab.setToolTip("MIP slab thickness")
+        self.slab.valueChanged.connect(lambda mm: ws.set_slab(self.mip_action.isChecked(), mm))
+        tools.addWidget(self.slab)
+        tools.addAction(self.actions_by_key["help"])
+
+    def _tool_toggled(self, on: bool) -> None:
+        self.workspace.tool = "marker" if on else "navigate"
+        self.statusBar().showMessage(
+            "Marker tool: click a nodule to mark it, drag to set its diameter" if on else "Navigate", 5000
+        )
+
+    def _mip_toggled(self, on: bool) -> None:
+        self.workspace.set_slab(on, self.slab.value())
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        for path in self.settings.recent():
+            self.recent_menu.addAction(path, partial(self.open_path, path))
+        if not self.settings.recent():
+            self.recent_menu.addAction("(none yet)").setEnabled(False)
+
+    def open_settings(self) -> None:
+        from app.settings_dialog import SettingsDialog
+
+        dialog = SettingsDialog(self.settings, self)
+        if dialog.exec():
+            self.workspace.presets = self.settings.presets()
+            for key, action in self.actions_by_key.items():
+                action.setShortcut(QKeySequence(self.settings.shortcut(key)))
+
+    # -- opening -------------------------------------------------------------------------------------
     def choose_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Open a DICOM folder")
         if folder:
@@ -78,19 +227,39 @@ class MainWindow(QMainWindow):
         if path:
             self.open_path(path)
 
+    def dragEnterEvent(self, event) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        paths = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+        if paths:
+            self.open_path(paths[0])
+
     def open_path(self, path: str | Path) -> None:
         """Catalogue ``path`` in the background, then load its largest CT series."""
+        self._demo_markers = None
+        self.settings.add_recent(str(path))
         if is_volume_file(path):
             self._run(lambda progress, cancelled: load_volume_file(path), self._show_volume)
         else:
             self._run(lambda progress, cancelled: catalogue(path), self._show_catalogue)
 
     def open_demo(self) -> None:
-        """Open the built-in demo study, generating it first on the very first run (about 10 s)."""
-        from core.demo import demo_study
+        """Open the built-in demo study (generated on the very first run, about 10 s), with its
+        nodules ready-marked the first time it is opened."""
+        from core.demo import demo_markers, demo_study
+
+        def job(progress, cancelled):
+            folder = demo_study()
+            return catalogue(folder), demo_markers(folder)
+
+        def done(result) -> None:
+            found, self._demo_markers = result
+            self._show_catalogue(found)
 
         self.statusBar().showMessage("Preparing the demo study (phantom CT with real LIDC nodules)...")
-        self._run(lambda progress, cancelled: catalogue(demo_study()), self._show_catalogue)
+        self._run(job, done)
 
     def _run(self, job, on_done) -> None:
         self.cancel()
@@ -128,11 +297,14 @@ class MainWindow(QMainWindow):
     def _errored(self, error: Exception) -> None:
         text = str(error) if isinstance(error, StudyLoadError) else f"Unexpected error: {error!r}"
         self._idle(f"Could not open: {text}")  # stays visible after the message box is closed
+        self._warn("Could not open", text)
+
+    def _warn(self, title: str, text: str) -> None:
         # Window-modal and non-blocking: a batch run or a screenshot never hangs on it.
-        self.error_box = QMessageBox(QMessageBox.Icon.Warning, "Could not open", text, parent=self)
+        self.error_box = QMessageBox(QMessageBox.Icon.Warning, title, text, parent=self)
         self.error_box.open()
 
-    # -- showing -------------------------------------------------------------------------------
+    # -- showing ---------------------------------------------------------------------------------------
     def _show_catalogue(self, found: Catalogue) -> None:
         self.tree.clear()
         for patient in found.patients:
@@ -154,6 +326,8 @@ class MainWindow(QMainWindow):
             for entry in found.skipped:
                 skipped.addChild(QTreeWidgetItem([entry.path.name, "", entry.reason]))
         self.tree.expandAll()
+        for column in range(3):
+            self.tree.resizeColumnToContents(column)
         try:
             series = found.find_series()
         except StudyLoadError as exc:
@@ -170,18 +344,93 @@ class MainWindow(QMainWindow):
         self._run(partial(load_series, series.files, require_ct=True), self._show_volume)
 
     def _show_volume(self, volume: CTVolume) -> None:
+        self.save_session()  # the study being left
         self.volume = volume
-        sx, sy, _ = volume.spacing
-        self.image.setImage(
-            np.ascontiguousarray(volume.array.transpose(0, 2, 1)),  # ImageView wants (t, x, y)
-            autoLevels=False,
-            levels=LUNG_WINDOW,
-            scale=(sx, sy),
-            autoRange=True,
-        )
-        self.image.setCurrentIndex(volume.shape[0] // 2)
-        self.image.setLevels(*LUNG_WINDOW)  # again: changing the frame may re-apply the histogram's
+        self.key = session_key(volume)
+        session = self._restore_session(volume)
+        self.markers.reset(session.markers if session else self._initial_markers(volume))
+        self.labels = dict(session.labels) if session else {}
+        self.panel.set_volume(volume)
+        self.workspace.set_volume(volume, session.view if session else None)
         message = f"{volume!r}"
         if volume.warnings:
             message += " | " + "; ".join(volume.warnings)
+        if session:
+            message += f" | session restored: {len(session.markers)} marker(s)"
         self._idle(message)
+
+    def _restore_session(self, volume: CTVolume) -> Session | None:
+        try:
+            return self.sessions.load(*self.key)
+        except SessionCorrupt as exc:
+            self._warn("Saved session unreadable", f"{exc}\nThe study opens without its saved markers.")
+            return None
+
+    def _initial_markers(self, volume: CTVolume) -> list[NoduleMarker]:
+        markers, self._demo_markers = self._demo_markers or [], None
+        made = []
+        for n, item in enumerate(markers, start=1):
+            made.append(
+                NoduleMarker(f"demo-{n}", f"N{n}", tuple(item["centre_mm"]), float(item["diameter_mm"]))
+            )
+        return made
+
+    # -- the session -------------------------------------------------------------------------------------
+    def save_session(self) -> None:
+        if self.volume is None or self.key is None:
+            return
+        self._save_view.stop()
+        session = Session(
+            study_uid=self.key[0],
+            series_uid=self.key[1],
+            markers=list(self.markers.markers),
+            labels=self.labels,
+            view=self.workspace.view_state(),
+        )
+        try:
+            self.sessions.save(session)
+        except OSError as exc:
+            self.statusBar().showMessage(f"Could not save the session: {exc}")
+
+    def import_markers(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Import markers", "", "Markers (*.json)")
+        if path:
+            self.import_markers_from(Path(path))
+
+    def import_markers_from(self, path: Path) -> int:
+        """Add the markers of ``path`` (one undoable step each); returns how many were added."""
+        if self.volume is None:
+            return 0
+        try:
+            markers = read_markers(path)
+        except MarkerError as exc:
+            self._warn("Could not import markers", str(exc))
+            return 0
+        added = 0
+        self.markers.undo.beginMacro(f"import {path.name}")
+        for marker in markers:
+            if not self.volume.contains_mm(marker.centre_mm):
+                continue
+            if marker.id in self.markers.markers:  # already here (imported twice): a copy with a new id
+                fresh = self.markers.markers.new_marker(marker.centre_mm, marker.diameter_mm)
+                marker = replace(marker, id=fresh.id, name=fresh.name)
+            self.markers.add(marker)
+            added += 1
+        self.markers.undo.endMacro()
+        skipped = len(markers) - added
+        self.statusBar().showMessage(
+            f"Imported {added} marker(s) from {path.name}"
+            + (f"; {skipped} outside this series" if skipped else "")
+        )
+        return added
+
+    def export_markers(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export markers", "markers.json", "Markers (*.json)")
+        if path:
+            write_markers(Path(path), list(self.markers.markers))
+            self.statusBar().showMessage(f"Exported {len(self.markers)} marker(s) to {Path(path).name}")
+
+    def closeEvent(self, event) -> None:
+        self.save_session()
+        self.cancel()
+        super().closeEvent(event)

@@ -1,7 +1,7 @@
 """``python main.py predict STUDY --markers markers.json --out results.json``: rank marked nodules.
 
 ``markers.json`` is ``{"markers": [{"id": "...", "center_mm": [x, y, z], "diameter_mm": d}]}`` in
-patient LPS mm, the file the app imports and exports.
+patient LPS mm, the file the app imports and exports (its full format: ``core.markers``).
 """
 
 from __future__ import annotations
@@ -25,16 +25,10 @@ def add_parser(subparsers) -> None:
 
 
 def read_markers(path: Path):
-    from core.inference import Marker
+    """The file's markers as the Predictor takes them; MarkerError (a ValueError) names file and reason."""
+    from core.markers import read_markers as read
 
-    try:
-        data = json.loads(path.read_text())
-        return [
-            Marker(str(m["id"]), tuple(float(v) for v in m["center_mm"]), float(m["diameter_mm"]))
-            for m in data["markers"]
-        ]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"{path}: not a markers file ({exc.__class__.__name__}: {exc})") from exc
+    return [marker.to_inference() for marker in read(path)]
 
 
 def run(args: argparse.Namespace) -> int:

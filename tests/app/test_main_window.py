@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from app.main_window import MainWindow
+from core.demo import demo_markers
 from tests.dicom_factory import write_series
 
 
@@ -14,7 +15,7 @@ def test_opens_a_folder_in_the_background(qtbot, tmp_path):
     qtbot.waitUntil(lambda: window.volume is not None, timeout=20_000)
     assert window.volume.shape == (5, 32, 32)
     assert window.tree.topLevelItemCount() == 1
-    assert window.image.currentIndex == 2
+    assert window.workspace.views["axial"].index == 2  # opens at the middle slice
 
 
 def test_bad_folder_shows_a_message(qtbot, tmp_path):
@@ -37,9 +38,17 @@ def test_folder_without_ct_says_so(qtbot, tmp_path):
     assert "no CT series found" in window.statusBar().currentMessage()
 
 
-def test_opens_the_demo_study(qtbot):
+def test_opens_the_demo_study_with_its_nodules_marked(qtbot, demo_home):
     window = MainWindow()
     qtbot.addWidget(window)
     window.open_demo()
-    qtbot.waitUntil(lambda: window.volume is not None, timeout=120_000)
+    qtbot.waitUntil(lambda: window.volume is not None and not window.busy, timeout=120_000)
     assert window.volume.shape[0] > 100 and "PHANTOM" in window.volume.metadata.patient_name
+    truth = demo_markers(demo_home)
+    assert [m.diameter_mm for m in window.markers.markers] == [m["diameter_mm"] for m in truth]
+    assert all(window.volume.contains_mm(m.centre_mm) for m in window.markers.markers)
+    # A second opening restores the session (the reader's edits), not the ground truth again.
+    window.markers.remove(window.markers.markers.markers[0].id)
+    window.open_demo()
+    qtbot.waitUntil(lambda: not window.busy, timeout=60_000)
+    assert len(window.markers) == len(truth) - 1

@@ -1,0 +1,93 @@
+"""Reader settings kept with QSettings: window/level presets and keyboard shortcuts."""
+
+from __future__ import annotations
+
+import json
+
+from PySide6.QtCore import QSettings
+
+# name -> (width, level) in HU; number keys 1.. pick them in this order.
+DEFAULT_PRESETS: dict[str, tuple[float, float]] = {
+    "Lung": (1500.0, -600.0),
+    "Mediastinum": (350.0, 50.0),
+    "Soft tissue": (400.0, 40.0),
+    "Bone": (2000.0, 500.0),
+}
+
+# action -> (default shortcut, what it does): the help overlay and the settings dialog list these.
+DEFAULT_SHORTCUTS: dict[str, tuple[str, str]] = {
+    "next_slice": ("Down", "next slice (also the mouse wheel)"),
+    "previous_slice": ("Up", "previous slice"),
+    "next_10": ("PgDown", "10 slices on"),
+    "previous_10": ("PgUp", "10 slices back"),
+    "first_slice": ("Home", "first slice"),
+    "last_slice": ("End", "last slice"),
+    "preset_1": ("1", "lung window 1500/-600"),
+    "preset_2": ("2", "mediastinum window 350/50"),
+    "preset_3": ("3", "soft tissue window 400/40"),
+    "preset_4": ("4", "bone window 2000/500"),
+    "marker_tool": ("N", "mark nodules (click to place, drag to size)"),
+    "delete_marker": ("Delete", "delete the selected marker"),
+    "next_marker": ("Ctrl+Down", "select the next marker"),
+    "previous_marker": ("Ctrl+Up", "select the previous marker"),
+    "mip": ("M", "MIP slab (thickness in the toolbar)"),
+    "cine": ("Space", "cine on/off"),
+    "reset_view": ("R", "reset zoom and pan"),
+    "layout_1x1": ("F2", "one view (the active one)"),
+    "layout_1x3": ("F3", "axial, coronal, sagittal side by side"),
+    "layout_2x2": ("F4", "two by two"),
+    "help": ("F1", "help: keys and mouse"),
+}
+MOUSE_HELP = (
+    ("Wheel", "scroll slices"),
+    ("Ctrl+wheel", "zoom"),
+    ("Right-drag", "window (left-right) and level (up-down)"),
+    ("Middle-drag / Shift+left-drag", "pan"),
+    ("Left-click", "move the crosshair, or place a marker with the marker tool"),
+    ("Left-drag on a marker", "move it; on its rim: resize it"),
+    ("Ctrl+Z / Ctrl+Shift+Z", "undo / redo"),
+)
+
+
+class Settings:
+    """Typed access to QSettings; values the reader changed override the defaults."""
+
+    def __init__(self, store: QSettings | None = None) -> None:
+        if store is None:
+            from core.paths import user_dir
+
+            store = QSettings(str(user_dir("config") / "settings.ini"), QSettings.Format.IniFormat)
+        self.store = store
+
+    def presets(self) -> dict[str, tuple[float, float]]:
+        raw = self.store.value("window/presets", "")
+        try:
+            data = json.loads(raw) if raw else {}
+            presets = {str(k): (float(v[0]), float(v[1])) for k, v in data.items()}
+        except (ValueError, TypeError, IndexError, AttributeError):
+            presets = {}
+        return presets or dict(DEFAULT_PRESETS)
+
+    def set_presets(self, presets: dict[str, tuple[float, float]]) -> None:
+        self.store.setValue("window/presets", json.dumps({k: list(v) for k, v in presets.items()}))
+
+    def shortcut(self, action: str) -> str:
+        return str(self.store.value(f"shortcuts/{action}", DEFAULT_SHORTCUTS[action][0]))
+
+    def set_shortcut(self, action: str, keys: str) -> None:
+        self.store.setValue(f"shortcuts/{action}", keys)
+
+    def recent(self) -> list[str]:
+        value = self.store.value("recent", [])
+        return [str(v) for v in (value if isinstance(value, list) else [value] if value else [])]
+
+    def add_recent(self, path: str, keep: int = 10) -> None:
+        items = [path] + [p for p in self.recent() if p != path]
+        self.store.setValue("recent", items[:keep])
+
+    def value(self, key: str, default):
+        value = self.store.value(key, default)
+        return type(default)(value) if default is not None and value is not None else value
+
+    def set_value(self, key: str, value) -> None:
+        self.store.setValue(key, value)

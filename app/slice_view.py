@@ -1,0 +1,209 @@
+"""One 2D view (axial, coronal or sagittal) of the volume, with the overlays a reader expects.
+
+The scene is in millimetres (the image item is scaled by the pixel size), so the aspect is right for
+any pixel and slice spacing and markers are drawn as true circles. Mouse: wheel scrolls slices,
+Ctrl+wheel zooms, right-drag sets window/level, middle-drag (or Shift+left-drag) pans, left-click
+is handed to the workspace (crosshair or marker tool). The view never decides anything itself: it
+reports in voxel coordinates and the workspace keeps every view in step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QPen, QTransform
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from core.mpr import Plane
+
+pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
+
+CROSSHAIR = QColor(255, 200, 0, 150)
+_OVERLAY_STYLE = "color: #e8e8e8; background: transparent; font-size: 11px;"
+
+
+class _ViewBox(pg.ViewBox):
+    """Radiology mouse conventions instead of pyqtgraph's defaults."""
+
+    def __init__(self, view: SliceView) -> None:
+        super().__init__(lockAspect=True, invertY=True, enableMenu=False)
+        self._view = view
+
+    def wheelEvent(self, event, axis=None):
+        self._view.activated.emit()
+        if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            super().wheelEvent(event, axis)
+            return
+        delta = event.delta() if hasattr(event, "delta") else event.angleDelta().y()
+        self._view.scrolled.emit(1 if delta > 0 else -1)
+        event.accept()
+
+    def mouseDragEvent(self, event, axis=None):
+        self._view.activated.emit()
+        button = event.button()
+        shift = event.modifiers() & Qt.KeyboardModifier.ShiftModifier
+        if button == Qt.MouseButton.MiddleButton or (button == Qt.MouseButton.LeftButton and shift):
+            event.accept()
+            delta = self.mapToView(event.pos()) - self.mapToView(event.lastPos())
+            self.translateBy(x=-delta.x(), y=-delta.y())
+        elif button == Qt.MouseButton.RightButton:
+            event.accept()
+            step = event.pos() - event.lastPos()
+            self._view.window_dragged.emit(float(step.x()), float(step.y()))
+        elif button == Qt.MouseButton.LeftButton:
+            event.accept()
+            point = self.mapToView(event.pos())
+            phase = "start" if event.isStart() else "finish" if event.isFinish() else "move"
+            self._view.dragged.emit(phase, self._view.voxel_at(point))
+
+    def mouseClickEvent(self, event):
+        self._view.activated.emit()
+        if event.button() == Qt.MouseButton.LeftButton:
+            event.accept()
+            self._view.clicked.emit(self._view.voxel_at(self.mapToView(event.pos())))
+        elif event.button() == Qt.MouseButton.RightButton:
+            event.accept()
+
+
+class SliceView(QWidget):
+    """A view of one plane; ``show_slice`` is the hot path (one image update + overlay text)."""
+
+    scrolled = Signal(int)
+    clicked = Signal(object)  # voxel (x, y, z)
+    dragged = Signal(str, object)  # "start" | "move" | "finish", voxel
+    window_dragged = Signal(float, float)
+    hovered = Signal(object)  # voxel or None
+    activated = Signal()
+
+    def __init__(self, name: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.name = name
+        self.plane: Plane | None = None
+        self.index = 0
+        self.graphics = pg.GraphicsView(background="k")
+        self.box = _ViewBox(self)
+        self.graphics.setCentralItem(self.box)
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.box.addItem(self.image)
+        pen = QPen(CROSSHAIR)
+        pen.setCosmetic(True)
+        self.h_line = pg.InfiniteLine(angle=0, movable=False, pen=pen)
+        self.v_line = pg.InfiniteLine(angle=90, movable=False, pen=pen)
+        for line in (self.h_line, self.v_line):
+            line.setZValue(10)
+            self.box.addItem(line, ignoreBounds=True)
+        self.scale_bar = pg.ScaleBar(size=10, suffix="m", pen=pg.mkPen("w", width=2))
+        self.scale_bar.setParentItem(self.box)
+        self.scale_bar.anchor((1, 1), (1, 1), offset=(-30, -30))
+        self.box.sigRangeChanged.connect(self._fit_scale_bar)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.graphics)
+        self.letters = {side: self._overlay_label() for side in ("left", "right", "top", "bottom")}
+        for label in self.letters.values():
+            label.setFont(QFont(label.font().family(), 13, QFont.Weight.Bold))
+        self.info = self._overlay_label()  # top-left: view name, slice, slab
+        self.probe = self._overlay_label()  # bottom-left: HU and mm under the cursor
+        self.window_label = self._overlay_label()  # top-right: W/L
+        self.graphics.scene().sigMouseMoved.connect(self._mouse_moved)
+        self.setMinimumSize(120, 120)
+
+    def _overlay_label(self) -> QLabel:
+        label = QLabel(self.graphics)
+        label.setStyleSheet(_OVERLAY_STYLE)
+        label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        return label
+
+    # -- set-up ----------------------------------------------------------------------------------
+    def set_plane(self, plane: Plane) -> None:
+        self.plane = plane
+        width, height = plane.pixel_mm
+        self.image.setTransform(QTransform.fromScale(width, height))
+        for side, label in self.letters.items():
+            label.setText(plane.letters[side])
+            label.adjustSize()
+        self._place_overlays()
+
+    def reset_view(self) -> None:
+        if self.plane is None:
+            return
+        rows, cols = self.plane.shape
+        width, height = self.plane.pixel_mm
+        self.box.setRange(xRange=(0, cols * width), yRange=(0, rows * height), padding=0.02)
+
+    # -- the hot path ------------------------------------------------------------------------------
+    def show_slice(self, image: np.ndarray, index: int, levels: tuple[float, float], text: str) -> None:
+        self.index = index
+        self.image.setImage(image, autoLevels=False, levels=levels)
+        self.info.setText(text)
+        self.info.adjustSize()
+
+    def set_levels(self, levels: tuple[float, float], text: str) -> None:
+        self.image.setLevels(levels)
+        self.window_label.setText(text)
+        self.window_label.adjustSize()
+        self._place_overlays()
+
+    def set_crosshair(self, u: float, v: float, visible: bool = True) -> None:
+        width, height = self.plane.pixel_mm
+        self.v_line.setPos(u * width)
+        self.h_line.setPos(v * height)
+        self.v_line.setVisible(visible)
+        self.h_line.setVisible(visible)
+
+    def centre_on(self, u: float, v: float) -> None:
+        width, height = self.plane.pixel_mm
+        self.box.translateBy(
+            x=u * width - self.box.viewRect().center().x(), y=v * height - self.box.viewRect().center().y()
+        )
+
+    # -- coordinates -------------------------------------------------------------------------------
+    def voxel_at(self, point: QPointF) -> np.ndarray:
+        width, height = self.plane.pixel_mm
+        return self.plane.to_voxel(point.x() / width, point.y() / height, self.index)
+
+    def scene_point(self, voxel: np.ndarray) -> tuple[float, float]:
+        u, v, _ = self.plane.to_screen(voxel)
+        width, height = self.plane.pixel_mm
+        return u * width, v * height
+
+    def _mouse_moved(self, position) -> None:
+        if self.plane is None or not self.box.sceneBoundingRect().contains(position):
+            self.hovered.emit(None)
+            return
+        self.hovered.emit(self.voxel_at(self.box.mapSceneToView(position)))
+
+    def _fit_scale_bar(self) -> None:
+        """A round length (5 mm to 20 cm) about a fifth of the view's width."""
+        width_mm = self.box.viewRect().width()
+        length = next((mm for mm in (5, 10, 20, 50, 100, 200) if mm >= width_mm / 6), 200)
+        if length != self.scale_bar.size:
+            self.scale_bar.size = length
+            self.scale_bar.text.setText(f"{length} mm" if length < 100 else f"{length // 10} cm")
+        self.scale_bar.updateBar()
+
+    def set_probe(self, text: str) -> None:
+        self.probe.setText(text)
+        self.probe.adjustSize()
+        self._place_overlays()
+
+    # -- layout ------------------------------------------------------------------------------------
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._place_overlays()
+
+    def _place_overlays(self) -> None:
+        w, h = self.graphics.width(), self.graphics.height()
+        left, right, top, bottom = (self.letters[s] for s in ("left", "right", "top", "bottom"))
+        left.move(6, (h - left.height()) // 2)
+        right.move(w - right.width() - 6, (h - right.height()) // 2)
+        top.move((w - top.width()) // 2, 4)
+        bottom.move((w - bottom.width()) // 2, h - bottom.height() - 4)
+        self.info.move(6, 4)
+        self.window_label.move(w - self.window_label.width() - 6, 4)
+        self.probe.move(6, h - self.probe.height() - 4)
+
+    def focusInEvent(self, event) -> None:
+        super().focusInEvent(event)
+        self.activated.emit()

@@ -1,0 +1,364 @@
+"""The reading workspace: axial, coronal and sagittal views linked by one 3D cursor.
+
+The workspace owns the state every view shares (the cursor in voxels, window/level, MIP slab, layout,
+the active view, the tool) and redraws only the views a change touches: scrolling the axial view
+repaints the axial image and moves the crosshair lines of the other two, nothing more.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtWidgets import QGridLayout, QLabel, QWidget
+
+from app.marker_layer import MarkerLayer
+from app.marker_store import MarkerStore
+from app.slice_view import SliceView
+from core.markers import DEFAULT_DIAMETER_MM, MarkerError, NoduleMarker, check_inside
+from core.mpr import VIEWS, Plane, plane, slab_slices
+from core.volume import CTVolume
+
+LAYOUTS = ("1x1", "1x3", "2x2")
+MIN_WIDTH = 1.0
+
+
+class Workspace(QWidget):
+    cursor_moved = Signal(object)  # voxel (x, y, z)
+    view_changed = Signal()  # window, slab, layout or slices: the view state to save
+    message = Signal(str)  # for the status bar
+
+    def __init__(self, markers: MarkerStore, presets: dict[str, tuple[float, float]], parent=None) -> None:
+        super().__init__(parent)
+        self.markers = markers
+        self.presets = presets
+        self.volume: CTVolume | None = None
+        self.planes: dict[str, Plane] = {}
+        self.cursor = np.zeros(3)
+        self.window = next(iter(presets.values()))
+        self.slab_mm = 0.0
+        self.slab_thickness = 10.0
+        self.layout_name = "1x3"
+        self.active = "axial"
+        self.tool = "navigate"
+        self._drag: dict | None = None
+        self.views = {name: SliceView(name) for name in VIEWS}
+        self.layers = {name: MarkerLayer(view) for name, view in self.views.items()}
+        self.info = QLabel()
+        self.info.setWordWrap(True)
+        self.info.setStyleSheet("color: #ccc; background: black; padding: 12px;")
+        self.grid = QGridLayout(self)
+        self.grid.setContentsMargins(0, 0, 0, 0)
+        self.grid.setSpacing(2)
+        self.setStyleSheet("background: #202020;")
+        for name, view in self.views.items():
+            view.scrolled.connect(lambda steps, n=name: self.scroll(steps, n))
+            view.clicked.connect(lambda voxel, n=name: self._clicked(n, voxel))
+            view.dragged.connect(lambda phase, voxel, n=name: self._dragged(n, phase, voxel))
+            view.window_dragged.connect(self._window_dragged)
+            view.hovered.connect(lambda voxel, n=name: self._hovered(n, voxel))
+            view.activated.connect(lambda n=name: self.set_active(n))
+        self.cine = QTimer(self)
+        self.cine.setInterval(100)
+        self.cine.timeout.connect(lambda: self.scroll(1, wrap=True))
+        markers.changed.connect(self.redraw_markers)
+        markers.preview_changed.connect(self.redraw_markers)
+        markers.selection_changed.connect(lambda _: self.redraw_markers())
+        self.set_layout("1x3")
+
+    # -- volume --------------------------------------------------------------------------------------
+    def set_volume(self, volume: CTVolume, state: dict | None = None) -> None:
+        self.cine.stop()
+        self.volume = volume
+        self.planes = {name: plane(volume, name) for name in VIEWS}
+        self.cursor = (np.array(volume.shape[::-1], dtype=float) - 1) / 2
+        for name, view in self.views.items():
+            view.set_plane(self.planes[name])
+        self._restore(state or {})
+        for view in self.views.values():
+            view.reset_view()
+        self.render_all()
+        self._update_info()
+
+    def view_state(self) -> dict:
+        return {
+            "cursor_mm": [round(float(v), 2) for v in self.cursor_mm()],
+            "window": list(self.window),
+            "slab_mm": self.slab_mm,
+            "slab_thickness": self.slab_thickness,
+            "layout": self.layout_name,
+            "active": self.active,
+        }
+
+    def _restore(self, state: dict) -> None:
+        try:
+            if "cursor_mm" in state and self.volume.contains_mm(np.array(state["cursor_mm"], float)):
+                self.cursor = self.volume.mm_to_voxel(np.array(state["cursor_mm"], float))
+            if "window" in state:
+                width, level = (float(v) for v in state["window"])
+                self.window = (max(width, MIN_WIDTH), level)
+            self.slab_mm = float(state.get("slab_mm", 0.0))
+            self.slab_thickness = float(state.get("slab_thickness", self.slab_thickness))
+            if state.get("active") in VIEWS:
+                self.active = state["active"]
+            if state.get("layout") in LAYOUTS:
+                self.set_layout(state["layout"])
+        except (TypeError, ValueError):
+            pass  # a view state from another version: start from the defaults
+
+    def cursor_mm(self) -> np.ndarray:
+        return self.volume.voxel_to_mm(self.cursor) if self.volume is not None else np.zeros(3)
+
+    # -- layout ----------------------------------------------------------------------------------------
+    def set_layout(self, name: str) -> None:
+        self.layout_name = name
+        for widget in (*self.views.values(), self.info):
+            self.grid.removeWidget(widget)
+            widget.hide()
+        if name == "1x1":
+            places = {self.active: (0, 0)}
+        elif name == "1x3":
+            places = {"axial": (0, 0), "coronal": (0, 1), "sagittal": (0, 2)}
+        else:
+            places = {"axial": (0, 0), "coronal": (0, 1), "sagittal": (1, 0)}
+            self.grid.addWidget(self.info, 1, 1)
+            self.info.show()
+        for view_name, (row, column) in places.items():
+            self.grid.addWidget(self.views[view_name], row, column)
+            self.views[view_name].show()
+        for index in range(3):
+            self.grid.setColumnStretch(
+                index, 1 if index < (3 if name == "1x3" else 2 if name == "2x2" else 1) else 0
+            )
+        self.view_changed.emit()
+
+    def set_active(self, name: str) -> None:
+        if name != self.active:
+            self.active = name
+            if self.layout_name == "1x1":
+                self.set_layout("1x1")
+            self._update_info()
+
+    # -- rendering -------------------------------------------------------------------------------------
+    def render_all(self) -> None:
+        for name in VIEWS:
+            self.render(name)
+        self._crosshairs()
+        self.set_window(*self.window)
+
+    def render(self, name: str) -> None:
+        if self.volume is None:
+            return
+        p = self.planes[name]
+        index = int(np.clip(round(self.cursor[p.normal]), 0, p.depth - 1))
+        slab = slab_slices(p, self.slab_thickness) if self.slab_mm else 1
+        image = p.image(self.volume.array, index, slab)
+        text = f"{name.capitalize()}  {index + 1}/{p.depth}"
+        if slab > 1:
+            text += f"  MIP {slab * p.spacing[p.normal]:.0f} mm"
+        self.views[name].show_slice(image, index, self.levels(), text)
+        self.layers[name].draw(self.volume, self.markers, self.markers.selected)
+
+    def redraw_markers(self) -> None:
+        if self.volume is None:
+            return
+        for layer in self.layers.values():
+            layer.draw(self.volume, self.markers, self.markers.selected)
+
+    def _crosshairs(self) -> None:
+        for name, view in self.views.items():
+            u, v, _ = self.planes[name].to_screen(self.cursor)
+            view.set_crosshair(u, v)
+
+    def levels(self) -> tuple[float, float]:
+        width, level = self.window
+        return level - width / 2, level + width / 2
+
+    # -- navigation ------------------------------------------------------------------------------------
+    def scroll(self, steps: int, name: str | None = None, wrap: bool = False) -> None:
+        if self.volume is None:
+            return
+        name = name or self.active
+        p = self.planes[name]
+        index = round(self.cursor[p.normal]) + steps
+        index = index % p.depth if wrap else int(np.clip(index, 0, p.depth - 1))
+        self.set_slice(name, index)
+
+    def set_slice(self, name: str, index: int) -> None:
+        p = self.planes[name]
+        index = int(np.clip(index, 0, p.depth - 1))
+        if index == round(self.cursor[p.normal]) and self.views[name].index == index:
+            return
+        self.cursor[p.normal] = index
+        self.render(name)
+        self._crosshairs()
+        self.cursor_moved.emit(self.cursor.copy())
+
+    def move_cursor(self, voxel: np.ndarray, centre: bool = False) -> None:
+        """Put the 3D cursor at ``voxel``; every view shows the slice through it."""
+        if self.volume is None:
+            return
+        size = np.array(self.volume.shape[::-1]) - 1
+        old = np.round(self.cursor)
+        self.cursor = np.clip(np.asarray(voxel, float), 0, size)
+        for name, p in self.planes.items():
+            if round(self.cursor[p.normal]) != old[p.normal] or self.views[name].index != round(
+                self.cursor[p.normal]
+            ):
+                self.render(name)
+            if centre:
+                u, v, _ = p.to_screen(self.cursor)
+                self.views[name].centre_on(u, v)
+        self._crosshairs()
+        self.cursor_moved.emit(self.cursor.copy())
+
+    def centre_on_mm(self, lps) -> None:
+        self.move_cursor(self.volume.mm_to_voxel(np.asarray(lps, float)), centre=True)
+
+    def reset_views(self) -> None:
+        for view in self.views.values():
+            view.reset_view()
+
+    # -- window / level, slab, cine --------------------------------------------------------------------
+    def set_window(self, width: float, level: float) -> None:
+        self.window = (max(float(width), MIN_WIDTH), float(level))
+        text = f"W {self.window[0]:.0f}  L {self.window[1]:.0f}"
+        for view in self.views.values():
+            view.set_levels(self.levels(), text)
+        self.view_changed.emit()
+
+    def apply_preset(self, number: int) -> None:
+        names = list(self.presets)
+        if 0 <= number < len(names):
+            self.set_window(*self.presets[names[number]])
+            self.message.emit(f"Window: {names[number]} {self.window[0]:.0f}/{self.window[1]:.0f}")
+
+    def _window_dragged(self, dx: float, dy: float) -> None:
+        width, level = self.window
+        factor = max(width, 50.0) / 200.0  # wider windows move faster, as in most viewers
+        self.set_window(width + dx * factor, level - dy * factor)
+
+    def set_slab(self, on: bool, thickness_mm: float | None = None) -> None:
+        if thickness_mm is not None:
+            self.slab_thickness = float(np.clip(thickness_mm, 5.0, 20.0))
+        self.slab_mm = self.slab_thickness if on else 0.0
+        for name in VIEWS:
+            self.render(name)
+        self.view_changed.emit()
+
+    def toggle_cine(self) -> None:
+        if self.cine.isActive():
+            self.cine.stop()
+        elif self.volume is not None:
+            self.cine.start()
+
+    # -- mouse: crosshair and markers ----------------------------------------------------------------------
+    def _clicked(self, name: str, voxel: np.ndarray) -> None:
+        hit = self.layers[name].hit(voxel)
+        if hit is not None:
+            self.markers.select(hit[0])
+            return
+        if self.tool == "marker":
+            self._place(voxel, DEFAULT_DIAMETER_MM)
+            return
+        self.markers.select("")
+        self.move_cursor(voxel)
+
+    def _place(self, voxel: np.ndarray, diameter_mm: float) -> None:
+        centre = self.volume.voxel_to_mm(voxel)
+        try:
+            check_inside(self.volume, centre)
+        except MarkerError as exc:
+            self.message.emit(str(exc))
+            return
+        self.markers.new_marker(centre, round(diameter_mm, 1))
+
+    def _dragged(self, name: str, phase: str, voxel: np.ndarray) -> None:
+        if self.volume is None:
+            return
+        if phase == "start":
+            hit = self.layers[name].hit(voxel)
+            if hit is not None:
+                marker = self.markers.get(hit[0])
+                self.markers.select(marker.id)
+                self._drag = {"mode": hit[1], "marker": marker, "start": voxel}
+            elif self.tool == "marker":
+                self._drag = {"mode": "create", "start": voxel}
+            else:
+                self._drag = {"mode": "cursor"}
+                self.move_cursor(voxel)
+            return
+        drag = self._drag
+        if drag is None:
+            return
+        mode = drag["mode"]
+        if mode == "cursor":
+            self.move_cursor(voxel)
+        elif mode == "move":
+            shift = self.volume.voxel_to_mm(voxel) - self.volume.voxel_to_mm(drag["start"])
+            centre = np.asarray(drag["marker"].centre_mm) + shift
+            moved = replace(drag["marker"], centre_mm=tuple(float(v) for v in centre))
+            if phase == "finish":
+                self._commit(moved, "move")
+            else:
+                self.markers.set_preview(moved)
+        elif mode == "resize":
+            marker = drag["marker"]
+            radius = self.layers[name].in_plane_distance(voxel, np.asarray(marker.centre_mm))
+            resized = replace(marker, diameter_mm=round(float(np.clip(2 * radius, 2.0, 100.0)), 1))
+            if phase == "finish":
+                self.markers.edit(resized, "resize")
+            else:
+                self.markers.set_preview(resized)
+        elif mode == "create":
+            centre = self.volume.voxel_to_mm(drag["start"])
+            radius = self.layers[name].in_plane_distance(voxel, centre)
+            diameter = (
+                round(float(np.clip(2 * radius, 2.0, 100.0)), 1) if radius > 1.0 else DEFAULT_DIAMETER_MM
+            )
+            if phase == "finish":
+                self.markers.set_preview(None)
+                self._place(drag["start"], diameter)
+            else:
+                self.markers.set_preview(self._ghost(centre, diameter))
+        if phase == "finish":
+            self._drag = None
+
+    def _ghost(self, centre, diameter: float) -> NoduleMarker:
+        return NoduleMarker("(new)", "new", tuple(float(v) for v in centre), diameter)
+
+    def _commit(self, marker, text: str) -> None:
+        try:
+            check_inside(self.volume, marker.centre_mm)
+        except MarkerError as exc:
+            self.markers.set_preview(None)
+            self.message.emit(f"{exc}; the marker stays where it was")
+            return
+        self.markers.edit(marker, text)
+
+    def _hovered(self, name: str, voxel) -> None:
+        view = self.views[name]
+        if voxel is None or self.volume is None:
+            view.set_probe("")
+            return
+        index = np.round(voxel).astype(int)
+        size = np.array(self.volume.shape[::-1])
+        if np.any(index < 0) or np.any(index >= size):
+            view.set_probe("")
+            return
+        hu = int(self.volume.array[index[2], index[1], index[0]])
+        x, y, z = self.volume.voxel_to_mm(voxel)
+        view.set_probe(f"{hu} HU   ({x:.1f}, {y:.1f}, {z:.1f}) mm LPS")
+
+    def _update_info(self) -> None:
+        if self.volume is None:
+            return
+        z, y, x = self.volume.shape
+        sx, sy, sz = self.volume.spacing
+        meta = self.volume.metadata
+        self.info.setText(
+            f"<b>{meta.series_description or 'CT series'}</b><br>{x} x {y} x {z} voxels<br>"
+            f"{sx:.2f} x {sy:.2f} x {sz:.2f} mm<br>{meta.manufacturer} {meta.convolution_kernel}<br><br>"
+            f"Press F1 for the keys and mouse."
+        )

@@ -1,0 +1,220 @@
+"""Reading sessions: the markers, labels and view of one series, kept between runs of the app.
+
+One JSON file per series under ``user_dir("sessions")``, named by a hash of the study and series
+UIDs so no identifier shows in a file name; written atomically, so a crash or a kill at any moment
+leaves the previous session or the new one, never half of one. A file that cannot be read is never
+deleted: it is moved aside to ``<name>.corrupt-<UTC time>`` and reported (SessionCorrupt), so the
+reader can be told and the file recovered by hand. Sessions hold UIDs only, never a patient's name
+or ID.
+
+File format::
+
+    {
+      "schema": "mtmr-reader/session/1",
+      "study_uid": "1.2...", "series_uid": "1.2...", "saved_at": "2025-01-31T09:12:45.123+00:00",
+      "markers": [<markers.json entries, see core.markers>],
+      "labels": {"<marker id>": <NoduleLabel.to_dict()>},
+      "view": {<free-form view state: slice, window, layout...>}
+    }
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.atomic import atomic_write_text
+from core.labels import NoduleLabel
+from core.markers import MarkerSet, NoduleMarker
+from core.paths import user_dir
+
+SCHEMA = "mtmr-reader/session/1"
+_SUFFIX = ".json"
+
+
+@dataclass
+class Session:
+    study_uid: str
+    series_uid: str
+    markers: list[NoduleMarker] = field(default_factory=list)
+    labels: dict[str, NoduleLabel] = field(default_factory=dict)  # keyed by marker id
+    view: dict = field(default_factory=dict)  # JSON-serialisable view state
+    saved_at: str = ""  # UTC ISO 8601, set by SessionStore.save
+
+    @property
+    def labelled_count(self) -> int:
+        """How many of the markers have a label."""
+        return sum(1 for m in self.markers if m.id in self.labels)
+
+    def to_dict(self) -> dict:
+        return {
+            "schema": SCHEMA,
+            "study_uid": self.study_uid,
+            "series_uid": self.series_uid,
+            "saved_at": self.saved_at,
+            "markers": [m.to_dict() for m in self.markers],
+            "labels": {marker_id: label.to_dict() for marker_id, label in self.labels.items()},
+            "view": self.view,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> Session:
+        """ValueError (MarkerError and LabelError are ValueErrors) saying what is wrong."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"not a session record (a JSON {type(data).__name__}, not an object)")
+        if data.get("schema") != SCHEMA:
+            raise ValueError(f"schema {data.get('schema')!r}, expected {SCHEMA!r}")
+        for key in ("study_uid", "series_uid"):
+            if not isinstance(data.get(key), str) or not data[key]:
+                raise ValueError(f"no {key}")
+        markers, labels, view = data.get("markers", []), data.get("labels", {}), data.get("view", {})
+        if not isinstance(markers, list):
+            raise ValueError("markers is not a list")
+        if not isinstance(labels, dict):
+            raise ValueError("labels is not an object")
+        if not isinstance(view, dict):
+            raise ValueError("view is not an object")
+        saved_at = data.get("saved_at", "")
+        parsed = [NoduleMarker.from_dict(entry) for entry in markers]
+        MarkerSet(parsed)  # refuses duplicate ids
+        parsed_labels = {}
+        for marker_id, label in labels.items():
+            if not isinstance(label, Mapping):
+                raise ValueError(f"label of marker {marker_id} is not an object")
+            try:
+                parsed_labels[marker_id] = NoduleLabel.from_dict(label)
+            except ValueError as exc:
+                raise ValueError(f"label of marker {marker_id}: {exc}") from exc
+        return cls(
+            study_uid=data["study_uid"],
+            series_uid=data["series_uid"],
+            markers=parsed,
+            labels=parsed_labels,
+            view=view,
+            saved_at=saved_at if isinstance(saved_at, str) else "",
+        )
+
+
+class SessionCorrupt(Exception):
+    """A session file that cannot be used. ``aside``: where it was moved (None if it could not be)."""
+
+    def __init__(self, path: Path, reason: str, aside: Path | None) -> None:
+        self.path, self.reason, self.aside = Path(path), reason, aside
+        where = f"moved aside to {aside.name}" if aside else "it could not be moved aside"
+        super().__init__(f"{path}: the saved session cannot be used ({reason}); {where}")
+
+
+@dataclass(frozen=True)
+class SessionSummary:
+    """One stored session, for a worklist."""
+
+    study_uid: str
+    series_uid: str
+    marker_count: int
+    labelled_count: int
+    saved_at: str
+    path: Path
+
+
+class SessionStore:
+    """The saved sessions, one file per series, in ``root`` (default: ``user_dir("sessions")``)."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = Path(root) if root is not None else user_dir("sessions")
+
+    def path_for(self, study_uid: str, series_uid: str) -> Path:
+        digest = hashlib.sha256(f"{study_uid}\n{series_uid}".encode()).hexdigest()[:32]
+        return self.root / f"{digest}{_SUFFIX}"
+
+    def load(self, study_uid: str, series_uid: str) -> Session | None:
+        """The saved session, or None when there is none; SessionCorrupt (file moved aside) if unusable."""
+        path = self.path_for(study_uid, series_uid)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise self._corrupt(path, f"cannot be read: {exc.strerror or exc}") from exc
+        try:
+            session = _parse(data)
+        except ValueError as exc:
+            raise self._corrupt(path, str(exc)) from exc
+        if (session.study_uid, session.series_uid) != (study_uid, series_uid):
+            raise self._corrupt(path, "it belongs to another series")
+        return session
+
+    def save(self, session: Session) -> Path:
+        """Write atomically and set ``session.saved_at`` (UTC); returns the file's path."""
+        saved_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
+        document = session.to_dict()
+        document["saved_at"] = saved_at
+        text = json.dumps(document, indent=2, allow_nan=False) + "\n"  # before any file is touched
+        path = self.path_for(session.study_uid, session.series_uid)
+        self.root.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, text)
+        session.saved_at = saved_at
+        return path
+
+    def delete(self, study_uid: str, series_uid: str) -> bool:
+        """Remove a saved session; False when there was none."""
+        try:
+            self.path_for(study_uid, series_uid).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def summaries(self) -> list[SessionSummary]:
+        """Every readable stored session, most recently saved first; unreadable files are skipped."""
+        if not self.root.is_dir():
+            return []
+        found = []
+        for path in self.root.glob(f"*{_SUFFIX}"):
+            try:
+                session = _parse(path.read_bytes())
+            except (OSError, ValueError):
+                continue
+            found.append(
+                SessionSummary(
+                    session.study_uid,
+                    session.series_uid,
+                    len(session.markers),
+                    session.labelled_count,
+                    session.saved_at,
+                    path,
+                )
+            )
+        return sorted(found, key=lambda s: s.saved_at, reverse=True)
+
+    def _corrupt(self, path: Path, reason: str) -> SessionCorrupt:
+        stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        aside = path.with_name(f"{path.name}.corrupt-{stamp}")
+        number = 1
+        while aside.exists():
+            number += 1
+            aside = path.with_name(f"{path.name}.corrupt-{stamp}-{number}")
+        try:
+            os.replace(path, aside)
+        except OSError:
+            return SessionCorrupt(path, reason, None)
+        return SessionCorrupt(path, reason, aside)
+
+
+def _parse(data: bytes) -> Session:
+    try:
+        document = json.loads(data.decode("utf-8"), parse_constant=_refuse_constant)
+    except UnicodeDecodeError as exc:
+        raise ValueError("not UTF-8 text") from exc
+    except json.JSONDecodeError as exc:
+        if not data.strip():
+            raise ValueError("the file is empty") from exc
+        raise ValueError(f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
+    return Session.from_dict(document)
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a valid JSON number")

@@ -1,0 +1,243 @@
+"""The reading workspace driven through the real window: views, window/level, markers, sessions."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtGui import QUndoStack
+
+from app.main_window import MainWindow
+from core.mpr import plane
+from core.session import SessionStore
+from tests.dicom_factory import write_series
+
+
+def _open(qtbot, folder) -> MainWindow:
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.show()
+    window.open_path(folder)
+    qtbot.waitUntil(lambda: window.volume is not None and not window.busy, timeout=30_000)
+    return window
+
+
+@pytest.fixture
+def series(tmp_path):
+    folder = tmp_path / "study"
+    write_series(folder, 20)
+    return folder
+
+
+def _x(voxels: float) -> np.ndarray:
+    """A step of ``voxels`` along the columns."""
+    return np.array([voxels, 0.0, 0.0])
+
+
+def _centre_voxel(window) -> np.ndarray:
+    return (np.array(window.volume.shape[::-1], float) - 1) / 2
+
+
+def test_views_show_the_slices_through_the_cursor(qtbot, series):
+    window = _open(qtbot, series)
+    ws, volume = window.workspace, window.volume
+    for name, view in ws.views.items():
+        p = plane(volume, name)
+        index = round(ws.cursor[p.normal])
+        np.testing.assert_array_equal(view.image.image, p.image(volume.array, index))
+        assert view.info.text().startswith(name.capitalize())
+    assert ws.views["axial"].letters["left"].text() == "R"
+    assert ws.views["coronal"].letters["top"].text() == "S"
+    # The aspect follows the spacing (columns 0.8 mm, rows 0.7 mm, slices 1.25 mm apart).
+    sx, sy, sz = volume.spacing
+    assert (sx, sy) == pytest.approx((0.8, 0.7))
+    rect = ws.views["axial"].image.mapRectToParent(ws.views["axial"].image.boundingRect())
+    assert rect.width() == pytest.approx(32 * sx) and rect.height() == pytest.approx(32 * sy)
+    rect = ws.views["sagittal"].image.mapRectToParent(ws.views["sagittal"].image.boundingRect())
+    assert rect.width() == pytest.approx(32 * sy) and rect.height() == pytest.approx(20 * sz)
+
+
+def test_keyboard_scrolls_and_presets_set_the_window(qtbot, series):
+    window = _open(qtbot, series)
+    ws = window.workspace
+    start = ws.views["axial"].index
+    qtbot.keyClick(window, Qt.Key.Key_Down)
+    assert ws.views["axial"].index == start + 1
+    qtbot.keyClick(window, Qt.Key.Key_End)
+    assert ws.views["axial"].index == 19
+    qtbot.keyClick(window, Qt.Key.Key_PageUp)
+    assert ws.views["axial"].index == 9
+    qtbot.keyClick(window, Qt.Key.Key_Home)
+    assert ws.views["axial"].index == 0
+    qtbot.keyClick(window, Qt.Key.Key_Up)  # clamped at the first slice
+    assert ws.views["axial"].index == 0
+    # The coronal view follows: its horizontal crosshair sits on the axial slice now shown.
+    qtbot.keyClick(window, Qt.Key.Key_2)
+    assert ws.window == (350.0, 50.0)
+    assert ws.views["axial"].image.levels.tolist() == [-125.0, 225.0]
+    qtbot.keyClick(window, Qt.Key.Key_1)
+    assert ws.window == (1500.0, -600.0)
+    ws.views["axial"].window_dragged.emit(40.0, -20.0)  # right-drag: wider, higher
+    assert ws.window[0] > 1500 and ws.window[1] > -600
+    ws.views["axial"].scrolled.emit(1)  # the wheel
+    assert ws.views["axial"].index == 1
+
+
+def test_a_click_moves_the_crosshair_and_every_view_follows(qtbot, series):
+    window = _open(qtbot, series)
+    ws = window.workspace
+    view = ws.views["axial"]
+    qtbot.wait(50)
+    target = np.array([5.0, 7.0, view.index])
+    x, y = view.scene_point(target)
+    point = view.graphics.mapFromScene(view.box.mapViewToScene(pg_point(x, y)))
+    qtbot.mouseClick(view.graphics.viewport(), Qt.MouseButton.LeftButton, pos=point)
+    assert ws.cursor[0] == pytest.approx(5.0, abs=0.8) and ws.cursor[1] == pytest.approx(7.0, abs=0.8)
+    assert ws.views["sagittal"].index == round(ws.cursor[0])
+    assert ws.views["coronal"].index == round(ws.cursor[1])
+
+
+def pg_point(x: float, y: float):
+    from PySide6.QtCore import QPointF
+
+    return QPointF(x, y)
+
+
+def test_place_move_resize_undo_redo_and_autosave(qtbot, series):
+    window = _open(qtbot, series)
+    ws, store = window.workspace, window.markers
+    view = ws.views["axial"]
+    window.tool_action.trigger()
+    assert ws.tool == "marker"
+    centre = np.array([15.0, 15.0, view.index])
+    view.clicked.emit(centre)
+    assert len(store) == 1
+    marker = next(iter(store.markers))
+    assert marker.diameter_mm == 8.0 and marker.name == "N1"
+    np.testing.assert_allclose(marker.centre_mm, window.volume.voxel_to_mm(centre))
+    saved = SessionStore().load(*window.key)
+    assert [m.id for m in saved.markers] == [marker.id]  # saved at once
+
+    # Drag from its middle: moves it by the drag, in patient mm.
+    for phase, voxel in (("start", centre), ("move", centre + _x(2)), ("finish", centre + _x(4))):
+        view.dragged.emit(phase, voxel)
+    moved = store.get(marker.id)
+    sx = window.volume.spacing[0]
+    assert moved.centre_mm[0] == pytest.approx(marker.centre_mm[0] + 4 * sx)
+    # Drag its rim outwards: resizes it.
+    rim = centre + _x(4) + _x(8.0 / 2 / sx)
+    for phase, voxel in (("start", rim), ("finish", rim + _x(2))):
+        view.dragged.emit(phase, voxel)
+    assert store.get(marker.id).diameter_mm == pytest.approx(8.0 + 2 * 2 * sx, abs=0.1)
+
+    undo: QUndoStack = store.undo
+    undo.undo()
+    assert store.get(marker.id).diameter_mm == 8.0
+    undo.undo()
+    assert store.get(marker.id).centre_mm == marker.centre_mm
+    undo.redo()
+    assert store.get(marker.id).centre_mm == moved.centre_mm
+    assert SessionStore().load(*window.key).markers[0].centre_mm == moved.centre_mm
+
+    store.select(marker.id)
+    qtbot.keyClick(window, Qt.Key.Key_Delete)
+    assert len(store) == 0 and SessionStore().load(*window.key).markers == []
+    window.undo_action.trigger()
+    assert len(store) == 1
+
+
+def test_drag_to_size_a_new_marker_and_refuse_one_outside(qtbot, series):
+    window = _open(qtbot, series)
+    ws, store = window.workspace, window.markers
+    view = ws.views["axial"]
+    ws.tool = "marker"
+    start = np.array([10.0, 10.0, view.index])
+    view.dragged.emit("start", start)
+    view.dragged.emit("move", start + _x(5))
+    assert store.preview is not None and len(store) == 0  # a ghost while dragging
+    view.dragged.emit("finish", start + _x(5))
+    expected = 2 * 5 * window.volume.spacing[0]
+    assert len(store) == 1 and store.get(store.selected).diameter_mm == pytest.approx(expected, abs=0.1)
+    # Moving it out of the series is refused and leaves it where it was.
+    before = store.get(store.selected)
+    inside = start
+    view.dragged.emit("start", inside)
+    view.dragged.emit("finish", inside + _x(400))
+    assert store.get(before.id) == before
+    assert "outside the series" in window.statusBar().currentMessage()
+
+
+def test_session_restores_markers_and_view_after_reopening(qtbot, series):
+    window = _open(qtbot, series)
+    window.workspace.tool = "marker"
+    window.workspace.views["axial"].clicked.emit(np.array([12.0, 12.0, 4.0]))
+    window.workspace.apply_preset(3)
+    window.workspace.set_layout("2x2")
+    window.close()
+    again = _open(qtbot, series)
+    assert len(again.markers) == 1
+    assert again.workspace.window == (2000.0, 500.0)
+    assert again.workspace.layout_name == "2x2"
+    assert "session restored" in again.statusBar().currentMessage()
+
+
+def test_a_corrupt_session_is_kept_aside_and_reported(qtbot, series):
+    window = _open(qtbot, series)
+    window.workspace.views["axial"].clicked.emit(np.array([12.0, 12.0, 4.0]))
+    path = SessionStore().path_for(*window.key)
+    window.close()
+    path.write_text("{ not json")
+    again = _open(qtbot, series)
+    qtbot.waitUntil(lambda: again.error_box is not None)
+    assert path.name in again.error_box.text()
+    assert len(again.markers) == 0
+    assert any(p.name.startswith(path.name + ".corrupt") for p in path.parent.iterdir())
+
+
+def test_mip_slab_and_layouts(qtbot, series):
+    window = _open(qtbot, series)
+    ws = window.workspace
+    window.mip_action.trigger()
+    p = plane(window.volume, "axial")
+    slab = round(ws.slab_thickness / p.spacing[2])
+    expected = p.image(window.volume.array, ws.views["axial"].index, slab)
+    np.testing.assert_array_equal(ws.views["axial"].image.image, expected)
+    assert "MIP" in ws.views["axial"].info.text()
+    for layout, shown in (("1x1", 1), ("2x2", 3), ("1x3", 3)):
+        ws.set_layout(layout)
+        assert sum(v.isVisible() for v in ws.views.values()) == shown
+
+
+def test_markers_import_and_export(qtbot, series, tmp_path):
+    window = _open(qtbot, series)
+    centre = window.volume.voxel_to_mm(_centre_voxel(window))
+    path = tmp_path / "markers.json"
+    outside = [float(centre[0]), float(centre[1]), 5000.0]
+    path.write_text(
+        json.dumps(
+            {
+                "markers": [
+                    {"id": "a", "name": "Left upper", "center_mm": centre.tolist(), "diameter_mm": 6},
+                    {"id": "b", "center_mm": outside, "diameter_mm": 6},
+                ]
+            }
+        )
+    )
+    assert window.import_markers_from(path) == 1
+    assert "1 outside" in window.statusBar().currentMessage()
+    assert [m.name for m in window.markers.markers] == ["Left upper"]
+    window.markers.undo.undo()  # the whole import is one step
+    assert len(window.markers) == 0
+    (tmp_path / "bad.json").write_text("[]")
+    assert window.import_markers_from(tmp_path / "bad.json") == 0
+    assert "bad.json" in window.error_box.text()
+
+
+def test_help_overlay_lists_the_shortcuts(qtbot, series):
+    window = _open(qtbot, series)
+    qtbot.keyClick(window, Qt.Key.Key_F1)
+    assert window.help.isVisible() and "PgUp" in window.help.text() and "Right-drag" in window.help.text()
+    qtbot.mouseClick(window.help, Qt.MouseButton.LeftButton, pos=QPoint(5, 5))
+    assert not window.help.isVisible()
