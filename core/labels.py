@@ -101,6 +101,8 @@ class LabelledNodule:
 
     @classmethod
     def from_dict(cls, data: Mapping) -> LabelledNodule:
+        if not isinstance(data, Mapping):
+            raise LabelError(f"a labelled-nodule record is a JSON object, not {type(data).__name__}")
         if data.get("schema", SCHEMA) != SCHEMA:
             raise LabelError(f"schema {data.get('schema')!r} is not {SCHEMA}")
         try:
@@ -120,5 +122,6 @@ class LabelledNodule:
 
 def _check(name: str, value: float) -> None:
     top = RATING_MAX[name]
-    if not (isinstance(value, int | float) and math.isfinite(value) and 1 <= value <= top):
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not (number and math.isfinite(value) and 1 <= value <= top):
         raise LabelError(f"{name} {value!r} is outside its scale 1-{top}")

@@ -1,8 +1,13 @@
 """``python main.py train`` and ``python main.py evaluate``: MTMR-Net on LIDC-shaped phantoms.
 
     python main.py train --out model.safetensors [--epochs 20] [--variants 2] [--seed 0]
-        [--ablation single-task|multi-task|mtmr] [--patch-mode fixed-fov|paper]
+        [--ablation single-task|multi-task|mtmr] [--patch-mode fixed-fov|paper] [--continue]
     python main.py evaluate --split val|test [--model PATH] --out metrics.json
+
+While it trains, the run's state (weights, optimiser, schedule, random state...) is kept beside the
+checkpoint, ``model.state.safetensors`` for ``--out model.safetensors``, after every epoch; a cancelled,
+crashed or interrupted run goes on from there with the same command and ``--continue``. The state
+file is removed once the checkpoint is written.
 
 Under ``torchrun`` the training runs data-parallel (see ``core.training.distributed``).
 """
@@ -29,19 +34,32 @@ TRAINED_ON = (
 
 def add_parsers(subparsers) -> None:
     train = subparsers.add_parser("train", help="train MTMR-Net on phantom studies of the train split")
-    train.add_argument("--out", required=True, help="checkpoint to write (.safetensors)")
+    train.add_argument(
+        "--out",
+        required=True,
+        help="checkpoint to write (.safetensors); until it is written, the run's state is kept after every "
+        "epoch in OUT.state.safetensors (OUT's .safetensors suffix replaced, e.g. model.state.safetensors)",
+    )
     train.add_argument("--epochs", type=int, default=15)
     train.add_argument("--step-size", type=int, default=10, help="epochs between learning-rate drops (x0.1)")
     train.add_argument("--batch-size", type=int, default=64)
     train.add_argument("--lr", type=float, default=3e-3)
     train.add_argument("--variants", type=int, default=2, help="jittered renderings per training nodule")
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--ema", type=float, default=0.0, help="keep an EMA of the weights (e.g. 0.998)")
     train.add_argument("--ablation", choices=sorted(ABLATIONS), default="mtmr")
     train.add_argument("--patch-mode", choices=("fixed-fov", "paper"), default="fixed-fov")
     train.add_argument("--device", default="auto")
     train.add_argument("--deterministic", action="store_true")
     train.add_argument("--name", default="mtmr-compact")
     train.add_argument("--resume", help="start from this checkpoint's weights (the optimiser starts afresh)")
+    train.add_argument(
+        "--continue",
+        dest="continue_run",
+        action="store_true",
+        help="continue a cancelled, crashed or interrupted run from OUT.state.safetensors where it stopped "
+        "(weights, optimiser, schedule, random state); give the same options as the first time",
+    )
     train.set_defaults(func=run_train)
     evaluate = subparsers.add_parser("evaluate", help="metrics of a model on phantom studies of a split")
     evaluate.add_argument("--split", choices=("val", "test"), required=True)
@@ -74,9 +92,21 @@ def run_train(args: argparse.Namespace) -> int:
     from core.patches import PatchConfig
     from core.training.data import DatasetSpec, cached_dataset
     from core.training.distributed import init_from_environment, shutdown
+    from core.training.state import TrainingStateError, state_path_for
     from core.training.trainer import TrainConfig, manifest, train
     from models.mtmr import MTMRNet, MTMRNetConfig
 
+    state_path = state_path_for(args.out)
+    if args.continue_run and not state_path.is_file():
+        print(f"error: nothing to continue: no training state at {state_path}", file=sys.stderr)
+        return 2
+    if not args.continue_run and state_path.exists():
+        print(
+            f"error: {state_path} holds the state of an unfinished run: add --continue to go on with it, "
+            "or delete it to start afresh",
+            file=sys.stderr,
+        )
+        return 2
     torch.manual_seed(args.seed)
     model, parent = MTMRNet(MTMRNetConfig.compact()), None
     patch = PatchConfig(mode=args.patch_mode, max_slices=3)  # 3 slices: the CPU inference budget
@@ -100,22 +130,40 @@ def run_train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         lr=args.lr,
         seed=args.seed,
+        ema=args.ema,
         deterministic=args.deterministic,
         device=args.device,
         loss=ABLATIONS[args.ablation],
     )
     result = None
-    for event in train(config, train_data, val_data, model):
-        if event["event"] == "epoch":
-            v = event["val"]
+    try:
+        for event in train(config, train_data, val_data, model, state_path=state_path):
+            if event["event"] == "resumed" and rank == 0:
+                print(f"continuing from {state_path} after epoch {event['epoch']}", flush=True)
+            elif event["event"] == "epoch":
+                v = event["val"]
+                print(
+                    f"epoch {event['epoch']}/{event['epochs']} loss {event['loss']['total']:.4f} "
+                    f"val AUC {v['auc']:.3f} acc {v['accuracy']:.3f} "
+                    f"attr MAE {v['attributes']['mean_mae']:.3f} eta {event['eta_s']:.0f}s",
+                    flush=True,
+                )
+            elif event["event"] == "done":
+                result = event
+    except TrainingStateError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        shutdown()
+        return 2
+    except KeyboardInterrupt:
+        if rank == 0:
             print(
-                f"epoch {event['epoch']}/{event['epochs']} loss {event['loss']['total']:.4f} "
-                f"val AUC {v['auc']:.3f} acc {v['accuracy']:.3f} attr MAE {v['attributes']['mean_mae']:.3f} "
-                f"eta {event['eta_s']:.0f}s",
-                flush=True,
+                f"\ninterrupted: run the same command with --continue to go on from {state_path}"
+                if state_path.is_file()
+                else "\ninterrupted before the first epoch ended: nothing to continue",
+                file=sys.stderr,
             )
-        elif event["event"] == "done":
-            result = event
+        shutdown()
+        return 130
     if rank == 0 and result is not None:
         card = {
             "name": args.name,
@@ -141,6 +189,7 @@ def run_train(args: argparse.Namespace) -> int:
             "metrics": {"val": _plain(result["val"]) | {"split": "val"}},
         }
         save_checkpoint(Path(args.out), result["model"], card)
+        state_path.unlink(missing_ok=True)  # the run is over: nothing left to continue
         print(f"wrote {args.out} (best epoch {result['best_epoch']}, val AUC {result['val']['auc']:.3f})")
     shutdown()
     return 0

@@ -83,7 +83,12 @@ def attribute_metrics(predicted: np.ndarray, target: np.ndarray) -> dict:
     predicted, target = np.asarray(predicted, float), np.asarray(target, float)
     out = {}
     for i, name in enumerate(ATTRIBUTES):
-        error = np.abs(predicted[:, i] - target[:, i])
-        out[name] = {"mae": float(error.mean()), "within_1": float((error <= 1.0).mean())}
-    out["mean_mae"] = float(np.mean([out[name]["mae"] for name in ATTRIBUTES]))
+        known = ~np.isnan(target[:, i])  # a reader may leave an attribute unrated
+        error = np.abs(predicted[known, i] - target[known, i])
+        out[name] = {
+            "mae": float(error.mean()) if known.any() else float("nan"),
+            "within_1": float((error <= 1.0).mean()) if known.any() else float("nan"),
+            "n": int(known.sum()),
+        }
+    out["mean_mae"] = float(np.nanmean([out[name]["mae"] for name in ATTRIBUTES]))
     return out

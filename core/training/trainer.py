@@ -1,9 +1,11 @@
 """The MTMR-Net training loop as a generator of progress events (CLI, dialog and tests drive it).
 
 Adam with two learning-rate groups (trunk and heads), step decay, early stopping on validation AUC,
-seeds and an optional deterministic mode, cancel at any step, resume from a checkpoint. Under
-``torchrun`` the same loop runs with DistributedDataParallel (gloo on CPU, NCCL on GPUs): every rank
-trains on its shard of each epoch, rank 0 validates, logs and writes the checkpoint.
+seeds and an optional deterministic mode, cancel at any step, start from a checkpoint's weights, and
+continue an interrupted run from its training state (``core.training.state``: written by rank 0 after
+every epoch when a ``state_path`` is given, read back when the run starts again). Under ``torchrun``
+the same loop runs with DistributedDataParallel (gloo on CPU, NCCL on GPUs): every rank trains on its
+shard of each epoch, rank 0 validates, logs and writes the checkpoint.
 
 Deviation from the paper, on purpose: the authors fine-tune an ImageNet trunk at 1% of the heads'
 learning rate. No ImageNet weights can be had offline, so our trunk trains from scratch and its
@@ -16,6 +18,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -39,6 +42,7 @@ class TrainConfig:
     device: str = "auto"
     threshold: float = 0.5
     freeze_trunk: bool = False
+    ema: float = 0.0  # > 0: validate and keep an exponential moving average of the weights (e.g. 0.998)
     loss: dict = field(default_factory=dict)  # overrides of models.losses.LossConfig fields
 
     def to_dict(self) -> dict:
@@ -46,7 +50,8 @@ class TrainConfig:
 
 
 class TrainingCancelled(Exception):
-    """Raised inside the loop when the caller cancels; nothing is written."""
+    """Raised inside the loop when the caller cancels; no checkpoint is written (a training state
+    written after the last complete epoch, if any, stays, so the run can continue)."""
 
 
 def pick_device(requested: str = "auto") -> str:
@@ -117,10 +122,19 @@ def train(
     val_data: NoduleDataset,
     model=None,
     cancelled: Callable[[], bool] | None = None,
+    state_path: Path | None = None,
 ) -> Iterator[dict]:
-    """Yield ``{"event": "step" | "epoch" | "done", ...}``; the last event carries the best model."""
+    """Yield ``{"event": "resumed" | "step" | "epoch" | "done", ...}``; the last event carries the best model.
+
+    With ``state_path``, the training state is saved there (atomically, rank 0) after every epoch; if
+    the file exists when the run starts, the run continues from it, after ``{"event": "resumed",
+    "epoch": n}`` (n complete epochs). A state written for another configuration (``epochs`` and
+    ``device`` may change), model or data raises ``TrainingStateError`` naming the file. Removing the
+    file once the checkpoint is written is the caller's business.
+    """
     import torch
 
+    from core.training import state as training_state
     from models.losses import LossConfig, mtmr_loss
     from models.mtmr import MTMRNet, MTMRNetConfig
 
@@ -149,10 +163,44 @@ def train(
     targets = torch.from_numpy(train_data.attributes[train_data.nodule_index])
     diameters = torch.from_numpy(train_data.diameters[train_data.nodule_index])
     rng = np.random.default_rng(config.seed)
+    averaged = _copy_model(core_model) if config.ema > 0 else core_model
     steps = max(len(patches) // (config.batch_size * world), 1)
     best_auc, best_state, best_metrics, best_epoch, stale = -math.inf, None, None, 0, 0
-    started = time.perf_counter()
-    for epoch in range(1, config.epochs + 1):
+    first_epoch, elapsed = 1, 0.0
+    if state_path is not None:
+        state_path = Path(state_path)
+        fingerprint = training_state.data_fingerprint(train_data, val_data)
+        model_config = core_model.config.to_dict() if hasattr(core_model, "config") else None
+        if state_path.is_file():
+            saved = training_state.load_state(state_path)
+            training_state.check_compatible(saved, state_path, config.to_dict(), model_config, fingerprint)
+            training_state.load_weights(core_model, saved.model, state_path, "model")
+            if averaged is not core_model:
+                if saved.ema is None:
+                    raise training_state.TrainingStateError(state_path, "it holds no EMA weights")
+                training_state.load_weights(averaged, saved.ema, state_path, "EMA")
+            try:
+                optimiser.load_state_dict(saved.optimiser)
+                scheduler.load_state_dict(saved.scheduler)
+                rng.bit_generator.state = saved.numpy_rng
+            except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+                raise training_state.TrainingStateError(
+                    state_path, f"the optimiser, schedule or random state does not fit ({exc})"
+                ) from exc
+            if rank == 0:
+                torch.set_rng_state(saved.torch_rng)
+                if saved.cuda_rng is not None and str(device).startswith("cuda"):
+                    torch.cuda.set_rng_state(saved.cuda_rng)
+            else:  # other ranks had their own streams: a fresh one per rank and epoch
+                torch.manual_seed(config.seed + rank + 1000 * saved.epoch)
+            best_auc, best_epoch, stale = saved.best_auc, saved.best_epoch, saved.stale
+            best_metrics, best_state = saved.best_metrics, saved.best_state
+            first_epoch, elapsed = saved.epoch + 1, saved.elapsed_s
+            if stale >= config.patience:  # it had stopped early: nothing left but the result
+                first_epoch = config.epochs + 1
+            yield {"event": "resumed", "epoch": saved.epoch}
+    started = time.perf_counter() - elapsed
+    for epoch in range(first_epoch, config.epochs + 1):
         model.train()
         order = rng.permutation(len(patches))[rank::world]  # same permutation on every rank, own shard
         sums: dict[str, float] = {}
@@ -166,6 +214,8 @@ def train(
             optimiser.zero_grad(set_to_none=True)
             parts["total"].backward()
             optimiser.step()
+            if averaged is not core_model:
+                _update_average(averaged, core_model, config.ema)
             for name, value in parts.items():
                 sums[name] = sums.get(name, 0.0) + float(value.detach())
             done = (epoch - 1) * steps + step + 1
@@ -181,14 +231,40 @@ def train(
             }
         scheduler.step()
         if rank != 0:
+            if _stop_agreed(False, world, device):
+                break
             continue
-        metrics = evaluate_model(core_model, val_data, device, config.threshold)
+        metrics = evaluate_model(averaged, val_data, device, config.threshold)
         improved = metrics["auc"] > best_auc or best_state is None
         if improved:
             best_auc, best_metrics, best_epoch, stale = metrics["auc"], metrics, epoch, 0
-            best_state = {k: v.detach().cpu().clone() for k, v in core_model.state_dict().items()}
+            best_state = {k: v.detach().cpu().clone() for k, v in averaged.state_dict().items()}
         else:
             stale += 1
+        if state_path is not None:
+            training_state.save_state(
+                state_path,
+                training_state.TrainingState(
+                    epoch=epoch,
+                    config=config.to_dict(),
+                    model_config=model_config,
+                    data=fingerprint,
+                    model=core_model.state_dict(),
+                    optimiser=optimiser.state_dict(),
+                    scheduler=scheduler.state_dict(),
+                    numpy_rng=rng.bit_generator.state,
+                    torch_rng=torch.get_rng_state(),
+                    cuda_rng=torch.cuda.get_rng_state() if str(device).startswith("cuda") else None,
+                    best_auc=best_auc,
+                    best_epoch=best_epoch,
+                    stale=stale,
+                    best_metrics=best_metrics,
+                    best_state=best_state,
+                    ema=averaged.state_dict() if averaged is not core_model else None,
+                    elapsed_s=time.perf_counter() - started,
+                    world_size=world,
+                ),
+            )
         remaining = (time.perf_counter() - started) / epoch * (config.epochs - epoch)
         yield {
             "event": "epoch",
@@ -200,7 +276,7 @@ def train(
             "eta_s": remaining,
             "lr": scheduler.get_last_lr(),
         }
-        if stale >= config.patience:
+        if _stop_agreed(stale >= config.patience, world, device):
             break
     if rank == 0:
         core_model.load_state_dict(best_state)
@@ -212,6 +288,38 @@ def train(
             "seconds": time.perf_counter() - started,
             "device": device,
         }
+
+
+def _stop_agreed(stop: bool, world: int, device) -> bool:
+    """Rank 0 decides early stopping; every rank must leave the loop together or DDP hangs."""
+    if world == 1:
+        return stop
+    import torch
+    import torch.distributed as dist
+
+    flag = torch.tensor([1.0 if stop else 0.0], device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag.item())
+
+
+def _copy_model(model):
+    import copy
+
+    twin = copy.deepcopy(model)
+    for p in twin.parameters():
+        p.requires_grad_(False)
+    return twin
+
+
+def _update_average(averaged, model, decay: float) -> None:
+    """Polyak/EMA weights; batch-norm statistics are copied (they are already running averages)."""
+    import torch
+
+    with torch.no_grad():
+        for mine, theirs in zip(averaged.parameters(), model.parameters(), strict=True):
+            mine.lerp_(theirs, 1.0 - decay)
+        for mine, theirs in zip(averaged.buffers(), model.buffers(), strict=True):
+            mine.copy_(theirs)
 
 
 def _augment(batch, rng):

@@ -43,3 +43,16 @@ def test_youden_threshold_separates_when_it_can():
 
     labels = np.array([0, 0, 0, 1, 1])
     assert youden_threshold(labels, np.array([0.1, 0.2, 0.3, 0.35, 0.9])) == pytest.approx(0.35)
+
+
+def test_unrated_attributes_are_left_out_of_the_error():
+    from core.training.metrics import attribute_metrics
+
+    predicted = np.full((3, 8), 3.0)
+    target = np.full((3, 8), 4.0)
+    target[0, 0] = np.nan  # the reader did not rate subtlety on the first nodule
+    target[:, 1] = np.nan  # nor internal structure on any
+    m = attribute_metrics(predicted, target)
+    assert m["subtlety"]["mae"] == 1.0 and m["subtlety"]["n"] == 2
+    assert np.isnan(m["internal_structure"]["mae"]) and m["internal_structure"]["n"] == 0
+    assert m["mean_mae"] == 1.0
