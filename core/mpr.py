@@ -72,12 +72,14 @@ class Plane:
         many slices centred on it. A view of ``array`` (no copy) unless a MIP is asked for."""
         axis = 2 - self.normal  # numpy order is (z, y, x)
         index = int(np.clip(index, 0, self.depth - 1))
+        cut: list = [slice(None)] * 3
         if slab > 1:
             lo = max(index - slab // 2, 0)
-            hi = min(lo + slab, self.depth)
-            plane = np.take(array, range(lo, hi), axis=axis).max(axis=axis)
+            cut[axis] = slice(lo, min(lo + slab, self.depth))
+            plane = array[tuple(cut)].max(axis=axis)
         else:
-            plane = np.take(array, index, axis=axis) if axis else array[index]
+            cut[axis] = index
+            plane = array[tuple(cut)]
         remaining = [a for a in (2, 1, 0) if a != self.normal]  # voxel axes in numpy order
         if remaining.index(self.rows) != 0:
             plane = plane.T

@@ -1,0 +1,182 @@
+"""Viewer speed: slice changes in each view, and event-loop stalls while a study loads.
+
+    .venv/bin/python bench/bench_viewer.py [--steps 150]
+
+With a 300-slice 512x512 phantom study open in the real window (offscreen platform unless a DISPLAY
+is set) and its nodules marked, it times a slice change in each view (MPR reslice, marker overlays,
+crosshairs and the synchronous repaint of the view) and, side by side in the same run, the
+reference: a bare pyqtgraph ImageItem.setImage + repaint of a 512x512 slice. Then it loads the
+study again in the background and reports the longest gap between 5 ms timer ticks (the longest
+event-loop stall), including showing the loaded volume. Floors (issue 5): median <= 8 ms,
+90th percentile <= 16 ms, no stall over 100 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def study_folder() -> Path:
+    """A 300-slice phantom (1 mm slices) with six nodules, written once into the user cache."""
+    from core.lidc.table import load_nodules
+    from core.paths import user_dir
+    from core.phantom.study import PhantomOptions, choose_nodules, write_phantom
+
+    folder = user_dir("cache") / "bench-viewer-study"
+    if not (folder / "ground_truth.json").is_file():
+        print("writing a 300-slice phantom study (once)...", file=sys.stderr)
+        options = PhantomOptions(seed=7, split="test", nodules=6, slice_thickness=1.0)
+        write_phantom(folder, options, choose_nodules(load_nodules(), options))
+    return folder
+
+
+def percentiles(values: list[float]) -> tuple[float, float]:
+    ordered = sorted(values)
+    return statistics.median(ordered), ordered[int(0.9 * (len(ordered) - 1))]
+
+
+def wait(app, predicate, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the window did not finish loading")
+        app.processEvents()
+        time.sleep(0.002)
+
+
+def time_reference(app, steps: int, array: np.ndarray) -> list[float]:
+    import pyqtgraph as pg
+
+    view = pg.GraphicsView()
+    box = pg.ViewBox(lockAspect=True)
+    view.setCentralItem(box)
+    item = pg.ImageItem(axisOrder="row-major")
+    box.addItem(item)
+    view.resize(600, 600)
+    view.show()
+    item.setImage(array[0], autoLevels=False, levels=(-1350, 150))
+    box.autoRange()
+    app.processEvents()
+    times = []
+    for k in range(steps):
+        start = time.perf_counter()
+        item.setImage(array[k % len(array)], autoLevels=False, levels=(-1350, 150))
+        view.viewport().repaint()
+        times.append(time.perf_counter() - start)
+    view.close()
+    return times
+
+
+def time_views(app, window, steps: int) -> dict[str, list[float]]:
+    ws = window.workspace
+    results = {}
+    for name, view in ws.views.items():
+        ws.set_active(name)
+        times = []
+        for k in range(steps):
+            start = time.perf_counter()
+            ws.scroll(1 if (k // 40) % 2 == 0 else -1, name)
+            view.graphics.viewport().repaint()
+            times.append(time.perf_counter() - start)
+        results[name] = times
+    return results
+
+
+def longest_stall(app, window, folder: Path) -> tuple[float, float]:
+    from PySide6.QtCore import QTimer
+
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.setInterval(5)
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start()
+    start = time.perf_counter()
+    window.volume = None
+    window.open_path(folder)
+    wait(app, lambda: window.volume is not None and not window.busy)
+    app.processEvents()
+    took = time.perf_counter() - start
+    timer.stop()
+    gaps = np.diff([start, *ticks])
+    return float(gaps.max()), took
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=150)
+    args = parser.parse_args()
+    if not os.environ.get("DISPLAY"):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    folder = study_folder()  # in the user cache, kept between runs
+    os.environ["MTMR_READER_HOME"] = tempfile.mkdtemp(prefix="bench-viewer-")  # sessions: throw-away
+    from PySide6.QtWidgets import QApplication
+
+    from app.main_window import MainWindow
+
+    app = QApplication.instance() or QApplication([])
+    window = MainWindow()
+    window.resize(1600, 1000)
+    window.show()
+    window.open_path(folder)
+    wait(app, lambda: window.volume is not None and not window.busy)
+    from core.demo import demo_markers
+
+    window.import_markers_from(_markers_file(folder, demo_markers(folder)))
+    ws = window.workspace
+    first = window.markers.markers.markers[0]
+    ws.centre_on_mm(first.centre_mm)
+    app.processEvents()
+    print(
+        f"study: {window.volume!r}, {len(window.markers)} markers, layout {ws.layout_name}, platform "
+        f"{app.platformName()}"
+    )
+
+    reference = percentiles(time_reference(app, args.steps, np.asarray(window.volume.array)))
+    print(
+        f"reference (bare pyqtgraph setImage + repaint, 512x512): median {reference[0] * 1e3:.1f} ms, "
+        f"p90 {reference[1] * 1e3:.1f} ms"
+    )
+    for slab in (False, True):
+        ws.set_slab(slab, 10.0)
+        for name, times in time_views(app, window, args.steps).items():
+            median, p90 = percentiles(times)
+            label = f"{name} (MIP 10 mm)" if slab else name
+            print(
+                f"{label:<20} median {median * 1e3:5.1f} ms ({median / reference[0]:.2f}x reference), "
+                f"p90 {p90 * 1e3:5.1f} ms"
+            )
+    ws.set_slab(False)
+    stall, took = longest_stall(app, window, folder)
+    print(
+        f"background load of {window.volume.shape[0]} slices: {took:.2f} s, longest event-loop stall "
+        f"{stall * 1e3:.0f} ms"
+    )
+    window.close()
+    return 0
+
+
+def _markers_file(folder: Path, markers: list[dict]) -> Path:
+    import json
+
+    path = Path(tempfile.mkdtemp()) / "markers.json"
+    items = [
+        {"id": f"m{n}", "name": m["name"], "center_mm": m["centre_mm"], "diameter_mm": m["diameter_mm"]}
+        for n, m in enumerate(markers)
+    ]
+    path.write_text(json.dumps({"markers": items}))
+    return path
+
+
+if __name__ == "__main__":
+    sys.exit(main())
