@@ -241,3 +241,43 @@ def test_help_overlay_lists_the_shortcuts(qtbot, series):
     assert window.help.isVisible() and "PgUp" in window.help.text() and "Right-drag" in window.help.text()
     qtbot.mouseClick(window.help, Qt.MouseButton.LeftButton, pos=QPoint(5, 5))
     assert not window.help.isVisible()
+
+
+def test_rename_and_notes_are_undoable_and_typing_does_not_fire_shortcuts(qtbot, series):
+    window = _open(qtbot, series)
+    window.workspace.tool = "marker"
+    window.workspace.views["axial"].clicked.emit(np.array([12.0, 12.0, 4.0]))
+    panel, store = window.panel, window.markers
+    marker = next(iter(store.markers))
+    panel.table.item(0, 0).setText("RUL nodule")
+    assert store.get(marker.id).name == "RUL nodule"
+    panel.notes.setFocus()
+    qtbot.keyClicks(panel.notes, "2 N grows")  # '2' and 'N' are shortcuts elsewhere
+    assert window.workspace.window == (1500.0, -600.0) and window.workspace.tool == "marker"
+    panel.save_notes.click()
+    assert store.get(marker.id).notes == "2 N grows"
+    assert SessionStore().load(*window.key).markers[0].notes == "2 N grows"
+    store.undo.undo()
+    store.undo.undo()
+    assert store.get(marker.id).name == marker.name and store.get(marker.id).notes == ""
+
+
+def test_settings_change_presets_and_shortcuts_and_refuse_clashes(qtbot, series):
+    from PySide6.QtGui import QKeySequence
+
+    from app.settings_dialog import SettingsDialog
+
+    window = _open(qtbot, series)
+    dialog = SettingsDialog(window.settings, window)
+    qtbot.addWidget(dialog)
+    dialog.presets.item(0, 1).setText("1200")
+    dialog.keys["mip"].setKeySequence(QKeySequence("N"))  # already the marker tool
+    dialog.accept()
+    assert "used twice" in dialog.error.text() and window.settings.shortcut("mip") == "M"
+    dialog.keys["mip"].setKeySequence(QKeySequence("Ctrl+M"))
+    dialog.accept()
+    assert window.settings.shortcut("mip") == "Ctrl+M"
+    assert window.settings.presets()["Lung"] == (1200.0, -600.0)
+    dialog.presets.item(1, 1).setText("wide")
+    dialog.accept()
+    assert "must be numbers" in dialog.error.text()
