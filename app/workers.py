@@ -38,11 +38,11 @@ class FunctionWorker(QRunnable):
         return self._cancel
 
     def run(self) -> None:
-        from core.dicom.series import LoadCancelled
+        from core.jobs import Cancelled
 
         try:
             result = self.job(progress=self.signals.progress.emit, cancelled=self.is_cancelled)
-        except LoadCancelled:
+        except Cancelled:
             self.signals.cancelled.emit()
         except Exception as exc:  # every failure reaches the reader as a message
             self.signals.errored.emit(exc)

@@ -45,6 +45,8 @@ class Session:
     labels: dict[str, NoduleLabel] = field(default_factory=dict)  # keyed by marker id
     view: dict = field(default_factory=dict)  # JSON-serialisable view state
     saved_at: str = ""  # UTC ISO 8601, set by SessionStore.save
+    results: dict[str, dict] = field(default_factory=dict)  # marker id -> the model's last result
+    source: str = ""  # where the study was opened from on this workstation (to reopen it)
 
     @property
     def labelled_count(self) -> int:
@@ -60,6 +62,8 @@ class Session:
             "markers": [m.to_dict() for m in self.markers],
             "labels": {marker_id: label.to_dict() for marker_id, label in self.labels.items()},
             "view": self.view,
+            "results": self.results,
+            "source": self.source,
         }
 
     @classmethod
@@ -79,6 +83,11 @@ class Session:
             raise ValueError("labels is not an object")
         if not isinstance(view, dict):
             raise ValueError("view is not an object")
+        results, source = data.get("results", {}), data.get("source", "")
+        if not isinstance(results, dict) or not all(isinstance(r, dict) for r in results.values()):
+            raise ValueError("results is not an object of objects")
+        if not isinstance(source, str):
+            raise ValueError("source is not a string")
         saved_at = data.get("saved_at", "")
         parsed = [NoduleMarker.from_dict(entry) for entry in markers]
         MarkerSet(parsed)  # refuses duplicate ids
@@ -97,6 +106,8 @@ class Session:
             labels=parsed_labels,
             view=view,
             saved_at=saved_at if isinstance(saved_at, str) else "",
+            results=results,
+            source=source,
         )
 
 

@@ -20,12 +20,13 @@ from core.dicom.errors import (
 from core.dicom.geometry import SliceGeometry, consistency_problems, plan_geometry, plan_series_geometry
 from core.dicom.headers import SliceHeader, read_descriptive, read_header
 from core.dicom.pixels import allocate_volume, read_raw_into, resample_z, shift_slice, stored_to_hu
+from core.jobs import Cancelled
 from core.volume import CTVolume, VolumeMetadata
 
 Progress = Callable[[int, int], None]
 
 
-class LoadCancelled(Exception):
+class LoadCancelled(Cancelled):
     """The caller asked to stop; nothing was changed."""
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.jobs import Cancelled
 from core.patches import slice_weights
 from core.training.data import LABELS, NoduleDataset
 from core.training.metrics import attribute_metrics, classification_metrics, to_rating_scale
@@ -49,7 +50,7 @@ class TrainConfig:
         return asdict(self)
 
 
-class TrainingCancelled(Exception):
+class TrainingCancelled(Cancelled):
     """Raised inside the loop when the caller cancels; no checkpoint is written (a training state
     written after the last complete epoch, if any, stays, so the run can continue)."""
 

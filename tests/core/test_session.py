@@ -78,7 +78,10 @@ def test_file_names_are_hashes_and_no_patient_data_is_stored(tmp_path):
     assert store.path_for(STUDY, SERIES) != store.path_for(STUDY, SERIES + "1")
     store.save(session())
     data = json.loads(store.path_for(STUDY, SERIES).read_text())
-    assert set(data) == {"schema", "study_uid", "series_uid", "saved_at", "markers", "labels", "view"}
+    assert set(data) == {
+        "schema", "study_uid", "series_uid", "saved_at", "markers", "labels", "view", "results", "source",
+    }  # fmt: skip
+    assert data["source"] == ""  # the local path is kept only when the app gives it (to reopen the study)
     assert "patient" not in json.dumps(data).lower()
 
 
@@ -300,3 +303,17 @@ def test_sessions_survive_sigkill_at_any_moment(tmp_path):
     left = [name for name in files(tmp_path) if name != store.path_for("1.2.3", "4.5.6").name]
     assert all(name.startswith(".") and name.endswith(".tmp") for name in left), left  # no .corrupt-*
     assert last >= kills
+
+
+def test_results_and_source_round_trip_and_bad_ones_are_refused(tmp_path):
+    store = SessionStore(tmp_path)
+    original = session()
+    original.results = {"m1": {"malignancy_probability": 0.7}}
+    original.source = "/data/study"
+    store.save(original)
+    loaded = store.load(STUDY, SERIES)
+    assert loaded.results == original.results and loaded.source == "/data/study"
+    for bad in ({"results": []}, {"results": {"m1": 3}}, {"source": 5}):
+        data = original.to_dict() | bad
+        with pytest.raises(ValueError):
+            Session.from_dict(data)
