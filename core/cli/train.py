@@ -47,6 +47,12 @@ def add_parsers(subparsers) -> None:
     train.add_argument("--variants", type=int, default=2, help="jittered renderings per training nodule")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--ema", type=float, default=0.0, help="keep an EMA of the weights (e.g. 0.998)")
+    train.add_argument(
+        "--max-attribute-mae",
+        type=float,
+        default=0.0,
+        help="select the best validation AUC only among epochs whose attribute MAE is at most this",
+    )
     train.add_argument("--ablation", choices=sorted(ABLATIONS), default="mtmr")
     train.add_argument("--patch-mode", choices=("fixed-fov", "paper"), default="fixed-fov")
     train.add_argument("--device", default="auto")
@@ -131,6 +137,7 @@ def run_train(args: argparse.Namespace) -> int:
         lr=args.lr,
         seed=args.seed,
         ema=args.ema,
+        max_attribute_mae=args.max_attribute_mae,
         deterministic=args.deterministic,
         device=args.device,
         loss=ABLATIONS[args.ablation],

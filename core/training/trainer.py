@@ -43,6 +43,7 @@ class TrainConfig:
     device: str = "auto"
     threshold: float = 0.5
     freeze_trunk: bool = False
+    max_attribute_mae: float = 0.0  # > 0: an epoch counts as best only with attribute MAE within it
     ema: float = 0.0  # > 0: validate and keep an exponential moving average of the weights (e.g. 0.998)
     loss: dict = field(default_factory=dict)  # overrides of models.losses.LossConfig fields
 
@@ -236,7 +237,9 @@ def train(
                 break
             continue
         metrics = evaluate_model(averaged, val_data, device, config.threshold)
-        improved = metrics["auc"] > best_auc or best_state is None
+        limit = config.max_attribute_mae
+        acceptable = not limit or metrics["attributes"]["mean_mae"] <= limit
+        improved = (metrics["auc"] > best_auc and acceptable) or best_state is None
         if improved:
             best_auc, best_metrics, best_epoch, stale = metrics["auc"], metrics, epoch, 0
             best_state = {k: v.detach().cpu().clone() for k, v in averaged.state_dict().items()}
@@ -313,14 +316,18 @@ def _copy_model(model):
 
 
 def _update_average(averaged, model, decay: float) -> None:
-    """Polyak/EMA weights; batch-norm statistics are copied (they are already running averages)."""
+    """Polyak/EMA weights. Batch-norm statistics are averaged the same way, so the averaged weights
+    are never paired with statistics of the live weights (that pairing made attribute errors jump)."""
     import torch
 
     with torch.no_grad():
         for mine, theirs in zip(averaged.parameters(), model.parameters(), strict=True):
             mine.lerp_(theirs, 1.0 - decay)
         for mine, theirs in zip(averaged.buffers(), model.buffers(), strict=True):
-            mine.copy_(theirs)
+            if mine.is_floating_point():
+                mine.lerp_(theirs, 1.0 - decay)
+            else:
+                mine.copy_(theirs)
 
 
 def _augment(batch, rng):

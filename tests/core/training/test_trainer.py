@@ -79,3 +79,15 @@ def test_frozen_trunk_does_not_change():
         )
     )
     assert all((a == b).all() for a, b in zip(before, model.trunk.parameters(), strict=True))
+
+
+def test_selection_can_require_an_attribute_error_limit():
+    """With an impossible limit no later epoch counts as better: the first epoch is kept."""
+    from core.training.trainer import TrainConfig, train
+    from models.mtmr import MTMRNet, MTMRNetConfig
+    from tests.core.training.fake_data import fake_dataset
+
+    model = MTMRNet(MTMRNetConfig(depth=18, width=8, input_size=32))
+    config = TrainConfig(epochs=3, batch_size=8, patience=10, max_attribute_mae=1e-9, ema=0.9)
+    events = list(train(config, fake_dataset(), fake_dataset(seed=1), model))
+    assert events[-1]["event"] == "done" and events[-1]["best_epoch"] == 1
