@@ -18,10 +18,12 @@ from PySide6.QtWidgets import (
     QDockWidget,
     QDoubleSpinBox,
     QFileDialog,
+    QLabel,
     QMainWindow,
     QMessageBox,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QTreeWidget,
     QTreeWidgetItem,
 )
@@ -29,6 +31,7 @@ from PySide6.QtWidgets import (
 from app.help_overlay import HelpOverlay
 from app.marker_panel import MarkerPanel
 from app.marker_store import MarkerStore
+from app.review import Review
 from app.settings import DEFAULT_SHORTCUTS, Settings
 from app.workers import FunctionWorker
 from app.workspace import LAYOUTS, Workspace
@@ -56,13 +59,16 @@ class MainWindow(QMainWindow):
     def __init__(self, settings: Settings | None = None) -> None:
         super().__init__()
         self.setWindowTitle(TITLE)
-        self.resize(1400, 860)
+        self.resize(1600, 1000)
         self.setAcceptDrops(True)
         self.settings = settings or Settings()
         self.sessions = SessionStore()
         self.volume: CTVolume | None = None
         self.key: tuple[str, str] | None = None
-        self.labels: dict = {}
+        self.source = ""  # the path the shown study was opened from (kept with its session)
+        self._opening = ""  # the path being opened, until its volume is shown
+        self.analyse_on_open = False  # python main.py --analyze
+        self._select_on_open = ""  # a marker to select once the study is shown (from the worklist)
         self._worker: FunctionWorker | None = None
         self._workers: list[FunctionWorker] = []  # kept alive until their thread has left run()
         self.error_box: QMessageBox | None = None
@@ -77,16 +83,29 @@ class MainWindow(QMainWindow):
         self.tree.itemActivated.connect(self._series_activated)
         self.panel = MarkerPanel(self.markers)
         self.panel.centre_requested.connect(self.workspace.centre_on_mm)
+        self.review = Review(self.markers, self)
+        self.review.changed.connect(self.save_session)
+        self.review.message.connect(lambda text: self.statusBar().showMessage(text, 10000))
+        self.review.centre.connect(self.workspace.centre_on_mm)
+        self.docks: dict[str, QDockWidget] = {}
         for title, widget, area in (
             ("Studies", self.tree, Qt.DockWidgetArea.LeftDockWidgetArea),
             ("Markers", self.panel, Qt.DockWidgetArea.RightDockWidgetArea),
+            ("Nodule detail", _scrolling(self.review.detail), Qt.DockWidgetArea.RightDockWidgetArea),
+            ("Nodules ranked by malignancy", self.review.table, Qt.DockWidgetArea.BottomDockWidgetArea),
         ):
             dock = QDockWidget(title, self)
             dock.setObjectName(title)
             dock.setWidget(widget)
             dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
             self.addDockWidget(area, dock)
-        self.resizeDocks(self.findChildren(QDockWidget), [300, 260], Qt.Orientation.Horizontal)
+            self.docks[title] = dock
+        self.tabifyDockWidget(self.docks["Markers"], self.docks["Nodule detail"])
+        self.docks["Nodule detail"].raise_()
+        self.resizeDocks(
+            [self.docks["Studies"], self.docks["Markers"]], [260, 340], Qt.Orientation.Horizontal
+        )
+        self.resizeDocks([self.docks["Nodules ranked by malignancy"]], [190], Qt.Orientation.Vertical)
 
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(200)
@@ -94,8 +113,17 @@ class MainWindow(QMainWindow):
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.hide()
         self.cancel_button.clicked.connect(self.cancel)
+        self.model_label = QLabel()
+        self.model_label.setStyleSheet("color: #555;")
+        self.statusBar().addPermanentWidget(self.model_label)
         self.statusBar().addPermanentWidget(self.progress)
         self.statusBar().addPermanentWidget(self.cancel_button)
+        analysis = self.review.analysis
+        analysis.started.connect(self._analysis_started)
+        analysis.progress.connect(self._progress)
+        for signal in (analysis.finished, analysis.failed, analysis.cancelled):
+            signal.connect(self._analysis_ended)
+        self._show_model()
         self.statusBar().showMessage("Open a DICOM folder or file (File > Open folder...), or drop one here")
 
         self._save_view = QTimer(self, singleShot=True, interval=500)
@@ -128,6 +156,7 @@ class MainWindow(QMainWindow):
         file_menu.addAction("Open &folder...", self.choose_folder, QKeySequence.StandardKey.Open)
         file_menu.addAction("Open f&ile...", self.choose_file, "Ctrl+Shift+O")
         file_menu.addAction("Open the &demo study", self.open_demo)
+        file_menu.addAction("&Worklist...", self.open_worklist, "Ctrl+L")
         self.recent_menu = file_menu.addMenu("&Recent studies")
         self.recent_menu.aboutToShow.connect(self._fill_recent)
         file_menu.addSeparator()
@@ -144,6 +173,13 @@ class MainWindow(QMainWindow):
         self.undo_action, self.redo_action = undo, redo
         edit.addSeparator()
         self.tool_action = self._action("marker_tool", self._tool_toggled, edit, checkable=True)
+        self.analyse_action = self._action("analyse", self.review.analyse, edit)
+        self.analyse_action.setText("Analyse")
+        self.auto_action = QAction("Analyse automatically after each change", self, checkable=True)
+        self.auto_action.setChecked(bool(self.settings.value("analysis/auto", 0)))
+        self.auto_action.toggled.connect(self._auto_toggled)
+        self._auto_toggled(self.auto_action.isChecked())
+        edit.addAction(self.auto_action)
         self._action("delete_marker", lambda: self.markers.remove(self.markers.selected), edit)
         self._action("next_marker", lambda: self.panel.select_next(1), edit)
         self._action("previous_marker", lambda: self.panel.select_next(-1), edit)
@@ -170,6 +206,7 @@ class MainWindow(QMainWindow):
         tools = self.addToolBar("Reading")
         tools.setObjectName("Reading")
         tools.addAction(self.tool_action)
+        tools.addAction(self.analyse_action)
         tools.addActions([undo, redo])
         tools.addSeparator()
         for layout in LAYOUTS:
@@ -197,8 +234,44 @@ class MainWindow(QMainWindow):
             "Marker tool: click a nodule to mark it, drag to set its diameter" if on else "Navigate", 5000
         )
 
+    def _auto_toggled(self, on: bool) -> None:
+        self.review.auto = on
+        self.settings.set_value("analysis/auto", int(on))
+
+    def _analysis_started(self, count: int) -> None:
+        self.progress.setRange(0, 0)
+        self.progress.show()
+        self.cancel_button.show()
+        self.statusBar().showMessage(f"Analysing {count} marker(s)...")
+
+    def _analysis_ended(self, *_) -> None:
+        if self._worker is None:
+            self.progress.hide()
+            self.cancel_button.hide()
+        self._show_model()
+
+    def _show_model(self) -> None:
+        analysis = self.review.analysis
+        self.model_label.setText(analysis.short_text())
+        self.model_label.setToolTip(analysis.model_text())
+        self.docks["Nodules ranked by malignancy"].setWindowTitle(
+            f"Nodules ranked by malignancy | {analysis.short_text()}"
+        )
+
     def _mip_toggled(self, on: bool) -> None:
         self.workspace.set_slab(on, self.slab.value())
+
+    def open_worklist(self) -> None:
+        from app.worklist import Worklist
+
+        self.save_session()
+        self.worklist = Worklist(self.sessions, self)
+        self.worklist.open_requested.connect(self._open_from_worklist)
+        self.worklist.open()
+
+    def _open_from_worklist(self, source: str, marker_id: str) -> None:
+        self._select_on_open = marker_id
+        self.open_path(source)
 
     def _fill_recent(self) -> None:
         self.recent_menu.clear()
@@ -239,6 +312,7 @@ class MainWindow(QMainWindow):
     def open_path(self, path: str | Path) -> None:
         """Catalogue ``path`` in the background, then load its largest CT series."""
         self._demo_markers = None
+        self._opening = str(Path(path).resolve())
         self.settings.add_recent(str(path))
         if is_volume_file(path):
             self._run(lambda progress, cancelled: load_volume_file(path), self._show_volume)
@@ -256,6 +330,7 @@ class MainWindow(QMainWindow):
 
         def done(result) -> None:
             found, self._demo_markers = result
+            self._opening = str(found.root or "")
             self._show_catalogue(found)
 
         self.statusBar().showMessage("Preparing the demo study (phantom CT with real LIDC nodules)...")
@@ -278,11 +353,12 @@ class MainWindow(QMainWindow):
     @property
     def busy(self) -> bool:
         """Whether a background job is running (or its result is still to be shown)."""
-        return self._worker is not None
+        return self._worker is not None or self.review.busy
 
     def cancel(self) -> None:
         if self._worker is not None:
             self._worker.cancel()
+        self.review.analysis.cancel()
 
     def _progress(self, done: int, total: int) -> None:
         self.progress.setRange(0, total)
@@ -290,8 +366,9 @@ class MainWindow(QMainWindow):
 
     def _idle(self, message: str) -> None:
         self._worker = None
-        self.progress.hide()
-        self.cancel_button.hide()
+        if not self.review.analysis.busy:
+            self.progress.hide()
+            self.cancel_button.hide()
         self.statusBar().showMessage(message)
 
     def _errored(self, error: Exception) -> None:
@@ -344,12 +421,15 @@ class MainWindow(QMainWindow):
         self._run(partial(load_series, series.files, require_ct=True), self._show_volume)
 
     def _show_volume(self, volume: CTVolume) -> None:
-        self.save_session()  # the study being left
+        self.save_session()  # the study being left, with its own source
         self.volume = volume
+        self.source = self._opening
         self.key = session_key(volume)
         session = self._restore_session(volume)
+        self.review.set_study(
+            volume, dict(session.labels) if session else {}, session.results if session else {}
+        )
         self.markers.reset(session.markers if session else self._initial_markers(volume))
-        self.labels = dict(session.labels) if session else {}
         self.panel.set_volume(volume)
         self.workspace.set_volume(volume, session.view if session else None)
         message = f"{volume!r}"
@@ -357,6 +437,12 @@ class MainWindow(QMainWindow):
             message += " | " + "; ".join(volume.warnings)
         if session:
             message += f" | session restored: {len(session.markers)} marker(s)"
+        if self.analyse_on_open:
+            self.review.analyse()
+        selected, self._select_on_open = self.markers.get(self._select_on_open), ""
+        if selected is not None:
+            self.markers.select(selected.id)
+            self.workspace.centre_on_mm(selected.centre_mm)
         self._idle(message)
 
     def _restore_session(self, volume: CTVolume) -> Session | None:
@@ -384,8 +470,10 @@ class MainWindow(QMainWindow):
             study_uid=self.key[0],
             series_uid=self.key[1],
             markers=list(self.markers.markers),
-            labels=self.labels,
+            labels=self.review.labels,
             view=self.workspace.view_state(),
+            results=self.review.results(),
+            source=self.source,
         )
         try:
             self.sessions.save(session)
@@ -434,3 +522,10 @@ class MainWindow(QMainWindow):
         self.save_session()
         self.cancel()
         super().closeEvent(event)
+
+
+def _scrolling(widget):
+    area = QScrollArea()
+    area.setWidget(widget)
+    area.setWidgetResizable(True)
+    return area

@@ -27,6 +27,7 @@ DEFAULT_SHORTCUTS: dict[str, tuple[str, str]] = {
     "preset_3": ("3", "soft tissue window 400/40"),
     "preset_4": ("4", "bone window 2000/500"),
     "marker_tool": ("N", "mark nodules (click to place, drag to size)"),
+    "analyse": ("A", "analyse the markers with the model"),
     "delete_marker": ("Delete", "delete the selected marker"),
     "next_marker": ("Ctrl+Down", "select the next marker"),
     "previous_marker": ("Ctrl+Up", "select the previous marker"),

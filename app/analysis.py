@@ -1,0 +1,211 @@
+"""Running MTMR-Net from the window: in a background worker, the model loaded once, only new or
+changed markers analysed, and every failure a message (the markers are never touched).
+
+Results are kept per marker together with the marker's position and size and the model's weights
+hash they were computed for; a marker that moved, was resized or a model that changed makes them
+stale, and the next analysis recomputes exactly those.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+
+from app.workers import FunctionWorker
+from core.inference import NoduleResult, Predictor
+from core.jobs import Cancelled
+from core.markers import NoduleMarker
+from core.volume import CTVolume
+
+
+@dataclass(frozen=True)
+class Analysed:
+    """A marker's result and what it was computed from."""
+
+    result: NoduleResult
+    centre_mm: tuple[float, float, float]
+    diameter_mm: float
+    weights: str
+
+    def fits(self, marker: NoduleMarker, weights: str) -> bool:
+        return (
+            self.weights == weights
+            and self.diameter_mm == marker.diameter_mm
+            and all(abs(a - b) < 1e-6 for a, b in zip(self.centre_mm, marker.centre_mm, strict=True))
+        )
+
+    def to_dict(self) -> dict:
+        return self.result.to_dict() | {
+            "center_mm": list(self.centre_mm),
+            "diameter_mm": self.diameter_mm,
+            "weights_sha256": self.weights,
+        }
+
+    @classmethod
+    def from_dict(cls, marker_id: str, data: dict) -> Analysed | None:
+        try:
+            result = NoduleResult(
+                id=marker_id,
+                malignancy=float(data["malignancy_probability"]),
+                uncertainty=float(data["uncertainty"]),
+                attributes={str(k): float(v) for k, v in data["attributes"].items()},
+            )
+            centre = tuple(float(v) for v in data["center_mm"])
+            return cls(result, centre, float(data["diameter_mm"]), str(data["weights_sha256"]))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return None  # from another version: it will simply be recomputed
+
+
+class Analysis(QObject):
+    """The app's side of the Predictor. ``finished`` carries nothing: read ``results``."""
+
+    started = Signal(int)  # number of markers to analyse
+    progress = Signal(int, int)
+    finished = Signal()
+    failed = Signal(str)
+    cancelled = Signal()
+
+    def __init__(self, model_path: Path, device: str = "auto", parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.model_path = Path(model_path)
+        self.device = device
+        self.predictor: Predictor | None = None
+        self.results: dict[str, Analysed] = {}
+        self._worker: FunctionWorker | None = None
+        self._workers: list[FunctionWorker] = []
+        self._generation = 0  # bumped by reset(): a run for the previous study is ignored
+
+    # -- state -------------------------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        return self._worker is not None
+
+    @property
+    def weights(self) -> str:
+        return self.predictor.card.get("weights_sha256", "") if self.predictor else ""
+
+    def model_text(self) -> str:
+        """Which model on which device, for the status bar and every place scores appear."""
+        if self.predictor is None:
+            return f"model {self.model_path.name} (not loaded yet)"
+        return f"{self.predictor.description} | on {self.device_name()}"
+
+    def short_text(self) -> str:
+        """One line for the status bar and the table's title: name, version, intended use, device."""
+        if self.predictor is None:
+            return f"Model {self.model_path.stem} (loads on first analysis)"
+        card = self.predictor.card
+        name = f"{card.get('name', 'model')} {card.get('version', '')}".strip()
+        use = f" ({card['intended_use']})" if card.get("intended_use") else ""
+        return f"Model {name}{use} on {self.device_name()}"
+
+    def device_name(self) -> str:
+        device = self.predictor.device if self.predictor else self.device
+        if str(device).startswith("cuda"):
+            import torch
+
+            return f"CUDA GPU {torch.cuda.get_device_name(torch.device(device))}"
+        return {"mps": "Apple GPU (MPS)", "cpu": "CPU"}.get(str(device), str(device))
+
+    def reset(self, saved: dict[str, dict]) -> None:
+        """Another study: its saved results (kept only while they still fit their markers)."""
+        self.cancel()
+        self._worker = None
+        self._generation += 1
+        self.results = {k: a for k, v in saved.items() if (a := Analysed.from_dict(k, v)) is not None}
+
+    def current(self, markers) -> dict[str, NoduleResult]:
+        """Results that still fit the markers, re-ranked among themselves (1 = most suspicious)."""
+        weights = self.weights or next(iter({a.weights for a in self.results.values()}), "")
+        fitting = {
+            m.id: self.results[m.id].result
+            for m in markers
+            if m.id in self.results and self.results[m.id].fits(m, weights)
+        }
+        order = sorted(fitting, key=lambda k: -fitting[k].malignancy)
+        return {k: _with_rank(fitting[k], rank) for rank, k in enumerate(order, start=1)}
+
+    def stale(self, markers) -> list[NoduleMarker]:
+        weights = self.weights
+        return [m for m in markers if m.id not in self.results or not self.results[m.id].fits(m, weights)]
+
+    # -- running -----------------------------------------------------------------------------------
+    def run(self, volume: CTVolume, markers: list[NoduleMarker]) -> bool:
+        """Analyse the markers whose results are missing or stale; False if a run is already going."""
+        if self._worker is not None:
+            return False
+        todo = self.stale(markers) if self.predictor is not None else list(markers)
+        if self.predictor is not None and not todo:
+            self.finished.emit()
+            return True
+        self.started.emit(len(todo))
+        worker = FunctionWorker(lambda progress, cancelled: self._job(volume, todo, progress, cancelled))
+        generation = self._generation
+        worker.signals.progress.connect(self.progress)
+        worker.signals.finished.connect(lambda outcome: self._done(outcome, generation))
+        worker.signals.errored.connect(lambda error: self._errored(error, generation))
+        worker.signals.cancelled.connect(lambda: self._cancelled(generation))
+        self._worker = worker
+        self._workers = [w for w in self._workers if not w.done] + [worker]
+        worker.start()
+        return True
+
+    def cancel(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+
+    def _job(self, volume, todo, progress, cancelled):
+        predictor = self.predictor or Predictor(self.model_path, device=self.device)
+        weights = predictor.card.get("weights_sha256", "")
+        todo = [m for m in todo if m.id not in self.results or not self.results[m.id].fits(m, weights)]
+
+        def report(done: int, total: int) -> None:
+            if cancelled():
+                raise Cancelled()
+            progress(done, total)
+
+        results = predictor.predict(volume, [m.to_inference() for m in todo], report) if todo else []
+        if cancelled():
+            raise Cancelled()
+        return predictor, todo, results
+
+    def _done(self, outcome, generation: int) -> None:
+        predictor, todo, results = outcome
+        self.predictor = predictor  # loaded once, whichever study it ran for
+        if generation != self._generation:
+            return
+        self._worker = None
+        weights = self.weights
+        for marker, result in zip(todo, results, strict=True):
+            self.results[marker.id] = Analysed(result, marker.centre_mm, marker.diameter_mm, weights)
+        self.finished.emit()
+
+    def _errored(self, error: Exception, generation: int) -> None:
+        if generation == self._generation:
+            self._worker = None
+            self.failed.emit(_explain(error, self.model_path))
+
+    def _cancelled(self, generation: int) -> None:
+        if generation == self._generation:
+            self._worker = None
+            self.cancelled.emit()
+
+
+def _with_rank(result: NoduleResult, rank: int) -> NoduleResult:
+    from dataclasses import replace
+
+    return replace(result, rank=rank)
+
+
+def _explain(error: Exception, model_path: Path) -> str:
+    from core.checkpoints import CheckpointError
+
+    if isinstance(error, CheckpointError):
+        return f"The model could not be loaded: {error}"
+    if type(error).__name__ == "OutOfMemoryError":
+        return "The GPU ran out of memory even at the smallest batch; analysis stopped, markers unchanged."
+    if isinstance(error, ValueError):
+        return f"Analysis stopped: {error}"
+    return f"Analysis failed ({type(error).__name__}: {error}); markers unchanged. Model: {model_path.name}"

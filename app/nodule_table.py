@@ -1,0 +1,207 @@
+"""The ranked nodule list: most suspicious first, every score with its LIDC meaning, Lung-RADS with
+the rule that fired, and small in-cell bars so the eye reads the table at a glance.
+
+Reader-confirmed values are shown in bold with a tick and a tinted cell, never mixed up with the
+model's output (whose value stays in the tooltip).
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QRect, Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QFont
+from PySide6.QtWidgets import QAbstractItemView, QStyledItemDelegate, QTableWidget, QTableWidgetItem
+
+from core.inference import NoduleResult
+from core.labels import NoduleLabel
+from core.lidc.meanings import TITLES, describe, meaning
+from core.lidc.records import ATTRIBUTES, RATING_MAX
+from core.lungrads import LungRads
+from core.markers import NoduleMarker
+
+SHORT = {
+    "subtlety": "Subtl.",
+    "internal_structure": "Struct.",
+    "calcification": "Calc.",
+    "sphericity": "Spher.",
+    "margin": "Margin",
+    "lobulation": "Lobul.",
+    "spiculation": "Spic.",
+    "texture": "Texture",
+}
+COLUMNS = [
+    "Rank",
+    "Marker",
+    "Location",
+    "Diameter",
+    "Malignancy",
+    *[SHORT[a] for a in ATTRIBUTES],
+    "Lung-RADS",
+]
+MALIGNANCY, FIRST_ATTRIBUTE, LUNG_RADS = 4, 5, 5 + len(ATTRIBUTES)
+SORT_KEY = Qt.ItemDataRole.UserRole + 1
+BAR = Qt.ItemDataRole.UserRole + 2  # fraction 0..1 drawn as a bar behind the text
+READER = QColor(255, 244, 200)
+RADS_ORDER = {"1": 1, "2": 2, "3": 3, "4A": 4, "4B": 5, "4X": 6}
+
+
+class _Item(QTableWidgetItem):
+    def __lt__(self, other: QTableWidgetItem) -> bool:
+        mine, theirs = self.data(SORT_KEY), other.data(SORT_KEY)
+        if mine is None or theirs is None:
+            return (mine is None) < (theirs is None)
+        return mine < theirs
+
+
+class _BarDelegate(QStyledItemDelegate):
+    def paint(self, painter, option, index) -> None:
+        fraction = index.data(BAR)
+        if fraction is not None:
+            rect: QRect = option.rect.adjusted(2, option.rect.height() - 6, -2, -2)
+            painter.fillRect(rect, QColor(225, 225, 225))
+            width = int(rect.width() * max(0.0, min(1.0, float(fraction))))
+            painter.fillRect(QRect(rect.left(), rect.top(), width, rect.height()), QColor(70, 110, 170))
+        super().paint(painter, option, index)
+
+
+class NoduleTable(QTableWidget):
+    marker_selected = Signal(str)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(0, len(COLUMNS), parent)
+        self.setHorizontalHeaderLabels(COLUMNS)
+        for column, name in enumerate(ATTRIBUTES, start=FIRST_ATTRIBUTE):
+            self.horizontalHeaderItem(column).setToolTip(f"{TITLES[name]} (1-{RATING_MAX[name]}, LIDC scale)")
+        self.horizontalHeaderItem(MALIGNANCY).setToolTip("Model malignancy probability +/- its uncertainty")
+        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.verticalHeader().hide()
+        self.setItemDelegate(_BarDelegate(self))
+        self.setSortingEnabled(True)
+        self.setAlternatingRowColors(True)
+        self.itemSelectionChanged.connect(self._selected)
+        self._filling = False
+
+    def fill(
+        self,
+        markers: list[NoduleMarker],
+        results: dict[str, NoduleResult],
+        labels: dict[str, NoduleLabel],
+        locations: dict[str, str],
+        rads: dict[str, LungRads],
+        selected: str = "",
+    ) -> None:
+        self._filling = True
+        self.setSortingEnabled(False)
+        self.setRowCount(len(markers))
+        for row, marker in enumerate(markers):
+            result, label = results.get(marker.id), labels.get(marker.id)
+            cells = [self._rank(result), self._text(marker.name, marker.name)]
+            cells[1].setData(Qt.ItemDataRole.UserRole, marker.id)
+            cells.append(self._text(locations.get(marker.id, ""), locations.get(marker.id, "")))
+            cells.append(
+                self._number(f"{marker.diameter_mm:.1f} mm", marker.diameter_mm, marker.diameter_mm / 30)
+            )
+            cells.append(self._malignancy(result, label))
+            for name in ATTRIBUTES:
+                cells.append(self._attribute(name, result, label))
+            cells.append(self._rads(rads.get(marker.id)))
+            for column, cell in enumerate(cells):
+                self.setItem(row, column, cell)
+        self.setSortingEnabled(True)
+        self.sortItems(0, Qt.SortOrder.AscendingOrder)
+        self.resizeColumnsToContents()
+        self._filling = False
+        self.select(selected)
+
+    # -- cells ---------------------------------------------------------------------------------------
+    def _text(self, text: str, key) -> QTableWidgetItem:
+        item = _Item(text)
+        item.setData(SORT_KEY, key)
+        return item
+
+    def _number(self, text: str, key: float, bar: float | None = None) -> QTableWidgetItem:
+        item = self._text(text, key)
+        item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if bar is not None:
+            item.setData(BAR, bar)
+        return item
+
+    def _rank(self, result: NoduleResult | None) -> QTableWidgetItem:
+        if result is None:
+            item = self._text("-", None)
+            item.setToolTip("Not analysed yet (press Analyse)")
+            return item
+        return self._number(str(result.rank), result.rank)
+
+    def _malignancy(self, result: NoduleResult | None, label: NoduleLabel | None) -> QTableWidgetItem:
+        if result is None:
+            item = self._text("", None)
+        else:
+            item = self._number(
+                f"{result.malignancy:.2f} ± {result.uncertainty:.2f}", result.malignancy, result.malignancy
+            )
+            item.setToolTip(
+                f"Model: malignancy probability {result.malignancy:.2f}, spread over slices and mirror "
+                f"images {result.uncertainty:.2f}"
+            )
+        if label is not None and label.malignancy is not None:
+            _mark_reader(item, f"{item.text()}  reader {label.malignancy:g} ✓")
+            words = meaning("malignancy", label.malignancy)
+            item.setToolTip(f"Reader-confirmed malignancy {label.malignancy:g}: {words}\n{item.toolTip()}")
+        return item
+
+    def _attribute(
+        self, name: str, result: NoduleResult | None, label: NoduleLabel | None
+    ) -> QTableWidgetItem:
+        top = RATING_MAX[name]
+        model = result.attributes.get(name) if result is not None else None
+        confirmed = label.attributes.get(name) if label is not None else None
+        value = confirmed if confirmed is not None else model
+        if value is None:
+            return self._text("", None)
+        item = self._number(f"{value:.1f}", value, (value - 1) / (top - 1))
+        tooltip = describe(name, value)
+        if confirmed is not None:
+            _mark_reader(item, f"{confirmed:g} ✓")
+            tooltip = f"Reader-confirmed: {tooltip}" + (f"\nModel: {describe(name, model)}" if model else "")
+        else:
+            tooltip = f"Model: {tooltip}"
+        item.setToolTip(tooltip)
+        return item
+
+    def _rads(self, rads: LungRads | None) -> QTableWidgetItem:
+        if rads is None:
+            return self._text("", None)
+        item = self._text(rads.category, RADS_ORDER.get(rads.category, 0))
+        item.setToolTip(f"{rads.rule}\nFollow-up: {rads.follow_up}\n{rads.basis}")
+        return item
+
+    # -- selection -----------------------------------------------------------------------------------
+    def marker_at(self, row: int) -> str:
+        item = self.item(row, 1)
+        return item.data(Qt.ItemDataRole.UserRole) if item else ""
+
+    def select(self, marker_id: str) -> None:
+        self._filling = True
+        self.clearSelection()
+        for row in range(self.rowCount()):
+            if self.marker_at(row) == marker_id:
+                self.selectRow(row)
+                self.scrollToItem(self.item(row, 0))
+        self._filling = False
+
+    def _selected(self) -> None:
+        if self._filling:
+            return
+        rows = self.selectionModel().selectedRows()
+        if rows:
+            self.marker_selected.emit(self.marker_at(rows[0].row()))
+
+
+def _mark_reader(item: QTableWidgetItem, text: str) -> None:
+    item.setText(text)
+    font = QFont(item.font())
+    font.setBold(True)
+    item.setFont(font)
+    item.setBackground(QBrush(READER))

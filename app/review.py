@@ -1,0 +1,182 @@
+"""Reviewing the analysed nodules: ties the analysis, the ranked table and the detail panel to the
+open study's markers and the reader's labels.
+
+Locations (side and lung zone) come from a lung map computed once per study in the background;
+Lung-RADS from the marker's diameter and the model's texture, calcification and spiculation (or
+the reader's, once confirmed); Grad-CAM explanations in the background when a nodule is selected.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, Signal
+
+from app.analysis import Analysis
+from app.detail_panel import DetailPanel
+from app.marker_store import MarkerStore
+from app.nodule_table import NoduleTable
+from app.workers import FunctionWorker
+from core.inference import NoduleResult
+from core.labels import NoduleLabel
+from core.location import LungMap
+from core.lungrads import LungRads, lung_rads
+from core.models_store import default_model_path
+from core.volume import CTVolume
+
+
+class Review(QObject):
+    changed = Signal()  # results or labels changed: save the session
+    message = Signal(str)
+    centre = Signal(object)  # LPS mm
+
+    def __init__(self, markers: MarkerStore, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.markers = markers
+        self.analysis = Analysis(default_model_path(), parent=self)
+        self.table = NoduleTable()
+        self.detail = DetailPanel()
+        self.volume: CTVolume | None = None
+        self.labels: dict[str, NoduleLabel] = {}
+        self.lungs: LungMap | None = None
+        self.auto = False
+        self._workers: list[FunctionWorker] = []
+        self._explained: dict[tuple, object] = {}
+        self.analysis.finished.connect(self._analysed)
+        self.analysis.failed.connect(self._failed)
+        self.analysis.cancelled.connect(lambda: self.message.emit("Analysis cancelled; earlier results kept"))
+        self.table.marker_selected.connect(self._row_selected)
+        self.detail.label_confirmed.connect(self._label_confirmed)
+        markers.selection_changed.connect(self._selection_changed)
+        markers.changed.connect(self._markers_changed)
+
+    # -- the study -----------------------------------------------------------------------------------
+    def set_study(self, volume: CTVolume, labels: dict[str, NoduleLabel], saved_results: dict) -> None:
+        self.volume, self.labels, self.lungs = volume, labels, None
+        self.analysis.reset(saved_results)
+        self._explained = {}
+        self._start(lambda progress, cancelled: LungMap(volume), self._lungs_found)
+        self.refresh()
+
+    def _lungs_found(self, lungs: LungMap) -> None:
+        if self.volume is not None and lungs.volume is self.volume:
+            self.lungs = lungs
+            self.refresh()
+
+    def results(self) -> dict[str, dict]:
+        """What the session keeps: each marker's last result and what it was computed from."""
+        ids = {m.id for m in self.markers.markers}
+        return {k: a.to_dict() for k, a in self.analysis.results.items() if k in ids}
+
+    # -- analysing -----------------------------------------------------------------------------------
+    def analyse(self) -> None:
+        if self.volume is None or not len(self.markers):
+            self.message.emit("Nothing to analyse: place markers on the nodules first (N, then click)")
+            return
+        if not self.analysis.run(self.volume, list(self.markers.markers)):
+            self.message.emit("An analysis is already running")
+
+    def _analysed(self) -> None:
+        self.refresh()
+        self.changed.emit()
+        current = self.analysis.current(self.markers.markers)
+        self.message.emit(f"Analysed {len(current)} nodule(s) with {self.analysis.model_text()}")
+        if not self.markers.selected and current:
+            top = min(current, key=lambda k: current[k].rank)
+            self.markers.select(top)
+            self.centre.emit(self.markers.get(top).centre_mm)
+
+    def _failed(self, text: str) -> None:
+        self.message.emit(text)
+        self.refresh()
+
+    def _markers_changed(self) -> None:
+        self.refresh()
+        if self.auto and self.volume is not None and self.analysis.stale(self.markers.markers):
+            self.analysis.run(self.volume, list(self.markers.markers))
+
+    # -- showing -------------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        markers = list(self.markers.markers)
+        results = self.analysis.current(markers)
+        locations = {m.id: self.location(m) for m in markers}
+        rads = {m.id: r for m in markers if (r := self.rads(m, results.get(m.id))) is not None}
+        self.table.fill(markers, results, self.labels, locations, rads, self.markers.selected)
+        self._show_detail(self.markers.selected)
+
+    def location(self, marker) -> str:
+        if self.lungs is None or self.lungs.volume is not self.volume:
+            return ""
+        try:
+            return self.lungs.describe(marker.centre_mm).text
+        except ValueError:  # outside this series (a marker of the study being left)
+            return ""
+
+    def rads(self, marker, result: NoduleResult | None) -> LungRads | None:
+        if result is None:
+            return None
+        attributes = dict(result.attributes)
+        label = self.labels.get(marker.id)
+        if label is not None:
+            attributes.update(label.attributes)  # the reader's texture, calcification, spiculation win
+        try:
+            return lung_rads(marker.diameter_mm, attributes)
+        except ValueError:
+            return None
+
+    def _row_selected(self, marker_id: str) -> None:
+        self.markers.select(marker_id)
+        marker = self.markers.get(marker_id)
+        if marker is not None:
+            self.centre.emit(marker.centre_mm)
+
+    def _selection_changed(self, marker_id: str) -> None:
+        self.table.select(marker_id)
+        self._show_detail(marker_id)
+
+    def _show_detail(self, marker_id: str) -> None:
+        marker = self.markers.get(marker_id) if marker_id else None
+        results = self.analysis.current(self.markers.markers)
+        result = results.get(marker_id) if marker else None
+        location = self.location(marker) if marker else ""
+        self.detail.show_nodule(
+            self.volume, marker, result, self.labels.get(marker_id), self.analysis.model_text(), location
+        )
+        if marker is not None and result is not None and self.analysis.predictor is not None:
+            self._explain(marker)
+
+    def _explain(self, marker) -> None:
+        key = (marker.id, marker.centre_mm, marker.diameter_mm, self.analysis.weights)
+        if key in self._explained:
+            self.detail.set_explanation(marker.id, self._explained[key])
+            return
+        from core.explain import explain
+
+        predictor, volume = self.analysis.predictor, self.volume
+
+        def done(explanation) -> None:
+            self._explained[key] = explanation
+            self.detail.set_explanation(marker.id, explanation)
+
+        self._start(lambda progress, cancelled: explain(predictor, volume, marker.to_inference()), done)
+
+    # -- labels --------------------------------------------------------------------------------------
+    def _label_confirmed(self, marker_id: str, label: NoduleLabel | None) -> None:
+        if label is None:
+            self.labels.pop(marker_id, None)
+            self.message.emit("Reader label cleared")
+        else:
+            self.labels[marker_id] = label
+            self.message.emit("Reader label saved with the session")
+        self.refresh()
+        self.changed.emit()
+
+    # -- background ----------------------------------------------------------------------------------
+    def _start(self, job, done) -> None:
+        worker = FunctionWorker(job)
+        worker.signals.finished.connect(done)
+        worker.signals.errored.connect(lambda error: self.message.emit(f"{type(error).__name__}: {error}"))
+        self._workers = [w for w in self._workers if not w.done] + [worker]
+        worker.start()
+
+    @property
+    def busy(self) -> bool:
+        return self.analysis.busy or any(not w.done for w in self._workers)

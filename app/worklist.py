@@ -1,0 +1,129 @@
+"""The worklist: every study with a saved session, to review a day's rankings across cases.
+
+Per study: where it was opened from, how many nodules, the highest malignancy probability and the
+highest Lung-RADS category of the last analysis, how many nodules a reader confirmed, and when it was
+last saved. Double-click opens the study at its top nodule.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QDialog,
+    QLabel,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+)
+
+from core.lungrads import CATEGORIES, lung_rads
+from core.session import Session, SessionCorrupt, SessionStore
+
+COLUMNS = ["Study", "Nodules", "Top malignancy", "Lung-RADS", "Reader-confirmed", "Saved"]
+
+
+class _Item(QTableWidgetItem):
+    def __lt__(self, other: QTableWidgetItem) -> bool:
+        mine, theirs = self.data(Qt.ItemDataRole.UserRole + 1), other.data(Qt.ItemDataRole.UserRole + 1)
+        if mine is None or theirs is None:  # a study never analysed counts as the least suspicious
+            return mine is None and theirs is not None
+        return mine < theirs
+
+
+def summarise(session: Session) -> dict:
+    """What the worklist shows of one session (from its saved markers, results and labels)."""
+    markers = {m.id: m for m in session.markers}
+    results = {k: r for k, r in session.results.items() if k in markers}
+    top = max(results.values(), key=lambda r: r.get("malignancy_probability", 0.0), default=None)
+    categories = []
+    for marker_id, result in results.items():
+        try:
+            categories.append(lung_rads(markers[marker_id].diameter_mm, result["attributes"]))
+        except (KeyError, TypeError, ValueError):
+            continue
+    worst = max(categories, key=lambda c: CATEGORIES.index(c.category), default=None)
+    top_id = None
+    if top is not None:
+        top_id = next(k for k, r in results.items() if r is top)
+    return {
+        "study": Path(session.source).name if session.source else session.study_uid[-12:],
+        "source": session.source,
+        "nodules": len(markers),
+        "top": top.get("malignancy_probability") if top else None,
+        "top_marker": top_id,
+        "lung_rads": worst.category if worst else "",
+        "lung_rads_rule": worst.rule if worst else "",
+        "confirmed": session.labelled_count,
+        "saved": session.saved_at,
+    }
+
+
+class Worklist(QDialog):
+    open_requested = Signal(str, str)  # source path, marker id to select ("" for none)
+
+    def __init__(self, store: SessionStore, parent=None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Worklist: studies with saved sessions")
+        self.store = store
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().hide()
+        self.table.setSortingEnabled(True)
+        self.table.itemDoubleClicked.connect(self._open)
+        self.note = QLabel()
+        self.note.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.table)
+        layout.addWidget(self.note)
+        self.resize(820, 420)
+        self.refresh()
+
+    def refresh(self) -> None:
+        rows, unreadable = [], 0
+        for summary in self.store.summaries():
+            try:
+                session = self.store.load(summary.study_uid, summary.series_uid)
+            except SessionCorrupt:
+                unreadable += 1
+                continue
+            if session is not None:
+                rows.append(summarise(session))
+        self.table.setSortingEnabled(False)
+        self.table.setRowCount(len(rows))
+        for row, data in enumerate(rows):
+            top = data["top"]
+            cells = [
+                (data["study"], data["study"]),
+                (str(data["nodules"]), data["nodules"]),
+                ("" if top is None else f"{top:.2f}", top),
+                (data["lung_rads"], CATEGORIES.index(data["lung_rads"]) if data["lung_rads"] else None),
+                (f"{data['confirmed']} of {data['nodules']}", data["confirmed"]),
+                (data["saved"][:16].replace("T", " "), data["saved"]),
+            ]
+            for column, (text, key) in enumerate(cells):
+                item = _Item(text)
+                item.setData(Qt.ItemDataRole.UserRole + 1, key)
+                item.setData(Qt.ItemDataRole.UserRole, (data["source"], data["top_marker"] or ""))
+                self.table.setItem(row, column, item)
+            self.table.item(row, 0).setToolTip(data["source"] or "opened before sources were kept")
+            self.table.item(row, 3).setToolTip(data["lung_rads_rule"])
+        self.table.setSortingEnabled(True)
+        self.table.sortItems(2, Qt.SortOrder.DescendingOrder)
+        self.table.resizeColumnsToContents()
+        text = f"{len(rows)} studies. Double-click to open a study at its most suspicious nodule."
+        if unreadable:
+            text += f" {unreadable} unreadable session file(s) were moved aside."
+        self.note.setText(text)
+
+    def _open(self, item: QTableWidgetItem) -> None:
+        source, marker_id = item.data(Qt.ItemDataRole.UserRole)
+        if source:
+            self.open_requested.emit(source, marker_id)
+            self.accept()
+        else:
+            self.note.setText("This session does not say where its study is; open the study from File.")

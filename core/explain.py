@@ -1,0 +1,159 @@
+"""Grad-CAM (Selvaraju et al., ICCV 2017) for the malignancy output: where on one input slice the
+trunk's last stage carried evidence that raised the malignant-minus-benign logit.
+
+It shows where the model looked, not why it scored what it did, and it is coarse: the compact
+model's last stage is 4x4 cells for a 64 px patch (12 mm per cell at the default 48 mm field of
+view), upsampled bilinearly. The model is left exactly as found: no hooks, no gradients stored on
+its weights, no change to ``requires_grad`` or to train/eval mode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.inference import Marker, Predictor
+from core.patches import extract_patches
+from core.volume import CTVolume
+
+TARGET = "malignancy"
+NOTE = (
+    "Grad-CAM of the malignant-minus-benign logit on the trunk's last stage, upsampled to the "
+    "patch: where the model looked, not proof of why it scored what it did"
+)
+ZERO_NOTE = (
+    "Grad-CAM is zero everywhere on this slice: no region of the trunk's last stage raised the "
+    "malignancy logit, so there is nothing to highlight"
+)
+SIZE_NOTE = "; this model also reads the marker's diameter, which the map cannot show"
+LUNG_WINDOW_HU = (-1350.0, 150.0)
+
+# A jet-like colour map (dark blue, blue, cyan, yellow, red, dark red), linear between anchors.
+_ANCHORS = np.array([0.0, 0.125, 0.375, 0.625, 0.875, 1.0])
+_COLOURS = np.array(
+    [[0.0, 0.0, 0.5], [0.0, 0.0, 1.0], [0.0, 1.0, 1.0], [1.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.5, 0.0, 0.0]]
+)
+
+
+@dataclass(frozen=True, eq=False)
+class Explanation:
+    patch: np.ndarray  # float32 (H, W): the input slice in the model's scale (-1..1)
+    heatmap: np.ndarray  # float32 (H, W) in 0..1, same size as the patch
+    target: str  # "malignancy"
+    slice_index: int  # which of the nodule's input slices (bottom to top)
+    note: str  # what the heatmap shows, for every place it is displayed
+
+
+def explain(
+    predictor: Predictor, volume: CTVolume, marker: Marker, slice_index: int | None = None
+) -> Explanation:
+    """Grad-CAM of one input slice of ``marker``'s nodule (default: the central one).
+
+    Runs on the predictor's device. Raises ``ValueError`` for a marker outside the volume or a
+    slice index out of range.
+    """
+    import torch
+
+    config = predictor.patch_config
+    try:
+        patches = extract_patches(volume, marker.centre_mm, marker.diameter_mm, config)
+    except ValueError as exc:
+        raise ValueError(f"marker {marker.id}: {exc}") from exc
+    count = len(patches)
+    index = count // 2 if slice_index is None else int(slice_index)
+    if not 0 <= index < count:
+        raise ValueError(f"slice index {index} is out of range: the nodule spans {count} input slices")
+    maps, gradients = _maps_and_gradients(
+        torch, predictor.model, predictor.device, patches[index : index + 1], marker.diameter_mm
+    )
+    weights = gradients.mean(dim=(2, 3), keepdim=True)  # (1, C, 1, 1): each channel's importance
+    cam = torch.relu((weights * maps).sum(dim=1, keepdim=True))  # (1, 1, h, w)
+    size = tuple(patches.shape[-2:])
+    cam = torch.nn.functional.interpolate(cam, size=size, mode="bilinear", align_corners=False)
+    heatmap = cam[0, 0].float().cpu().numpy()
+    peak = float(heatmap.max()) if np.all(np.isfinite(heatmap)) else 0.0
+    if peak > 1e-12:
+        heatmap = np.clip(heatmap / peak, 0.0, 1.0).astype(np.float32)
+        note = NOTE
+    else:
+        heatmap = np.zeros(size, np.float32)
+        note = ZERO_NOTE
+    if getattr(predictor.model.config, "size_input", False):
+        note += SIZE_NOTE
+    return Explanation(
+        patch=np.array(patches[index, 0], dtype=np.float32),
+        heatmap=heatmap,
+        target=TARGET,
+        slice_index=index,
+        note=note,
+    )
+
+
+def _maps_and_gradients(torch, model, device: str, patch: np.ndarray, diameter_mm: float):
+    """The last stage's maps and d(malignant - benign logit)/d(maps), both detached, (1, C, h, w).
+
+    A forward hook swaps the last stage's output for a detached leaf that requires grad, so the
+    gradient reaches the maps whatever the weights' ``requires_grad`` and never touches ``.grad``.
+    """
+    captured = []
+
+    def hook(module, inputs, output):
+        leaf = output.detach().requires_grad_(True)
+        captured.append(leaf)
+        return leaf
+
+    was_training = model.training
+    handle = model.trunk.layer4.register_forward_hook(hook)
+    try:
+        model.eval()
+        with torch.inference_mode(False), torch.enable_grad():  # also when called under no_grad
+            x = torch.from_numpy(np.ascontiguousarray(patch)).to(device)
+            diameter = torch.tensor([diameter_mm], dtype=torch.float32, device=device)
+            logits = model(x, diameter)["logits"]
+            target = logits[0, 1] - logits[0, 0]
+            (gradients,) = torch.autograd.grad(target, captured[-1])
+    finally:
+        handle.remove()
+        model.train(was_training)
+    return captured[-1].detach(), gradients.detach()
+
+
+def patch_window(
+    hu_range: tuple[float, float], window_hu: tuple[float, float] = LUNG_WINDOW_HU
+) -> tuple[float, float]:
+    """A HU window (default the lung window) in the model's -1..1 input scale for ``hu_range``."""
+    low, high = hu_range
+    scaled = [(np.clip(v, low, high) - low) * (2.0 / (high - low)) - 1.0 for v in window_hu]
+    return float(scaled[0]), float(scaled[1])
+
+
+def colour_map(values: np.ndarray) -> np.ndarray:
+    """Values in 0..1 (clipped; NaN reads as 0) to float RGB in 0..1, shape ``(..., 3)``."""
+    v = np.clip(np.nan_to_num(np.asarray(values, np.float64)), 0.0, 1.0)
+    return np.stack([np.interp(v, _ANCHORS, _COLOURS[:, c]) for c in range(3)], axis=-1)
+
+
+def overlay_rgb(
+    patch: np.ndarray,
+    heatmap: np.ndarray,
+    window: tuple[float, float] | None = None,
+    alpha: float = 0.4,
+) -> np.ndarray:
+    """The patch in grey under the coloured heatmap: uint8 ``(H, W, 3)``.
+
+    ``window`` (low, high) is in the patch's own units: HU for a HU slice (e.g. ``LUNG_WINDOW_HU``),
+    or ``patch_window(hu_range)`` for a model-scale patch; ``None`` stretches the patch's range.
+    ``alpha`` is the heatmap's weight, 0 (grey only) to 1 (colour only).
+    """
+    patch = np.asarray(patch, np.float64)
+    heatmap = np.asarray(heatmap, np.float64)
+    if patch.ndim != 2 or patch.shape != heatmap.shape:
+        raise ValueError(f"patch {patch.shape} and heatmap {heatmap.shape} must be the same 2D shape")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must lie in 0..1, not {alpha}")
+    patch = np.nan_to_num(patch)
+    low, high = (float(patch.min()), float(patch.max())) if window is None else map(float, window)
+    grey = np.clip((patch - low) / (high - low), 0.0, 1.0) if high > low else np.zeros_like(patch)
+    rgb = (1.0 - alpha) * grey[..., None] + alpha * colour_map(heatmap)
+    return np.round(np.clip(rgb, 0.0, 1.0) * 255.0).astype(np.uint8)
