@@ -200,6 +200,8 @@ class MainWindow(QMainWindow):
         self.mip_action = self._action("mip", self._mip_toggled, view, checkable=True)
         self._action("cine", ws.toggle_cine, view)
         self._action("reset_view", ws.reset_views, view)
+        crosshair = self._action("crosshair", ws.show_crosshair, view, checkable=True)
+        crosshair.setChecked(True)
         help_menu = self.menuBar().addMenu("&Help")
         self._action("help", self.help.toggle, help_menu)
 

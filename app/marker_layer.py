@@ -32,7 +32,7 @@ class MarkerLayer:
         while len(self.circles) <= n:
             circle = QGraphicsEllipseItem()
             circle.setZValue(20)
-            label = pg.TextItem(anchor=(0, 1))
+            label = pg.TextItem(anchor=(0, 1), fill=(0, 0, 0, 120))
             label.setZValue(21)
             self.view.box.addItem(circle, ignoreBounds=True)
             self.view.box.addItem(label, ignoreBounds=True)

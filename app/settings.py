@@ -34,6 +34,7 @@ DEFAULT_SHORTCUTS: dict[str, tuple[str, str]] = {
     "mip": ("M", "MIP slab (thickness in the toolbar)"),
     "cine": ("Space", "cine on/off"),
     "reset_view": ("R", "reset zoom and pan"),
+    "crosshair": ("C", "crosshair lines on/off"),
     "layout_1x1": ("F2", "one view (the active one)"),
     "layout_1x3": ("F3", "axial, coronal, sagittal side by side"),
     "layout_2x2": ("F4", "two by two"),

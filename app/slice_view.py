@@ -19,8 +19,9 @@ from core.mpr import Plane
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
-CROSSHAIR = QColor(255, 200, 0, 150)
-_OVERLAY_STYLE = "color: #e8e8e8; background: transparent; font-size: 11px;"
+CROSSHAIR = QColor(255, 200, 0, 110)
+# A dark backing keeps overlay text readable over bright tissue and bone.
+_OVERLAY_STYLE = "color: #f0f0f0; background: rgba(0, 0, 0, 120); padding: 1px 3px; font-size: 11px;"
 
 
 class _ViewBox(pg.ViewBox):
@@ -145,12 +146,13 @@ class SliceView(QWidget):
         self.window_label.adjustSize()
         self._place_overlays()
 
-    def set_crosshair(self, u: float, v: float, visible: bool = True) -> None:
+    def set_crosshair(self, u: float, v: float, visible: bool | None = None) -> None:
         width, height = self.plane.pixel_mm
         self.v_line.setPos(u * width)
         self.h_line.setPos(v * height)
-        self.v_line.setVisible(visible)
-        self.h_line.setVisible(visible)
+        if visible is not None:
+            self.v_line.setVisible(visible)
+            self.h_line.setVisible(visible)
 
     def centre_on(self, u: float, v: float) -> None:
         width, height = self.plane.pixel_mm

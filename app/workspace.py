@@ -42,6 +42,7 @@ class Workspace(QWidget):
         self.layout_name = "1x3"
         self.active = "axial"
         self.tool = "navigate"
+        self.crosshair = True
         self._drag: dict | None = None
         self.views = {name: SliceView(name) for name in VIEWS}
         self.layers = {name: MarkerLayer(view) for name, view in self.views.items()}
@@ -215,6 +216,13 @@ class Workspace(QWidget):
 
     def centre_on_mm(self, lps) -> None:
         self.move_cursor(self.volume.mm_to_voxel(np.asarray(lps, float)), centre=True)
+
+    def show_crosshair(self, on: bool) -> None:
+        """Hide the reference lines to see a small nodule unobstructed (the cursor stays)."""
+        self.crosshair = on
+        for view in self.views.values():
+            view.h_line.setVisible(on)
+            view.v_line.setVisible(on)
 
     def reset_views(self) -> None:
         for view in self.views.values():

@@ -281,3 +281,14 @@ def test_settings_change_presets_and_shortcuts_and_refuse_clashes(qtbot, series)
     dialog.presets.item(1, 1).setText("wide")
     dialog.accept()
     assert "must be numbers" in dialog.error.text()
+
+
+def test_crosshair_can_be_hidden_and_the_cursor_still_moves(qtbot, series):
+    window = _open(qtbot, series)
+    ws = window.workspace
+    qtbot.keyClick(window, Qt.Key.Key_C)
+    assert not any(v.h_line.isVisible() or v.v_line.isVisible() for v in ws.views.values())
+    ws.views["axial"].clicked.emit(np.array([6.0, 9.0, 2.0]))
+    assert ws.views["sagittal"].index == 6 and not ws.views["sagittal"].v_line.isVisible()
+    qtbot.keyClick(window, Qt.Key.Key_C)
+    assert all(v.h_line.isVisible() for v in ws.views.values())
