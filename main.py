@@ -7,17 +7,19 @@ import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from core.cli import info, lidc, phantom, predict, train
+    from core.cli import batch, info, lidc, phantom, predict, train
 
     parser = argparse.ArgumentParser(prog="main.py", description=__doc__)
     parser.add_argument("--screenshot", metavar="PNG", help="render the window, save it, and exit")
     parser.add_argument("--demo", action="store_true", help="open the built-in demo study (the default)")
+    parser.add_argument("--analyze", "--analyse", action="store_true", help="analyse the markers once opened")
     subparsers = parser.add_subparsers(dest="command")
     info.add_parser(subparsers)
     lidc.add_parser(subparsers)
     phantom.add_parser(subparsers)
     train.add_parsers(subparsers)
     predict.add_parser(subparsers)
+    batch.add_parser(subparsers)
     opener = subparsers.add_parser("open", help="open a study in the app")
     opener.add_argument("path", help="folder, DICOM file or NIfTI/MHD/NRRD file")
     return parser
@@ -57,7 +59,7 @@ def _save_when_idle(app, window, path: str, timeout_s: float = 180.0) -> None:
     app.quit()
 
 
-def run_app(path: str | None, screenshot: str | None) -> int:
+def run_app(path: str | None, screenshot: str | None, analyse: bool = False) -> int:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
@@ -65,6 +67,7 @@ def run_app(path: str | None, screenshot: str | None) -> int:
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     window = MainWindow()
+    window.analyse_on_open = analyse
     window.show()
     if path:
         window.open_path(path)
@@ -78,7 +81,7 @@ def run_app(path: str | None, screenshot: str | None) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command in (None, "open"):
-        return run_app(getattr(args, "path", None), _headless_fallback(args.screenshot))
+        return run_app(getattr(args, "path", None), _headless_fallback(args.screenshot), args.analyze)
     return args.func(args)
 
 
