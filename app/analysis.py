@@ -62,6 +62,7 @@ class Analysis(QObject):
     """The app's side of the Predictor. ``finished`` carries nothing: read ``results``."""
 
     started = Signal(int)  # number of markers to analyse
+    loaded = Signal()  # the model is loaded (or failed to): its name can be shown
     progress = Signal(int, int)
     finished = Signal()
     failed = Signal(str)
@@ -76,11 +77,34 @@ class Analysis(QObject):
         self._worker: FunctionWorker | None = None
         self._workers: list[FunctionWorker] = []
         self._generation = 0  # bumped by reset(): a run for the previous study is ignored
+        self._preloading: FunctionWorker | None = None
+        self._pending: tuple | None = None  # a run asked for while the model was still loading
 
     # -- state -------------------------------------------------------------------------------------
     @property
     def busy(self) -> bool:
-        return self._worker is not None
+        return self._worker is not None or self._preloading is not None
+
+    def preload(self) -> None:
+        """Load the model in the background now (importing torch and reading the checkpoint take
+        seconds and hold the interpreter), so pressing Analyse later costs only the analysis."""
+        if self.predictor is not None or self._preloading is not None or self._worker is not None:
+            return
+        worker = FunctionWorker(lambda progress, cancelled: Predictor(self.model_path, device=self.device))
+        worker.signals.finished.connect(self._preloaded)
+        worker.signals.errored.connect(lambda error: self._preloaded(None))
+        self._preloading = worker
+        self._workers = [w for w in self._workers if not w.done] + [worker]
+        worker.start()
+
+    def _preloaded(self, predictor: Predictor | None) -> None:
+        self._preloading = None
+        if predictor is not None and self.predictor is None and predictor.checkpoint == self.model_path:
+            self.predictor = predictor
+        self.loaded.emit()
+        pending, self._pending = self._pending, None
+        if pending is not None:  # a failed preload is retried here and reported like any failure
+            self.run(*pending)
 
     @property
     def weights(self) -> str:
@@ -109,6 +133,14 @@ class Analysis(QObject):
             return f"CUDA GPU {torch.cuda.get_device_name(torch.device(device))}"
         return {"mps": "Apple GPU (MPS)", "cpu": "CPU"}.get(str(device), str(device))
 
+    def set_model(self, path: Path) -> None:
+        """Use another checkpoint: it loads on the next analysis; earlier results no longer fit."""
+        self.cancel()
+        self.model_path = Path(path)
+        self.predictor = None
+        self._worker = None
+        self._generation += 1
+
     def reset(self, saved: dict[str, dict]) -> None:
         """Another study: its saved results (kept only while they still fit their markers)."""
         self.cancel()
@@ -136,6 +168,10 @@ class Analysis(QObject):
         """Analyse the markers whose results are missing or stale; False if a run is already going."""
         if self._worker is not None:
             return False
+        if self._preloading is not None:
+            self._pending = (volume, list(markers))
+            self.started.emit(len(markers))
+            return True
         todo = self.stale(markers) if self.predictor is not None else list(markers)
         if self.predictor is not None and not todo:
             self.finished.emit()
@@ -153,6 +189,9 @@ class Analysis(QObject):
         return True
 
     def cancel(self) -> None:
+        if self._pending is not None:
+            self._pending = None
+            self.cancelled.emit()
         if self._worker is not None:
             self._worker.cancel()
 

@@ -121,6 +121,7 @@ class MainWindow(QMainWindow):
         analysis = self.review.analysis
         analysis.started.connect(self._analysis_started)
         analysis.progress.connect(self._progress)
+        analysis.loaded.connect(self._show_model)
         for signal in (analysis.finished, analysis.failed, analysis.cancelled):
             signal.connect(self._analysis_ended)
         self._show_model()
@@ -441,6 +442,8 @@ class MainWindow(QMainWindow):
             message += f" | session restored: {len(session.markers)} marker(s)"
         if self.analyse_on_open:
             self.review.analyse()
+        else:
+            self.review.analysis.preload()
         selected, self._select_on_open = self.markers.get(self._select_on_open), ""
         if selected is not None:
             self.markers.select(selected.id)

@@ -110,7 +110,7 @@ def test_a_model_that_fails_to_load_is_a_message(qtbot, demo_home, tmp_path):
     window = _demo(qtbot, analyse=False)
     bad = tmp_path / "broken.safetensors"
     bad.write_bytes(b"not a checkpoint")
-    window.review.analysis.model_path = bad
+    window.review.analysis.set_model(bad)
     before = list(window.markers.markers)
     window.review.analyse()
     qtbot.waitUntil(lambda: not window.busy, timeout=60_000)
