@@ -85,6 +85,11 @@ class Analysis(QObject):
     def busy(self) -> bool:
         return self._worker is not None or self._preloading is not None
 
+    @property
+    def running(self) -> bool:
+        """An analysis the reader asked for is under way (a silent model preload is not)."""
+        return self._worker is not None or self._pending is not None
+
     def preload(self) -> None:
         """Load the model in the background now (importing torch and reading the checkpoint take
         seconds and hold the interpreter), so pressing Analyse later costs only the analysis."""

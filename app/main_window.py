@@ -248,7 +248,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Analysing {count} marker(s)...")
 
     def _analysis_ended(self, *_) -> None:
-        if self._worker is None:
+        if self._worker is None and not self.review.analysis.running:
             self.progress.hide()
             self.cancel_button.hide()
         self._show_model()
@@ -369,7 +369,7 @@ class MainWindow(QMainWindow):
 
     def _idle(self, message: str) -> None:
         self._worker = None
-        if not self.review.analysis.busy:
+        if not self.review.analysis.running:
             self.progress.hide()
             self.cancel_button.hide()
         self.statusBar().showMessage(message)

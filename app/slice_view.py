@@ -106,6 +106,7 @@ class SliceView(QWidget):
             label.setFont(QFont(label.font().family(), 13, QFont.Weight.Bold))
         self.info = self._overlay_label()  # top-left: view name, slice, slab
         self.probe = self._overlay_label()  # bottom-left: HU and mm under the cursor
+        self.probe.hide()
         self.window_label = self._overlay_label()  # top-right: W/L
         self.graphics.scene().sigMouseMoved.connect(self._mouse_moved)
         self.setMinimumSize(120, 120)
@@ -187,6 +188,7 @@ class SliceView(QWidget):
 
     def set_probe(self, text: str) -> None:
         self.probe.setText(text)
+        self.probe.setVisible(bool(text))
         self.probe.adjustSize()
         self._place_overlays()
 

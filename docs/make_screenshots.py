@@ -4,6 +4,7 @@
 
 - ``screenshot-lung.png``: lung window, axial / coronal / sagittal side by side, on a demo nodule;
 - ``screenshot-marker.png``: a marker selected (its circle in all three views, its row in the list);
+- ``screenshot-analysis.png``: analysed: the ranked table, the top nodule's detail panel;
 - ``screenshot-mip.png``: a 10 mm MIP slab in one large axial view: vessels run as lines, a nodule
   stays a round blob.
 
@@ -162,6 +163,20 @@ def make_screenshots(out: Path) -> None:
     sx, sy, _ = window.volume.spacing  # the crosshair 40 mm off, same slab: it hides no nodule
     ws.move_cursor(ws.cursor + np.array([-40 / sx, 40 / sy, 0.0]))
     shot.save("screenshot-mip.png")
+
+    # 4. Analysed: the ranked table below, the top nodule selected, its detail panel (patches, the
+    # model's input and Grad-CAM, the scores, the reader's form) on the right.
+    if window.mip_action.isChecked():
+        window.mip_action.trigger()
+    ws.set_layout("1x3")
+    window.review.analyse()
+    shot.settle(timeout_s=120)
+    window.findChild(QDockWidget, "Nodule detail").raise_()
+    top = window.review.table.marker_at(0)
+    window.markers.select("")
+    window.review.table.selectRow(0)
+    shot.focus(window.markers.get(top).name, 120)
+    shot.save("screenshot-analysis.png")
     window.close()
 
 

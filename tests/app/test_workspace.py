@@ -292,3 +292,8 @@ def test_crosshair_can_be_hidden_and_the_cursor_still_moves(qtbot, series):
     assert ws.views["sagittal"].index == 6 and not ws.views["sagittal"].v_line.isVisible()
     qtbot.keyClick(window, Qt.Key.Key_C)
     assert all(v.h_line.isVisible() for v in ws.views.values())
+
+
+def test_progress_bar_is_hidden_once_the_study_is_shown(qtbot, series):
+    window = _open(qtbot, series)
+    assert not window.progress.isVisible() and not window.cancel_button.isVisible()
