@@ -182,8 +182,8 @@ class MainWindow(QMainWindow):
         self._auto_toggled(self.auto_action.isChecked())
         edit.addAction(self.auto_action)
         self._action("delete_marker", lambda: self.markers.remove(self.markers.selected), edit)
-        self._action("next_marker", lambda: self.panel.select_next(1), edit)
-        self._action("previous_marker", lambda: self.panel.select_next(-1), edit)
+        self._action("next_marker", lambda: self.select_next(1), edit)
+        self._action("previous_marker", lambda: self.select_next(-1), edit)
         edit.addSeparator()
         edit.addAction("&Settings...", self.open_settings)
         view = self.menuBar().addMenu("&View")
@@ -520,8 +520,28 @@ class MainWindow(QMainWindow):
     def export_markers(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export markers", "markers.json", "Markers (*.json)")
         if path:
-            write_markers(Path(path), list(self.markers.markers))
-            self.statusBar().showMessage(f"Exported {len(self.markers)} marker(s) to {Path(path).name}")
+            self.export_markers_to(Path(path))
+
+    def export_markers_to(self, path: Path) -> None:
+        try:
+            write_markers(path, list(self.markers.markers))
+        except (OSError, MarkerError) as exc:
+            self._warn("Could not export markers", f"{path.name}: {exc}")
+            return
+        self.statusBar().showMessage(f"Exported {len(self.markers)} marker(s) to {path.name}")
+
+    def select_next(self, step: int) -> None:
+        """The next (or previous) nodule: in rank order once analysed, else in the marker list's."""
+        table = self.review.table
+        order = [table.marker_at(row) for row in range(table.rowCount())]
+        if not order or any(not marker_id for marker_id in order):
+            order = [m.id for m in self.markers.markers]
+        if not order:
+            return
+        current = order.index(self.markers.selected) if self.markers.selected in order else -1
+        marker = self.markers.get(order[(current + step) % len(order)])
+        self.markers.select(marker.id)
+        self.workspace.centre_on_mm(marker.centre_mm)
 
     def closeEvent(self, event) -> None:
         self.save_session()

@@ -157,3 +157,15 @@ def test_worklist_lists_studies_and_opens_one_at_its_top_nodule(qtbot, demo_home
     qtbot.waitUntil(lambda: not window.busy and window.volume.shape[0] > 12, timeout=60_000)
     assert window.markers.selected == top
     np.testing.assert_allclose(window.workspace.cursor_mm(), window.markers.get(top).centre_mm, atol=1.0)
+
+
+def test_automatic_analysis_after_a_change(qtbot, demo_home):
+    window = _demo(qtbot)
+    window.auto_action.setChecked(True)
+    marker = window.markers.markers.markers[0]
+    window.markers.edit(replace(marker, diameter_mm=marker.diameter_mm + 2.0), "resize")
+    assert window.review.analysis.running
+    qtbot.waitUntil(lambda: not window.busy, timeout=60_000)
+    assert marker.id in window.review.analysis.current(window.markers.markers)
+    assert window.settings.value("analysis/auto", 0) == 1
+    window.auto_action.setChecked(False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -297,3 +298,54 @@ def test_crosshair_can_be_hidden_and_the_cursor_still_moves(qtbot, series):
 def test_progress_bar_is_hidden_once_the_study_is_shown(qtbot, series):
     window = _open(qtbot, series)
     assert not window.progress.isVisible() and not window.cancel_button.isVisible()
+
+
+def test_export_then_import_round_trips_names_and_notes(qtbot, series, tmp_path):
+    from core.markers import read_markers
+
+    window = _open(qtbot, series)
+    window.workspace.tool = "marker"
+    window.workspace.views["axial"].clicked.emit(np.array([12.0, 12.0, 4.0]))
+    marker = next(iter(window.markers.markers))
+    window.markers.edit(replace(marker, name="LUL", notes="stable"), "rename")
+    window.export_markers_to(tmp_path / "out.json")
+    [read] = read_markers(tmp_path / "out.json")
+    assert (read.name, read.notes, read.centre_mm) == ("LUL", "stable", marker.centre_mm)
+    window.export_markers_to(tmp_path / "missing-folder" / "out.json")
+    assert "out.json" in window.error_box.text()
+
+
+def test_dropping_a_folder_opens_it(qtbot, series, tmp_path):
+    from PySide6.QtCore import QMimeData, QPointF, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    window = _open(qtbot, series)
+    other = tmp_path / "dropped"
+    write_series(other, 7)
+    data = QMimeData()
+    data.setUrls([QUrl.fromLocalFile(str(other))])
+    event = QDropEvent(
+        QPointF(50, 50),
+        Qt.DropAction.CopyAction,
+        data,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    window.dropEvent(event)
+    qtbot.waitUntil(lambda: not window.busy and window.volume.shape[0] == 7, timeout=30_000)
+    assert str(other) in window.settings.recent()[0]
+
+
+def test_next_marker_keys_walk_the_markers_and_centre_the_views(qtbot, series):
+    window = _open(qtbot, series)
+    ws = window.workspace
+    ws.tool = "marker"
+    for voxel in ([8.0, 8.0, 3.0], [20.0, 20.0, 12.0]):
+        ws.views["axial"].clicked.emit(np.array(voxel))
+    first, second = list(window.markers.markers)
+    window.markers.select(first.id)
+    qtbot.keyClick(window, Qt.Key.Key_Down, Qt.KeyboardModifier.ControlModifier)
+    assert window.markers.selected == second.id
+    np.testing.assert_allclose(ws.cursor_mm(), second.centre_mm, atol=1.0)
+    qtbot.keyClick(window, Qt.Key.Key_Down, Qt.KeyboardModifier.ControlModifier)
+    assert window.markers.selected == first.id  # wraps round
