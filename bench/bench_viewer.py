@@ -78,10 +78,12 @@ def time_reference(app, steps: int, array: np.ndarray) -> list[float]:
     return times
 
 
-def time_views(app, window, steps: int) -> dict[str, list[float]]:
+def time_views(app, window, steps: int, names=None) -> dict[str, list[float]]:
     ws = window.workspace
     results = {}
     for name, view in ws.views.items():
+        if names is not None and name not in names:
+            continue
         ws.set_active(name)
         times = []
         for k in range(steps):
@@ -157,6 +159,16 @@ def main() -> int:
                 f"p90 {p90 * 1e3:5.1f} ms"
             )
     ws.set_slab(False)
+    ws.set_active("axial")
+    ws.set_layout("1x1")
+    app.processEvents()
+    size = ws.views["axial"].graphics.viewport().size()
+    median, p90 = percentiles(time_views(app, window, args.steps, ("axial",))["axial"])
+    print(
+        f"axial alone (1x1, {size.width()}x{size.height()} px) median {median * 1e3:5.1f} ms "
+        f"({median / reference[0]:.2f}x reference), p90 {p90 * 1e3:5.1f} ms"
+    )
+    ws.set_layout("1x3")
     stall, took = longest_stall(app, window, folder)
     print(
         f"background load of {window.volume.shape[0]} slices: {took:.2f} s, longest event-loop stall "
