@@ -169,3 +169,19 @@ def test_automatic_analysis_after_a_change(qtbot, demo_home):
     assert marker.id in window.review.analysis.current(window.markers.markers)
     assert window.settings.value("analysis/auto", 0) == 1
     window.auto_action.setChecked(False)
+
+
+def test_gpu_out_of_memory_is_a_message_not_a_crash(qtbot, demo_home, monkeypatch):
+    import torch
+
+    window = _demo(qtbot, analyse=False)
+    before = list(window.markers.markers)
+
+    def out_of_memory(self, volume, markers, progress=None):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(Predictor, "predict", out_of_memory)
+    window.review.analyse()
+    qtbot.waitUntil(lambda: not window.busy, timeout=60_000)
+    assert "out of memory" in window.statusBar().currentMessage()
+    assert list(window.markers.markers) == before and window.review.analysis.current(before) == {}
