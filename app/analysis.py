@@ -130,6 +130,15 @@ class Analysis(QObject):
         use = f" ({card['intended_use']})" if card.get("intended_use") else ""
         return f"Model {name}{use} on {self.device_name()}"
 
+    def patch_config(self):
+        """The active model's preprocessing (from its card when it is not loaded yet)."""
+        from core.checkpoints import read_card
+        from core.patches import PatchConfig
+
+        if self.predictor is not None:
+            return self.predictor.patch_config
+        return PatchConfig.from_dict(read_card(self.model_path)["preprocessing"])
+
     def device_name(self) -> str:
         device = self.predictor.device if self.predictor else self.device
         if str(device).startswith("cuda"):

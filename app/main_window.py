@@ -430,7 +430,7 @@ class MainWindow(QMainWindow):
         self.key = session_key(volume)
         session = self._restore_session(volume)
         self.review.set_study(
-            volume, dict(session.labels) if session else {}, session.results if session else {}
+            volume, dict(session.labels) if session else {}, session.results if session else {}, self.key
         )
         self.markers.reset(session.markers if session else self._initial_markers(volume))
         self.panel.set_volume(volume)

@@ -35,6 +35,8 @@ class Review(QObject):
         self.table = NoduleTable()
         self.detail = DetailPanel()
         self.volume: CTVolume | None = None
+        self.key: tuple[str, str] = ("", "")  # study and series UID of the open study
+        self.library = None  # core.library.Library, opened on the first confirmed label
         self.labels: dict[str, NoduleLabel] = {}
         self.lungs: LungMap | None = None
         self.auto = False
@@ -49,8 +51,10 @@ class Review(QObject):
         markers.changed.connect(self._markers_changed)
 
     # -- the study -----------------------------------------------------------------------------------
-    def set_study(self, volume: CTVolume, labels: dict[str, NoduleLabel], saved_results: dict) -> None:
-        self.volume, self.labels, self.lungs = volume, labels, None
+    def set_study(
+        self, volume: CTVolume, labels: dict[str, NoduleLabel], saved_results: dict, key: tuple[str, str]
+    ) -> None:
+        self.volume, self.labels, self.lungs, self.key = volume, labels, None, key
         self.analysis.reset(saved_results)
         self._explained = {}
         self._start(lambda progress, cancelled: LungMap(volume), self._lungs_found)
@@ -162,12 +166,44 @@ class Review(QObject):
     def _label_confirmed(self, marker_id: str, label: NoduleLabel | None) -> None:
         if label is None:
             self.labels.pop(marker_id, None)
-            self.message.emit("Reader label cleared")
+            text = "Reader label cleared" + self._forget(marker_id)
         else:
             self.labels[marker_id] = label
-            self.message.emit("Reader label saved with the session")
+            text = "Reader label saved with the session" + self._keep(marker_id, label)
         self.refresh()
         self.changed.emit()
+        self.message.emit(text)
+
+    def _open_library(self):
+        from core.library import Library
+
+        if self.library is None:
+            self.library = Library()
+        return self.library
+
+    def _keep(self, marker_id: str, label: NoduleLabel) -> str:
+        """Keep the confirmed nodule in the labelled library (its patches cut for the active model)."""
+        from core.labels import LabelledNodule
+        from core.library import LibraryError
+
+        marker = self.markers.get(marker_id)
+        if marker is None or self.volume is None:
+            return ""
+        nodule = LabelledNodule(marker.id, marker.centre_mm, marker.diameter_mm, label, *self.key)
+        try:
+            self._open_library().add(self.volume, nodule, self.analysis.patch_config())
+        except (LibraryError, OSError, ValueError) as exc:
+            return f"; not added to the library: {exc}"
+        return " and in the library"
+
+    def _forget(self, marker_id: str) -> str:
+        from core.library import LibraryError, entry_id
+
+        try:
+            self._open_library().remove(entry_id(self.key[1], marker_id))
+        except (LibraryError, OSError):
+            return ""
+        return " and removed from the library"
 
     # -- background ----------------------------------------------------------------------------------
     def _start(self, job, done) -> None:

@@ -60,6 +60,13 @@ def test_analyse_rank_select_correct_and_reopen(qtbot, demo_home):
     assert label.malignancy == 5 and label.attributes["spiculation"] == 4 and label.source == "reader"
     row = next(r for r in range(6) if table.marker_at(r) == second.id)
     assert "reader 5" in table.item(row, MALIGNANCY).text()
+    # ... and kept in the labelled library, by UIDs only, with its patches cut for the active model.
+    from core.library import Library
+
+    [entry] = Library().entries()
+    assert entry.nodule.series_uid == window.key[1] and entry.nodule.marker_id == second.id
+    assert entry.label.malignancy == 5 and entry.slices > 0
+    assert "PHANTOM" not in entry.path.read_bytes().decode("latin-1")
     window.close()
 
     again = _demo(qtbot, analyse=False)
