@@ -1,0 +1,215 @@
+"""``python main.py finetune --library``: fine-tune the active model on the reader's confirmed nodules.
+
+    python main.py finetune --library [--with-phantoms] [--epochs 5] [--lr 1e-3] [--freeze-trunk]
+        [--out DIR] [--activate [--force]] [--continue]
+
+Starts from the active model (``core.model_registry``), learns from the labelled-nodule library
+(``core.library``), optionally mixed with the phantom train split, holds out a part of the library's
+studies to check the result, then prints the new model and the active one side by side on that
+held-out part and keeps the new model as a version. It is activated only with ``--activate``, and
+then only if it is not worse on the held-out data (``--force`` activates it anyway).
+
+While it trains, the run's state is kept in ``DIR/finetune.state.safetensors`` (default DIR: the
+user data folder's ``finetune``) after every epoch; an interrupted run goes on with the same command
+and ``--continue``. Nothing is written to the library or the active model until the run is over.
+Under ``torchrun`` the training runs data-parallel, as ``train`` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+RUN_SCHEMA = "mtmr-reader/finetune-run/1"
+
+
+class _DEFAULTS:  # core.finetune.FinetuneOptions' defaults (a test keeps them equal), without its imports
+    epochs, lr, trunk_lr_factor, batch_size, val_fraction, seed, device = 5, 1e-3, 0.1, 32, 0.25, 0, "auto"
+
+
+def add_parser(subparsers) -> None:
+    from core.finetune import FinetuneOptions
+
+    d = FinetuneOptions()
+    parser = subparsers.add_parser(
+        "finetune", help="fine-tune the active model on the labelled-nodule library"
+    )
+    parser.add_argument("--library", action="store_true", help="learn from the local labelled-nodule library")
+    parser.add_argument(
+        "--with-phantoms", action="store_true", help="mix in the phantom train split (keeps what it knew)"
+    )
+    parser.add_argument("--epochs", type=int, default=d.epochs)
+    parser.add_argument("--lr", type=float, default=d.lr, help="learning rate of the heads")
+    parser.add_argument(
+        "--trunk-lr-factor", type=float, default=d.trunk_lr_factor, help="trunk learning rate / head rate"
+    )
+    parser.add_argument("--freeze-trunk", action="store_true", help="train the heads only")
+    parser.add_argument("--batch-size", type=int, default=d.batch_size)
+    parser.add_argument(
+        "--val-fraction", type=float, default=d.val_fraction, help="share of studies held out (at least one)"
+    )
+    parser.add_argument("--seed", type=int, default=d.seed)
+    parser.add_argument("--device", default=d.device)
+    parser.add_argument("--out", help="folder for the run's state and report (default: user data /finetune)")
+    parser.add_argument("--activate", action="store_true", help="activate the new model if it is not worse")
+    parser.add_argument("--force", action="store_true", help="with --activate: activate it even if worse")
+    parser.add_argument(
+        "--continue",
+        dest="continue_run",
+        action="store_true",
+        help="continue an interrupted run from DIR/finetune.state.safetensors; give the same options",
+    )
+    parser.set_defaults(func=run)
+
+
+class _Progress:
+    """A text progress bar on stderr: redrawn in place on a terminal, a line every few seconds else."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.last = 0.0
+
+    def step(self, event: dict) -> None:
+        now = time.monotonic()
+        if now - self.last < (0.2 if self.tty else 5.0) and event["step"] != event["steps"]:
+            return
+        self.last = now
+        done = event["step"] / event["steps"]
+        bar = "#" * round(20 * done) + "." * (20 - round(20 * done))
+        text = (
+            f"epoch {event['epoch']} [{bar}] step {event['step']}/{event['steps']} "
+            f"loss {event['loss']['total']:.4f} eta {event['eta_s']:.0f}s"
+        )
+        print(("\r" + text) if self.tty else text, end="" if self.tty else "\n", file=sys.stderr, flush=True)
+
+    def clear(self) -> None:
+        if self.tty:
+            print("\r" + " " * 79 + "\r", end="", file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    from core.atomic import atomic_write_text
+    from core.checkpoints import CheckpointError
+    from core.finetune import FinetuneError, FinetuneOptions, format_comparison, json_safe, keep, run_finetune
+    from core.library import Library, LibraryError
+    from core.model_registry import ModelRegistry, RegistryError
+    from core.paths import user_dir
+    from core.training.distributed import init_from_environment, shutdown
+    from core.training.state import TrainingStateError
+
+    if not args.library:
+        print("error: choose the data: --library (the local labelled-nodule library)", file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else user_dir("data") / "finetune"
+    state_path, run_path = out / "finetune.state.safetensors", out / "finetune.run.json"
+    parent_id = None
+    if args.continue_run:
+        if not state_path.is_file():
+            print(f"error: nothing to continue: no training state at {state_path}", file=sys.stderr)
+            return 2
+        try:
+            parent_id = str(json.loads(run_path.read_text(encoding="utf-8"))["parent"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            print(f"error: {run_path}: cannot tell which model the run started from ({exc})", file=sys.stderr)
+            return 2
+    elif state_path.exists():
+        print(
+            f"error: {state_path} holds the state of an unfinished run: add --continue to go on with it, "
+            "or delete it to start afresh",
+            file=sys.stderr,
+        )
+        return 2
+    options = FinetuneOptions(
+        epochs=args.epochs,
+        lr=args.lr,
+        trunk_lr_factor=args.trunk_lr_factor,
+        freeze_trunk=args.freeze_trunk,
+        batch_size=args.batch_size,
+        with_phantoms=args.with_phantoms,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        device=args.device,
+    )
+    rank, _ = init_from_environment()
+    registry, library = ModelRegistry(), Library()
+    progress, result = _Progress(), None
+    try:
+        for event in run_finetune(registry, library, options, state_path, parent_id=parent_id):
+            kind = event["event"]
+            if rank != 0:
+                continue
+            if kind == "parent":
+                version = event["version"]
+                if event["note"]:
+                    print(f"warning: {event['note']}", file=sys.stderr)
+                print(f"starting from {version.label} ({version.id})", flush=True)
+                if not args.continue_run:
+                    out.mkdir(parents=True, exist_ok=True)
+                    run_record = {"schema": RUN_SCHEMA, "parent": version.id, "options": options.to_dict()}
+                    atomic_write_text(run_path, json.dumps(run_record, indent=1))
+            elif kind == "data":
+                print(f"data: {event['text']}", flush=True)
+            elif kind == "resumed":
+                print(f"continuing from {state_path} after epoch {event['epoch']}", flush=True)
+            elif kind == "step":
+                progress.step(event)
+            elif kind == "epoch":
+                progress.clear()
+                v = event["val"]
+                print(
+                    f"epoch {event['epoch']}/{event['epochs']} loss {event['loss']['total']:.4f} "
+                    f"held-out AUC {v['auc']:.3f} acc {v['accuracy']:.3f} "
+                    f"attr MAE {v['attributes']['mean_mae']:.3f} eta {event['eta_s']:.0f}s",
+                    flush=True,
+                )
+            elif kind == "finished":
+                result = event
+    except (FinetuneError, LibraryError, CheckpointError, RegistryError, TrainingStateError) as exc:
+        progress.clear()
+        print(f"error: {exc}", file=sys.stderr)
+        shutdown()
+        return 2
+    except KeyboardInterrupt:
+        progress.clear()
+        if rank == 0:
+            print(
+                f"\ninterrupted: run the same command with --continue to go on from {state_path}"
+                if state_path.is_file()
+                else "\ninterrupted before the first epoch ended: nothing to continue",
+                file=sys.stderr,
+            )
+        shutdown()
+        return 130
+    if rank == 0 and result is not None:
+        print("\nheld-out studies, active model and new model side by side:")
+        print(format_comparison(result["comparison"]))
+        version = keep(registry, result)
+        report = {
+            "version": version.id,
+            "parent": result["parent"].id,
+            "data": result["data"],
+            "comparison": result["comparison"],
+        }
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / f"finetune-{version.id}.json", json.dumps(json_safe(report), indent=1))
+        state_path.unlink(missing_ok=True)  # the run is over and kept: nothing left to continue
+        run_path.unlink(missing_ok=True)
+        print(f"kept as version {version.id} ({version.path})")
+        if args.activate:
+            ok, why = result["verdict"]
+            if ok or args.force:
+                registry.activate(version.id)
+                print(f"activated {version.id}" + (f" although it is worse ({why})" if not ok else ""))
+            else:
+                print(
+                    f"not activated: it is worse than the active model on the held-out studies ({why}); "
+                    f"activate it anyway with --force, or later from the models page",
+                    file=sys.stderr,
+                )
+        else:
+            print("not activated (add --activate, or activate it from the models page)")
+    shutdown()
+    return 0
