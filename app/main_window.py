@@ -40,6 +40,7 @@ from core.dicom.errors import StudyLoadError
 from core.dicom.series import load_series
 from core.image_io import is_volume_file, load_volume_file
 from core.markers import MarkerError, NoduleMarker, read_markers, write_markers
+from core.model_registry import ModelRegistry
 from core.session import Session, SessionCorrupt, SessionStore
 from core.volume import CTVolume
 
@@ -83,7 +84,9 @@ class MainWindow(QMainWindow):
         self.tree.itemActivated.connect(self._series_activated)
         self.panel = MarkerPanel(self.markers)
         self.panel.centre_requested.connect(self.workspace.centre_on_mm)
-        self.review = Review(self.markers, self)
+        self.registry = ModelRegistry()
+        active = self.registry.active()
+        self.review = Review(self.markers, active.path, self)
         self.review.changed.connect(self.save_session)
         self.review.message.connect(lambda text: self.statusBar().showMessage(text, 10000))
         self.review.centre.connect(self.workspace.centre_on_mm)
@@ -126,6 +129,8 @@ class MainWindow(QMainWindow):
             signal.connect(self._analysis_ended)
         self._show_model()
         self.statusBar().showMessage("Open a DICOM folder or file (File > Open folder...), or drop one here")
+        if active.note:  # the active model could not be used: the demo stands in, and the reader is told
+            self.statusBar().showMessage(active.note)
 
         self._save_view = QTimer(self, singleShot=True, interval=500)
         self._save_view.timeout.connect(self.save_session)
@@ -186,6 +191,10 @@ class MainWindow(QMainWindow):
         self._action("previous_marker", lambda: self.select_next(-1), edit)
         edit.addSeparator()
         edit.addAction("&Settings...", self.open_settings)
+        model = self.menuBar().addMenu("&Model")
+        model.addAction("&Fine-tune on my confirmed nodules...", self.open_trainer)
+        model.addAction("Labelled &library...", self.open_library)
+        model.addAction("&Models...", self.open_models)
         view = self.menuBar().addMenu("&View")
         for key, steps in (("next_slice", 1), ("previous_slice", -1), ("next_10", 10), ("previous_10", -10)):
             self._action(key, partial(ws.scroll, steps))
@@ -263,6 +272,37 @@ class MainWindow(QMainWindow):
 
     def _mip_toggled(self, on: bool) -> None:
         self.workspace.set_slab(on, self.slab.value())
+
+    def open_trainer(self) -> None:
+        from app.trainer_dialog import TrainerDialog
+        from core.paths import user_dir
+
+        self.trainer = TrainerDialog(self.registry, self.review._open_library(), user_dir("models"), self)
+        self.trainer.model_changed.connect(self.use_model)
+        self.trainer.show()  # not modal: reading goes on while it trains
+
+    def open_library(self) -> None:
+        from app.library_view import LibraryView
+
+        self.library_view = LibraryView(self.review._open_library(), self)
+        self.library_view.show()
+
+    def open_models(self) -> None:
+        from app.models_page import ModelsPage
+
+        self.models_page = ModelsPage(self.registry, self)
+        self.models_page.activated.connect(self.use_model)
+        self.models_page.show()
+
+    def use_model(self, version) -> None:
+        """Analyse with ``version`` from now on; the open study's markers are analysed again."""
+        self.review.analysis.set_model(version.path)
+        self._show_model()
+        self.statusBar().showMessage(f"Active model: {version.label}", 10000)
+        if self.volume is not None and len(self.markers):
+            self.review.analyse()
+        else:
+            self.review.analysis.preload()
 
     def open_worklist(self) -> None:
         from app.worklist import Worklist

@@ -28,10 +28,10 @@ class Review(QObject):
     message = Signal(str)
     centre = Signal(object)  # LPS mm
 
-    def __init__(self, markers: MarkerStore, parent: QObject | None = None) -> None:
+    def __init__(self, markers: MarkerStore, model_path=None, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.markers = markers
-        self.analysis = Analysis(default_model_path(), parent=self)
+        self.analysis = Analysis(model_path or default_model_path(), parent=self)
         self.table = NoduleTable()
         self.detail = DetailPanel()
         self.volume: CTVolume | None = None

@@ -192,3 +192,16 @@ def test_gpu_out_of_memory_is_a_message_not_a_crash(qtbot, demo_home, monkeypatc
     qtbot.waitUntil(lambda: not window.busy, timeout=60_000)
     assert "out of memory" in window.statusBar().currentMessage()
     assert list(window.markers.markers) == before and window.review.analysis.current(before) == {}
+
+
+def test_activating_another_model_reanalyses_with_it_and_new_windows_use_it(qtbot, demo_home):
+    window = _demo(qtbot)
+    version = window.registry.add(default_model_path())  # a copy of the demo weights, as a version
+    window.registry.activate(version.id)
+    window.use_model(version)
+    qtbot.waitUntil(lambda: not window.busy, timeout=60_000)
+    assert window.review.analysis.model_path == version.path
+    assert len(window.review.analysis.current(window.markers.markers)) == 6
+    window.close()
+    again = _demo(qtbot, analyse=False)
+    assert again.review.analysis.model_path == version.path

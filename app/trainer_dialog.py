@@ -1,0 +1,330 @@
+"""Fine-tune the active model on the reader's own confirmed nodules, on this workstation, offline.
+
+Choose the data (the local library, optionally mixed with the phantom train split), adjust the few
+settings that matter (plain words first, the rest under "Advanced"), start / pause / cancel, watch
+the loss parts and the held-out AUC and attribute error per epoch, then compare the new model with
+the active one on the same held-out studies and activate it, keep it, or discard it. The active model
+and the library are never touched until the reader chooses.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import pyqtgraph as pg
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDialog,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+)
+
+from app.training_worker import TrainingWorker
+from core.finetune import FinetuneOptions, keep, run_finetune
+from core.library import Library
+from core.model_registry import ModelRegistry
+
+LOSS_PARTS = ("total", "classification", "ranking", "attributes")
+COLOURS = {"total": "k", "classification": "b", "ranking": "m", "attributes": "g"}
+ROWS = [
+    ("AUC", lambda m: m["auc"]),
+    ("Accuracy", lambda m: m["accuracy"]),
+    ("Sensitivity", lambda m: m["sensitivity"]),
+    ("Specificity", lambda m: m["specificity"]),
+    ("Attribute MAE", lambda m: m["attributes"]["mean_mae"]),
+]
+
+
+class TrainerDialog(QDialog):
+    model_changed = Signal(object)  # the Version activated
+
+    def __init__(self, registry: ModelRegistry, library: Library, state_folder, parent=None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Fine-tune the model on your confirmed nodules")
+        self.registry, self.library = registry, library
+        self.state_path = state_folder / "finetune-dialog.state.safetensors"
+        self.worker: TrainingWorker | None = None
+        self.finished: dict | None = None
+        self.epochs: list[dict] = []
+
+        entries = library.entries()
+        studies = len({e.nodule.study_uid or e.nodule.series_uid for e in entries})
+        self.use_library = QCheckBox(f"My confirmed nodules: {len(entries)} from {studies} studies")
+        self.use_library.setChecked(True)
+        self.use_library.setEnabled(False)  # the library is the point of fine-tuning
+        self.with_phantoms = QCheckBox("Mix in the phantom training nodules (keeps what the model knew)")
+        lidc = QCheckBox("A LIDC-IDRI folder (once the LIDC-IDRI importer exists)")
+        lidc.setEnabled(False)
+        self.split_text = QLabel("A part of your studies is held out for validation automatically.")
+        self.split_text.setWordWrap(True)
+        data = QGroupBox("Data")
+        box = QVBoxLayout(data)
+        for widget in (self.use_library, self.with_phantoms, lidc, self.split_text):
+            box.addWidget(widget)
+
+        defaults = FinetuneOptions()
+        self.epochs_box = _spin(1, 100, defaults.epochs)
+        self.lr_box = _double(1e-5, 1e-1, defaults.lr, 5)
+        self.freeze = QCheckBox("Keep the image features as they are (train only the heads)")
+        self.freeze.setChecked(defaults.freeze_trunk)
+        basic = QFormLayout()
+        basic.addRow("Passes over the data (epochs)", self.epochs_box)
+        basic.addRow("Learning rate (lower changes the model less)", self.lr_box)
+        basic.addRow(self.freeze)
+        self.trunk_factor = _double(0.0, 1.0, defaults.trunk_lr_factor, 3)
+        self.batch = _spin(2, 512, defaults.batch_size)
+        self.val_fraction = _double(0.05, 0.5, defaults.val_fraction, 2)
+        self.seed = _spin(0, 10**6, defaults.seed)
+        self.patience = _spin(1, 100, defaults.patience)
+        advanced = QGroupBox("Advanced")
+        advanced.setCheckable(True)
+        advanced.setChecked(False)
+        form = QFormLayout(advanced)
+        form.addRow("Image-feature learning rate (x the rate above)", self.trunk_factor)
+        form.addRow("Batch size", self.batch)
+        form.addRow("Share of studies held out", self.val_fraction)
+        form.addRow("Random seed", self.seed)
+        form.addRow("Stop after this many epochs without improvement", self.patience)
+        settings = QGroupBox("Settings")
+        settings_box = QVBoxLayout(settings)
+        settings_box.addLayout(basic)
+        settings_box.addWidget(advanced)
+
+        self.start = QPushButton("Start")
+        self.start.clicked.connect(self.start_training)
+        self.pause = QPushButton("Pause")
+        self.pause.setCheckable(True)
+        self.pause.setEnabled(False)
+        self.pause.toggled.connect(self._paused)
+        self.cancel_button = QPushButton("Cancel training")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.progress = QProgressBar()
+        self.status = QLabel("Ready. The active model stays in use until you choose otherwise.")
+        self.status.setWordWrap(True)
+        controls = QHBoxLayout()
+        for widget in (self.start, self.pause, self.cancel_button, self.progress):
+            controls.addWidget(widget)
+
+        self.loss_plot = pg.PlotWidget(background="w", title="Training loss (per epoch)")
+        self.loss_plot.addLegend(offset=(-5, 5))
+        self.loss_curves = {
+            name: self.loss_plot.plot([], [], pen=pg.mkPen(COLOURS[name], width=2), name=name)
+            for name in LOSS_PARTS
+        }
+        self.val_plot = pg.PlotWidget(
+            background="w", title="Held-out studies: AUC (blue), attribute MAE (red)"
+        )
+        self.auc_curve = self.val_plot.plot([], [], pen=pg.mkPen("b", width=2), symbol="o", symbolSize=6)
+        self.mae_curve = self.val_plot.plot([], [], pen=pg.mkPen("r", width=2), symbol="s", symbolSize=6)
+        plots = QHBoxLayout()
+        plots.addWidget(self.loss_plot)
+        plots.addWidget(self.val_plot)
+
+        self.comparison = QTableWidget(len(ROWS), 2)
+        self.comparison.setHorizontalHeaderLabels(["Active model", "New model"])
+        self.comparison.setVerticalHeaderLabels([name for name, _ in ROWS])
+        self.comparison.setMaximumHeight(190)
+        self.verdict = QLabel()
+        self.verdict.setWordWrap(True)
+        self.activate_button = QPushButton("Activate the new model")
+        self.keep_button = QPushButton("Keep it without activating")
+        self.discard_button = QPushButton("Discard it")
+        self.activate_button.clicked.connect(lambda: self._choose("activate"))
+        self.keep_button.clicked.connect(lambda: self._choose("keep"))
+        self.discard_button.clicked.connect(lambda: self._choose("discard"))
+        choice = QHBoxLayout()
+        for button in (self.activate_button, self.keep_button, self.discard_button):
+            button.setEnabled(False)
+            choice.addWidget(button)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(data)
+        layout.addWidget(settings)
+        layout.addLayout(controls)
+        layout.addWidget(self.status)
+        layout.addLayout(plots)
+        layout.addWidget(self.comparison)
+        layout.addWidget(self.verdict)
+        layout.addLayout(choice)
+        self.resize(900, 900)
+
+    # -- options ---------------------------------------------------------------------------------------
+    def options(self) -> FinetuneOptions:
+        return replace(
+            FinetuneOptions(),
+            epochs=self.epochs_box.value(),
+            lr=self.lr_box.value(),
+            freeze_trunk=self.freeze.isChecked(),
+            trunk_lr_factor=self.trunk_factor.value(),
+            batch_size=self.batch.value(),
+            with_phantoms=self.with_phantoms.isChecked(),
+            val_fraction=self.val_fraction.value(),
+            seed=self.seed.value(),
+            patience=self.patience.value(),
+        )
+
+    # -- running ---------------------------------------------------------------------------------------
+    def start_training(self) -> None:
+        if self.worker is not None:
+            return
+        self.epochs, self.finished = [], None
+        for curve in (*self.loss_curves.values(), self.auc_curve, self.mae_curve):
+            curve.setData([], [])
+        options = self.options()
+        self.state_path.unlink(missing_ok=True)  # a new run; an old unfinished one is abandoned
+        self.worker = TrainingWorker(
+            lambda cancelled: run_finetune(
+                self.registry, self.library, options, state_path=self.state_path, cancelled=cancelled
+            )
+        )
+        self.worker.event.connect(self._event)
+        self.worker.failed.connect(self._failed)
+        self.worker.cancelled.connect(self._cancelled)
+        self.worker.finished.connect(self._thread_ended)
+        self._running(True)
+        self.progress.setRange(0, 0)
+        self.status.setText("Preparing the data...")
+        self.worker.start()
+
+    def _paused(self, paused: bool) -> None:
+        if self.worker is not None:
+            self.worker.pause(paused)
+            self.pause.setText("Resume" if paused else "Pause")
+            self.status.setText("Paused (the app stays usable)" if paused else "Training...")
+
+    def cancel(self) -> None:
+        if self.worker is not None:
+            self.worker.cancel()
+            self.status.setText("Cancelling at the next step...")
+
+    def _running(self, running: bool) -> None:
+        self.start.setEnabled(not running)
+        self.pause.setEnabled(running)
+        self.cancel_button.setEnabled(running)
+        if not running:
+            self.pause.setChecked(False)
+
+    def _event(self, event: dict) -> None:
+        kind = event["event"]
+        if kind == "parent":
+            self.status.setText(f"Starting from {event['version'].label}. {event.get('note') or ''}".strip())
+        elif kind == "data":
+            self.split_text.setText(event["text"])
+        elif kind == "step":
+            total = event["steps"] * self.epochs_box.value()
+            done = (event["epoch"] - 1) * event["steps"] + event["step"]
+            self.progress.setRange(0, total)
+            self.progress.setValue(done)
+            self.status.setText(
+                f"Epoch {event['epoch']}, step {event['step']}/{event['steps']}; about "
+                f"{_duration(event['eta_s'])} left; {self._device()}"
+            )
+        elif kind == "epoch":
+            self.epochs.append(event)
+            xs = [e["epoch"] for e in self.epochs]
+            for name, curve in self.loss_curves.items():
+                curve.setData(xs, [e["loss"].get(name, math.nan) for e in self.epochs])
+            self.auc_curve.setData(xs, [_finite(e["val"]["auc"]) for e in self.epochs])
+            self.mae_curve.setData(xs, [_finite(e["val"]["attributes"]["mean_mae"]) for e in self.epochs])
+        elif kind == "finished":
+            self.finished = event
+            self._show_comparison(event)
+
+    def _show_comparison(self, event: dict) -> None:
+        for column, name in enumerate(("active", "new")):
+            metrics = event["comparison"][name]
+            for row, (_, get) in enumerate(ROWS):
+                try:
+                    value = get(metrics)
+                    text = "n/a" if value is None or not math.isfinite(value) else f"{value:.3f}"
+                except (KeyError, TypeError):
+                    text = "n/a"
+                self.comparison.setItem(row, column, QTableWidgetItem(text))
+        ok, why = event["verdict"]
+        self.verdict.setText(
+            "On the held-out studies the new model is at least as good as the active one."
+            if ok
+            else f"Careful: on the held-out studies the new model is worse ({why})."
+        )
+        for button in (self.activate_button, self.keep_button, self.discard_button):
+            button.setEnabled(True)
+        self.progress.setRange(0, 1)
+        self.progress.setValue(1)
+        self.status.setText("Finished. Choose what to do with the new model.")
+
+    def _choose(self, what: str) -> None:
+        if self.finished is None:
+            return
+        if what == "discard":
+            self.status.setText("Discarded; the active model is unchanged.")
+        else:
+            version = keep(self.registry, self.finished, activate=what == "activate")
+            if what == "activate":
+                self.status.setText(f"{version.label} is now active (roll back in Models).")
+                self.model_changed.emit(version)
+            else:
+                self.status.setText(f"Kept as {version.label}; the active model is unchanged.")
+        self.finished = None
+        self.state_path.unlink(missing_ok=True)
+        for button in (self.activate_button, self.keep_button, self.discard_button):
+            button.setEnabled(False)
+
+    def _failed(self, text: str) -> None:
+        self.status.setText(f"Training stopped: {text}. The active model and the library are unchanged.")
+
+    def _cancelled(self) -> None:
+        self.status.setText("Cancelled. The active model and the library are unchanged.")
+
+    def _thread_ended(self) -> None:
+        self.worker = None
+        self._running(False)
+        if self.finished is None:
+            self.progress.setRange(0, 1)
+            self.progress.setValue(0)
+
+    def _device(self) -> str:
+        from core.training.trainer import pick_device
+
+        return f"on {pick_device(self.options().device).upper()}"
+
+    def closeEvent(self, event) -> None:
+        if self.worker is not None:
+            self.worker.cancel()
+            self.worker.wait(30_000)
+        super().closeEvent(event)
+
+
+def _spin(low: int, high: int, value: int) -> QSpinBox:
+    box = QSpinBox()
+    box.setRange(low, high)
+    box.setValue(value)
+    return box
+
+
+def _double(low: float, high: float, value: float, decimals: int) -> QDoubleSpinBox:
+    box = QDoubleSpinBox()
+    box.setDecimals(decimals)
+    box.setRange(low, high)
+    box.setValue(value)
+    box.setSingleStep(10 ** -(decimals - 1))
+    return box
+
+
+def _finite(value) -> float:
+    return float(value) if value is not None and math.isfinite(value) else math.nan
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"

@@ -1,0 +1,105 @@
+"""The trainer dialog with a tiny model and library: start, curves, cancel, finish, compare, activate,
+roll back; the active model is untouched until the reader chooses."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from app.models_page import ModelsPage
+from app.trainer_dialog import TrainerDialog
+from core.library import Library
+from tests.core.test_library import fill
+from tests.core.test_model_registry import make_registry
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _sha(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def setup(tmp_path):
+    registry = make_registry(tmp_path)
+    library = Library(tmp_path / "labels")
+    fill(library, studies=6)
+    return registry, library
+
+
+def _dialog(qtbot, setup, tmp_path, epochs: int) -> TrainerDialog:
+    registry, library = setup
+    dialog = TrainerDialog(registry, library, tmp_path)
+    qtbot.addWidget(dialog)
+    dialog.epochs_box.setValue(epochs)
+    dialog.batch.setValue(4)
+    return dialog
+
+
+def test_cancel_midway_leaves_the_active_model_unchanged(qtbot, setup, tmp_path):
+    registry, library = setup
+    active = registry.active()
+    before = _sha(active.path), [e.id for e in library.entries()]
+    dialog = _dialog(qtbot, setup, tmp_path, epochs=50)
+    dialog.start_training()
+    qtbot.waitUntil(lambda: len(dialog.epochs) >= 1, timeout=60_000)
+    dialog.pause.setChecked(True)  # hold it between steps while we look at the curves
+    shown = len(dialog.epochs)
+    xs, _ = dialog.loss_curves["total"].getData()
+    assert list(xs) == list(range(1, shown + 1)) and len(dialog.auc_curve.getData()[1]) == shown
+    dialog.cancel()
+    qtbot.waitUntil(lambda: dialog.worker is None, timeout=60_000)
+    assert "Cancelled" in dialog.status.text() and dialog.finished is None
+    assert registry.active().id == active.id and _sha(active.path) == before[0]
+    assert [e.id for e in library.entries()] == before[1]
+    assert not dialog.activate_button.isEnabled()
+
+
+def test_finish_compare_activate_and_roll_back(qtbot, setup, tmp_path):
+    registry, _ = setup
+    demo = registry.active()
+    dialog = _dialog(qtbot, setup, tmp_path, epochs=2)
+    activated = []
+    dialog.model_changed.connect(activated.append)
+    dialog.start_training()
+    qtbot.waitUntil(lambda: dialog.worker is None, timeout=120_000)
+    assert dialog.finished is not None, dialog.status.text()
+    assert len(dialog.epochs) == 2 and "held out" in dialog.split_text.text().lower()
+    assert dialog.comparison.item(4, 0).text() != "" and dialog.comparison.item(4, 1).text() != ""
+    assert registry.active().id == demo.id  # nothing changes before the reader chooses
+    dialog.activate_button.click()
+    [version] = activated
+    assert registry.active().id == version.id != demo.id
+    assert version.card["parent"]["name"] == demo.card["name"]
+
+    page = ModelsPage(registry)
+    qtbot.addWidget(page)
+    assert page.table.rowCount() == 2 and page.table.item(1, 0).text() == "active"
+    page.table.selectRow(0)
+    page.activate_selected()  # roll back to the demo
+    assert registry.active().id == demo.id and page.table.item(0, 0).text() == "active"
+    page.table.selectRow(0)
+    page.remove_selected()
+    assert "demo" in page.note.text().lower() or "built-in" in page.note.text().lower()
+    assert page.table.rowCount() == 2
+
+
+def test_too_few_studies_is_said_plainly(qtbot, tmp_path):
+    registry = make_registry(tmp_path)
+    library = Library(tmp_path / "labels")
+    fill(library, studies=1)
+    dialog = TrainerDialog(registry, library, tmp_path)
+    qtbot.addWidget(dialog)
+    dialog.start_training()
+    qtbot.waitUntil(lambda: dialog.worker is None, timeout=60_000)
+    assert "stopped" in dialog.status.text() and "studies" in dialog.status.text()
+    assert registry.active().id == registry.demo().id
