@@ -164,24 +164,27 @@ def build_finetune_data(
     usable = (data.labels >= 0) | ~np.isnan(data.attributes).all(axis=1)
     data_used = subset(data, usable)
     studies = sorted(set(data_used.patient_ids.tolist()))
+    if len(studies) < MIN_STUDIES and with_phantoms and studies:
+        return _single_study(
+            entries, damaged, data, usable, data_used, studies, patch, seed, val_fraction, progress
+        )
     if len(studies) < MIN_STUDIES:
         raise FinetuneError(
             f"the library holds {int(usable.sum())} usable labelled nodules from {len(studies)} "
             f"{'study' if len(studies) == 1 else 'studies'}: fine-tuning needs nodules from at least "
             f"{MIN_STUDIES} studies (one to learn from, one held out to check the new model); "
-            "confirm nodules in more studies first"
+            "confirm nodules in more studies first, or mix in the phantom nodules (then the phantom "
+            "validation split is held out instead)"
         )
     train_studies, val_studies = split_by_study(data_used, val_fraction, seed)
     in_val = np.isin(data_used.patient_ids, val_studies)
     library_train, val = subset(data_used, ~in_val), subset(data_used, in_val)
     train = library_train
-    phantom_count = 0
+    phantom_count, repeats = 0, 1
     if with_phantoms:
-        from core.training.labelled import concatenate
-
         phantoms = phantom_train_data(patch, progress)
         phantom_count = len(phantoms.labels)
-        train = concatenate([library_train, phantoms])
+        train, repeats = mix(library_train, phantoms)
     description = {
         "source": "library" + (" + phantom train split" if with_phantoms else ""),
         "library_entries": len(entries),
@@ -193,7 +196,54 @@ def build_finetune_data(
         "train_nodules": len(library_train.labels),
         "val_nodules": len(val.labels),
         "phantom_nodules": phantom_count,
+        "library_repeats": repeats,
         "train_labels": _counts(library_train),
+        "val_labels": _counts(val),
+        "seed": seed,
+        "val_fraction": val_fraction,
+        "preprocessing": patch.to_dict(),
+    }
+    return FinetuneData(train, val, description)
+
+
+LIBRARY_SHARE = 0.1  # mixed with the phantom split, the reader's nodules make about this share
+
+
+def mix(library: NoduleDataset, phantoms: NoduleDataset) -> tuple[NoduleDataset, int]:
+    """The library's nodules repeated so they weigh about ``LIBRARY_SHARE`` of a mix with the phantom
+    train split (a handful of confirmed nodules would otherwise vanish among 1,780); and how often."""
+    from core.training.labelled import concatenate
+
+    repeats = max(1, round(LIBRARY_SHARE * len(phantoms.labels) / max(len(library.labels), 1)))
+    return concatenate([*([library] * repeats), phantoms]), repeats
+
+
+def phantom_val_data(patch: PatchConfig, progress: Callable[[int, int], None] | None = None) -> NoduleDataset:
+    """The phantom validation split cut with ``patch`` (one clean rendering per nodule; cached)."""
+    from core.training.data import DatasetSpec, cached_dataset
+
+    return cached_dataset(DatasetSpec(split="val", seed=0, variants=0, patch=patch), progress=progress)
+
+
+def _single_study(entries, damaged, data, usable, data_used, studies, patch, seed, val_fraction, progress):
+    """One labelled study and phantoms mixed in: every library nodule trains; the phantom validation
+    split (never trained on) is held out, so the check is "did it keep what it knew"."""
+    phantoms = phantom_train_data(patch, progress)
+    train, repeats = mix(data_used, phantoms)
+    val = phantom_val_data(patch, progress)
+    description = {
+        "source": "library + phantom train split",
+        "library_entries": len(entries),
+        "unusable_entries": int((~usable).sum()),
+        "damaged_entries": [str(problem) for problem in damaged],
+        "studies": len(studies),
+        "train_studies": studies,
+        "val_studies": ["phantom validation split"],
+        "train_nodules": len(data_used.labels),
+        "val_nodules": len(val.labels),
+        "phantom_nodules": len(phantoms.labels),
+        "library_repeats": repeats,
+        "train_labels": _counts(data_used),
         "val_labels": _counts(val),
         "seed": seed,
         "val_fraction": val_fraction,
@@ -205,14 +255,22 @@ def build_finetune_data(
 def describe(description: dict) -> str:
     """The data of a run in plain words (the dialog shows it; the CLI prints it)."""
     d = description
+    held_out = (
+        ", ".join(d["val_studies"])
+        if d["val_studies"] == ["phantom validation split"]
+        else (f"{len(d['val_studies'])} studies")
+    )
     text = (
         f"{d['train_nodules']} library nodules from {len(d['train_studies'])} studies to learn from, "
-        f"{d['val_nodules']} from {len(d['val_studies'])} held out to check "
+        f"{d['val_nodules']} from {held_out} held out to check "
         f"({d['val_labels']['malignant']} malignant, {d['val_labels']['benign']} benign, "
         f"{d['val_labels']['unrated']} without a malignancy label)"
     )
     if d["phantom_nodules"]:
-        text += f"; plus {d['phantom_nodules']} phantom nodules to keep what the model knew"
+        text += (
+            f"; plus {d['phantom_nodules']} phantom nodules to keep what the model knew (yours repeated "
+            f"{d.get('library_repeats', 1)}x so they weigh about {LIBRARY_SHARE:.0%})"
+        )
     if d["unusable_entries"]:
         text += f"; {d['unusable_entries']} entries without a usable rating left out"
     if d.get("damaged_entries"):

@@ -379,3 +379,23 @@ def test_sigkill_during_a_cli_run_keeps_everything_and_the_run_continues(home, t
     assert "continuing from" in capsys.readouterr().out
     assert everything(registry, library)["active"] == before["active"]
     assert len(registry.versions()) == len(before["versions"]) + 1
+
+
+def test_one_study_with_phantoms_holds_out_the_phantom_validation_split(tmp_path, monkeypatch):
+    from tests.core.test_library import PATCH, fill
+
+    library = Library(tmp_path / "labels")
+    fill(library, studies=1)
+    size = PATCH.size
+    phantoms = fake_dataset(nodules=40, size=size)
+    val = fake_dataset(nodules=10, size=size, seed=3)
+    monkeypatch.setattr(core.finetune, "phantom_train_data", lambda patch, progress=None: phantoms)
+    monkeypatch.setattr(core.finetune, "phantom_val_data", lambda patch, progress=None: val)
+    with pytest.raises(FinetuneError, match="mix in the phantom"):
+        build_finetune_data(library, PATCH)
+    data = build_finetune_data(library, PATCH, with_phantoms=True)
+    d = data.description
+    assert d["val_studies"] == ["phantom validation split"] and d["val_nodules"] == 10
+    # 2 library nodules repeated to weigh about a tenth of 40 phantom nodules: twice.
+    assert d["library_repeats"] == 2 and len(data.train.labels) == 2 * 2 + 40
+    assert "phantom validation split held out" in core.finetune.describe(d)
