@@ -68,6 +68,12 @@ class TrainerDialog(QDialog):
         lidc.setEnabled(False)
         self.split_text = QLabel("A part of your studies is held out for validation automatically.")
         self.split_text.setWordWrap(True)
+        if studies < 2:  # nothing of the reader's own to hold out: the phantom validation split is
+            self.with_phantoms.setChecked(True)
+            self.split_text.setText(
+                "Your nodules come from a single study, so the phantom nodules are mixed in and the "
+                "phantom validation split is held out to check the new model."
+            )
         data = QGroupBox("Data")
         box = QVBoxLayout(data)
         for widget in (self.use_library, self.with_phantoms, lidc, self.split_text):

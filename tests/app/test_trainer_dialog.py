@@ -99,6 +99,9 @@ def test_too_few_studies_is_said_plainly(qtbot, tmp_path):
     fill(library, studies=1)
     dialog = TrainerDialog(registry, library, tmp_path)
     qtbot.addWidget(dialog)
+    # One study: the phantom nodules are mixed in (their validation split is then held out)...
+    assert dialog.with_phantoms.isChecked() and "single study" in dialog.split_text.text()
+    dialog.with_phantoms.setChecked(False)  # ...and without them there is nothing to hold out
     dialog.start_training()
     qtbot.waitUntil(lambda: dialog.worker is None, timeout=60_000)
     assert "stopped" in dialog.status.text() and "studies" in dialog.status.text()
