@@ -1,0 +1,156 @@
+"""What a report says, once, for every format (DICOM SR, PDF, CSV, JSON): the study, the model, the
+reader, and the nodules ranked by malignancy with their scores, Lung-RADS and reader-confirmed values.
+
+Built from what the app and the CLI already hold: the volume (its metadata), the markers, the model's
+results, the reader's labels and the model's card. ``anonymised`` returns a copy without names, IDs
+or dates, with every UID replaced by one derived from it and a secret salt, so the same study maps to
+the same new UIDs within one export and references between objects stay intact.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from core.inference import NoduleResult
+from core.labels import NoduleLabel
+from core.lungrads import LungRads, lung_rads
+from core.markers import NoduleMarker
+from core.volume import CTVolume
+
+DISCLAIMER = (
+    "Research use only; not for clinical decisions. Scores come from a machine-learning model and "
+    "Lung-RADS categories from the model's texture guess and the reader's marker diameter."
+)
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    name: str
+    version: str
+    trained_on: str
+    intended_use: str
+    weights_sha256: str
+
+    @classmethod
+    def from_card(cls, card: Mapping) -> ModelIdentity:
+        return cls(
+            name=str(card.get("name", "model")),
+            version=str(card.get("version", "")),
+            trained_on=str(card.get("trained_on", "unknown data")),
+            intended_use=str(card.get("intended_use", "")),
+            weights_sha256=str(card.get("weights_sha256", "")),
+        )
+
+    @property
+    def text(self) -> str:
+        use = f" ({self.intended_use})" if self.intended_use else ""
+        return f"{self.name} {self.version}{use}, trained on {self.trained_on}".replace("  ", " ")
+
+
+@dataclass(frozen=True)
+class NoduleReport:
+    rank: int  # 1 = most suspicious; 0 when not analysed
+    marker: NoduleMarker
+    slice_number: int  # 1-based axial slice, as the viewer shows it
+    location: str  # e.g. "right upper zone, slice 87" ("" when unknown)
+    result: NoduleResult | None  # the model's output (None: not analysed)
+    reader: NoduleLabel | None  # reader-confirmed values (None: not confirmed)
+    lung_rads: LungRads | None
+    tracking_uid: str  # stable per marker and series: the SR's Tracking Unique Identifier
+
+    @property
+    def attributes(self) -> dict[str, float]:
+        """The model's attribute scores (original LIDC scales)."""
+        return dict(self.result.attributes) if self.result else {}
+
+
+@dataclass(frozen=True)
+class StudyReport:
+    patient: dict  # name, id, birth_date, sex ("" when unknown or anonymised)
+    study: dict  # study_uid, series_uid, frame_of_reference_uid, study_date, study_description,
+    #              series_description, series_number, modality, manufacturer
+    model: ModelIdentity
+    reader_name: str
+    nodules: tuple[NoduleReport, ...]  # ranked, most suspicious first; unanalysed last
+    study_lung_rads: LungRads | None
+    created: str  # ISO 8601 UTC
+    anonymised: bool = False
+    disclaimer: str = DISCLAIMER
+    uid_map: dict = field(default_factory=dict, compare=False)  # old -> new UIDs when anonymised
+
+
+def tracking_uid(series_uid: str, marker_id: str) -> str:
+    """A DICOM UID (2.25 form) fixed by the series and the marker: the same nodule keeps it across
+    reports, so a PACS can follow it."""
+    digest = hashlib.sha256(f"mtmr-reader/nodule\n{series_uid}\n{marker_id}".encode()).digest()
+    return "2.25." + str(int.from_bytes(digest[:16], "big"))
+
+
+def build_report(
+    volume: CTVolume,
+    markers: Sequence[NoduleMarker],
+    results: Mapping[str, NoduleResult],
+    labels: Mapping[str, NoduleLabel],
+    model_card: Mapping,
+    reader_name: str = "",
+    locations: Mapping[str, str] | None = None,
+    now: dt.datetime | None = None,
+) -> StudyReport:
+    """The report of one study; ``results`` and ``labels`` are keyed by marker id."""
+    meta = volume.metadata
+    nodules = []
+    for marker in markers:
+        result, label = results.get(marker.id), labels.get(marker.id)
+        rads = None
+        if result is not None:
+            attributes = dict(result.attributes) | (dict(label.attributes) if label else {})
+            try:
+                rads = lung_rads(marker.diameter_mm, attributes)
+            except ValueError:
+                rads = None
+        z = volume.mm_to_voxel(marker.centre_mm)[2]
+        nodules.append(
+            NoduleReport(
+                rank=result.rank if result else 0,
+                marker=marker,
+                slice_number=round(float(z)) + 1,
+                location=(locations or {}).get(marker.id, ""),
+                result=result,
+                reader=label,
+                lung_rads=rads,
+                tracking_uid=tracking_uid(meta.series_uid, marker.id),
+            )
+        )
+    nodules.sort(key=lambda n: (n.result is None, -(n.result.malignancy if n.result else 0.0), n.marker.name))
+    nodules = [replace(n, rank=i if n.result else 0) for i, n in enumerate(nodules, start=1)]
+    categories = [n.lung_rads for n in nodules if n.lung_rads is not None]
+    from core.lungrads import CATEGORIES
+
+    worst = max(categories, key=lambda c: CATEGORIES.index(c.category), default=None)
+    return StudyReport(
+        patient={
+            "name": meta.patient_name,
+            "id": meta.patient_id,
+            "birth_date": meta.patient_birth_date,
+            "sex": meta.patient_sex,
+        },
+        study={
+            "study_uid": meta.study_uid,
+            "series_uid": meta.series_uid,
+            "frame_of_reference_uid": meta.frame_of_reference_uid,
+            "study_date": meta.study_date,
+            "study_description": meta.study_description,
+            "series_description": meta.series_description,
+            "series_number": meta.series_number,
+            "modality": meta.modality or "CT",
+            "manufacturer": meta.manufacturer,
+        },
+        model=ModelIdentity.from_card(model_card),
+        reader_name=reader_name,
+        nodules=tuple(nodules),
+        study_lung_rads=worst,
+        created=(now or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds"),
+    )
