@@ -13,10 +13,9 @@ from functools import partial
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
-    QDoubleSpinBox,
     QFileDialog,
     QLabel,
     QMainWindow,
@@ -24,17 +23,17 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QScrollArea,
-    QTreeWidget,
-    QTreeWidgetItem,
 )
 
 from app.help_overlay import HelpOverlay
 from app.marker_panel import MarkerPanel
 from app.marker_store import MarkerStore
+from app.menus import build_menus
 from app.review import Review
-from app.settings import DEFAULT_SHORTCUTS, Settings
+from app.settings import Settings
+from app.study_browser import StudyBrowser
 from app.workers import FunctionWorker
-from app.workspace import LAYOUTS, Workspace
+from app.workspace import Workspace
 from core.dicom.catalogue import Catalogue, SeriesEntry, catalogue
 from core.dicom.errors import StudyLoadError
 from core.dicom.series import load_series
@@ -79,9 +78,8 @@ class MainWindow(QMainWindow):
         self.workspace = Workspace(self.markers, self.settings.presets())
         self.setCentralWidget(self.workspace)
         self.help = HelpOverlay(self.workspace, self.settings)
-        self.tree = QTreeWidget()
-        self.tree.setHeaderLabels(["Study / series", "Images", "Problems found"])
-        self.tree.itemActivated.connect(self._series_activated)
+        self.tree = StudyBrowser()
+        self.tree.series_chosen.connect(self.load)
         self.panel = MarkerPanel(self.markers)
         self.panel.centre_requested.connect(self.workspace.centre_on_mm)
         self.registry = ModelRegistry()
@@ -138,107 +136,7 @@ class MainWindow(QMainWindow):
         self.workspace.view_changed.connect(self._save_view.start)
         self.workspace.cursor_moved.connect(lambda _: self._save_view.start())
         self.workspace.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
-        self._build_actions()
-
-    # -- actions -----------------------------------------------------------------------------------
-    def _action(self, key: str, handler, menu=None, checkable: bool = False) -> QAction:
-        text = DEFAULT_SHORTCUTS[key][1].split(" (")[0].split(":")[0]
-        action = QAction(text[0].upper() + text[1:], self)
-        action.setToolTip(f"{DEFAULT_SHORTCUTS[key][1]} [{self.settings.shortcut(key)}]")
-        action.setShortcut(QKeySequence(self.settings.shortcut(key)))
-        action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-        action.setCheckable(checkable)
-        action.triggered.connect(handler)
-        self.addAction(action)
-        if menu is not None:
-            menu.addAction(action)
-        self.actions_by_key[key] = action
-        return action
-
-    def _build_actions(self) -> None:
-        self.actions_by_key: dict[str, QAction] = {}
-        ws = self.workspace
-        file_menu = self.menuBar().addMenu("&File")
-        file_menu.addAction("Open &folder...", self.choose_folder, QKeySequence.StandardKey.Open)
-        file_menu.addAction("Open f&ile...", self.choose_file, "Ctrl+Shift+O")
-        file_menu.addAction("Open the &demo study", self.open_demo)
-        file_menu.addAction("&Worklist...", self.open_worklist, "Ctrl+L")
-        self.recent_menu = file_menu.addMenu("&Recent studies")
-        self.recent_menu.aboutToShow.connect(self._fill_recent)
-        file_menu.addSeparator()
-        file_menu.addAction("&Import markers...", self.import_markers)
-        file_menu.addAction("&Export markers...", self.export_markers)
-        file_menu.addSeparator()
-        file_menu.addAction("&Quit", self.close, QKeySequence.StandardKey.Quit)
-        edit = self.menuBar().addMenu("&Edit")
-        undo = self.markers.undo.createUndoAction(self, "&Undo")
-        undo.setShortcut(QKeySequence.StandardKey.Undo)
-        redo = self.markers.undo.createRedoAction(self, "&Redo")
-        redo.setShortcuts([QKeySequence.StandardKey.Redo, QKeySequence("Ctrl+Shift+Z")])
-        edit.addActions([undo, redo])
-        self.undo_action, self.redo_action = undo, redo
-        edit.addSeparator()
-        self.tool_action = self._action("marker_tool", self._tool_toggled, edit, checkable=True)
-        self.analyse_action = self._action("analyse", self.review.analyse, edit)
-        self.analyse_action.setText("Analyse")
-        self.auto_action = QAction("Analyse automatically after each change", self, checkable=True)
-        self.auto_action.setChecked(bool(self.settings.value("analysis/auto", 0)))
-        self.auto_action.toggled.connect(self._auto_toggled)
-        self._auto_toggled(self.auto_action.isChecked())
-        edit.addAction(self.auto_action)
-        self._action("delete_marker", lambda: self.markers.remove(self.markers.selected), edit)
-        self._action("next_marker", lambda: self.select_next(1), edit)
-        self._action("previous_marker", lambda: self.select_next(-1), edit)
-        edit.addSeparator()
-        edit.addAction("&Settings...", self.open_settings)
-        model = self.menuBar().addMenu("&Model")
-        model.addAction("&Fine-tune on my confirmed nodules...", self.open_trainer)
-        model.addAction("Labelled &library...", self.open_library)
-        model.addAction("&Models...", self.open_models)
-        view = self.menuBar().addMenu("&View")
-        for key, steps in (("next_slice", 1), ("previous_slice", -1), ("next_10", 10), ("previous_10", -10)):
-            self._action(key, partial(ws.scroll, steps))
-        self._action("first_slice", lambda: ws.set_slice(ws.active, 0))
-        self._action("last_slice", lambda: ws.set_slice(ws.active, 10**6))
-        for number, name in enumerate(self.settings.presets()):
-            if f"preset_{number + 1}" in DEFAULT_SHORTCUTS:
-                action = self._action(f"preset_{number + 1}", partial(ws.apply_preset, number), view)
-                action.setText(f"{name} window")
-        view.addSeparator()
-        for layout in LAYOUTS:
-            self._action(f"layout_{layout}", partial(ws.set_layout, layout), view)
-        self.mip_action = self._action("mip", self._mip_toggled, view, checkable=True)
-        self._action("cine", ws.toggle_cine, view)
-        self._action("reset_view", ws.reset_views, view)
-        crosshair = self._action("crosshair", ws.show_crosshair, view, checkable=True)
-        crosshair.setChecked(True)
-        help_menu = self.menuBar().addMenu("&Help")
-        self._action("help", self.help.toggle, help_menu)
-
-        tools = self.addToolBar("Reading")
-        tools.setObjectName("Reading")
-        tools.addAction(self.tool_action)
-        tools.addAction(self.analyse_action)
-        tools.addActions([undo, redo])
-        tools.addSeparator()
-        for layout in LAYOUTS:
-            tools.addAction(self.actions_by_key[f"layout_{layout}"])
-            self.actions_by_key[f"layout_{layout}"].setText(layout)
-        tools.addSeparator()
-        for number in range(len(self.settings.presets())):
-            if f"preset_{number + 1}" in self.actions_by_key:
-                tools.addAction(self.actions_by_key[f"preset_{number + 1}"])
-        tools.addSeparator()
-        tools.addAction(self.mip_action)
-        self.slab = QDoubleSpinBox()
-        self.slab.setRange(5.0, 20.0)
-        self.slab.setSingleStep(1.0)
-        self.slab.setSuffix(" mm")
-        self.slab.setValue(ws.slab_thickness)
-        self.slab.setToolTip("MIP slab thickness")
-        self.slab.valueChanged.connect(lambda mm: ws.set_slab(self.mip_action.isChecked(), mm))
-        tools.addWidget(self.slab)
-        tools.addAction(self.actions_by_key["help"])
+        build_menus(self)
 
     def _tool_toggled(self, on: bool) -> None:
         self.workspace.tool = "marker" if on else "navigate"
@@ -426,39 +324,13 @@ class MainWindow(QMainWindow):
 
     # -- showing ---------------------------------------------------------------------------------------
     def _show_catalogue(self, found: Catalogue) -> None:
-        self.tree.clear()
-        for patient in found.patients:
-            p_item = QTreeWidgetItem([f"Patient {patient.patient_id or '(no ID)'}", "", ""])
-            self.tree.addTopLevelItem(p_item)
-            for study in patient.studies:
-                s_item = QTreeWidgetItem([f"Study {study.date} {study.description}".strip(), "", ""])
-                p_item.addChild(s_item)
-                for series in study.series:
-                    label = f"{series.modality or '?'} {series.number or ''} {series.description}".strip()
-                    notes = "; ".join(series.problems)
-                    item = QTreeWidgetItem([label, str(series.n_images), notes])
-                    item.setData(0, Qt.ItemDataRole.UserRole, series)
-                    item.setToolTip(2, notes)
-                    s_item.addChild(item)
-        if found.skipped:
-            skipped = QTreeWidgetItem([f"Skipped files ({len(found.skipped)})", "", ""])
-            self.tree.addTopLevelItem(skipped)
-            for entry in found.skipped:
-                skipped.addChild(QTreeWidgetItem([entry.path.name, "", entry.reason]))
-        self.tree.expandAll()
-        for column in range(3):
-            self.tree.resizeColumnToContents(column)
+        self.tree.show_catalogue(found)
         try:
             series = found.find_series()
         except StudyLoadError as exc:
             self._idle(str(exc))
             return
         self.load(series)
-
-    def _series_activated(self, item: QTreeWidgetItem) -> None:
-        series = item.data(0, Qt.ItemDataRole.UserRole)
-        if isinstance(series, SeriesEntry):
-            self.load(series)
 
     def load(self, series: SeriesEntry) -> None:
         self._run(partial(load_series, series.files, require_ct=True), self._show_volume)

@@ -1,0 +1,114 @@
+"""The window's menus, keyboard shortcuts and toolbar (shortcuts from the reader's settings)."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QDoubleSpinBox
+
+from app.settings import DEFAULT_SHORTCUTS
+from app.workspace import LAYOUTS
+
+
+def _action(window, key: str, handler, menu=None, checkable: bool = False) -> QAction:
+    text = DEFAULT_SHORTCUTS[key][1].split(" (")[0].split(":")[0]
+    action = QAction(text[0].upper() + text[1:], window)
+    action.setToolTip(f"{DEFAULT_SHORTCUTS[key][1]} [{window.settings.shortcut(key)}]")
+    action.setShortcut(QKeySequence(window.settings.shortcut(key)))
+    action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+    action.setCheckable(checkable)
+    action.triggered.connect(handler)
+    window.addAction(action)
+    if menu is not None:
+        menu.addAction(action)
+    window.actions_by_key[key] = action
+    return action
+
+
+def build_menus(window) -> None:
+    """File, Edit, Model, View and Help menus, every shortcut action, and the reading toolbar."""
+    window.actions_by_key: dict[str, QAction] = {}
+    ws = window.workspace
+    file_menu = window.menuBar().addMenu("&File")
+    file_menu.addAction("Open &folder...", window.choose_folder, QKeySequence.StandardKey.Open)
+    file_menu.addAction("Open f&ile...", window.choose_file, "Ctrl+Shift+O")
+    file_menu.addAction("Open the &demo study", window.open_demo)
+    file_menu.addAction("&Worklist...", window.open_worklist, "Ctrl+L")
+    window.recent_menu = file_menu.addMenu("&Recent studies")
+    window.recent_menu.aboutToShow.connect(window._fill_recent)
+    file_menu.addSeparator()
+    file_menu.addAction("&Import markers...", window.import_markers)
+    file_menu.addAction("&Export markers...", window.export_markers)
+    file_menu.addSeparator()
+    file_menu.addAction("&Quit", window.close, QKeySequence.StandardKey.Quit)
+    edit = window.menuBar().addMenu("&Edit")
+    undo = window.markers.undo.createUndoAction(window, "&Undo")
+    undo.setShortcut(QKeySequence.StandardKey.Undo)
+    redo = window.markers.undo.createRedoAction(window, "&Redo")
+    redo.setShortcuts([QKeySequence.StandardKey.Redo, QKeySequence("Ctrl+Shift+Z")])
+    edit.addActions([undo, redo])
+    window.undo_action, window.redo_action = undo, redo
+    edit.addSeparator()
+    window.tool_action = _action(window, "marker_tool", window._tool_toggled, edit, checkable=True)
+    window.analyse_action = _action(window, "analyse", window.review.analyse, edit)
+    window.analyse_action.setText("Analyse")
+    window.auto_action = QAction("Analyse automatically after each change", window, checkable=True)
+    window.auto_action.setChecked(bool(window.settings.value("analysis/auto", 0)))
+    window.auto_action.toggled.connect(window._auto_toggled)
+    window._auto_toggled(window.auto_action.isChecked())
+    edit.addAction(window.auto_action)
+    _action(window, "delete_marker", lambda: window.markers.remove(window.markers.selected), edit)
+    _action(window, "next_marker", lambda: window.select_next(1), edit)
+    _action(window, "previous_marker", lambda: window.select_next(-1), edit)
+    edit.addSeparator()
+    edit.addAction("&Settings...", window.open_settings)
+    model = window.menuBar().addMenu("&Model")
+    model.addAction("&Fine-tune on my confirmed nodules...", window.open_trainer)
+    model.addAction("Labelled &library...", window.open_library)
+    model.addAction("&Models...", window.open_models)
+    view = window.menuBar().addMenu("&View")
+    for key, steps in (("next_slice", 1), ("previous_slice", -1), ("next_10", 10), ("previous_10", -10)):
+        _action(window, key, partial(ws.scroll, steps))
+    _action(window, "first_slice", lambda: ws.set_slice(ws.active, 0))
+    _action(window, "last_slice", lambda: ws.set_slice(ws.active, 10**6))
+    for number, name in enumerate(window.settings.presets()):
+        if f"preset_{number + 1}" in DEFAULT_SHORTCUTS:
+            action = _action(window, f"preset_{number + 1}", partial(ws.apply_preset, number), view)
+            action.setText(f"{name} window")
+    view.addSeparator()
+    for layout in LAYOUTS:
+        _action(window, f"layout_{layout}", partial(ws.set_layout, layout), view)
+    window.mip_action = _action(window, "mip", window._mip_toggled, view, checkable=True)
+    _action(window, "cine", ws.toggle_cine, view)
+    _action(window, "reset_view", ws.reset_views, view)
+    crosshair = _action(window, "crosshair", ws.show_crosshair, view, checkable=True)
+    crosshair.setChecked(True)
+    help_menu = window.menuBar().addMenu("&Help")
+    _action(window, "help", window.help.toggle, help_menu)
+
+    tools = window.addToolBar("Reading")
+    tools.setObjectName("Reading")
+    tools.addAction(window.tool_action)
+    tools.addAction(window.analyse_action)
+    tools.addActions([undo, redo])
+    tools.addSeparator()
+    for layout in LAYOUTS:
+        tools.addAction(window.actions_by_key[f"layout_{layout}"])
+        window.actions_by_key[f"layout_{layout}"].setText(layout)
+    tools.addSeparator()
+    for number in range(len(window.settings.presets())):
+        if f"preset_{number + 1}" in window.actions_by_key:
+            tools.addAction(window.actions_by_key[f"preset_{number + 1}"])
+    tools.addSeparator()
+    tools.addAction(window.mip_action)
+    window.slab = QDoubleSpinBox()
+    window.slab.setRange(5.0, 20.0)
+    window.slab.setSingleStep(1.0)
+    window.slab.setSuffix(" mm")
+    window.slab.setValue(ws.slab_thickness)
+    window.slab.setToolTip("MIP slab thickness")
+    window.slab.valueChanged.connect(lambda mm: ws.set_slab(window.mip_action.isChecked(), mm))
+    tools.addWidget(window.slab)
+    tools.addAction(window.actions_by_key["help"])
