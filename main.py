@@ -7,7 +7,7 @@ import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from core.cli import batch, finetune, info, lidc, phantom, predict, train
+    from core.cli import batch, finetune, info, lidc, phantom, predict, report, train
 
     parser = argparse.ArgumentParser(prog="main.py", description=__doc__)
     parser.add_argument("--screenshot", metavar="PNG", help="render the window, save it, and exit")
@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_parsers(subparsers)
     predict.add_parser(subparsers)
     batch.add_parser(subparsers)
+    report.add_parser(subparsers)
     finetune.add_parser(subparsers)
     opener = subparsers.add_parser("open", help="open a study in the app")
     opener.add_argument("path", help="folder, DICOM file or NIfTI/MHD/NRRD file")

@@ -202,6 +202,15 @@ class MainWindow(QMainWindow):
         else:
             self.review.analysis.preload()
 
+    def open_export(self) -> None:
+        from app.export_dialog import ExportDialog
+
+        if self.volume is None:
+            self.statusBar().showMessage("Open a study first: the report is of the study on screen")
+            return
+        self.save_session()
+        ExportDialog(self).exec()
+
     def open_worklist(self) -> None:
         from app.worklist import Worklist
 

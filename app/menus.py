@@ -41,6 +41,7 @@ def build_menus(window) -> None:
     file_menu.addSeparator()
     file_menu.addAction("&Import markers...", window.import_markers)
     file_menu.addAction("&Export markers...", window.export_markers)
+    file_menu.addAction("Export &report (SR, PDF, CSV, JSON)...", window.open_export, "Ctrl+E")
     file_menu.addSeparator()
     file_menu.addAction("&Quit", window.close, QKeySequence.StandardKey.Quit)
     edit = window.menuBar().addMenu("&Edit")

@@ -2,14 +2,18 @@
 # Debian packages the test suite and the real-display (Xvfb) run need, installed only when missing:
 #   sh scripts/system-packages.sh
 # As root with apt-get: one `apt-get update`, then `apt-get install` of what is missing. Otherwise it
-# prints what is missing and exits 0 (the Xvfb screenshot test then skips, except under CI=true).
+# prints what is missing and exits 0 (the Xvfb screenshot test and the SR validator tests then skip,
+# except under CI=true).
 set -eu
 
 # Qt from the PySide6 wheels: GL/EGL, fonts, D-Bus, GLib, keymaps. Then Xvfb and the xcb libraries
-# Qt 6's xcb platform plugin links (it no longer uses libxcb-xinerama0).
+# Qt 6's xcb platform plugin links (it no longer uses libxcb-xinerama0). Then the DICOM validators the SR
+# tests run: dciodvfy (dicom3tools) and dsr2xml (dcmtk); pdftoppm and pdftotext (poppler-utils) for the
+# PDF report tests.
 PACKAGES="libegl1 libgl1 libfontconfig1 fonts-dejavu-core libdbus-1-3 libglib2.0-0 libxkbcommon0
   xvfb libx11-xcb1 libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1
-  libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-sync1 libxcb-xfixes0 libxcb-xkb1"
+  libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-sync1 libxcb-xfixes0 libxcb-xkb1
+  dicom3tools dcmtk poppler-utils"
 
 if ! command -v dpkg >/dev/null 2>&1; then
   command -v Xvfb >/dev/null 2>&1 || echo "system-packages: not Debian; without Xvfb the Xvfb test skips."

@@ -205,3 +205,23 @@ def test_activating_another_model_reanalyses_with_it_and_new_windows_use_it(qtbo
     window.close()
     again = _demo(qtbot, analyse=False)
     assert again.review.analysis.model_path == version.path
+
+
+def test_export_the_analysed_demo_in_every_format(qtbot, demo_home, tmp_path):
+    import json
+
+    from app.export_dialog import ExportDialog
+
+    window = _demo(qtbot)
+    dialog = ExportDialog(window)
+    qtbot.addWidget(dialog)
+    done = dialog.export(tmp_path, ["sr", "pdf", "csv", "json"], anonymise=False)
+    assert done is not None
+    names = {p.name for p in tmp_path.iterdir()}
+    assert {"report.dcm", "report.pdf", "ranking.csv", "report.json"} <= names
+    report = json.loads((tmp_path / "report.json").read_text())
+    table = window.review.table
+    assert [n["marker"]["name"] for n in report["nodules"]] == [
+        window.markers.get(table.marker_at(row)).name for row in range(table.rowCount())
+    ]  # the report ranks as the table does
+    assert report["model"]["name"] in window.model_label.text()

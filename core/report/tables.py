@@ -1,0 +1,282 @@
+"""The report as data: a JSON document with everything, and a CSV of the ranked table.
+
+``report_json(report)`` is the schema ``mtmr-reader/report/1`` documented in ``docs/report-json.md``;
+``report_from_json`` reads it back into the same ``StudyReport``. ``report_csv_rows(report)`` gives one
+row per nodule, most suspicious first (unanalysed nodules last, with empty scores), with the columns
+of ``CSV_COLUMNS``. Both files are written atomically (``core.atomic``): UTF-8, ``\\n`` line ends.
+
+Neither holds more about the patient than the report does: an anonymised report gives anonymised
+files. The CSV holds no patient data at all (studies are known by UID, as in ``main.py batch``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from core.lidc.meanings import TITLES, meaning
+from core.lidc.records import ATTRIBUTES, RATING_MAX
+from core.report.content import ModelIdentity, NoduleReport, StudyReport
+
+SCHEMA = "mtmr-reader/report/1"
+CSV_COLUMNS = (
+    "rank",
+    "marker_id",
+    "marker_name",
+    "location",
+    "slice",
+    "center_x_mm",
+    "center_y_mm",
+    "center_z_mm",
+    "diameter_mm",
+    "malignancy_probability",
+    "uncertainty",
+    *ATTRIBUTES,
+    "lung_rads",
+    "lung_rads_rule",
+    "lung_rads_follow_up",
+    "reader_malignancy",
+    "reader_label",
+    *(f"reader_{name}" for name in ATTRIBUTES),
+    "label_source",
+    "tracking_uid",
+    "study_uid",
+    "series_uid",
+    "model_name",
+    "model_version",
+    "weights_sha256",
+)
+
+
+# -- JSON ------------------------------------------------------------------------------------------------
+def report_json(report: StudyReport) -> dict:
+    """Everything the report says, as JSON-ready data (non-finite numbers become ``null``)."""
+    model = report.model
+    return {
+        "schema": SCHEMA,
+        "created": report.created,
+        "anonymised": report.anonymised,
+        "disclaimer": report.disclaimer,
+        "patient": {key: report.patient.get(key, "") for key in ("name", "id", "birth_date", "sex")},
+        "study": {key: _finite(value) for key, value in report.study.items()},
+        "model": {
+            "name": model.name,
+            "version": model.version,
+            "trained_on": model.trained_on,
+            "intended_use": model.intended_use,
+            "weights_sha256": model.weights_sha256,
+            "description": model.text,
+        },
+        "reader": {"name": report.reader_name},
+        "study_lung_rads": _lung_rads(report.study_lung_rads),
+        "nodules": [_nodule(n) for n in report.nodules],
+    }
+
+
+def _nodule(nodule: NoduleReport) -> dict:
+    marker, result, label = nodule.marker, nodule.result, nodule.reader
+    return {
+        "rank": nodule.rank,
+        "tracking_uid": nodule.tracking_uid,
+        "marker": {
+            "id": marker.id,
+            "name": marker.name,
+            "center_mm": [float(v) for v in marker.centre_mm],
+            "diameter_mm": float(marker.diameter_mm),
+            "notes": marker.notes,
+        },
+        "location": nodule.location,
+        "slice": nodule.slice_number,
+        "analysed": result is not None,
+        "malignancy_probability": _finite(result.malignancy) if result else None,
+        "uncertainty": _finite(result.uncertainty) if result else None,
+        "attributes": _scores(result.attributes) if result else {},
+        "reader": None
+        if label is None
+        else {
+            "malignancy": _finite(label.malignancy),
+            "malignancy_meaning": _meaning("malignancy", label.malignancy),
+            "classification": label.classification,
+            "attributes": _scores(label.attributes),
+            "source": label.source,
+            "reader": label.reader,
+            "confirmed_at": label.confirmed_at,
+        },
+        "lung_rads": _lung_rads(nodule.lung_rads),
+    }
+
+
+def _scores(attributes: Mapping[str, float]) -> dict:
+    return {
+        name: {
+            "score": _finite(attributes[name]),
+            "scale": [1, RATING_MAX[name]],
+            "title": TITLES[name],
+            "meaning": _meaning(name, attributes[name]),
+        }
+        for name in ATTRIBUTES
+        if name in attributes
+    }
+
+
+def _meaning(name: str, value: float | None) -> str:
+    return "" if value is None else meaning(name, float(value))
+
+
+def _lung_rads(rads) -> dict | None:
+    if rads is None:
+        return None
+    return {
+        "category": rads.category,
+        "rule": rads.rule,
+        "follow_up": rads.follow_up,
+        "texture": rads.texture,
+        "basis": rads.basis,
+        "inputs": {key: _finite(value) for key, value in rads.inputs.items()},
+    }
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def report_from_json(data: Mapping) -> StudyReport:
+    """The ``StudyReport`` a ``report_json`` document describes; ValueError when it is not one."""
+    from core.inference import NoduleResult
+    from core.labels import NoduleLabel
+    from core.lungrads import LungRads
+    from core.markers import NoduleMarker
+
+    if not isinstance(data, Mapping) or data.get("schema") != SCHEMA:
+        schema = data.get("schema") if isinstance(data, Mapping) else None
+        raise ValueError(f"not a report document (schema {schema!r}, expected {SCHEMA!r})")
+
+    def rads(item):
+        return None if item is None else LungRads(**item)
+
+    try:
+        nodules = []
+        for item in data["nodules"]:
+            m = item["marker"]
+            marker = NoduleMarker(m["id"], m["name"], tuple(m["center_mm"]), m["diameter_mm"], m["notes"])
+            scores = {name: entry["score"] for name, entry in item["attributes"].items()}
+            result = None
+            if item["analysed"]:
+                result = NoduleResult(
+                    marker.id, item["malignancy_probability"], item["uncertainty"], scores, item["rank"]
+                )
+            label = None
+            if item["reader"] is not None:
+                r = item["reader"]
+                label = NoduleLabel(
+                    r["malignancy"],
+                    {name: entry["score"] for name, entry in r["attributes"].items()},
+                    r["source"],
+                    r["reader"],
+                    r["confirmed_at"],
+                )
+            nodules.append(
+                NoduleReport(
+                    rank=item["rank"],
+                    marker=marker,
+                    slice_number=item["slice"],
+                    location=item["location"],
+                    result=result,
+                    reader=label,
+                    lung_rads=rads(item["lung_rads"]),
+                    tracking_uid=item["tracking_uid"],
+                )
+            )
+        model = {k: v for k, v in data["model"].items() if k != "description"}
+        return StudyReport(
+            patient=dict(data["patient"]),
+            study=dict(data["study"]),
+            model=ModelIdentity(**model),
+            reader_name=data["reader"]["name"],
+            nodules=tuple(nodules),
+            study_lung_rads=rads(data["study_lung_rads"]),
+            created=data["created"],
+            anonymised=bool(data["anonymised"]),
+            disclaimer=data["disclaimer"],
+        )
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"not a report document ({exc.__class__.__name__}: {exc})") from exc
+
+
+def write_json(report: StudyReport, path: str | Path) -> None:
+    """``report_json(report)`` as indented UTF-8 JSON, written atomically."""
+    from core.atomic import atomic_write_text
+
+    text = json.dumps(report_json(report), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    atomic_write_text(path, text)
+
+
+# -- CSV -------------------------------------------------------------------------------------------------
+def report_csv_rows(report: StudyReport) -> list[dict]:
+    """One dict per nodule with the keys of ``CSV_COLUMNS``; ``None`` where there is no value."""
+    model = report.model
+    rows = []
+    for nodule in report.nodules:
+        marker, result, label, rads = nodule.marker, nodule.result, nodule.reader, nodule.lung_rads
+        x, y, z = marker.centre_mm
+        reader_attributes = dict(label.attributes) if label else {}
+        rows.append(
+            {
+                "rank": nodule.rank if result else None,
+                "marker_id": marker.id,
+                "marker_name": marker.name,
+                "location": nodule.location,
+                "slice": nodule.slice_number,
+                "center_x_mm": round(x, 2),
+                "center_y_mm": round(y, 2),
+                "center_z_mm": round(z, 2),
+                "diameter_mm": round(marker.diameter_mm, 2),
+                "malignancy_probability": _rounded(result.malignancy, 4) if result else None,
+                "uncertainty": _rounded(result.uncertainty, 4) if result else None,
+                **{name: _rounded(result.attributes.get(name), 3) if result else None for name in ATTRIBUTES},
+                "lung_rads": rads.category if rads else None,
+                "lung_rads_rule": rads.rule if rads else None,
+                "lung_rads_follow_up": rads.follow_up if rads else None,
+                "reader_malignancy": label.malignancy if label else None,
+                "reader_label": label.classification if label else None,
+                **{f"reader_{name}": reader_attributes.get(name) for name in ATTRIBUTES},
+                "label_source": label.source if label else None,
+                "tracking_uid": nodule.tracking_uid,
+                "study_uid": report.study.get("study_uid", ""),
+                "series_uid": report.study.get("series_uid", ""),
+                "model_name": model.name,
+                "model_version": model.version,
+                "weights_sha256": model.weights_sha256[:12],
+            }
+        )
+    return rows
+
+
+def _rounded(value: float | None, digits: int) -> float | None:
+    if value is None or not math.isfinite(value):
+        return None
+    return round(float(value), digits)
+
+
+def report_csv_text(report: StudyReport) -> str:
+    """The CSV file's text: a header row, then ``report_csv_rows`` (empty cells for ``None``)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in report_csv_rows(report):
+        writer.writerow({key: "" if row[key] is None else row[key] for key in CSV_COLUMNS})
+    return buffer.getvalue()
+
+
+def write_csv(report: StudyReport, path: str | Path) -> None:
+    """The ranked table as CSV, written atomically."""
+    from core.atomic import atomic_write_text
+
+    atomic_write_text(path, report_csv_text(report))
