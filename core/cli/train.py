@@ -55,6 +55,9 @@ def add_parsers(subparsers) -> None:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--ema", type=float, default=0.0, help="keep an EMA of the weights (e.g. 0.998)")
     train.add_argument(
+        "--attribute-weight", type=float, default=None, help="weight of the attribute loss (paper: 0.4)"
+    )
+    train.add_argument(
         "--max-attribute-mae",
         type=float,
         default=0.0,
@@ -115,7 +118,7 @@ def run_train(args: argparse.Namespace) -> int:
     from core.training.data import DatasetSpec, cached_dataset
     from core.training.distributed import init_from_environment, shutdown
     from core.training.state import TrainingStateError, state_path_for
-    from core.training.trainer import TrainConfig, manifest, train
+    from core.training.trainer import TrainConfig, init_attribute_bias, manifest, train
     from models.mtmr import MTMRNet, MTMRNetConfig
 
     state_path = state_path_for(args.out)
@@ -169,8 +172,11 @@ def run_train(args: argparse.Namespace) -> int:
         max_attribute_mae=args.max_attribute_mae,
         deterministic=args.deterministic,
         device=args.device,
-        loss=ABLATIONS[args.ablation],
+        loss=ABLATIONS[args.ablation]
+        | ({} if args.attribute_weight is None else {"attributes": args.attribute_weight}),
     )
+    if not args.resume:  # a fresh model: attribute heads start at the training means
+        init_attribute_bias(model, train_data)
     result = None
     try:
         for event in train(config, train_data, val_data, model, state_path=state_path):

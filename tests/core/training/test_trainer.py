@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -91,3 +92,22 @@ def test_selection_can_require_an_attribute_error_limit():
     config = TrainConfig(epochs=3, batch_size=8, patience=10, max_attribute_mae=1e-9, ema=0.9)
     events = list(train(config, fake_dataset(), fake_dataset(seed=1), model))
     assert events[-1]["event"] == "done" and events[-1]["best_epoch"] == 1
+
+
+def test_attribute_heads_can_start_at_the_training_means():
+    import torch
+
+    from core.training.trainer import init_attribute_bias
+    from models.mtmr import MTMRNet, MTMRNetConfig
+    from tests.core.training.fake_data import fake_dataset
+
+    data = fake_dataset()
+    model = MTMRNet(MTMRNetConfig(depth=18, width=8, input_size=32))
+    for head in model.attribute_heads:  # whatever the features, the output is the bias alone
+        torch.nn.init.zeros_(head.weight)
+    init_attribute_bias(model, data)
+    model.eval()
+    with torch.no_grad():
+        out = model(torch.zeros(2, 1, 32, 32), torch.full((2,), 8.0))["attributes"]
+    expected = np.clip(np.nanmean(data.attributes, axis=0), 0.02, 0.98)
+    np.testing.assert_allclose(out[0].numpy(), expected, atol=1e-5)
