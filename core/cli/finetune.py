@@ -23,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 
+from core.cli.train import interrupted
+
 RUN_SCHEMA = "mtmr-reader/finetune-run/1"
 
 
@@ -174,15 +176,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     except KeyboardInterrupt:
         progress.clear()
-        if rank == 0:
-            print(
-                f"\ninterrupted: run the same command with --continue to go on from {state_path}"
-                if state_path.is_file()
-                else "\ninterrupted before the first epoch ended: nothing to continue",
-                file=sys.stderr,
-            )
-        shutdown()
-        return 130
+        return interrupted(rank, state_path)
     if rank == 0 and result is not None:
         print("\nheld-out studies, active model and new model side by side:")
         print(format_comparison(result["comparison"]))

@@ -197,15 +197,7 @@ def run_train(args: argparse.Namespace) -> int:
         shutdown()
         return 2
     except KeyboardInterrupt:
-        if rank == 0:
-            print(
-                f"\ninterrupted: run the same command with --continue to go on from {state_path}"
-                if state_path.is_file()
-                else "\ninterrupted before the first epoch ended: nothing to continue",
-                file=sys.stderr,
-            )
-        shutdown()
-        return 130
+        return interrupted(rank, state_path)
     if rank == 0 and result is not None:
         card = {
             "name": args.name,
@@ -246,6 +238,21 @@ def _cache_split(cache: str, split: str, patch=None):
     if patch is not None and patch != cached:
         raise CacheError(cache, f"its patches ({cached}) are not the model's preprocessing ({patch})")
     return cached, load_prepared(cache, split)
+
+
+def interrupted(rank: int, state_path: Path) -> int:
+    """Ctrl+C during training: say how to go on (rank 0 only), leave the process group, exit 130."""
+    from core.training.distributed import shutdown
+
+    if rank == 0:
+        print(
+            f"\ninterrupted: run the same command with --continue to go on from {state_path}"
+            if state_path.is_file()
+            else "\ninterrupted before the first epoch ended: nothing to continue",
+            file=sys.stderr,
+        )
+    shutdown()
+    return 130
 
 
 def _plain(metrics: dict) -> dict:
