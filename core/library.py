@@ -16,8 +16,8 @@ Nothing else about the study is kept: no patient name, ID or birth date (UIDs on
 Every write goes to a temporary file moved into place (``core.atomic``), so a failure, a kill or a
 full disk leaves the previous entry or the new one, never half of one. An import stages every new
 file first and commits them under a journal (``import.journal.json``): a failure in the middle rolls
-back at once, and a power cut in the middle is rolled back the next time the library is opened. There
-is no index to go stale: the entry files are the library.
+back at once, and a power cut in the middle is rolled back the next time the library is opened (export
+and import: ``core.library_transfer``). There is no index to go stale: the entry files are the library.
 """
 
 from __future__ import annotations
@@ -27,9 +27,6 @@ import datetime as _dt
 import hashlib
 import io
 import json
-import os
-import secrets
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -37,7 +34,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from core.atomic import _fsync_folder, atomic_write_bytes, atomic_write_text
+from core.atomic import atomic_write_bytes
 from core.labels import LabelError, LabelledNodule
 from core.patches import PatchConfig
 from core.paths import user_dir
@@ -48,7 +45,6 @@ from core.volume import CTVolume
 ENTRY_SCHEMA = "mtmr-reader/library-entry/1"
 EXPORT_SCHEMA = "mtmr-reader/library-export/1"
 _SUFFIX = ".npz"
-_JOURNAL = "import.journal.json"
 _ARRAYS = ("record", "patches", "nodule_index", "variant", "thumbnail")
 
 
@@ -243,35 +239,9 @@ class Library:
 
     def export(self, path: str | Path, entries: Sequence[Entry] | None = None) -> int:
         """Write the entries (all by default) into one zip file, atomically. Returns how many."""
-        path = Path(path)
-        entries = self.entries() if entries is None else list(entries)
-        files = []
-        for entry in entries:
-            blob = entry.path.read_bytes()
-            files.append((entry.id, blob))
-        manifest = {
-            "schema": EXPORT_SCHEMA,
-            "exported_at": _now(),
-            "entries": [
-                {"id": ident, "file": f"entries/{ident}{_SUFFIX}", "sha256": hashlib.sha256(blob).hexdigest()}
-                for ident, blob in files
-            ],
-        }
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        try:
-            with open(tmp, "wb") as handle:
-                with zipfile.ZipFile(handle, "w", zipfile.ZIP_STORED) as archive:
-                    archive.writestr("manifest.json", json.dumps(manifest, indent=1, sort_keys=True))
-                    for ident, blob in files:
-                        archive.writestr(f"entries/{ident}{_SUFFIX}", blob)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
-            raise
-        return len(files)
+        from core.library_transfer import export
+
+        return export(self, path, entries)
 
     def import_(self, path: str | Path) -> ImportResult:
         """Merge an exported library. Every record is checked before anything is written: a bad file
@@ -280,86 +250,15 @@ class Library:
         An entry already here is replaced when the imported one was updated later and differs;
         an identical or older one is skipped. A failure while writing rolls everything back.
         """
-        path = Path(path)
-        incoming = _read_export(path)
-        plan: list[tuple[str, bytes, bool]] = []  # (id, file bytes, replaces an entry)
-        skipped = 0
-        for ident, blob, entry in incoming:
-            target = self.path_for(ident)
-            current = None
-            if target.is_file():
-                with contextlib.suppress(LibraryError, OSError):
-                    current = _read_entry(target, target.read_bytes())
-                if current is not None and (_same(current, entry) or (current.updated_at > entry.updated_at)):
-                    skipped += 1
-                    continue
-            plan.append((ident, blob, target.exists()))
-        self._commit(plan)
-        added = sum(1 for _, _, replaces in plan if not replaces)
-        return ImportResult(added, len(plan) - added, skipped)
+        from core.library_transfer import import_
 
-    def _commit(self, plan: list[tuple[str, bytes, bool]]) -> None:
-        """Write ``plan`` all or nothing: stage every file, then move them in under a journal."""
-        if not plan:
-            return
-        token = secrets.token_hex(4)
-        staged: list[Path] = []
-        try:
-            for ident, blob, _ in plan:
-                tmp = self.folder / f".{ident}.{token}.import.tmp"
-                staged.append(tmp)
-                _write_synced(tmp, blob)
-            journal = {
-                "token": token,
-                "added": [ident for ident, _, replaces in plan if not replaces],
-                "replaced": [ident for ident, _, replaces in plan if replaces],
-            }
-            atomic_write_text(self.root / _JOURNAL, json.dumps(journal))
-        except BaseException:
-            for tmp in staged:
-                with contextlib.suppress(OSError):
-                    tmp.unlink(missing_ok=True)
-            raise
-        try:
-            for (ident, _, replaces), tmp in zip(plan, staged, strict=True):
-                final = self.path_for(ident)
-                if replaces:
-                    os.replace(final, self._backup(ident, token))
-                os.replace(tmp, final)
-        except BaseException:
-            self._recover()
-            raise
-        _fsync_folder(self.folder)
-        (self.root / _JOURNAL).unlink()
-        for ident, _, replaces in plan:
-            if replaces:
-                with contextlib.suppress(OSError):
-                    self._backup(ident, token).unlink()
-
-    def _backup(self, ident: str, token: str) -> Path:
-        return self.folder / f".{ident}.{token}.backup"
+        return import_(self, path)
 
     def _recover(self) -> None:
         """Roll back an import that stopped half-way (its journal is still there)."""
-        journal_path = self.root / _JOURNAL
-        if not journal_path.is_file():
-            return
-        try:
-            journal = json.loads(journal_path.read_text(encoding="utf-8"))
-            token, added, replaced = journal["token"], journal["added"], journal["replaced"]
-        except (OSError, ValueError, KeyError, TypeError):
-            journal_path.unlink(missing_ok=True)  # written atomically: unreadable means never complete
-            return
-        for ident in added:
-            self.path_for(ident).unlink(missing_ok=True)
-        for ident in replaced:
-            backup = self._backup(ident, token)
-            if backup.is_file():
-                os.replace(backup, self.path_for(ident))
-        for tmp in self.folder.glob(f".*.{token}.import.tmp"):
-            tmp.unlink(missing_ok=True)
-        _fsync_folder(self.folder)
-        journal_path.unlink()
+        from core.library_transfer import recover
+
+        recover(self)
 
 
 # -- entry files -------------------------------------------------------------------------------------
@@ -466,56 +365,6 @@ def _open_npz(path: Path):
         data.close()
 
 
-def _read_export(path: Path) -> list[tuple[str, bytes, Entry]]:
-    """Every entry of an export file, each checked; ``LibraryError`` naming the file otherwise."""
-    if not path.is_file():
-        raise LibraryError("no such library export file", path)
-    try:
-        with zipfile.ZipFile(path) as archive:
-            try:
-                manifest = json.loads(archive.read("manifest.json"))
-            except KeyError:
-                raise LibraryError("no manifest.json: not an MTMR Reader library export", path) from None
-            if not isinstance(manifest, dict) or manifest.get("schema") != EXPORT_SCHEMA:
-                schema = manifest.get("schema") if isinstance(manifest, dict) else None
-                raise LibraryError(f"export schema {schema!r}, expected {EXPORT_SCHEMA!r}", path)
-            listed = manifest.get("entries")
-            if not isinstance(listed, list):
-                raise LibraryError("the manifest lists no entries", path)
-            out, seen = [], set()
-            for item in listed:
-                try:
-                    ident, name, digest = str(item["id"]), str(item["file"]), str(item["sha256"])
-                    blob = archive.read(name)
-                except (KeyError, TypeError) as exc:
-                    raise LibraryError(
-                        f"manifest entry {item!r} is missing or incomplete ({exc})", path
-                    ) from exc
-                if hashlib.sha256(blob).hexdigest() != digest:
-                    raise LibraryError(f"{name} does not match its hash in the manifest (damaged file)", path)
-                try:
-                    entry = _read_entry(Path(name), blob)
-                except LibraryError as exc:
-                    raise LibraryError(f"{name}: {exc.reason}", path) from exc
-                if entry.id != ident or ident in seen:
-                    raise LibraryError(f"{name}: entry id {ident} is wrong or listed twice", path)
-                seen.add(ident)
-                out.append((ident, blob, entry))
-    except LibraryError:
-        raise
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, RuntimeError) as exc:
-        raise LibraryError(f"not a readable library export ({exc.__class__.__name__}: {exc})", path) from exc
-    return out
-
-
-def _same(a: Entry, b: Entry) -> bool:
-    return (
-        a.nodule == b.nodule
-        and a.patches_sha256 == b.patches_sha256
-        and a.preprocessing_key == b.preprocessing_key
-    )
-
-
 def _describe(preprocessing: dict) -> str:
     mode, size, slices = (preprocessing.get(k) for k in ("mode", "size", "max_slices"))
     return f"{mode}, {size} px, {slices} slices"
@@ -530,11 +379,3 @@ def _hash(array: np.ndarray) -> str:
 
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
-
-
-def _write_synced(path: Path, blob: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(blob)
-        handle.flush()
-        os.fsync(handle.fileno())

@@ -77,109 +77,59 @@ Removed = YES, and every UID (study, series, instances, frame of reference) pass
 ``report.uid_map``; a UID the map lacks is replaced by a random one, consistent within this SR only.
 The SR's own series UID is derived from the (new) CT series UID, so repeated exports of one series
 share a series; each export is a new instance. Character set: ISO_IR 192 (UTF-8).
+
+The codes are in ``core.report.sr_codes``; the evidence (header copies, identity, UIDs) and the Image
+Library in ``core.report.sr_evidence``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import io
 import re
-import secrets
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import highdicom as hd
 import numpy as np
 import pydicom
-from highdicom.coding_schemes import CodingSchemeIdentificationItem
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 
 from core.atomic import atomic_write_bytes
-from core.lidc.meanings import TITLES
-from core.lidc.records import ATTRIBUTES, RATING_MAX
-from core.lungrads import CATEGORIES
+from core.lidc.records import ATTRIBUTES
 from core.report.content import NoduleReport, StudyReport
+from core.report.sr_codes import (
+    COSINE,  # noqa: F401 (re-exported: the codes stay importable from here as before the split)
+    CT_OF_CHEST,
+    DISCLAIMER,
+    LUNG_RADS,
+    LUNG_RADS_BASIS,
+    LUNG_RADS_FOLLOW_UP,
+    LUNG_RADS_RULE,
+    LUNG_RADS_VALUES,
+    METHOD_BY_SOURCE,
+    METHOD_MODEL,
+    MODALITIES,  # noqa: F401 (re-exported)
+    NODULE_TEXTURE,
+    PIXELS,  # noqa: F401 (re-exported)
+    PROBABILITY_UNIT,
+    QUALITATIVE_EVALUATIONS,
+    RATING_CODES,
+    SCHEME,  # noqa: F401 (re-exported)
+    SCHEME_NAME,  # noqa: F401 (re-exported)
+    SCHEME_ORGANISATION,  # noqa: F401 (re-exported)
+    SCHEME_VERSION,  # noqa: F401 (re-exported)
+    SCORE_UNIT,
+    SOURCE,  # noqa: F401 (re-exported)
+    STUDY_LUNG_RADS,
+    UNCERTAINTY_POPULATION,
+    coding_scheme,
+)
+from core.report.sr_evidence import _derived_uid, _evidence, _image_library, _UidMap
 
-SCHEME = "99MTMR"
-SCHEME_NAME = "MTMR Reader codes"
-SCHEME_VERSION = "1"
-SCHEME_ORGANISATION = "MTMR Reader project"
 DEFAULT_SERIES_NUMBER = 900
 SERIES_DESCRIPTION = "MTMR Reader nodule report"
-
-
-def _code(value: str, meaning: str) -> hd.sr.CodedConcept:
-    return hd.sr.CodedConcept(value=value, scheme_designator=SCHEME, meaning=meaning)
-
-
-_RATING_VALUES = {
-    "subtlety": "SUBTLETY",
-    "internal_structure": "INTSTRUCTURE",
-    "calcification": "CALCIFICATION",
-    "sphericity": "SPHERICITY",
-    "margin": "MARGIN",
-    "lobulation": "LOBULATION",
-    "spiculation": "SPICULATION",
-    "texture": "TEXTURE",
-    "malignancy": "MALIGNANCY",
-}
-RATING_CODES = {
-    name: _code(value, f"LIDC {TITLES[name].lower()} rating (1-{RATING_MAX[name]})")
-    for name, value in _RATING_VALUES.items()
-}
-METHOD_MODEL = _code("MODEL", "Model prediction")
-METHOD_BY_SOURCE = {
-    "reader": _code("READER", "Reader confirmed"),
-    "lidc": _code("LIDC", "LIDC-IDRI readers' rating"),
-    "phantom": _code("PHANTOM", "Phantom ground truth"),
-}
-LUNG_RADS = _code("LUNGRADS", "Lung-RADS v2022 category")
-STUDY_LUNG_RADS = _code("STUDYLUNGRADS", "Lung-RADS v2022 category of the study")
-LUNG_RADS_VALUES = {
-    category: _code(f"LUNGRADS-{category}", f"Lung-RADS {category}") for category in CATEGORIES
-}
-LUNG_RADS_RULE = _code("LUNGRADS-RULE", "Lung-RADS rule")
-LUNG_RADS_FOLLOW_UP = _code("LUNGRADS-FU", "Lung-RADS follow-up")
-LUNG_RADS_BASIS = _code("LUNGRADS-BASIS", "Lung-RADS basis")
-NODULE_TEXTURE = _code("NODULE-TEXTURE", "Nodule texture class")
-DISCLAIMER = _code("DISCLAIMER", "Disclaimer")
-
-CT_OF_CHEST = hd.sr.CodedConcept(value="169069000", scheme_designator="SCT", meaning="CT of chest")
-QUALITATIVE_EVALUATIONS = hd.sr.CodedConcept(
-    value="C0034375", scheme_designator="UMLS", meaning="Qualitative Evaluations"
-)
-PROBABILITY_UNIT = codes.UCUM.NoUnits  # "1"
-SCORE_UNIT = hd.sr.CodedConcept(value="{score}", scheme_designator="UCUM", meaning="score")
-UNCERTAINTY_POPULATION = (
-    "malignancy probabilities of the nodule's slices and their mirror images; the reported "
-    "probability is their mean, its uncertainty their standard deviation"
-)
-
-# Patient and General Study attributes copied from the source when the report is not anonymised
-_PATIENT_STUDY = (
-    "PatientName", "PatientID", "IssuerOfPatientID", "PatientBirthDate", "PatientSex",
-    "StudyInstanceUID", "StudyDate", "StudyTime", "ReferringPhysicianName", "StudyID",
-    "AccessionNumber", "StudyDescription",
-)  # fmt: skip
-_TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
-          "ReferringPhysicianName", "StudyID", "AccessionNumber")  # fmt: skip
-_SHARED = ("Rows", "Columns", "PixelSpacing", "SliceThickness", "ImageOrientationPatient")
-SOURCE = hd.sr.CodedConcept(value="260753009", scheme_designator="SCT", meaning="Source")
-PIXELS = hd.sr.CodedConcept(value="{pixels}", scheme_designator="UCUM", meaning="Pixels")
-COSINE = hd.sr.CodedConcept(value="{-1:1}", scheme_designator="UCUM", meaning="{-1:1}")
-MODALITIES = {"CT": "Computed Tomography", "MR": "Magnetic Resonance", "PT": "Positron emission tomography"}
-
-
-def coding_scheme() -> CodingSchemeIdentificationItem:
-    """The declaration of the private scheme, for the SR's Coding Scheme Identification Sequence."""
-    return CodingSchemeIdentificationItem(
-        designator=SCHEME,
-        name=SCHEME_NAME,
-        version=SCHEME_VERSION,
-        responsible_organization=SCHEME_ORGANISATION,
-    )
 
 
 def build_sr(
@@ -426,166 +376,8 @@ def _after_procedure(items: Sequence[Dataset]) -> int:
     )
 
 
-def _image_library(evidence: Sequence[Dataset]) -> hd.sr.ContainerContentItem:
-    """TID 1600: one Image Library Group per set of instances that share their descriptors (modality,
-    frame of reference, size, pixel spacing, slice thickness, orientation; TID 1602/1604), each instance
-    an IMAGE entry (TID 1601) without descriptors of its own."""
-    groups: dict[tuple, list[Dataset]] = {}
-    for ds in evidence:
-        key = tuple(str(ds.get(keyword, "")) for keyword in ("Modality", "FrameOfReferenceUID", *_SHARED))
-        groups.setdefault(key, []).append(ds)
-    contains = hd.sr.RelationshipTypeValues.CONTAINS
-    library = hd.sr.ContainerContentItem(name=codes.DCM.ImageLibrary, relationship_type=contains)
-    items = []
-    for datasets in groups.values():
-        group = hd.sr.ContainerContentItem(name=codes.DCM.ImageLibraryGroup, relationship_type=contains)
-        entries = [
-            hd.sr.ImageContentItem(
-                name=SOURCE,
-                referenced_sop_class_uid=ds.SOPClassUID,
-                referenced_sop_instance_uid=ds.SOPInstanceUID,
-                relationship_type=contains,
-            )
-            for ds in datasets
-        ]
-        group.ContentSequence = hd.sr.ContentSequence([*_descriptors(datasets[0]), *entries])
-        items.append(group)
-    library.ContentSequence = hd.sr.ContentSequence(items)
-    return library
-
-
-def _descriptors(ds: Dataset) -> list:
-    """The shared Image Library Entry Descriptors of ``ds`` (those it has)."""
-    context = hd.sr.RelationshipTypeValues.HAS_ACQ_CONTEXT
-    modality = str(ds.Modality)
-    items: list = [
-        hd.sr.CodeContentItem(
-            name=codes.DCM.Modality,
-            value=hd.sr.CodedConcept(
-                value=modality, scheme_designator="DCM", meaning=MODALITIES.get(modality, modality)
-            ),
-            relationship_type=context,
-        )
-    ]
-    if "FrameOfReferenceUID" in ds:
-        items.append(
-            hd.sr.UIDRefContentItem(
-                name=codes.DCM.FrameOfReferenceUID, value=ds.FrameOfReferenceUID, relationship_type=context
-            )
-        )
-    numbers = []
-    if "Rows" in ds and "Columns" in ds:
-        numbers += [
-            (codes.DCM.PixelDataRows, ds.Rows, PIXELS),
-            (codes.DCM.PixelDataColumns, ds.Columns, PIXELS),
-        ]
-    if "PixelSpacing" in ds:
-        numbers += [
-            (codes.DCM.HorizontalPixelSpacing, ds.PixelSpacing[1], codes.UCUM.Millimeter),
-            (codes.DCM.VerticalPixelSpacing, ds.PixelSpacing[0], codes.UCUM.Millimeter),
-        ]
-    if "SliceThickness" in ds:
-        numbers.append((codes.DCM.SliceThickness, ds.SliceThickness, codes.UCUM.Millimeter))
-    if "ImageOrientationPatient" in ds:
-        names = ("RowX", "RowY", "RowZ", "ColumnX", "ColumnY", "ColumnZ")
-        numbers += [
-            (getattr(codes.DCM, f"ImageOrientationPatient{name}"), value, COSINE)
-            for name, value in zip(names, ds.ImageOrientationPatient, strict=False)
-        ]
-    items += [
-        hd.sr.NumContentItem(name=name, value=float(value), unit=unit, relationship_type=context)
-        for name, value, unit in numbers
-    ]
-    return items
-
-
 def _text(concept, value: str, relationship) -> hd.sr.TextContentItem:
     return hd.sr.TextContentItem(name=concept, value=str(value), relationship_type=relationship)
-
-
-# --- evidence, identity, UIDs ---------------------------------------------------------------------
-
-
-class _UidMap:
-    """Old UIDs to the report's: identity unless anonymised; then ``report.uid_map``, else a random UID
-    (the same for the same old UID within this SR)."""
-
-    def __init__(self, report: StudyReport) -> None:
-        self.anonymised = report.anonymised
-        self.known = dict(report.uid_map or {})
-        self.salt = secrets.token_hex(16)
-
-    def __call__(self, uid: str) -> str:
-        uid = str(uid)
-        if uid in self.known:
-            return str(self.known[uid])
-        if not self.anonymised or not uid:
-            return uid
-        new = _derived_uid("mtmr-reader/sr-anonymous", self.salt, uid)
-        self.known[uid] = new
-        return new
-
-
-def _evidence(report: StudyReport, sources: Sequence[Dataset], uids: _UidMap) -> list[Dataset]:
-    """Minimal header copies of the series' instances, with the report's identity and UIDs."""
-    series_uid = report.study.get("series_uid", "")
-    evidence: dict[str, Dataset] = {}
-    for source in sorted(sources, key=_instance_order):
-        if "SOPInstanceUID" not in source or "SOPClassUID" not in source:
-            continue
-        if series_uid and uids(source.get("SeriesInstanceUID", "")) != series_uid:
-            continue
-        ds = Dataset()
-        ds.SOPClassUID = source.SOPClassUID
-        ds.SOPInstanceUID = uids(source.SOPInstanceUID)
-        ds.SeriesInstanceUID = uids(source.SeriesInstanceUID)
-        ds.Modality = source.get("Modality") or report.study.get("modality") or "CT"
-        if "FrameOfReferenceUID" in source:
-            ds.FrameOfReferenceUID = uids(source.FrameOfReferenceUID)
-        for keyword in _SHARED:
-            if source.get(keyword) not in (None, ""):
-                setattr(ds, keyword, source.get(keyword))
-        _identity(ds, report, source, uids)
-        evidence.setdefault(ds.SOPInstanceUID, ds)
-    if not evidence:
-        raise ValueError(f"no instance of the report's CT series ({series_uid or 'unknown'}) was given")
-    return list(evidence.values())
-
-
-def _identity(ds: Dataset, report: StudyReport, source: Dataset, uids: _UidMap) -> None:
-    for keyword in _TYPE2:
-        setattr(ds, keyword, "")
-    if report.anonymised:
-        patient, study = report.patient, report.study
-        ds.PatientName = str(patient.get("name") or "")
-        ds.PatientID = str(patient.get("id") or "")
-        ds.PatientBirthDate = _date(patient.get("birth_date"))
-        ds.PatientSex = patient.get("sex") if patient.get("sex") in ("M", "F", "O") else ""
-        ds.StudyDate = _date(study.get("study_date"))
-        if study.get("study_description"):
-            ds.StudyDescription = str(study["study_description"])
-    else:
-        for keyword in _PATIENT_STUDY:
-            value = source.get(keyword)
-            if value not in (None, ""):
-                setattr(ds, keyword, value)
-    ds.StudyInstanceUID = uids(source.get("StudyInstanceUID", "")) or report.study.get("study_uid", "")
-    if not ds.StudyInstanceUID:
-        raise ValueError("the CT series has no study instance UID")
-
-
-def _instance_order(ds: Dataset) -> tuple[int, str]:
-    try:
-        number = int(ds.get("InstanceNumber") or 0)
-    except (TypeError, ValueError):
-        number = 0
-    return number, str(ds.get("SOPInstanceUID", ""))
-
-
-def _derived_uid(*parts: str) -> str:
-    """A 2.25 UID fixed by ``parts``."""
-    digest = hashlib.sha256("\n".join(str(p) for p in parts).encode()).digest()
-    return "2.25." + str(int.from_bytes(digest[:16], "big"))
 
 
 def _person_name(text: str) -> str:
@@ -595,11 +387,6 @@ def _person_name(text: str) -> str:
     if "^" not in name:
         name = f"{name}^"
     return "^".join(part.strip()[:64] for part in name.split("^")[:5])
-
-
-def _date(value) -> str:
-    text = str(value or "").replace("-", "")
-    return text if re.fullmatch(r"\d{8}", text) else ""
 
 
 def _local_time(created: str) -> dt.datetime | None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import core.library
+import core.library_transfer
 from core.labels import LabelledNodule, NoduleLabel
 from core.library import Library, LibraryError, entry_id, preprocessing_key
 from core.patches import PatchConfig
@@ -378,7 +378,9 @@ def test_an_import_cut_off_by_a_power_loss_is_rolled_back_when_the_library_opens
 
 def test_a_full_disk_while_staging_an_import_changes_nothing(library, import_file, monkeypatch):
     before = snapshot(library.root)
-    monkeypatch.setattr(core.library, "_write_synced", lambda path, blob: (path.write_bytes(b"x"), enospc()))
+    monkeypatch.setattr(
+        core.library_transfer, "_write_synced", lambda path, blob: (path.write_bytes(b"x"), enospc())
+    )
     with pytest.raises(OSError, match="No space"):
         library.import_(import_file)
     monkeypatch.undo()
