@@ -11,7 +11,7 @@
   per slice named as NBIA names them; the image is reduced from 512 x 512 to ``size`` x ``size`` over
   the same field of view, so the pixel spacing grows by 512 / size and the readers' contour points are
   scaled by size / 512 (rounded to pixels, ``core.lidc.importer.rescale_scan``);
-* the readers' XML in LIDC's ``LidcReadMessage`` schema (``core.lidc.xml.write_lidc_xml``): the real
+* the readers' XML in LIDC's ``LidcReadMessage`` schema (``core.lidc.xml_writer.write_lidc_xml``): the real
   contours (scaled) and ratings, each ``roi`` naming its slice by z position and SOP Instance UID;
 * the nodules rendered into the phantom (``core.phantom.nodules.render_nodule``) at their consensus
   masks' positions, so pixels and annotations agree.
@@ -38,7 +38,7 @@ import numpy as np
 from core.lidc.annotations import Scan, find_wheel, load_scans, open_database
 from core.lidc.importer import rescale_scan
 from core.lidc.table import nodules_of_scan
-from core.lidc.xml import ExtraMark, write_lidc_xml
+from core.lidc.xml_writer import ExtraMark, write_lidc_xml
 from core.phantom.anatomy import ChestConfig, add_noise, build_chest
 from core.phantom.dicom_writer import SeriesIdentity, write_ct_series
 from core.phantom.nodules import render_nodule

@@ -10,16 +10,8 @@ import pytest
 
 from core.lidc.grouping import group_annotations
 from core.lidc.table import nodules_of_scan
-from core.lidc.xml import (
-    ExtraMark,
-    LidcXmlError,
-    lidc_xml_document,
-    parse_lidc_xml,
-    read_xml_header,
-    reading_sessions,
-    to_annotations,
-    write_lidc_xml,
-)
+from core.lidc.xml import LidcXmlError, parse_lidc_xml, read_xml_header, to_annotations
+from core.lidc.xml_writer import ExtraMark, lidc_xml_document, reading_sessions, write_lidc_xml
 from tests.core.lidc.lidc_factory import annotation, contour, cube, scan, square_outline, z_of
 
 SERIES = "1.3.6.1.4.1.14519.5.2.1.6279.6001.179049373636438705059720603192"
