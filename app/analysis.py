@@ -122,13 +122,17 @@ class Analysis(QObject):
         return f"{self.predictor.description} | on {self.device_name()}"
 
     def short_text(self) -> str:
-        """One line for the status bar and the table's title: name, version, intended use, device."""
+        """One line for the status bar and the table's title: name, version, what it was trained on,
+        its intended use (unless the training data already says it), device."""
         if self.predictor is None:
             return f"Model {self.model_path.stem} (loads on first analysis)"
         card = self.predictor.card
         name = f"{card.get('name', 'model')} {card.get('version', '')}".strip()
-        use = f" ({card['intended_use']})" if card.get("intended_use") else ""
-        return f"Model {name}{use} on {self.device_name()}"
+        trained = str(card.get("trained_on", "unknown data"))
+        use = str(card.get("intended_use", ""))
+        if use and "clinical" not in trained:
+            trained += f" ({use})"
+        return f"Model {name}, trained on {trained}, on {self.device_name()}"
 
     def patch_config(self):
         """The active model's preprocessing (from its card when it is not loaded yet)."""
