@@ -121,6 +121,13 @@ class Analysis(QObject):
             return f"model {self.model_path.name} (not loaded yet)"
         return f"{self.predictor.description} | on {self.device_name()}"
 
+    def model_name(self) -> str:
+        """The shortest: name and version, device (the status bar's corner; the rest in its tooltip)."""
+        if self.predictor is None:
+            return f"Model {self.model_path.stem}"
+        card = self.predictor.card
+        return f"Model {card.get('name', 'model')} {card.get('version', '')} on {self.device_name()}"
+
     def short_text(self) -> str:
         """One line for the status bar and the table's title: name, version, what it was trained on,
         its intended use (unless the training data already says it), device."""

@@ -162,7 +162,7 @@ class MainWindow(QMainWindow):
 
     def _show_model(self) -> None:
         analysis = self.review.analysis
-        self.model_label.setText(analysis.short_text())
+        self.model_label.setText(analysis.model_name())
         self.model_label.setToolTip(analysis.model_text())
         self.docks["Nodules ranked by malignancy"].setWindowTitle(
             f"Nodules ranked by malignancy | {analysis.short_text()}"
