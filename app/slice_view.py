@@ -97,6 +97,7 @@ class SliceView(QWidget):
         self.scale_bar = pg.ScaleBar(size=10, suffix="m", pen=pg.mkPen("w", width=2))
         self.scale_bar.setParentItem(self.box)
         self.scale_bar.anchor((1, 1), (1, 1), offset=(-30, -30))
+        self.scale_bar.text.fill = pg.mkBrush(0, 0, 0, 120)  # readable over bone, as the other overlays
         self.box.sigRangeChanged.connect(self._fit_scale_bar)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
