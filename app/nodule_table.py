@@ -98,7 +98,10 @@ class NoduleTable(QTableWidget):
             result, label = results.get(marker.id), labels.get(marker.id)
             cells = [self._rank(result), self._text(marker.name, marker.name)]
             cells[1].setData(Qt.ItemDataRole.UserRole, marker.id)
-            cells.append(self._text(locations.get(marker.id, ""), locations.get(marker.id, "")))
+            where = self._text(locations.get(marker.id, ""), locations.get(marker.id, ""))
+            x, y, z = marker.centre_mm
+            where.setToolTip(f"centre ({x:.1f}, {y:.1f}, {z:.1f}) mm, patient LPS")
+            cells.append(where)
             cells.append(
                 self._number(f"{marker.diameter_mm:.1f} mm", marker.diameter_mm, marker.diameter_mm / 30)
             )
