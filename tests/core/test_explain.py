@@ -144,14 +144,13 @@ def test_overlay_colours_and_window():
 
 
 def test_demo_model_on_demo_nodules():
-    """What the built-in demo model shows, measured rather than hoped for.
+    """What the built-in demo model (mtmr-compact 20261125.2) shows, measured rather than hoped for.
 
-    On the central slice of all six demo nodules the map is zero: the image features push the
-    malignancy logit down everywhere and the score comes from the marker's diameter (replacing the
-    patch with blank lung moves the demo probabilities by at most 0.05; n1 0.79 -> 0.78, n6 0.88 ->
-    0.88). Mean heat inside / outside the marker circle is therefore 0 / 0 on all six. Of the 18
-    slices across them only 3 have any positive heat (inside/outside: n5 bottom 0.16/0.10; n4 top
-    and n6 middle put the heat outside the circle). Re-measure when the demo model is replaced.
+    Mean heat inside / outside the marker circle on the central slice of the six demo nodules:
+    n1 0.03 / 0.27, n2 0.27 / 0.11, n3 0.00 / 0.17, n4 0 / 0 (nothing raises the logit there),
+    n5 0.00 / 0.08, n6 0.05 / 0.14. Only n2's heat sits on the nodule: the map mostly shows the
+    surroundings, and the score leans on the marker diameter (the note says the map cannot show it).
+    The previous demo model's maps were zero on all six. Re-measure when the demo model is replaced.
     """
     from core.demo import demo_markers, demo_study
     from core.models_store import DEMO_MODEL
@@ -165,11 +164,15 @@ def test_demo_model_on_demo_nodules():
     radius_mm = np.hypot(*np.meshgrid(centres, centres)) * config.fov_mm / config.size
     markers = [Marker(m["name"], tuple(m["centre_mm"]), m["diameter_mm"]) for m in demo_markers(folder)]
     assert len(markers) == 6
+    measured = {}
     for marker in markers:
         result = explain(predictor, volume, marker)
         assert result.heatmap.shape == (config.size, config.size)
+        peak = float(result.heatmap.max())
+        assert peak in (0.0, 1.0) and float(result.heatmap.min()) >= 0.0  # normalised to its peak
+        assert result.note.startswith(ZERO_NOTE if peak == 0 else NOTE) and result.note.endswith(SIZE_NOTE)
         inside = radius_mm <= marker.diameter_mm / 2
-        heat_in, heat_out = result.heatmap[inside].mean(), result.heatmap[~inside].mean()
-        assert heat_in == heat_out == 0.0, marker.id
-        assert result.note == ZERO_NOTE + SIZE_NOTE
+        measured[marker.id] = (result.heatmap[inside].mean(), result.heatmap[~inside].mean())
+    assert sum(1 for h_in, h_out in measured.values() if h_in + h_out > 0) == 5
+    assert sum(1 for h_in, h_out in measured.values() if h_in > h_out) == 1  # n2 only
     assert hooks(predictor.model) == 0
