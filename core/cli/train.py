@@ -53,6 +53,7 @@ def add_parsers(subparsers) -> None:
     train.add_argument("--lr", type=float, default=3e-3)
     train.add_argument("--variants", type=int, default=2, help="jittered renderings per training nodule")
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--patience", type=int, default=8, help="epochs without a better val AUC, then stop")
     train.add_argument("--ema", type=float, default=0.0, help="keep an EMA of the weights (e.g. 0.998)")
     train.add_argument(
         "--attribute-weight", type=float, default=None, help="weight of the attribute loss (paper: 0.4)"
@@ -169,6 +170,7 @@ def run_train(args: argparse.Namespace) -> int:
         lr=args.lr,
         seed=args.seed,
         ema=args.ema,
+        patience=args.patience,
         max_attribute_mae=args.max_attribute_mae,
         deterministic=args.deterministic,
         device=args.device,
