@@ -175,14 +175,14 @@ class MainWindow(QMainWindow):
         from app.trainer_dialog import TrainerDialog
         from core.paths import user_dir
 
-        self.trainer = TrainerDialog(self.registry, self.review._open_library(), user_dir("models"), self)
+        self.trainer = TrainerDialog(self.registry, self.review.labelled_library(), user_dir("models"), self)
         self.trainer.model_changed.connect(self.use_model)
         self.trainer.show()  # not modal: reading goes on while it trains
 
     def open_library(self) -> None:
         from app.library_view import LibraryView
 
-        self.library_view = LibraryView(self.review._open_library(), self)
+        self.library_view = LibraryView(self.review.labelled_library(), self)
         self.library_view.show()
 
     def open_models(self) -> None:

@@ -174,7 +174,7 @@ class Review(QObject):
         self.changed.emit()
         self.message.emit(text)
 
-    def _open_library(self):
+    def labelled_library(self):
         from core.library import Library
 
         if self.library is None:
@@ -191,7 +191,7 @@ class Review(QObject):
             return ""
         nodule = LabelledNodule(marker.id, marker.centre_mm, marker.diameter_mm, label, *self.key)
         try:
-            self._open_library().add(self.volume, nodule, self.analysis.patch_config())
+            self.labelled_library().add(self.volume, nodule, self.analysis.patch_config())
         except (LibraryError, OSError, ValueError) as exc:
             return f"; not added to the library: {exc}"
         return " and in the library"
@@ -200,7 +200,7 @@ class Review(QObject):
         from core.library import LibraryError, entry_id
 
         try:
-            self._open_library().remove(entry_id(self.key[1], marker_id))
+            self.labelled_library().remove(entry_id(self.key[1], marker_id))
         except (LibraryError, OSError):
             return ""
         return " and removed from the library"
