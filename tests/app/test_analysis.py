@@ -225,3 +225,17 @@ def test_export_the_analysed_demo_in_every_format(qtbot, demo_home, tmp_path):
         window.markers.get(table.marker_at(row)).name for row in range(table.rowCount())
     ]  # the report ranks as the table does
     assert report["model"]["name"] in window.model_label.text()
+
+
+def test_model_menu_dialogs_open_on_the_window(qtbot, demo_home):
+    window = _demo(qtbot, analyse=False)
+    window.open_library()
+    window.open_models()
+    window.open_trainer()
+    assert window.library_view.isVisible() and window.models_page.isVisible() and window.trainer.isVisible()
+    assert window.models_page.table.rowCount() == 1  # the built-in demo, active
+    assert window.library_view.table.rowCount() == 0
+    trainer = window.trainer
+    assert "0 from 0 studies" in trainer.use_library.text() and trainer.with_phantoms.isChecked()
+    for dialog in (window.library_view, window.models_page, window.trainer):
+        dialog.close()
