@@ -144,13 +144,13 @@ def test_overlay_colours_and_window():
 
 
 def test_demo_model_on_demo_nodules():
-    """What the built-in demo model (mtmr-compact 20261125.2) shows, measured rather than hoped for.
+    """What the built-in demo model (mtmr-compact 20261125.3) shows, measured rather than hoped for.
 
     Mean heat inside / outside the marker circle on the central slice of the six demo nodules:
-    n1 0.03 / 0.27, n2 0.27 / 0.11, n3 0.00 / 0.17, n4 0 / 0 (nothing raises the logit there),
-    n5 0.00 / 0.08, n6 0.05 / 0.14. Only n2's heat sits on the nodule: the map mostly shows the
-    surroundings, and the score leans on the marker diameter (the note says the map cannot show it).
-    The previous demo model's maps were zero on all six. Re-measure when the demo model is replaced.
+    n1 0.24 / 0.39, n2 0.08 / 0.16, n3 0.03 / 0.12, n4 0.11 / 0.09, n5 0.09 / 0.11, n6 0.28 / 0.43.
+    Only n4's heat is higher on the nodule than around it: the map mostly shows the surroundings, and
+    the score leans on the marker diameter too (the note says the map cannot show it). The first demo
+    weights gave zero maps on all six. Re-measure when the demo model is replaced.
     """
     from core.demo import demo_markers, demo_study
     from core.models_store import DEMO_MODEL
@@ -173,6 +173,6 @@ def test_demo_model_on_demo_nodules():
         assert result.note.startswith(ZERO_NOTE if peak == 0 else NOTE) and result.note.endswith(SIZE_NOTE)
         inside = radius_mm <= marker.diameter_mm / 2
         measured[marker.id] = (result.heatmap[inside].mean(), result.heatmap[~inside].mean())
-    assert sum(1 for h_in, h_out in measured.values() if h_in + h_out > 0) == 5
-    assert sum(1 for h_in, h_out in measured.values() if h_in > h_out) == 1  # n2 only
+    assert sum(1 for h_in, h_out in measured.values() if h_in + h_out > 0) == 6
+    assert sum(1 for h_in, h_out in measured.values() if h_in > h_out) == 1  # n4 only
     assert hooks(predictor.model) == 0
