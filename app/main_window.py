@@ -361,6 +361,8 @@ class MainWindow(QMainWindow):
             message += " | " + "; ".join(volume.warnings)
         if session:
             message += f" | session restored: {len(session.markers)} marker(s)"
+        if len(self.markers) and not self.review.analysis.current(self.markers.markers):
+            message += " | press Analyse (A) to rank the marked nodules"
         if self.analyse_on_open:
             self.review.analyse()
         else:

@@ -52,3 +52,11 @@ def test_opens_the_demo_study_with_its_nodules_marked(qtbot, demo_home):
     window.open_demo()
     qtbot.waitUntil(lambda: not window.busy, timeout=60_000)
     assert len(window.markers) == len(truth) - 1
+
+
+def test_a_marked_study_not_yet_analysed_says_how_to_rank_it(qtbot, demo_home):
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.open_demo()
+    qtbot.waitUntil(lambda: window.volume is not None and not window.busy, timeout=120_000)
+    assert "press Analyse (A)" in window.statusBar().currentMessage()
