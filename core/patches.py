@@ -35,6 +35,8 @@ class PatchConfig:
             raise ValueError(f"patch mode must be 'fixed-fov' or 'paper', not {self.mode!r}")
         if self.size < 8 or self.max_slices < 1 or self.channels not in (1, 3):
             raise ValueError("patch size >= 8, max_slices >= 1 and channels 1 or 3 are required")
+        if not (self.fov_mm > 0 and self.paper_scale > 0):
+            raise ValueError(f"fov_mm and paper_scale must be positive: {self.fov_mm}, {self.paper_scale}")
 
     def to_dict(self) -> dict:
         return asdict(self)

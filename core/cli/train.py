@@ -67,6 +67,9 @@ def add_parsers(subparsers) -> None:
     train.add_argument("--ablation", choices=sorted(ABLATIONS), default="mtmr")
     train.add_argument("--patch-mode", choices=("fixed-fov", "paper"), default="fixed-fov")
     train.add_argument(
+        "--fov-mm", type=float, default=48.0, help="fixed-fov: side of the patch in mm (default 48)"
+    )
+    train.add_argument(
         "--data",
         metavar="CACHE",
         help="train on real LIDC-IDRI prepared by `lidc prepare` (its train patients; val selects) instead "
@@ -135,7 +138,8 @@ def run_train(args: argparse.Namespace) -> int:
         return 2
     torch.manual_seed(args.seed)
     model, parent = MTMRNet(MTMRNetConfig.compact()), None
-    patch = PatchConfig(mode=args.patch_mode, max_slices=3)  # 3 slices: the CPU inference budget
+    # 3 slices: the CPU inference budget
+    patch = PatchConfig(mode=args.patch_mode, fov_mm=args.fov_mm, max_slices=3)
     if args.resume:  # continue from its weights, with its preprocessing
         from core.checkpoints import CheckpointError, load_checkpoint
 

@@ -70,6 +70,8 @@ def test_centre_outside_the_volume_is_refused_and_config_validated():
         extract_patches(sphere_volume(3.0), (500.0, 0.0, 0.0), 6, PatchConfig())
     with pytest.raises(ValueError, match="patch mode"):
         PatchConfig(mode="zoom")
+    with pytest.raises(ValueError, match="fov_mm"):
+        PatchConfig(fov_mm=0.0)
 
 
 def test_slice_weights_double_the_centre():

@@ -224,3 +224,11 @@ def test_load_weights_names_the_file_on_a_shape_mismatch(tmp_path):
     small, wide = MTMRNet(TINY), MTMRNet(MTMRNetConfig(depth=18, width=16, input_size=32))
     with pytest.raises(TrainingStateError, match=r"x\.safetensors: the model weights do not fit"):
         training_state.load_weights(wide, small.state_dict(), tmp_path / "x.safetensors", "model")
+
+
+def test_cli_field_of_view_reaches_the_model_card(tmp_path, tiny_cli):
+    from core.checkpoints import read_card
+
+    out = tmp_path / "m.safetensors"
+    assert tiny_cli("--out", str(out), "--epochs", "1", "--fov-mm", "32") == 0
+    assert read_card(out)["preprocessing"]["fov_mm"] == 32.0
