@@ -38,6 +38,10 @@ class PatchConfig:
         if not (self.fov_mm > 0 and self.paper_scale > 0):
             raise ValueError(f"fov_mm and paper_scale must be positive: {self.fov_mm}, {self.paper_scale}")
 
+    def side_mm(self, diameter_mm: float) -> float:
+        """The side of the square a patch covers for a nodule of ``diameter_mm`` (before jitter)."""
+        return self.fov_mm if self.mode == "fixed-fov" else self.paper_scale * max(diameter_mm, 3.0)
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -97,8 +101,7 @@ def extract_patches(
     slices = np.arange(first, max(first, last) + 1)
     if len(slices) > config.max_slices:
         slices = slices[np.round(np.linspace(0, len(slices) - 1, config.max_slices)).astype(int)]
-    side_mm = config.fov_mm if config.mode == "fixed-fov" else config.paper_scale * max(diameter_mm, 3.0)
-    side_mm *= jitter.scale
+    side_mm = config.side_mm(diameter_mm) * jitter.scale
     offsets = (np.arange(config.size) + 0.5) / config.size * side_mm - side_mm / 2
     xs = cx + (offsets + jitter.shift_mm[0]) / sx
     ys = cy + (offsets + jitter.shift_mm[1]) / sy

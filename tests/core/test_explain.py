@@ -161,7 +161,7 @@ def test_demo_model_on_demo_nodules():
     predictor = Predictor(DEMO_MODEL, device="cpu")
     config = predictor.patch_config
     centres = np.arange(config.size) + 0.5 - config.size / 2
-    radius_mm = np.hypot(*np.meshgrid(centres, centres)) * config.fov_mm / config.size
+    radius_px = np.hypot(*np.meshgrid(centres, centres))
     markers = [Marker(m["name"], tuple(m["centre_mm"]), m["diameter_mm"]) for m in demo_markers(folder)]
     assert len(markers) == 6
     measured = {}
@@ -171,7 +171,7 @@ def test_demo_model_on_demo_nodules():
         peak = float(result.heatmap.max())
         assert peak in (0.0, 1.0) and float(result.heatmap.min()) >= 0.0  # normalised to its peak
         assert result.note.startswith(ZERO_NOTE if peak == 0 else NOTE) and result.note.endswith(SIZE_NOTE)
-        inside = radius_mm <= marker.diameter_mm / 2
+        inside = radius_px * config.side_mm(marker.diameter_mm) / config.size <= marker.diameter_mm / 2
         measured[marker.id] = (result.heatmap[inside].mean(), result.heatmap[~inside].mean())
     assert sum(1 for h_in, h_out in measured.values() if h_in + h_out > 0) == 6
     assert sum(1 for h_in, h_out in measured.values() if h_in > h_out) == 1  # n4 only

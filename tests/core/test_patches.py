@@ -48,6 +48,9 @@ def test_fixed_fov_keeps_size_and_paper_mode_is_size_blind():
     )
     assert ratio_fixed > 6
     assert ratio_paper == pytest.approx(1.0, abs=0.25)
+    assert fixed.side_mm(6) == fixed.side_mm(18) == 48.0
+    assert paper.side_mm(18) == pytest.approx(22.5)
+    assert paper.side_mm(1.0) == pytest.approx(3.75)  # the 3 mm floor
 
 
 def test_three_channels_copy_the_grey_level():
