@@ -241,10 +241,11 @@ class DetailPanel(QWidget):
         e = self.explanation
         shown = self.cam_toggle.isChecked() and float(e.heatmap.max()) > 0
         rgb = overlay_rgb(e.patch, e.heatmap, None, 0.45 if shown else 0.0)
-        self.cam_note.setText(e.note if self.cam_toggle.isChecked() else "")
+        scale = f"Model input, {e.side_mm:.1f} mm across." if e.side_mm > 0 else ""
+        self.cam_note.setText(f"{scale} {e.note}".strip() if self.cam_toggle.isChecked() else scale)
         self.cam.show_image(rgb, (1.0, 1.0))
         self.cam.circle.setVisible(False)
-        self.cam.setToolTip(e.note)
+        self.cam.setToolTip(f"{scale} {e.note}".strip())
 
     # -- the reader's label -----------------------------------------------------------------------------
     def _confirm(self) -> None:

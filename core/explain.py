@@ -2,8 +2,9 @@
 trunk's last stage carried evidence that raised the malignant-minus-benign logit.
 
 It shows where the model looked, not why it scored what it did, and it is coarse: the compact
-model's last stage is 4x4 cells for a 64 px patch (12 mm per cell at the default 48 mm field of
-view), upsampled bilinearly. The model is left exactly as found: no hooks, no gradients stored on
+model's last stage is 4x4 cells for a 64 px patch (12 mm per cell for a 48 mm fixed field of view;
+for paper crops, as the demo model uses, a quarter of 1.25x the marker diameter), upsampled
+bilinearly. The model is left exactly as found: no hooks, no gradients stored on
 its weights, no change to ``requires_grad`` or to train/eval mode.
 """
 
@@ -43,6 +44,7 @@ class Explanation:
     target: str  # "malignancy"
     slice_index: int  # which of the nodule's input slices (bottom to top)
     note: str  # what the heatmap shows, for every place it is displayed
+    side_mm: float = 0.0  # how many mm the patch spans (paper crops scale with the marker)
 
 
 def explain(
@@ -87,6 +89,7 @@ def explain(
         target=TARGET,
         slice_index=index,
         note=note,
+        side_mm=float(config.side_mm(marker.diameter_mm)),
     )
 
 

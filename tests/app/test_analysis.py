@@ -51,6 +51,9 @@ def test_analyse_rank_select_correct_and_reopen(qtbot, demo_home):
     assert "Malignancy probability" in review.detail.score.text()
     qtbot.waitUntil(lambda: review.detail.explanation is not None, timeout=30_000)
     assert review.detail.explanation.heatmap.shape == review.detail.explanation.patch.shape
+    across = review.detail.explanation.side_mm  # the demo model's paper crops: 1.25x the marker
+    assert across == pytest.approx(1.25 * max(second.diameter_mm, 3.0), rel=1e-3)
+    assert f"{across:.1f} mm across" in review.detail.cam_note.text()
 
     # The reader corrects malignancy and spiculation: stored with the session, shown as the reader's.
     review.detail.inputs["malignancy"].setValue(5)
