@@ -84,7 +84,7 @@ def explain(
     if getattr(predictor.model.config, "size_input", False):
         note += SIZE_NOTE
     return Explanation(
-        patch=np.array(patches[index, 0], dtype=np.float32),
+        patch=np.array(patches[index, patches.shape[1] // 2], dtype=np.float32),  # the slice itself
         heatmap=heatmap,
         target=TARGET,
         slice_index=index,

@@ -29,12 +29,17 @@ class PatchConfig:
     max_slices: int = 5  # slices spanning the nodule, evenly chosen
     hu_range: tuple[float, float] = (-1100.0, 500.0)
     channels: int = 1  # 3 copies the grey level, as the paper's ImageNet trunk expects
+    # > 0: the 3 channels are the slices f x diameter below, at and above each input slice (at least
+    # one slice apart), so the 2D trunk sees the nodule's shape along z too (not in the paper)
+    neighbour_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         if self.mode not in ("fixed-fov", "paper"):
             raise ValueError(f"patch mode must be 'fixed-fov' or 'paper', not {self.mode!r}")
         if self.size < 8 or self.max_slices < 1 or self.channels not in (1, 3):
             raise ValueError("patch size >= 8, max_slices >= 1 and channels 1 or 3 are required")
+        if self.neighbour_fraction < 0 or (self.neighbour_fraction > 0 and self.channels != 3):
+            raise ValueError("neighbour_fraction must be >= 0, and > 0 only with channels 3")
         if not (self.fov_mm > 0 and self.paper_scale > 0):
             raise ValueError(f"fov_mm and paper_scale must be positive: {self.fov_mm}, {self.paper_scale}")
 
@@ -105,16 +110,20 @@ def extract_patches(
     offsets = (np.arange(config.size) + 0.5) / config.size * side_mm - side_mm / 2
     xs = cx + (offsets + jitter.shift_mm[0]) / sx
     ys = cy + (offsets + jitter.shift_mm[1]) / sy
-    patches = np.stack([_bilinear(volume.array[k], ys, xs) for k in slices])
+    layers = [slices]
+    if config.neighbour_fraction > 0:
+        step = max(1, round(config.neighbour_fraction * diameter_mm / sz))
+        top = volume.shape[0] - 1
+        layers = [np.clip(slices - step, 0, top), slices, np.clip(slices + step, 0, top)]
+    patches = np.stack([[_bilinear(volume.array[k], ys, xs) for k in layer] for layer in layers], 1)
     low, high = config.hu_range
     patches = (np.clip(patches, low, high) - low) * (2.0 / (high - low)) - 1.0
     if jitter.flip_x:
-        patches = patches[:, :, ::-1]
+        patches = patches[..., ::-1]
     if jitter.flip_y:
-        patches = patches[:, ::-1, :]
-    patches = np.rot90(patches, jitter.quarter_turns, axes=(1, 2))
-    patches = np.ascontiguousarray(patches, dtype=np.float32)[:, None]
-    return np.repeat(patches, config.channels, axis=1) if config.channels > 1 else patches
+        patches = patches[..., ::-1, :]
+    patches = np.ascontiguousarray(np.rot90(patches, jitter.quarter_turns, axes=(2, 3)), dtype=np.float32)
+    return np.repeat(patches, config.channels // len(layers), axis=1)
 
 
 def _bilinear(image: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:

@@ -70,6 +70,13 @@ def add_parsers(subparsers) -> None:
         "--fov-mm", type=float, default=48.0, help="fixed-fov: side of the patch in mm (default 48)"
     )
     train.add_argument(
+        "--neighbours",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="> 0: three channels, the slices F x diameter below, at and above each input slice (2.5D)",
+    )
+    train.add_argument(
         "--data",
         metavar="CACHE",
         help="train on real LIDC-IDRI prepared by `lidc prepare` (its train patients; val selects) instead "
@@ -137,9 +144,15 @@ def run_train(args: argparse.Namespace) -> int:
         )
         return 2
     torch.manual_seed(args.seed)
-    model, parent = MTMRNet(MTMRNetConfig.compact()), None
     # 3 slices: the CPU inference budget
-    patch = PatchConfig(mode=args.patch_mode, fov_mm=args.fov_mm, max_slices=3)
+    patch = PatchConfig(
+        mode=args.patch_mode,
+        fov_mm=args.fov_mm,
+        max_slices=3,
+        channels=3 if args.neighbours > 0 else 1,
+        neighbour_fraction=args.neighbours,
+    )
+    model, parent = MTMRNet(replace(MTMRNetConfig.compact(), in_channels=patch.channels)), None
     if args.resume:  # continue from its weights, with its preprocessing
         from core.checkpoints import CheckpointError, load_checkpoint
 

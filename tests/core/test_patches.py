@@ -81,3 +81,19 @@ def test_slice_weights_double_the_centre():
     assert slice_weights(5).tolist() == pytest.approx([1 / 6, 1 / 6, 2 / 6, 1 / 6, 1 / 6])
     assert slice_weights(4).tolist() == pytest.approx([1 / 6, 2 / 6, 2 / 6, 1 / 6])
     assert slice_weights(1).tolist() == [1.0]
+
+
+def test_neighbour_channels_hold_the_slices_below_and_above():
+    volume = sphere_volume(6.0)  # 1 mm slices: f = 0.25 of a 12 mm marker is 3 slices
+    single = extract_patches(volume, (0.0, 0.0, 0.0), 12, PatchConfig(max_slices=3))
+    config = PatchConfig(max_slices=3, channels=3, neighbour_fraction=0.25)
+    stacked = extract_patches(volume, (0.0, 0.0, 0.0), 12, config, Jitter(flip_x=True, quarter_turns=1))
+    assert stacked.shape == (3, 3, 64, 64)
+    turned = np.rot90(single[:, 0, :, ::-1], 1, axes=(1, 2))
+    assert np.allclose(stacked[:, 1], turned)  # the middle channel is the slice itself, jittered alike
+    below = extract_patches(volume, (0.0, 0.0, -3.0), 12, PatchConfig(max_slices=3))
+    assert np.allclose(stacked[1, 0], np.rot90(below[1, 0, :, ::-1], 1))  # 3 slices lower
+    # the sphere is narrower 3 mm off its centre: the outer channels of the middle slice show less of it
+    assert (stacked[1, 0] > 0).sum() < (stacked[1, 1] > 0).sum() and np.allclose(stacked[1, 0], stacked[1, 2])
+    with pytest.raises(ValueError, match="neighbour_fraction"):
+        PatchConfig(neighbour_fraction=0.25)  # one channel cannot hold three slices

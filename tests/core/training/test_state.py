@@ -232,3 +232,23 @@ def test_cli_field_of_view_reaches_the_model_card(tmp_path, tiny_cli):
     out = tmp_path / "m.safetensors"
     assert tiny_cli("--out", str(out), "--epochs", "1", "--fov-mm", "32") == 0
     assert read_card(out)["preprocessing"]["fov_mm"] == 32.0
+
+
+def test_cli_neighbour_slices_make_a_three_channel_model(tmp_path, tiny_cli, monkeypatch):
+    from dataclasses import replace
+
+    import numpy as np
+
+    import core.training.data
+    from core.checkpoints import load_checkpoint
+
+    def three(spec, **_):  # the fake data with each slice's neighbours standing in as channels
+        data = TRAIN if spec.split == "train" else VAL
+        assert spec.patch.channels == 3 and spec.patch.neighbour_fraction == 0.25
+        return replace(data, patches=np.repeat(data.patches, 3, axis=1))
+
+    monkeypatch.setattr(core.training.data, "cached_dataset", three)
+    out = tmp_path / "m.safetensors"
+    assert tiny_cli("--out", str(out), "--epochs", "1", "--neighbours", "0.25") == 0
+    model, card = load_checkpoint(out)
+    assert model.config.in_channels == 3 and card["preprocessing"]["neighbour_fraction"] == 0.25
