@@ -48,7 +48,12 @@ class PatchConfig:
         return self.fov_mm if self.mode == "fixed-fov" else self.paper_scale * max(diameter_mm, 3.0)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """As stored in model cards, caches and libraries; ``neighbour_fraction`` only when used, so the
+        digests of everything cut before it existed stay the same."""
+        data = asdict(self)
+        if not self.neighbour_fraction:
+            del data["neighbour_fraction"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> PatchConfig:

@@ -97,3 +97,6 @@ def test_neighbour_channels_hold_the_slices_below_and_above():
     assert (stacked[1, 0] > 0).sum() < (stacked[1, 1] > 0).sum() and np.allclose(stacked[1, 0], stacked[1, 2])
     with pytest.raises(ValueError, match="neighbour_fraction"):
         PatchConfig(neighbour_fraction=0.25)  # one channel cannot hold three slices
+    # stored only when used: libraries and caches cut before the option keep their digests
+    assert "neighbour_fraction" not in PatchConfig().to_dict()
+    assert PatchConfig.from_dict(config.to_dict()) == config
