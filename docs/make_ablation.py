@@ -1,6 +1,10 @@
 """The paper's claim on our data: single-task vs multi-task vs full MTMR, several seeds each.
 
     .venv/bin/python docs/make_ablation.py [--seeds 0 1 2] [--epochs 8] [--variants 1] [--out FILE.md]
+        [--patch-mode fixed-fov|paper] [--neighbours F] [--attribute-weight W]
+
+``--patch-mode paper --neighbours 0.25 --attribute-weight 1.0`` trains with the demo model's inputs
+and attribute weight (attribute heads started at the training means, as ``main.py train`` does).
 
 Every run trains the compact model on phantom renderings of the train split (same data, same
 schedule; only the loss weights differ), selects its epoch on the validation split, and is then
@@ -39,12 +43,21 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--variants", type=int, default=1)
     parser.add_argument("--out", default=str(REPO / "docs" / "ablation.md"))
+    parser.add_argument("--patch-mode", choices=("fixed-fov", "paper"), default="fixed-fov")
+    parser.add_argument("--neighbours", type=float, default=0.0)
+    parser.add_argument("--attribute-weight", type=float, help="default: the paper's 0.4")
     args = parser.parse_args()
+    from dataclasses import replace
+
     import torch
 
+    from core.training.trainer import init_attribute_bias
     from models.mtmr import MTMRNet, MTMRNetConfig
 
-    patch = PatchConfig(max_slices=3)
+    channels = 3 if args.neighbours > 0 else 1
+    patch = PatchConfig(
+        mode=args.patch_mode, max_slices=3, channels=channels, neighbour_fraction=args.neighbours
+    )
     train_data = cached_dataset(DatasetSpec(split="train", variants=args.variants, patch=patch))
     val_data = cached_dataset(DatasetSpec(split="val", variants=0, patch=patch))
     runs = []
@@ -55,11 +68,19 @@ def main() -> int:
                 epochs=args.epochs,
                 step_size=max(args.epochs * 2 // 3, 1),
                 seed=seed,
-                loss=ABLATIONS[variant],
+                loss=ABLATIONS[variant]
+                | (
+                    {"attributes": args.attribute_weight}
+                    if args.attribute_weight and variant != "single-task"
+                    else {}
+                ),
                 patience=args.epochs,
             )
             start = time.perf_counter()
-            done = [e for e in train(config, train_data, val_data, MTMRNet(MTMRNetConfig.compact()))][-1]
+            model = MTMRNet(replace(MTMRNetConfig.compact(), in_channels=channels))
+            if args.attribute_weight:
+                init_attribute_bias(model, train_data)
+            done = [e for e in train(config, train_data, val_data, model)][-1]
             val = done["val"]
             runs.append(
                 {
@@ -81,7 +102,10 @@ def write_table(path: Path, runs: list[dict], args) -> None:
     lines = [
         "# Ablation: does each MTMR-Net loss term help? (LIDC-shaped phantoms)",
         "",
-        f"Compact MTMR-Net (with the marker-diameter input), {args.epochs} epochs, "
+        f"Compact MTMR-Net (with the marker-diameter input), {args.patch_mode} patches"
+        + (f" with neighbour slices at {args.neighbours} x diameter" if args.neighbours else "")
+        + (f", attribute loss weight {args.attribute_weight}" if args.attribute_weight else "")
+        + f", {args.epochs} epochs, "
         f"seeds {', '.join(map(str, args.seeds))}, "
         f"{args.variants} jittered rendering(s) per train nodule; epoch chosen on the validation split and "
         "metrics measured on the validation split (LIDC-IDRI-0701..0850, nodules with mean malignancy "
