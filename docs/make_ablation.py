@@ -111,7 +111,7 @@ def write_table(path: Path, runs: list[dict], args) -> None:
         "metrics measured on the validation split (LIDC-IDRI-0701..0850, nodules with mean malignancy "
         "exactly 3 left out; the same data selects and measures, so absolute values are optimistic, "
         "alike for every variant). Mean +/- standard deviation over seeds. Produced by "
-        "`docs/make_ablation.py`; raw runs in `docs/ablation.json`.",
+        f"`docs/make_ablation.py`; raw runs in `docs/{path.with_suffix('.json').name}`.",
         "",
         "| model | loss | AUC | accuracy | attribute MAE |",
         "|---|---|---|---|---|",
