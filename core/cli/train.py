@@ -152,7 +152,7 @@ def run_train(args: argparse.Namespace) -> int:
         channels=3 if args.neighbours > 0 else 1,
         neighbour_fraction=args.neighbours,
     )
-    model, parent = MTMRNet(replace(MTMRNetConfig.compact(), in_channels=patch.channels)), None
+    model, parent = None, None
     if args.resume:  # continue from its weights, with its preprocessing
         from core.checkpoints import CheckpointError, load_checkpoint
 
@@ -180,6 +180,9 @@ def run_train(args: argparse.Namespace) -> int:
         train_data = cached_dataset(train_spec, progress=_progress("rendering train nodules"))
         val_data = cached_dataset(val_spec, progress=_progress("rendering val nodules"))
         specs = {"train": {"spec": train_spec.key()}, "val": {"spec": val_spec.key()}}
+    if model is None:  # a fresh model takes its input channels from the patches (a cache's, with --data)
+        torch.manual_seed(args.seed)
+        model = MTMRNet(replace(MTMRNetConfig.compact(), in_channels=patch.channels))
     config = TrainConfig(
         epochs=args.epochs,
         step_size=args.step_size,

@@ -153,7 +153,7 @@ def test_train_and_evaluate_on_a_prepared_cache(cache, tmp_path, capsys):
     torch.set_num_threads(1)
     model = tmp_path / "model.safetensors"
     args = ["train", "--data", str(cache), "--epochs", "1", "--batch-size", "8", "--device", "cpu"]
-    assert main([*args, "--out", str(model)]) == 0
+    assert main([*args, "--neighbours", "0.25", "--out", str(model)]) == 0  # the cache's patches rule
     card = read_card(model)
     assert card["preprocessing"] == json.loads(json.dumps(fakes.PATCH.to_dict()))
     assert card["trained_on"].startswith("LIDC-IDRI CT images")
