@@ -7,7 +7,6 @@ view changes are saved half a second after they settle.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -41,18 +40,10 @@ from core.image_io import is_volume_file, load_volume_file
 from core.markers import MarkerError, NoduleMarker, read_markers, write_markers
 from core.model_registry import ModelRegistry
 from core.session import Session, SessionCorrupt, SessionStore
+from core.session_key import session_key
 from core.volume import CTVolume
 
 TITLE = "MTMR Reader (research use, not for clinical decisions)"
-
-
-def session_key(volume: CTVolume) -> tuple[str, str]:
-    """(StudyInstanceUID, SeriesInstanceUID); files without UIDs are keyed by a hash of their path."""
-    meta = volume.metadata
-    if meta.study_uid and meta.series_uid:
-        return meta.study_uid, meta.series_uid
-    digest = hashlib.sha256(str(volume.source or "").encode()).hexdigest()[:24]
-    return f"file-{digest}", f"file-{digest}"
 
 
 class MainWindow(QMainWindow):

@@ -395,12 +395,10 @@ def run(args: argparse.Namespace) -> int:
 def _session_labels(volume: CTVolume, markers, err) -> dict:
     """The reader's confirmed labels of these markers from the series' saved session, if any."""
     from core.session import SessionCorrupt, SessionStore
+    from core.session_key import session_key
 
-    meta = volume.metadata
-    if not (meta.study_uid and meta.series_uid):
-        return {}
     try:
-        session = SessionStore().load(meta.study_uid, meta.series_uid)
+        session = SessionStore().load(*session_key(volume))
     except SessionCorrupt as exc:
         print(f"note: reader labels not used: {exc}", file=err)
         return {}
