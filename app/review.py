@@ -18,7 +18,7 @@ from app.workers import FunctionWorker
 from core.inference import NoduleResult
 from core.labels import NoduleLabel
 from core.location import LungMap
-from core.lungrads import LungRads, lung_rads
+from core.lungrads import LungRads, nodule_category
 from core.models_store import default_model_path
 from core.volume import CTVolume
 
@@ -115,16 +115,10 @@ class Review(QObject):
             return ""
 
     def rads(self, marker, result: NoduleResult | None) -> LungRads | None:
-        if result is None:
-            return None
-        attributes = dict(result.attributes)
         label = self.labels.get(marker.id)
-        if label is not None:
-            attributes.update(label.attributes)  # the reader's texture, calcification, spiculation win
-        try:
-            return lung_rads(marker.diameter_mm, attributes)
-        except ValueError:
-            return None
+        return nodule_category(
+            marker.diameter_mm, result.attributes if result else None, label.attributes if label else None
+        )
 
     def _row_selected(self, marker_id: str) -> None:
         self.markers.select(marker_id)

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from core.lungrads import CATEGORIES, lung_rads
+from core.lungrads import CATEGORIES, nodule_category, study_category
 from core.session import Session, SessionCorrupt, SessionStore
 
 COLUMNS = ["Study", "Nodules", "Top malignancy", "Lung-RADS", "Reader-confirmed", "Saved"]
@@ -38,13 +38,14 @@ def summarise(session: Session) -> dict:
     markers = {m.id: m for m in session.markers}
     results = {k: r for k, r in session.results.items() if k in markers}
     top = max(results.values(), key=lambda r: r.get("malignancy_probability", 0.0), default=None)
-    categories = []
-    for marker_id, result in results.items():
-        try:
-            categories.append(lung_rads(markers[marker_id].diameter_mm, result["attributes"]))
-        except (KeyError, TypeError, ValueError):
-            continue
-    worst = max(categories, key=lambda c: CATEGORIES.index(c.category), default=None)
+    worst = study_category(
+        nodule_category(
+            markers[marker_id].diameter_mm,
+            result.get("attributes") if isinstance(result, dict) else None,
+            label.attributes if (label := session.labels.get(marker_id)) else None,
+        )
+        for marker_id, result in results.items()
+    )
     top_id = None
     if top is not None:
         top_id = next(k for k, r in results.items() if r is top)

@@ -72,6 +72,10 @@ class LungRads:
         return f"Lung-RADS {self.category}: {self.rule}. Follow-up: {self.follow_up}. {self.basis}"
 
 
+_ASSESSED = ("texture", "calcification", "spiculation")
+_TEXTURE_BASIS = {"model": "the model's texture guess", "reader": "the reader's texture rating"}
+
+
 def texture_class(texture_score: float) -> str:
     """``"ground glass"``, ``"part-solid"`` or ``"solid"`` from an LIDC texture score (1..5)."""
     low, high = TEXTURE_CUTOFFS
@@ -85,13 +89,36 @@ def solid_fraction(texture_score: float) -> float:
     return min(max((texture_score - 1.0) / 4.0, 0.0), 1.0)
 
 
-def lung_rads(diameter_mm: float, attributes: Mapping[str, float]) -> LungRads:
+def nodule_category(
+    diameter_mm: float,
+    model_attributes: Mapping[str, float] | None,
+    reader_attributes: Mapping[str, float] | None = None,
+) -> LungRads | None:
+    """A nodule's category as every view shows it (review, worklist, ``batch``, SR/PDF/CSV/JSON).
+
+    The reader's confirmed ratings win over the model's (texture, calcification, spiculation), and
+    ``basis`` and ``rule`` say whose each one is. ``None`` when there is no model result yet or the
+    ratings cannot be assessed (a rating missing or off its scale; ``lung_rads`` says why).
+    """
+    if model_attributes is None:
+        return None
+    reader = dict(reader_attributes or {})
+    try:
+        return lung_rads(diameter_mm, dict(model_attributes) | reader, from_reader=frozenset(reader))
+    except (ValueError, TypeError):
+        return None
+
+
+def lung_rads(
+    diameter_mm: float, attributes: Mapping[str, float], from_reader: frozenset[str] = frozenset()
+) -> LungRads:
     """Lung-RADS v2022 category at baseline from the marker diameter and the predicted LIDC attributes.
 
     ``attributes`` must hold ``texture``; ``calcification`` and ``spiculation`` are used when present
     (without them benign calcification and the 4X raise are not assessed, and ``rule`` says so).
     Raises ``ValueError`` on a diameter that is not a positive finite number, or on a missing,
-    non-finite or out-of-scale rating.
+    non-finite or out-of-scale rating. ``from_reader`` names the ratings a reader gave (the rule and
+    basis then say "reader", not "model").
     """
     diameter = _diameter(diameter_mm)
     if not isinstance(attributes, Mapping):
@@ -102,6 +129,7 @@ def lung_rads(diameter_mm: float, attributes: Mapping[str, float]) -> LungRads:
     calcification = _rating(attributes, "calcification") if "calcification" in attributes else None
     spiculation = _rating(attributes, "spiculation") if "spiculation" in attributes else None
     texture = texture_class(texture_score)
+    whose = {name: "reader" if name in from_reader else "model" for name in _ASSESSED}
     inputs: dict[str, Any] = {
         "diameter_mm": diameter,
         "texture_score": texture_score,
@@ -110,13 +138,13 @@ def lung_rads(diameter_mm: float, attributes: Mapping[str, float]) -> LungRads:
         "spiculation_score": spiculation,
     }
     basis = (
-        f"Basis: the model's texture guess (texture {texture_score:.2f} -> {texture}) and the marker "
-        f"diameter ({diameter:.1f} mm), baseline screening rows only; {NOTICE}."
+        f"Basis: {_TEXTURE_BASIS[whose['texture']]} (texture {texture_score:.2f} -> {texture}) and the "
+        f"marker diameter ({diameter:.1f} mm), baseline screening rows only; {NOTICE}."
     )
 
     if calcification is not None and calcification <= BENIGN_CALCIFICATION_MAX:
         rule = (
-            f"benign calcification (model calcification {calcification:.2f} <= "
+            f"benign calcification ({whose['calcification']} calcification {calcification:.2f} <= "
             f"{BENIGN_CALCIFICATION_MAX}: a benign pattern; {texture} {diameter:.1f} mm)"
         )
         return LungRads("1", rule, FOLLOW_UP["1"], texture, inputs, basis)
@@ -127,7 +155,7 @@ def lung_rads(diameter_mm: float, attributes: Mapping[str, float]) -> LungRads:
     elif spiculation is not None and category in ("3", "4A", "4B") and spiculation >= SPICULATION_4X:
         rule += (
             f"; category {category} raised to 4X, suspicious feature: spiculation "
-            f"(model spiculation {spiculation:.2f} >= {SPICULATION_4X})"
+            f"({whose['spiculation']} spiculation {spiculation:.2f} >= {SPICULATION_4X})"
         )
         category = "4X"
     if calcification is None:
@@ -169,6 +197,7 @@ def _table_row(diameter: float, texture: str, texture_score: float, inputs: dict
 
 def study_category(results: Iterable[Any]) -> LungRads | None:
     """The highest category of a study (1 < 2 < 3 < 4A < 4B < 4X), or ``None`` without nodules.
+    ``None`` items (nodules not assessed) are passed over.
 
     Each item is a ``LungRads``, or a ``(diameter_mm, attributes)`` pair where ``attributes`` is a
     mapping of LIDC ratings or anything with an ``attributes`` mapping (an inference ``NoduleResult``).
@@ -176,6 +205,8 @@ def study_category(results: Iterable[Any]) -> LungRads | None:
     """
     best: LungRads | None = None
     for item in results:
+        if item is None:
+            continue
         if not isinstance(item, LungRads):
             if not isinstance(item, (tuple, list)) or len(item) != 2:
                 raise ValueError(

@@ -366,7 +366,7 @@ def analyse(job: Job, predictor, study_number: int) -> list[dict]:
     """Load the series, check the markers lie inside it, predict once, and build its rows."""
     from core.dicom.series import load_series
     from core.location import LungMap
-    from core.lungrads import lung_rads
+    from core.lungrads import nodule_category
     from core.markers import check_inside
 
     volume = load_series(job.series.files)
@@ -380,12 +380,9 @@ def analyse(job: Job, predictor, study_number: int) -> list[dict]:
     card = predictor.card
     rows = []
     for marker, result in zip(job.markers, results, strict=True):
-        try:
-            category = lung_rads(marker.diameter_mm, result.attributes)
-            rads, rule = category.category, category.rule
-        except ValueError as exc:
-            rads, rule = "", f"not assessed: {exc}"
         label = job.labels.get(marker.id)
+        category = nodule_category(marker.diameter_mm, result.attributes, label.attributes if label else None)
+        rads, rule = (category.category, category.rule) if category else ("", "not assessed")
         x, y, z = marker.centre_mm
         rows.append(
             {

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 
 from core.inference import NoduleResult
 from core.labels import NoduleLabel
-from core.lungrads import LungRads, lung_rads
+from core.lungrads import LungRads, nodule_category, study_category
 from core.markers import NoduleMarker
 from core.volume import CTVolume
 
@@ -104,13 +104,9 @@ def build_report(
     nodules = []
     for marker in markers:
         result, label = results.get(marker.id), labels.get(marker.id)
-        rads = None
-        if result is not None:
-            attributes = dict(result.attributes) | (dict(label.attributes) if label else {})
-            try:
-                rads = lung_rads(marker.diameter_mm, attributes)
-            except ValueError:
-                rads = None
+        rads = nodule_category(
+            marker.diameter_mm, result.attributes if result else None, label.attributes if label else None
+        )
         z = volume.mm_to_voxel(marker.centre_mm)[2]
         nodules.append(
             NoduleReport(
@@ -126,10 +122,7 @@ def build_report(
         )
     nodules.sort(key=lambda n: (n.result is None, -(n.result.malignancy if n.result else 0.0), n.marker.name))
     nodules = [replace(n, rank=i if n.result else 0) for i, n in enumerate(nodules, start=1)]
-    categories = [n.lung_rads for n in nodules if n.lung_rads is not None]
-    from core.lungrads import CATEGORIES
-
-    worst = max(categories, key=lambda c: CATEGORIES.index(c.category), default=None)
+    worst = study_category(n.lung_rads for n in nodules)
     return StudyReport(
         patient={
             "name": meta.patient_name,

@@ -205,3 +205,15 @@ def test_fleischner_refuses_nonsense():
         fleischner(7.0, "subsolid")
     with pytest.raises(ValueError, match="diameter"):
         fleischner(math.nan, "solid")
+
+
+def test_nodule_category_lets_the_reader_win_and_says_so():
+    from core.lungrads import nodule_category
+
+    model = {"texture": 5.0, "calcification": 6.0, "spiculation": 1.0}
+    assert nodule_category(10.0, model).category == "4A"
+    assert "model's texture guess" in nodule_category(10.0, model).basis
+    reader = nodule_category(10.0, model, {"texture": 1.0})
+    assert reader.category == "2" and "reader's texture rating" in reader.basis
+    assert nodule_category(10.0, None, {"texture": 1.0}) is None  # not analysed yet
+    assert nodule_category(10.0, {"texture": 9.0}) is None  # off the scale: not assessed
