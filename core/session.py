@@ -35,6 +35,7 @@ from core.paths import user_dir
 
 SCHEMA = "mtmr-reader/session/1"
 _SUFFIX = ".json"
+MAX_DEPTH = 16  # the free-form parts (view, results) are shallow; deeper means a damaged file
 
 
 @dataclass
@@ -83,9 +84,13 @@ class Session:
             raise ValueError("labels is not an object")
         if not isinstance(view, dict):
             raise ValueError("view is not an object")
+        if _depth(view) > MAX_DEPTH:
+            raise ValueError(f"view is nested more than {MAX_DEPTH} levels deep")
         results, source = data.get("results", {}), data.get("source", "")
         if not isinstance(results, dict) or not all(isinstance(r, dict) for r in results.values()):
             raise ValueError("results is not an object of objects")
+        if _depth(results) > MAX_DEPTH:
+            raise ValueError(f"results are nested more than {MAX_DEPTH} levels deep")
         if not isinstance(source, str):
             raise ValueError("source is not a string")
         saved_at = data.get("saved_at", "")
@@ -220,6 +225,8 @@ def _parse(data: bytes) -> Session:
         document = json.loads(data.decode("utf-8"), parse_constant=_refuse_constant)
     except UnicodeDecodeError as exc:
         raise ValueError("not UTF-8 text") from exc
+    except RecursionError as exc:  # a hand-edited or corrupted file: never let it break a worklist
+        raise ValueError("nested too deeply to be a session") from exc
     except json.JSONDecodeError as exc:
         if not data.strip():
             raise ValueError("the file is empty") from exc
@@ -229,3 +236,16 @@ def _parse(data: bytes) -> Session:
 
 def _refuse_constant(name: str):
     raise ValueError(f"{name} is not a valid JSON number")
+
+
+def _depth(value) -> int:
+    """How deeply lists and objects nest in ``value`` (counted without recursion)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, Mapping | list):
+            deepest = max(deepest, level)
+            stack.extend(
+                (child, level + 1) for child in (item.values() if isinstance(item, Mapping) else item)
+            )
+    return deepest
