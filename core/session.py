@@ -7,6 +7,13 @@ deleted: it is moved aside to ``<name>.corrupt-<UTC time>`` and reported (Sessio
 reader can be told and the file recovered by hand. Sessions hold UIDs only, never a patient's name
 or ID.
 
+One writer per series: a window showing a series ``claim``s it (an advisory lock, ``core.filelock``,
+held until ``release`` or until its process ends, however it ends); a second window or process that
+shows the same series cannot claim it, opens it read-only and is refused by ``save`` (``SessionBusy``)
+instead of overwriting the first one's markers with its own stale copy. A write without a claim
+takes the lock just for that write. Temporary files of writers that died are removed when a store
+is opened, never those of a live writer.
+
 File format::
 
     {
@@ -20,6 +27,7 @@ File format::
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -29,12 +37,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.atomic import atomic_write_text
+from core.filelock import FileLock
 from core.labels import NoduleLabel
 from core.markers import MarkerSet, NoduleMarker
 from core.paths import user_dir
 
 SCHEMA = "mtmr-reader/session/1"
 _SUFFIX = ".json"
+SAVE_WAIT_S = 1.0  # an unclaimed save waits this long for another writer's save to end
 MAX_DEPTH = 16  # the free-form parts (view, results) are shallow; deeper means a damaged file
 
 
@@ -125,6 +135,17 @@ class SessionCorrupt(Exception):
         super().__init__(f"{path}: the saved session cannot be used ({reason}); {where}")
 
 
+class SessionBusy(Exception):
+    """Another window or process has claimed the series: this copy is read-only, nothing was written."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        super().__init__(
+            f"{path}: the session is open for editing in another MTMR Reader window or process; "
+            "this copy is read-only and was not saved"
+        )
+
+
 @dataclass(frozen=True)
 class SessionSummary:
     """One stored session, for a worklist."""
@@ -142,6 +163,8 @@ class SessionStore:
 
     def __init__(self, root: Path | None = None) -> None:
         self.root = Path(root) if root is not None else user_dir("sessions")
+        self._claims: dict[str, FileLock] = {}  # file name -> the lock this store holds
+        self.remove_leftovers()
 
     def path_for(self, study_uid: str, series_uid: str) -> Path:
         digest = hashlib.sha256(f"{study_uid}\n{series_uid}".encode()).hexdigest()[:32]
@@ -172,17 +195,72 @@ class SessionStore:
         text = json.dumps(document, indent=2, allow_nan=False) + "\n"  # before any file is touched
         path = self.path_for(session.study_uid, session.series_uid)
         self.root.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, text)
+        with self._writing(path):
+            atomic_write_text(path, text)
         session.saved_at = saved_at
         return path
 
     def delete(self, study_uid: str, series_uid: str) -> bool:
-        """Remove a saved session; False when there was none."""
-        try:
-            self.path_for(study_uid, series_uid).unlink()
-        except FileNotFoundError:
+        """Remove a saved session; False when there was none. ``SessionBusy`` when claimed elsewhere."""
+        path = self.path_for(study_uid, series_uid)
+        if not path.exists():
             return False
+        with self._writing(path):
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                return False
         return True
+
+    # -- one writer per series ------------------------------------------------------------------------
+
+    def claim(self, study_uid: str, series_uid: str) -> bool:
+        """Become the only writer of this series' session until ``release``; False when another window
+        or process is (then show it read-only)."""
+        path = self.path_for(study_uid, series_uid)
+        if path.name in self._claims:
+            return True
+        self.root.mkdir(parents=True, exist_ok=True)
+        lock = _lock_for(path)
+        if not lock.acquire():
+            return False
+        self._claims[path.name] = lock
+        return True
+
+    def release(self, study_uid: str, series_uid: str) -> None:
+        lock = self._claims.pop(self.path_for(study_uid, series_uid).name, None)
+        if lock is not None:
+            lock.release(remove=True)
+
+    @contextlib.contextmanager
+    def _writing(self, path: Path):
+        if path.name in self._claims:
+            yield
+            return
+        lock = _lock_for(path)
+        if not lock.acquire(SAVE_WAIT_S):
+            raise SessionBusy(path)
+        try:
+            yield
+        finally:
+            lock.release(remove=True)
+
+    def remove_leftovers(self) -> None:
+        """Remove the temporary and lock files of writers that died (``kill -9``, power loss): a file
+        goes only when its session's lock can be taken, so a live writer's file stays."""
+        if not self.root.is_dir():
+            return
+        for path in [*self.root.glob(".*.tmp"), *self.root.glob(f".*{_SUFFIX}.lock")]:
+            target = self.root / path.name[1:].split(_SUFFIX, 1)[0]
+            target = target.with_name(target.name + _SUFFIX)
+            if target.name in self._claims:
+                continue
+            lock = _lock_for(target)
+            if lock.acquire():
+                with contextlib.suppress(OSError):
+                    if path != lock.path:
+                        path.unlink()
+                lock.release(remove=True)
 
     def summaries(self) -> list[SessionSummary]:
         """Every readable stored session, most recently saved first; unreadable files are skipped."""
@@ -218,6 +296,10 @@ class SessionStore:
         except OSError:
             return SessionCorrupt(path, reason, None)
         return SessionCorrupt(path, reason, aside)
+
+
+def _lock_for(path: Path) -> FileLock:
+    return FileLock(path.with_name(f".{path.name}.lock"))
 
 
 def _parse(data: bytes) -> Session:

@@ -322,8 +322,12 @@ def test_sessions_survive_sigkill_at_any_moment(tmp_path):
         assert len(loaded.labels) == view["labelled"] and len(view["pad"]) == 100_000 * (generation % 4)
         last = generation
     left = [name for name in files(tmp_path) if name != store.path_for("1.2.3", "4.5.6").name]
-    assert all(name.startswith(".") and name.endswith(".tmp") for name in left), left  # no .corrupt-*
+    assert all(name.startswith(".") and name.endswith((".tmp", ".lock")) for name in left), (
+        left
+    )  # no .corrupt-*
     assert last >= kills
+    SessionStore(tmp_path)  # the next start-up removes what the killed writer left behind
+    assert files(tmp_path) == [store.path_for("1.2.3", "4.5.6").name]
 
 
 def test_results_and_source_round_trip_and_bad_ones_are_refused(tmp_path):
