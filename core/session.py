@@ -220,10 +220,13 @@ class SessionStore:
         path = self.path_for(study_uid, series_uid)
         if path.name in self._claims:
             return True
-        self.root.mkdir(parents=True, exist_ok=True)
         lock = _lock_for(path)
-        if not lock.acquire():
-            return False
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            if not lock.acquire():
+                return False
+        except OSError:  # a folder that cannot be written: not "busy"; saving will say what is wrong
+            return True
         self._claims[path.name] = lock
         return True
 
