@@ -236,3 +236,19 @@ def test_without_fcntl_every_lock_is_granted_as_before(tmp_path, monkeypatch):
     first.release(remove=True)
     second.release()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_runs_in_one_folder_get_their_own_state_and_only_dead_ones_are_removed(tmp_path):
+    from core.training.state import claim_run, remove_abandoned
+
+    live, dead = claim_run(tmp_path, "run"), claim_run(tmp_path, "run")
+    assert (live.state.name, dead.state.name) == ("run.state.safetensors", "run-2.state.safetensors")
+    for files in (live, dead):
+        files.state.write_bytes(b"state")
+    dead.lock.release()  # its process died
+    resumed = claim_run(tmp_path, "run", continuing=True)
+    assert resumed.state == dead.state  # the dead run's, never the live one's
+    assert claim_run(tmp_path, "run", continuing=True) is None  # nothing else to continue
+    resumed.lock.release()
+    remove_abandoned(tmp_path, "run")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".run.lock", "run.state.safetensors"]
