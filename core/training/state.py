@@ -79,6 +79,7 @@ def claim_run(
     the process ends: ``stem.*``, or ``stem-2.*``, ``stem-3.*``... while live runs hold the earlier
     ones, so two runs never share (or resume) one state. ``continuing``: the first files left by a run
     that died (its state is there, nobody holds it). None when there are none (or ``slots`` are busy).
+    A half-written state of a killed run in the files claimed is removed.
     """
     if not continuing:
         Path(folder).mkdir(parents=True, exist_ok=True)
@@ -87,6 +88,8 @@ def claim_run(
         if continuing and not files.state.is_file():
             continue
         if files.lock.acquire():
+            for tmp in Path(folder).glob(f".{files.state.name}.*.tmp"):  # a save cut off by a kill
+                tmp.unlink(missing_ok=True)
             return files
     return None
 

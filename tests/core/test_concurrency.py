@@ -245,10 +245,16 @@ def test_runs_in_one_folder_get_their_own_state_and_only_dead_ones_are_removed(t
     assert (live.state.name, dead.state.name) == ("run.state.safetensors", "run-2.state.safetensors")
     for files in (live, dead):
         files.state.write_bytes(b"state")
-    dead.lock.release()  # its process died
+    dead.lock.release()  # its process died, in the middle of a save
+    (tmp_path / ".run-2.state.safetensors.999.tmp").write_bytes(b"half")
+    (tmp_path / ".run.state.safetensors.998.tmp").write_bytes(b"being written")
     resumed = claim_run(tmp_path, "run", continuing=True)
     assert resumed.state == dead.state  # the dead run's, never the live one's
     assert claim_run(tmp_path, "run", continuing=True) is None  # nothing else to continue
     resumed.lock.release()
     remove_abandoned(tmp_path, "run")
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".run.lock", "run.state.safetensors"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".run.lock",
+        ".run.state.safetensors.998.tmp",  # the live run's save
+        "run.state.safetensors",
+    ]
