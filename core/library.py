@@ -303,8 +303,11 @@ class Library:
                 recover(self)
                 return
             lock = FileLock(self.root / _LOCK)
-            if not lock.acquire():
-                return  # another process is writing: its journal is live, not a leftover
+            try:
+                if not lock.acquire():
+                    return  # another process is writing: its journal is live, not a leftover
+            except OSError:  # a library that cannot be written here (read-only): nothing to undo
+                return
             try:
                 recover(self)
                 remove_leftovers(self)

@@ -259,10 +259,17 @@ class SessionStore:
             if target.name in self._claims:
                 continue
             lock = _lock_for(target)
-            if lock.acquire():
-                with contextlib.suppress(OSError):
-                    if path != lock.path:
-                        path.unlink()
+            try:
+                if not lock.acquire():
+                    continue  # its writer lives
+            except OSError:  # a read-only folder: its leftovers stay
+                continue
+            try:
+                if path != lock.path:
+                    path.unlink(missing_ok=True)
+            except OSError:
+                pass
+            finally:
                 lock.release(remove=True)
 
     def summaries(self) -> list[SessionSummary]:

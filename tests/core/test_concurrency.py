@@ -258,3 +258,24 @@ def test_runs_in_one_folder_get_their_own_state_and_only_dead_ones_are_removed(t
         ".run.state.safetensors.998.tmp",  # the live run's save
         "run.state.safetensors",
     ]
+
+
+def test_a_library_or_sessions_folder_that_cannot_be_locked_can_still_be_read(
+    library_and_export, monkeypatch
+):
+    import core.filelock
+
+    root, _ = library_and_export
+    count = len(Library(root).entries())
+    (root / "entries" / ".x.npz.1.ab.tmp").write_bytes(b"x")
+    SessionStore(root.parent / "sessions").save(Session(STUDY, SERIES))
+    (root.parent / "sessions" / ".x.json.1.ab.tmp").write_bytes(b"x")
+
+    def read_only(self, timeout=0.0):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(core.filelock.FileLock, "acquire", read_only)
+    assert len(Library(root).entries()) == count  # opened and read; nothing removed without the lock
+    assert (root / "entries" / ".x.npz.1.ab.tmp").exists()
+    assert SessionStore(root.parent / "sessions").load(STUDY, SERIES) is not None
+    assert (root.parent / "sessions" / ".x.json.1.ab.tmp").exists()
