@@ -2,7 +2,9 @@
 
 Loading runs in a background worker (progress and cancel in the status bar). Once a series is shown,
 its session (markers, view state) is restored, and every marker change is saved at once, atomically;
-view changes are saved half a second after they settle.
+view changes are saved half a second after they settle. A window claims the series it shows
+(``SessionStore.claim``): the same series opened in a second window or process is read-only, says so
+in a banner, and saves nothing, so neither copy overwrites the other's markers.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QScrollArea,
+    QVBoxLayout,
+    QWidget,
 )
 
 from app.help_overlay import HelpOverlay
@@ -39,11 +43,12 @@ from core.dicom.series import load_series
 from core.image_io import is_volume_file, load_volume_file
 from core.markers import MarkerError, NoduleMarker, read_markers, write_markers
 from core.model_registry import ModelRegistry
-from core.session import Session, SessionCorrupt, SessionStore
+from core.session import Session, SessionBusy, SessionCorrupt, SessionStore
 from core.session_key import session_key
 from core.volume import CTVolume
 
 TITLE = "MTMR Reader (research use, not for clinical decisions)"
+READ_ONLY = "Read-only: this series is open in another MTMR Reader window; changes made here are not saved."
 
 
 class MainWindow(QMainWindow):
@@ -56,6 +61,7 @@ class MainWindow(QMainWindow):
         self.sessions = SessionStore()
         self.volume: CTVolume | None = None
         self.key: tuple[str, str] | None = None
+        self.read_only = False  # the series is claimed by another window or process
         self.source = ""  # the path the shown study was opened from (kept with its session)
         self._opening = ""  # the path being opened, until its volume is shown
         self.analyse_on_open = False  # python main.py --analyze
@@ -67,7 +73,14 @@ class MainWindow(QMainWindow):
 
         self.markers = MarkerStore(self)
         self.workspace = Workspace(self.markers, self.settings.presets())
-        self.setCentralWidget(self.workspace)
+        self.banner = QLabel(READ_ONLY, wordWrap=True, visible=False)  # shown while read-only
+        self.banner.setStyleSheet("background: #f6d365; color: #000; padding: 4px;")
+        central = QWidget()
+        column = QVBoxLayout(central)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(self.banner)
+        column.addWidget(self.workspace)
+        self.setCentralWidget(central)
         self.help = HelpOverlay(self.workspace, self.settings)
         self.tree = StudyBrowser()
         self.tree.series_chosen.connect(self.load)
@@ -337,9 +350,13 @@ class MainWindow(QMainWindow):
 
     def _show_volume(self, volume: CTVolume) -> None:
         self.save_session()  # the study being left, with its own source
+        if self.key is not None:
+            self.sessions.release(*self.key)
         self.volume = volume
         self.source = self._opening
         self.key = session_key(volume)
+        self.read_only = not self.sessions.claim(*self.key)
+        self.banner.setVisible(self.read_only)
         session = self._restore_session(volume)
         self.review.set_study(
             volume, dict(session.labels) if session else {}, session.results if session else {}, self.key
@@ -382,7 +399,7 @@ class MainWindow(QMainWindow):
 
     # -- the session -------------------------------------------------------------------------------------
     def save_session(self) -> None:
-        if self.volume is None or self.key is None:
+        if self.volume is None or self.key is None or self.read_only:
             return
         self._save_view.stop()
         session = Session(
@@ -396,7 +413,7 @@ class MainWindow(QMainWindow):
         )
         try:
             self.sessions.save(session)
-        except OSError as exc:
+        except (OSError, SessionBusy) as exc:
             self.statusBar().showMessage(f"Could not save the session: {exc}")
 
     def import_markers(self) -> None:
@@ -459,6 +476,8 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:
         self.save_session()
+        if self.key is not None:
+            self.sessions.release(*self.key)
         self.cancel()
         super().closeEvent(event)
 

@@ -34,6 +34,7 @@ from app.training_worker import TrainingWorker
 from core.finetune import FinetuneOptions, keep, run_finetune
 from core.library import Library
 from core.model_registry import ModelRegistry
+from core.training.state import RunFiles, claim_run, remove_abandoned
 
 LOSS_PARTS = ("total", "classification", "ranking", "attributes")
 COLOURS = {"total": "k", "classification": "b", "ranking": "m", "attributes": "g"}
@@ -46,6 +47,9 @@ ROWS = [
 ]
 
 
+STEM = "finetune-dialog"  # the dialog's runs keep their state in finetune-dialog[-N].state.safetensors
+
+
 class TrainerDialog(QDialog):
     model_changed = Signal(object)  # the Version activated
 
@@ -53,7 +57,8 @@ class TrainerDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Fine-tune the model on your confirmed nodules")
         self.registry, self.library = registry, library
-        self.state_path = state_folder / "finetune-dialog.state.safetensors"
+        self.state_folder = state_folder
+        self.run: RunFiles | None = None  # this dialog's own state file while a run needs it
         self.worker: TrainingWorker | None = None
         self.finished: dict | None = None
         self.epochs: list[dict] = []
@@ -189,10 +194,16 @@ class TrainerDialog(QDialog):
         for curve in (*self.loss_curves.values(), self.auc_curve, self.mae_curve):
             curve.setData([], [])
         options = self.options()
-        self.state_path.unlink(missing_ok=True)  # a new run; an old unfinished one is abandoned
+        self._end_run()
+        remove_abandoned(self.state_folder, STEM)  # runs of windows that closed or died are not continued
+        self.run = claim_run(self.state_folder, STEM)  # its own: another window's run is never resumed
+        if self.run is None:
+            self.status.setText(f"Too many fine-tune runs at once in {self.state_folder}.")
+            return
+        state_path = self.run.state
         self.worker = TrainingWorker(
             lambda cancelled: run_finetune(
-                self.registry, self.library, options, state_path=self.state_path, cancelled=cancelled
+                self.registry, self.library, options, state_path=state_path, cancelled=cancelled
             )
         )
         self.worker.event.connect(self._event)
@@ -283,7 +294,9 @@ class TrainerDialog(QDialog):
             else:
                 self.status.setText(f"Kept as {version.label}; the active model is unchanged.")
         self.finished = None
-        self.state_path.unlink(missing_ok=True)
+        if self.run is not None:
+            self.run.state.unlink(missing_ok=True)
+        self._end_run()
         for button in (self.activate_button, self.keep_button, self.discard_button):
             button.setEnabled(False)
 
@@ -298,6 +311,12 @@ class TrainerDialog(QDialog):
         self._running(False)
         if self.finished is None:
             self.progress.setRange(0, 1)
+            self._end_run()  # failed or cancelled: its state is abandoned, removed at the next start
+
+    def _end_run(self) -> None:
+        if self.run is not None:
+            self.run.release()
+            self.run = None
             self.progress.setValue(0)
 
     def _device(self) -> str:

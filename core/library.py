@@ -18,6 +18,12 @@ full disk leaves the previous entry or the new one, never half of one. An import
 file first and commits them under a journal (``import.journal.json``): a failure in the middle rolls
 back at once, and a power cut in the middle is rolled back the next time the library is opened (export
 and import: ``core.library_transfer``). There is no index to go stale: the entry files are the library.
+
+Every write (add, remove, import) holds the library's lock (``library.lock``, ``core.filelock``) for
+its whole length, so writers in several processes take turns: a second one waits up to
+``BUSY_WAIT_S`` and is then refused with "the library is busy". Opening a library rolls back an import
+and removes temporary files only when it can take that lock, that is, only when their writer is dead,
+never under a live import.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import datetime as _dt
 import hashlib
 import io
 import json
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -35,6 +42,7 @@ from typing import NamedTuple
 import numpy as np
 
 from core.atomic import atomic_write_bytes
+from core.filelock import FileLock
 from core.labels import LabelError, LabelledNodule
 from core.patches import PatchConfig
 from core.paths import user_dir
@@ -46,6 +54,8 @@ ENTRY_SCHEMA = "mtmr-reader/library-entry/1"
 EXPORT_SCHEMA = "mtmr-reader/library-export/1"
 _SUFFIX = ".npz"
 _ARRAYS = ("record", "patches", "nodule_index", "variant", "thumbnail")
+_LOCK = "library.lock"
+BUSY_WAIT_S = 10.0  # how long a writer waits for another process's import before "busy"
 
 
 class LibraryError(Exception):
@@ -102,10 +112,14 @@ class ImportResult(NamedTuple):
 class Library:
     """The reader's labelled nodules under ``root`` (default ``user_dir("labels")``)."""
 
-    def __init__(self, root: str | Path | None = None) -> None:
+    def __init__(self, root: str | Path | None = None, busy_wait_s: float = BUSY_WAIT_S) -> None:
         self.root = Path(root) if root is not None else user_dir("labels")
         self.folder = self.root / "entries"
         self.folder.mkdir(parents=True, exist_ok=True)
+        self.busy_wait_s = busy_wait_s
+        self._threads = threading.RLock()  # the threads of this process, one writer at a time
+        self._lock: FileLock | None = None  # held while this object writes
+        self._depth = 0
         self._recover()
 
     # -- reading ----------------------------------------------------------------------------------
@@ -172,19 +186,44 @@ class Library:
         path = self.path_for(ident)
         now = _now()
         added_at = now
-        with contextlib.suppress(LibraryError, OSError):  # a damaged old entry is simply replaced
-            if path.is_file():
-                added_at = _read_entry(path, path.read_bytes()).added_at
-        blob = _entry_bytes(ident, nodule, data, patch, added_at, now)
-        atomic_write_bytes(path, blob)
+        with self.writing():
+            with contextlib.suppress(LibraryError, OSError):  # a damaged old entry is simply replaced
+                if path.is_file():
+                    added_at = _read_entry(path, path.read_bytes()).added_at
+            blob = _entry_bytes(ident, nodule, data, patch, added_at, now)
+            atomic_write_bytes(path, blob)
         return _read_entry(path, blob)
 
     def remove(self, entry_id_: str) -> None:
         """Delete one entry (a single unlink: it is gone or it is still there)."""
         path = self.path_for(entry_id_)
-        if not path.is_file():
-            raise LibraryError(f"no library entry {entry_id_}")
-        path.unlink()
+        with self.writing():
+            if not path.is_file():
+                raise LibraryError(f"no library entry {entry_id_}")
+            path.unlink()
+
+    @contextlib.contextmanager
+    def writing(self):
+        """Hold the library's lock (re-entrant in this object): ``LibraryError`` when another process
+        kept it for ``busy_wait_s`` seconds."""
+        with self._threads:
+            if self._depth == 0:
+                lock = FileLock(self.root / _LOCK)
+                if not lock.acquire(self.busy_wait_s):
+                    raise LibraryError(
+                        "the library is busy: another MTMR Reader process is writing to it (an import?); "
+                        "try again when it has finished",
+                        self.root,
+                    )
+                self._lock = lock
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+                if self._depth == 0:
+                    self._lock.release(remove=True)
+                    self._lock = None
 
     # -- training data ----------------------------------------------------------------------------
 
@@ -255,10 +294,25 @@ class Library:
         return import_(self, path)
 
     def _recover(self) -> None:
-        """Roll back an import that stopped half-way (its journal is still there)."""
-        from core.library_transfer import recover
+        """Roll back an import that stopped half-way (its journal is still there) and remove the
+        temporary files of dead writers; a live writer's import and files are left alone."""
+        from core.library_transfer import recover, remove_leftovers
 
-        recover(self)
+        with self._threads:
+            if self._depth:  # this object's own import failed: it holds the lock already
+                recover(self)
+                return
+            lock = FileLock(self.root / _LOCK)
+            try:
+                if not lock.acquire():
+                    return  # another process is writing: its journal is live, not a leftover
+            except OSError:  # a library that cannot be written here (read-only): nothing to undo
+                return
+            try:
+                recover(self)
+                remove_leftovers(self)
+            finally:
+                lock.release(remove=True)
 
 
 # -- entry files -------------------------------------------------------------------------------------

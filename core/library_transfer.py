@@ -68,6 +68,11 @@ def import_(library: Library, path: str | Path) -> ImportResult:
     """
     path = Path(path)
     incoming = _read_export(path)
+    with library.writing():  # the plan and its commit see the same library: no other writer between
+        return _merge(library, incoming)
+
+
+def _merge(library: Library, incoming: list[tuple[str, bytes, Entry]]) -> ImportResult:
     plan: list[tuple[str, bytes, bool]] = []  # (id, file bytes, replaces an entry)
     skipped = 0
     for ident, blob, entry in incoming:
@@ -129,7 +134,8 @@ def _backup(library: Library, ident: str, token: str) -> Path:
 
 
 def recover(library: Library) -> None:
-    """Roll back an import that stopped half-way (its journal is still there)."""
+    """Roll back an import that stopped half-way (its journal is still there); the caller holds the
+    library's lock, so the import's writer is this process or dead."""
     journal_path = library.root / _JOURNAL
     if not journal_path.is_file():
         return
@@ -149,6 +155,22 @@ def recover(library: Library) -> None:
         tmp.unlink(missing_ok=True)
     _fsync_folder(library.folder)
     journal_path.unlink()
+
+
+def remove_leftovers(library: Library) -> None:
+    """Remove the temporary files of writers that died (``kill -9``, power loss): staged imports, the
+    backups of a committed one, half-written entries. The caller holds the library's lock, so no live
+    writer owns any of them; with a journal still there (a roll-back that failed) nothing is removed."""
+    if (library.root / _JOURNAL).exists():
+        return
+    for folder, pattern in (
+        (library.folder, ".*.tmp"),
+        (library.folder, ".*.backup"),
+        (library.root, ".*.tmp"),
+    ):
+        for path in folder.glob(pattern):
+            with contextlib.suppress(OSError):
+                path.unlink()
 
 
 def _read_export(path: Path) -> list[tuple[str, bytes, Entry]]:

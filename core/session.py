@@ -7,6 +7,13 @@ deleted: it is moved aside to ``<name>.corrupt-<UTC time>`` and reported (Sessio
 reader can be told and the file recovered by hand. Sessions hold UIDs only, never a patient's name
 or ID.
 
+One writer per series: a window showing a series ``claim``s it (an advisory lock, ``core.filelock``,
+held until ``release`` or until its process ends, however it ends); a second window or process that
+shows the same series cannot claim it, opens it read-only and is refused by ``save`` (``SessionBusy``)
+instead of overwriting the first one's markers with its own stale copy. A write without a claim
+takes the lock just for that write. Temporary files of writers that died are removed when a store
+is opened, never those of a live writer.
+
 File format::
 
     {
@@ -20,6 +27,7 @@ File format::
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -29,12 +37,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.atomic import atomic_write_text
+from core.filelock import FileLock
 from core.labels import NoduleLabel
 from core.markers import MarkerSet, NoduleMarker
 from core.paths import user_dir
 
 SCHEMA = "mtmr-reader/session/1"
 _SUFFIX = ".json"
+SAVE_WAIT_S = 1.0  # an unclaimed save waits this long for another writer's save to end
+MAX_DEPTH = 16  # the free-form parts (view, results) are shallow; deeper means a damaged file
 
 
 @dataclass
@@ -83,9 +94,13 @@ class Session:
             raise ValueError("labels is not an object")
         if not isinstance(view, dict):
             raise ValueError("view is not an object")
+        if _depth(view) > MAX_DEPTH:
+            raise ValueError(f"view is nested more than {MAX_DEPTH} levels deep")
         results, source = data.get("results", {}), data.get("source", "")
         if not isinstance(results, dict) or not all(isinstance(r, dict) for r in results.values()):
             raise ValueError("results is not an object of objects")
+        if _depth(results) > MAX_DEPTH:
+            raise ValueError(f"results are nested more than {MAX_DEPTH} levels deep")
         if not isinstance(source, str):
             raise ValueError("source is not a string")
         saved_at = data.get("saved_at", "")
@@ -120,6 +135,17 @@ class SessionCorrupt(Exception):
         super().__init__(f"{path}: the saved session cannot be used ({reason}); {where}")
 
 
+class SessionBusy(Exception):
+    """Another window or process has claimed the series: this copy is read-only, nothing was written."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        super().__init__(
+            f"{path}: the session is open for editing in another MTMR Reader window or process; "
+            "this copy is read-only and was not saved"
+        )
+
+
 @dataclass(frozen=True)
 class SessionSummary:
     """One stored session, for a worklist."""
@@ -137,6 +163,8 @@ class SessionStore:
 
     def __init__(self, root: Path | None = None) -> None:
         self.root = Path(root) if root is not None else user_dir("sessions")
+        self._claims: dict[str, FileLock] = {}  # file name -> the lock this store holds
+        self.remove_leftovers()
 
     def path_for(self, study_uid: str, series_uid: str) -> Path:
         digest = hashlib.sha256(f"{study_uid}\n{series_uid}".encode()).hexdigest()[:32]
@@ -167,17 +195,82 @@ class SessionStore:
         text = json.dumps(document, indent=2, allow_nan=False) + "\n"  # before any file is touched
         path = self.path_for(session.study_uid, session.series_uid)
         self.root.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, text)
+        with self._writing(path):
+            atomic_write_text(path, text)
         session.saved_at = saved_at
         return path
 
     def delete(self, study_uid: str, series_uid: str) -> bool:
-        """Remove a saved session; False when there was none."""
-        try:
-            self.path_for(study_uid, series_uid).unlink()
-        except FileNotFoundError:
+        """Remove a saved session; False when there was none. ``SessionBusy`` when claimed elsewhere."""
+        path = self.path_for(study_uid, series_uid)
+        if not path.exists():
             return False
+        with self._writing(path):
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                return False
         return True
+
+    # -- one writer per series ------------------------------------------------------------------------
+
+    def claim(self, study_uid: str, series_uid: str) -> bool:
+        """Become the only writer of this series' session until ``release``; False when another window
+        or process is (then show it read-only)."""
+        path = self.path_for(study_uid, series_uid)
+        if path.name in self._claims:
+            return True
+        lock = _lock_for(path)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            if not lock.acquire():
+                return False
+        except OSError:  # a folder that cannot be written: not "busy"; saving will say what is wrong
+            return True
+        self._claims[path.name] = lock
+        return True
+
+    def release(self, study_uid: str, series_uid: str) -> None:
+        lock = self._claims.pop(self.path_for(study_uid, series_uid).name, None)
+        if lock is not None:
+            lock.release(remove=True)
+
+    @contextlib.contextmanager
+    def _writing(self, path: Path):
+        if path.name in self._claims:
+            yield
+            return
+        lock = _lock_for(path)
+        if not lock.acquire(SAVE_WAIT_S):
+            raise SessionBusy(path)
+        try:
+            yield
+        finally:
+            lock.release(remove=True)
+
+    def remove_leftovers(self) -> None:
+        """Remove the temporary and lock files of writers that died (``kill -9``, power loss): a file
+        goes only when its session's lock can be taken, so a live writer's file stays."""
+        if not self.root.is_dir():
+            return
+        for path in [*self.root.glob(".*.tmp"), *self.root.glob(f".*{_SUFFIX}.lock")]:
+            target = self.root / path.name[1:].split(_SUFFIX, 1)[0]
+            target = target.with_name(target.name + _SUFFIX)
+            if target.name in self._claims:
+                continue
+            lock = _lock_for(target)
+            try:
+                if not lock.acquire():
+                    continue  # its writer lives
+            except OSError:  # a read-only folder: its leftovers stay
+                continue
+            try:
+                if path != lock.path:
+                    path.unlink(missing_ok=True)
+            except OSError:
+                pass
+            finally:
+                lock.release(remove=True)
 
     def summaries(self) -> list[SessionSummary]:
         """Every readable stored session, most recently saved first; unreadable files are skipped."""
@@ -215,11 +308,17 @@ class SessionStore:
         return SessionCorrupt(path, reason, aside)
 
 
+def _lock_for(path: Path) -> FileLock:
+    return FileLock(path.with_name(f".{path.name}.lock"))
+
+
 def _parse(data: bytes) -> Session:
     try:
         document = json.loads(data.decode("utf-8"), parse_constant=_refuse_constant)
     except UnicodeDecodeError as exc:
         raise ValueError("not UTF-8 text") from exc
+    except RecursionError as exc:  # a hand-edited or corrupted file: never let it break a worklist
+        raise ValueError("nested too deeply to be a session") from exc
     except json.JSONDecodeError as exc:
         if not data.strip():
             raise ValueError("the file is empty") from exc
@@ -229,3 +328,16 @@ def _parse(data: bytes) -> Session:
 
 def _refuse_constant(name: str):
     raise ValueError(f"{name} is not a valid JSON number")
+
+
+def _depth(value) -> int:
+    """How deeply lists and objects nest in ``value`` (counted without recursion)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, Mapping | list):
+            deepest = max(deepest, level)
+            stack.extend(
+                (child, level + 1) for child in (item.values() if isinstance(item, Mapping) else item)
+            )
+    return deepest

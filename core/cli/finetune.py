@@ -11,14 +11,17 @@ then only if it is not worse on the held-out data (``--force`` activates it anyw
 
 While it trains, the run's state is kept in ``DIR/finetune.state.safetensors`` (default DIR: the
 user data folder's ``finetune``) after every epoch; an interrupted run goes on with the same command
-and ``--continue``. Nothing is written to the library or the active model until the run is over.
-Under ``torchrun`` the training runs data-parallel, as ``train`` does.
+and ``--continue``. A run started while another one is using DIR gets files of its own
+(``finetune-2.*``...; ``core.training.state.claim_run``), and ``--continue`` never takes over a live
+run. Nothing is written to the library or the active model until the run is over. Under ``torchrun``
+the training runs data-parallel, as ``train`` does (then one run per DIR).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -62,7 +65,7 @@ def add_parser(subparsers) -> None:
         "--continue",
         dest="continue_run",
         action="store_true",
-        help="continue an interrupted run from DIR/finetune.state.safetensors; give the same options",
+        help="continue an interrupted run from its state in DIR (finetune.state.safetensors); same options",
     )
     parser.set_defaults(func=run)
 
@@ -93,25 +96,48 @@ class _Progress:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.atomic import atomic_write_text
-    from core.checkpoints import CheckpointError
-    from core.finetune import FinetuneError, FinetuneOptions, format_comparison, json_safe, keep, run_finetune
-    from core.library import Library, LibraryError
-    from core.model_registry import ModelRegistry, RegistryError
     from core.paths import user_dir
-    from core.training.distributed import init_from_environment, shutdown
-    from core.training.state import TrainingStateError
+    from core.training.state import MAX_RUNS, claim_run, run_files
 
     if not args.library:
         print("error: choose the data: --library (the local labelled-nodule library)", file=sys.stderr)
         return 2
     out = Path(args.out) if args.out else user_dir("data") / "finetune"
-    state_path, run_path = out / "finetune.state.safetensors", out / "finetune.run.json"
+    world = int(os.environ.get("WORLD_SIZE", "1")) if "RANK" in os.environ else 1
+    if world > 1 and os.environ["RANK"] != "0":
+        files = run_files(out, "finetune")  # rank 0 holds the run's lock
+    else:
+        try:
+            files = claim_run(out, "finetune", args.continue_run, slots=1 if world > 1 else MAX_RUNS)
+        except OSError as exc:
+            print(f"error: {out}: cannot be written ({exc.strerror or exc})", file=sys.stderr)
+            return 2
+    if files is None:
+        print(
+            f"error: nothing to continue: no training state of an interrupted run in {out}"
+            if args.continue_run
+            else f"error: another fine-tune run is using {out}: wait for it, or give this one its own --out",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        return _run(args, out, files)
+    finally:
+        files.release()
+
+
+def _run(args: argparse.Namespace, out: Path, files) -> int:
+    from core.atomic import atomic_write_text
+    from core.checkpoints import CheckpointError
+    from core.finetune import FinetuneError, FinetuneOptions, format_comparison, json_safe, keep, run_finetune
+    from core.library import Library, LibraryError
+    from core.model_registry import ModelRegistry, RegistryError
+    from core.training.distributed import init_from_environment, shutdown
+    from core.training.state import TrainingStateError
+
+    state_path, run_path = files.state, files.record
     parent_id = None
     if args.continue_run:
-        if not state_path.is_file():
-            print(f"error: nothing to continue: no training state at {state_path}", file=sys.stderr)
-            return 2
         try:
             parent_id = str(json.loads(run_path.read_text(encoding="utf-8"))["parent"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -148,6 +174,8 @@ def run(args: argparse.Namespace) -> int:
                 if event["note"]:
                     print(f"warning: {event['note']}", file=sys.stderr)
                 print(f"starting from {version.label} ({version.id})", flush=True)
+                if state_path.name != "finetune.state.safetensors":
+                    print(f"another run is using {out}: this one keeps its state in {state_path.name}")
                 if not args.continue_run:
                     out.mkdir(parents=True, exist_ok=True)
                     run_record = {"schema": RUN_SCHEMA, "parent": version.id, "options": options.to_dict()}
@@ -195,8 +223,11 @@ def run(args: argparse.Namespace) -> int:
         if args.activate:
             ok, why = result["verdict"]
             if ok or args.force:
-                registry.activate(version.id)
-                print(f"activated {version.id}" + (f" although it is worse ({why})" if not ok else ""))
+                activated = registry.activate(version.id)  # this run's own model, named as activated
+                print(
+                    f"activated {activated.id} ({activated.label})"
+                    + (f" although it is worse ({why})" if not ok else "")
+                )
             else:
                 print(
                     f"not activated: it is worse than the active model on the held-out studies ({why}); "

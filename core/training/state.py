@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.filelock import FileLock
 from core.training.data import NoduleDataset
 
 STATE_SCHEMA = "mtmr-reader/training-state/1"
@@ -33,6 +34,7 @@ _META_KEY = "training_state"
 # TrainConfig fields a continued run may change: more epochs extend a run; the device may change
 # (a run paused on a GPU can go on on a CPU, though not bit for bit).
 FLEXIBLE = ("epochs", "device")
+MAX_RUNS = 100  # runs at once in one folder
 
 
 class TrainingStateError(Exception):
@@ -48,6 +50,60 @@ def state_path_for(out: str | Path) -> Path:
     if out.suffix == ".safetensors":
         return out.with_suffix(".state.safetensors")
     return out.with_name(out.name + ".state.safetensors")
+
+
+@dataclass
+class RunFiles:
+    """One run's own files: its training state and its run record, and the lock that makes them its own."""
+
+    state: Path
+    record: Path
+    lock: FileLock
+
+    def release(self) -> None:
+        self.lock.release(remove=True)
+
+
+def run_files(folder: str | Path, name: str) -> RunFiles:
+    """``name.state.safetensors`` and ``name.run.json`` in ``folder``, not locked."""
+    folder = Path(folder)
+    return RunFiles(
+        folder / f"{name}.state.safetensors", folder / f"{name}.run.json", FileLock(folder / f".{name}.lock")
+    )
+
+
+def claim_run(
+    folder: str | Path, stem: str, continuing: bool = False, slots: int = MAX_RUNS
+) -> RunFiles | None:
+    """Files of its own for a run in ``folder``, locked (``core.filelock``) until ``release`` or until
+    the process ends: ``stem.*``, or ``stem-2.*``, ``stem-3.*``... while live runs hold the earlier
+    ones, so two runs never share (or resume) one state. ``continuing``: the first files left by a run
+    that died (its state is there, nobody holds it). None when there are none (or ``slots`` are busy).
+    A half-written state of a killed run in the files claimed is removed.
+    """
+    if not continuing:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    for n in range(1, slots + 1):
+        files = run_files(folder, stem if n == 1 else f"{stem}-{n}")
+        if continuing and not files.state.is_file():
+            continue
+        if files.lock.acquire():
+            for tmp in Path(folder).glob(f".{files.state.name}.*.tmp"):  # a save cut off by a kill
+                tmp.unlink(missing_ok=True)
+            return files
+    return None
+
+
+def remove_abandoned(folder: str | Path, stem: str) -> None:
+    """Delete the state and record of every run of ``stem`` in ``folder`` whose process is gone."""
+    for n in range(1, MAX_RUNS + 1):
+        files = run_files(folder, stem if n == 1 else f"{stem}-{n}")
+        if files.state.exists() and files.lock.acquire():
+            try:
+                files.state.unlink(missing_ok=True)
+                files.record.unlink(missing_ok=True)
+            finally:
+                files.release()
 
 
 @dataclass

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from app.main_window import MainWindow
 from core.demo import demo_markers
 from tests.dicom_factory import write_series
@@ -16,6 +18,28 @@ def test_opens_a_folder_in_the_background(qtbot, tmp_path):
     assert window.volume.shape == (5, 32, 32)
     assert window.tree.topLevelItemCount() == 1
     assert window.workspace.views["axial"].index == 2  # opens at the middle slice
+
+
+def test_a_series_open_in_another_window_is_read_only_and_overwrites_nothing(qtbot, tmp_path):
+    """Two windows on one series: before, each saved its own copy over the other's markers."""
+    write_series(tmp_path, 5)
+    first, second = MainWindow(), MainWindow()
+    for window in (first, second):
+        qtbot.addWidget(window)
+        window.open_path(tmp_path)
+        qtbot.waitUntil(lambda w=window: w.volume is not None and not w.busy, timeout=20_000)
+    assert not first.read_only and first.banner.isHidden()
+    assert second.read_only and not second.banner.isHidden() and "Read-only" in second.banner.text()
+    centre = first.volume.voxel_to_mm(np.array([16.0, 16.0, 2.0]))
+    kept = first.markers.new_marker(centre, 6.0)
+    second.markers.new_marker(centre, 8.0)  # shown, never saved
+    second.save_session()
+    saved = first.sessions.load(*first.key)
+    assert [m.id for m in saved.markers] == [kept.id]
+    first.close()  # the first window lets the series go: opening it again here makes it editable
+    second.open_path(tmp_path)
+    qtbot.waitUntil(lambda: not second.busy and not second.read_only, timeout=20_000)
+    assert second.banner.isHidden() and [m.id for m in second.markers.markers] == [kept.id]
 
 
 def test_bad_folder_shows_a_message(qtbot, tmp_path):

@@ -106,3 +106,23 @@ def test_too_few_studies_is_said_plainly(qtbot, tmp_path):
     qtbot.waitUntil(lambda: dialog.worker is None, timeout=60_000)
     assert "stopped" in dialog.status.text() and "studies" in dialog.status.text()
     assert registry.active().id == registry.demo().id
+
+
+def test_two_windows_fine_tuning_at_once_keep_their_own_state(qtbot, setup, tmp_path):
+    """Before, the second dialog deleted and then overwrote the first one's state file (the first,
+    continued, would then have resumed the second's model and activated it as its own)."""
+    first = _dialog(qtbot, setup, tmp_path, epochs=50)
+    first.start_training()
+    qtbot.waitUntil(lambda: len(first.epochs) >= 1, timeout=60_000)
+    first.pause.setChecked(True)  # alive, between two steps
+    [state] = tmp_path.glob("*.state.safetensors")
+    held = _sha(state)
+    second = _dialog(qtbot, setup, tmp_path, epochs=2)
+    second.start_training()
+    qtbot.waitUntil(lambda: second.worker is None, timeout=120_000)
+    assert second.finished is not None, second.status.text()
+    assert [e["epoch"] for e in second.epochs] == [1, 2]  # from the start, not from the first's state
+    second.activate_button.click()
+    assert state.is_file() and _sha(state) == held  # the first run's state is untouched
+    first.cancel()
+    qtbot.waitUntil(lambda: first.worker is None, timeout=60_000)

@@ -399,3 +399,47 @@ def test_one_study_with_phantoms_holds_out_the_phantom_validation_split(tmp_path
     # 2 library nodules repeated to weigh about a tenth of 40 phantom nodules: twice.
     assert d["library_repeats"] == 2 and len(data.train.labels) == 2 * 2 + 40
     assert "phantom validation split held out" in core.finetune.describe(d)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGSTOP"), reason="needs SIGSTOP")
+def test_a_second_cli_run_gets_its_own_state_and_never_takes_over_a_live_one(home, tmp_path, capsys):
+    """Before, a second run on the default folder resumed the live first run's state (and then
+    reported that model as its own, activated), or was refused over it."""
+    registry, _ = home
+    out = tmp_path / "out"
+    args = ["finetune", "--library", "--batch-size", "8", "--device", "cpu", "--out", str(out)]
+    first = subprocess.Popen(
+        [sys.executable, str(REPO / "main.py"), *args, "--epochs", "30"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    try:
+        line = ""
+        while not line.startswith("epoch 1/"):
+            line = first.stdout.readline()
+            assert line, first.stderr.read()
+        first.send_signal(signal.SIGSTOP)  # alive, holding its run, its state on disk
+        state = out / "finetune.state.safetensors"
+        held = state.read_bytes()
+        assert main([*args, "--epochs", "30", "--continue"]) == 2  # its state is not this run's
+        assert "nothing to continue" in capsys.readouterr().err
+        assert main([*args, "--epochs", "2", "--activate", "--force"]) == 0
+        text = capsys.readouterr().out
+        assert "finetune-2.state.safetensors" in text and "continuing" not in text
+        active = registry.active()
+        assert f"activated {active.id} ({active.label})" in text  # the model this run made
+        assert active.card["training"]["epochs"] == 2
+        assert state.read_bytes() == held and not (out / "finetune-2.state.safetensors").exists()
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+        first.stdout.close()
+        first.stderr.close()
+    from core.training.state import claim_run
+
+    dead = claim_run(out, "finetune", continuing=True)  # killed, its run is the one to continue
+    assert dead is not None and dead.state == state
+    dead.release()

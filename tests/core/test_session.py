@@ -156,7 +156,28 @@ CORRUPT = {
     "bad-view": (edited(view=[1]), "view is not an object"),
     "nan": (json.dumps(good_document()).replace('"slice": 41', '"slice": NaN').encode(), "NaN"),
     "other-series": (edited(series_uid="9.9.9"), "belongs to another series"),
+    # hand-edited or corrupted nesting: json.loads itself raised RecursionError on the first one
+    "deep-json": (
+        json.dumps(good_document())
+        .replace('"slice": 41', '"slice": ' + "[" * 100_000 + "]" * 100_000)
+        .encode(),
+        "nested too deeply",
+    ),
+    "deep-view": (edited(view={"a": json.loads("[" * 40 + "]" * 40)}), "view is nested more than"),
+    "deep-results": (edited(results={"m0": {"x": json.loads("[" * 40 + "]" * 40)}}), "results are nested"),
 }
+
+
+def test_a_deeply_nested_session_breaks_neither_the_worklist_nor_batch(tmp_path):
+    """summaries() (the worklist's and batch's list) skips it; load() sets it aside as .corrupt-*."""
+    store = SessionStore(tmp_path)
+    store.save(session(study="1.2.3", series="4.5.6"))
+    path = store.path_for(STUDY, SERIES)
+    path.write_bytes(CORRUPT["deep-json"][0])
+    assert [s.series_uid for s in store.summaries()] == ["4.5.6"]
+    with pytest.raises(SessionCorrupt, match="nested too deeply") as caught:
+        store.load(STUDY, SERIES)
+    assert caught.value.aside.name.startswith(f"{path.name}.corrupt-") and not path.exists()
 
 
 @pytest.mark.parametrize("case", sorted(CORRUPT))
@@ -301,8 +322,12 @@ def test_sessions_survive_sigkill_at_any_moment(tmp_path):
         assert len(loaded.labels) == view["labelled"] and len(view["pad"]) == 100_000 * (generation % 4)
         last = generation
     left = [name for name in files(tmp_path) if name != store.path_for("1.2.3", "4.5.6").name]
-    assert all(name.startswith(".") and name.endswith(".tmp") for name in left), left  # no .corrupt-*
+    assert all(name.startswith(".") and name.endswith((".tmp", ".lock")) for name in left), (
+        left
+    )  # no .corrupt-*
     assert last >= kills
+    SessionStore(tmp_path)  # the next start-up removes what the killed writer left behind
+    assert files(tmp_path) == [store.path_for("1.2.3", "4.5.6").name]
 
 
 def test_results_and_source_round_trip_and_bad_ones_are_refused(tmp_path):
