@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from core.dicom.errors import SeriesNotFoundError, StudyLoadError
-from core.dicom.geometry import consistency_problems, plan_series_geometry
+from core.dicom.geometry import all_finite, consistency_problems, plan_series_geometry
 from core.dicom.headers import SliceHeader, read_descriptive, read_header
 
 SCHEMA = "mtmr-reader/catalogue/1"
@@ -220,9 +220,13 @@ def _series_entry(uid: str, headers: list[SliceHeader], ds) -> SeriesEntry:
     problems += inconsistent
     spacing = None
     if len(headers) > 1 and not inconsistent:
-        geometry = plan_series_geometry(headers)
-        problems += list(geometry.warnings)
-        spacing = round(float(np.linalg.norm(geometry.affine[:3, 2])), 4)
+        try:
+            geometry = plan_series_geometry(headers)
+        except StudyLoadError as exc:  # one unusable series never hides the others
+            problems.append(exc.reason)
+        else:
+            problems += list(geometry.warnings)
+            spacing = round(float(np.linalg.norm(geometry.affine[:3, 2])), 4)
     number = ds.get("SeriesNumber")
     return SeriesEntry(
         series_uid=uid,
@@ -232,8 +236,8 @@ def _series_entry(uid: str, headers: list[SliceHeader], ds) -> SeriesEntry:
         date=str(ds.get("SeriesDate", "") or ds.get("StudyDate", "") or ""),
         rows=first.rows,
         columns=first.columns,
-        pixel_spacing=first.pixel_spacing,
-        slice_thickness=first.slice_thickness,
+        pixel_spacing=first.pixel_spacing if all_finite(first.pixel_spacing) else None,  # problems say why
+        slice_thickness=first.slice_thickness if all_finite((first.slice_thickness or 0.0,)) else None,
         slice_spacing=spacing,
         n_images=sum(h.n_frames for h in headers),
         files=tuple(sorted(h.path for h in headers)),

@@ -97,13 +97,13 @@ def load_series(
         raise PixelDecodeError(
             first.path, f"colour image ({first.samples_per_pixel} samples per pixel), not CT"
         )
+    problems = consistency_problems(headers)
+    if problems:
+        raise InconsistentSeriesError(first.path.parent, "; ".join(problems))
     if any(h.n_frames > 1 for h in headers):
         if len(headers) > 1:
             raise InconsistentSeriesError(first.path, "a multi-frame file mixed with other files")
         return _load_multiframe(first, _notify(progress, cancelled), resample, correct_tilt)
-    problems = consistency_problems(headers)
-    if problems:
-        raise InconsistentSeriesError(first.path.parent, "; ".join(problems))
 
     geometry = plan_series_geometry(headers, correct_tilt)
     notify = _notify(progress, cancelled)
