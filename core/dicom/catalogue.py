@@ -111,17 +111,25 @@ class Catalogue:
             )
         return max(ct, key=lambda s: (s.n_images, s.rows * s.columns))
 
-    def to_dict(self, anonymise: bool = False) -> dict:
-        def person(p: PatientEntry, i: int) -> dict:
+    def paths(self) -> Iterator[Path]:
+        """Every file accounted for: in a series or skipped."""
+        for series in self.all_series():
+            yield from series.files
+        yield from (skipped.path for skipped in self.skipped)
+
+    def to_dict(self) -> dict:
+        """The ``info --json`` document; ``core.report.anonymise.anonymised_info`` anonymises it."""
+
+        def person(p: PatientEntry) -> dict:
             return {
-                "patient_id": f"anonymous-{i + 1}" if anonymise else p.patient_id,
-                "name": "" if anonymise else p.name,
+                "patient_id": p.patient_id,
+                "name": p.name,
                 "studies": [
                     {
                         "study_uid": s.study_uid,
-                        "date": "" if anonymise else s.date,
+                        "date": s.date,
                         "description": s.description,
-                        "series": [se.to_dict() | ({"date": ""} if anonymise else {}) for se in s.series],
+                        "series": [se.to_dict() for se in s.series],
                     }
                     for s in p.studies
                 ],
@@ -130,7 +138,7 @@ class Catalogue:
         return {
             "schema": SCHEMA,
             "root": None if self.root is None else str(self.root),
-            "patients": [person(p, i) for i, p in enumerate(self.patients)],
+            "patients": [person(p) for p in self.patients],
             "skipped": [{"path": str(s.path), "reason": s.reason} for s in self.skipped],
         }
 

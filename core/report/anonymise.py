@@ -12,6 +12,9 @@ marker ids (which may carry an LIDC patient ID) are replaced by keyed hashes and
 not short labels such as ``N3`` by ``N<k>``. The study's series number, modality and manufacturer stay.
 The export time (``created``) stays: it is when the report was made, not when the patient was scanned.
 
+``anonymised_info(info, salt, file_names)`` does the same for ``python main.py info --anonymise``:
+the catalogue tells no more than the anonymised SR would (no paths either).
+
 ``anonymise_dataset(ds, salt)`` follows the DICOM PS3.15 Basic Application Level Confidentiality
 Profile (Annex E, table E.1-1) for the attributes CT series carry: person names, IDs, dates and times
 emptied (type 2) or removed, institution, physicians, operators, accession number, station and device
@@ -27,6 +30,7 @@ import hashlib
 import hmac
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -201,6 +205,7 @@ KEPT_UIDS = frozenset(
 )
 BASIC_PROFILE = ("113100", "DCM", "Basic Application Confidentiality Profile")
 METHOD = "MTMR Reader: PS3.15 Basic Profile; UIDs as salted-hash 2.25 UIDs"  # LO: <= 64
+WITHHELD = "(withheld)"
 
 
 def new_salt() -> bytes:
@@ -264,6 +269,57 @@ def anonymised(report: StudyReport, salt: bytes) -> StudyReport:
         anonymised=True,
         uid_map=uid_map,
     )
+
+
+def anonymised_info(info: dict, salt: bytes, file_names: Iterable[str] = ()) -> dict:
+    """The ``info`` document (``docs/info-json.md``) telling no more than the anonymised SR would.
+
+    Patients become ``anonymous-N``; names, dates and descriptions are blanked; study and series UIDs
+    are remapped with ``salt`` (the loaded volume's too, so it still matches its series); paths are
+    withheld, and so is every name of ``file_names`` that a problem or warning gives as an example
+    (folder and file names often carry a patient's name or ID).
+    """
+    examples = sorted({f"e.g. {name}" for name in file_names if name}, key=len, reverse=True)
+
+    def text(value: str) -> str:
+        for example in examples:
+            value = value.replace(example, f"e.g. {WITHHELD}")
+        return value
+
+    def series(entry: dict) -> dict:
+        return entry | {
+            "series_uid": remap_uid(entry["series_uid"], salt),
+            "description": "",
+            "date": "",
+            "problems": [text(problem) for problem in entry["problems"]],
+        }
+
+    out = dict(info)
+    out["root"] = None
+    out["patients"] = [
+        {
+            "patient_id": f"anonymous-{i + 1}",
+            "name": "",
+            "studies": [
+                {
+                    "study_uid": remap_uid(study["study_uid"], salt),
+                    "date": "",
+                    "description": "",
+                    "series": [series(entry) for entry in study["series"]],
+                }
+                for study in patient["studies"]
+            ],
+        }
+        for i, patient in enumerate(info["patients"])
+    ]
+    out["skipped"] = [{"path": WITHHELD, "reason": text(item["reason"])} for item in info["skipped"]]
+    if info.get("volume"):
+        volume = info["volume"]
+        out["volume"] = volume | {
+            "series_uid": remap_uid(volume["series_uid"], salt),
+            "warnings": [text(warning) for warning in volume["warnings"]],
+        }
+    return out
 
 
 def _safe_names(names: list[str]) -> list[str]:
