@@ -4,21 +4,28 @@ Every row writes a good series and a spoiled one side by side in one folder. Wha
 the folder still catalogues, the good series still lists without problems and still opens, the
 catalogue is valid JSON (no NaN), and the spoiled series is either refused with one clear message
 (naming a file and counting the files) or opens without the spoiled slice, saying so.
-Extend ``CASES`` when a new kind of hostile file turns up.
+NIfTI files (``VOLUME_CASES``) are refused when image data are missing, and carry a warning when
+a voxel size had to be made up. Extend the tables when a new kind of hostile file turns up.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
+import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import pytest
+import SimpleITK as sitk
 
 from core.dicom.catalogue import catalogue
-from core.dicom.errors import StudyLoadError
+from core.dicom.errors import ImageFormatError, StudyLoadError
 from core.dicom.geometry import plan_geometry
 from core.dicom.series import load_series
+from core.image_io import load_volume_file
 from tests.dicom_factory import spoil_files, write_series
 
 N = 4
@@ -97,3 +104,53 @@ def test_enhanced_frames_with_non_finite_geometry_are_refused(positions, orienta
     with pytest.raises(StudyLoadError, match=message) as caught:
         plan_geometry(positions, orientation, spacing, 1.0, [1, 2], ["f.dcm frame 1", "f.dcm frame 2"])
     assert "f.dcm frame" in str(caught.value)
+
+
+@dataclass(frozen=True)
+class VolumeCase:
+    name: str
+    suffix: str  # "nii" or "nii.gz"
+    spoil: Callable[[bytes], bytes]  # the uncompressed NIfTI-1 file -> the spoiled one
+    outcome: str  # "refused" or "warned"
+    message: str
+
+
+def _pixdim(axis: int, value: float) -> Callable[[bytes], bytes]:
+    return lambda raw: raw[: 76 + 4 * axis] + struct.pack("<f", value) + raw[80 + 4 * axis :]
+
+
+VOLUME_CASES = [
+    VolumeCase("truncated nii", "nii", lambda raw: raw[:-100], "refused",
+               "truncated: 33020 of 33120 bytes of header and image data present"),
+    VolumeCase("truncated nii.gz", "nii.gz", lambda raw: raw, "refused",
+               "truncated: the compressed data end before the image does"),
+    VolumeCase("nan pixdim x", "nii", _pixdim(1, float("nan")), "warned",
+               "NIfTI pixdim[1] is nan, not a voxel size: 1 mm used along x"),
+    VolumeCase("inf pixdim y", "nii", _pixdim(2, float("inf")), "warned",
+               "NIfTI pixdim[2] is inf, not a voxel size: 1 mm used along y"),
+    VolumeCase("zero pixdim z", "nii", _pixdim(3, 0.0), "warned",
+               "NIfTI pixdim[3] is 0, not a voxel size: 1 mm used along z"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", VOLUME_CASES, ids=[c.name for c in VOLUME_CASES])
+def test_hostile_volume_file(case: VolumeCase, tmp_path):
+    hu = np.random.default_rng(0).integers(-1000, 1000, (4, 64, 64), dtype=np.int16)  # compresses badly
+    image = sitk.GetImageFromArray(hu)
+    image.SetSpacing((0.7, 0.8, 2.5))
+    plain = tmp_path / "ct.nii"
+    sitk.WriteImage(image, str(plain))
+    spoiled = case.spoil(plain.read_bytes())
+    path = tmp_path / f"spoiled.{case.suffix}"
+    if case.suffix == "nii.gz":
+        packed = gzip.compress(spoiled)
+        path.write_bytes(packed[: len(packed) // 2])  # a download cut off half way
+    else:
+        path.write_bytes(spoiled)
+    if case.outcome == "refused":  # never zero-filled in silence
+        with pytest.raises(ImageFormatError, match=re.escape(f"{path}: {case.message}")):
+            load_volume_file(path)
+    else:
+        volume = load_volume_file(path)
+        assert [w for w in volume.warnings if case.message in w], volume.warnings
+        assert len(volume.warnings) == 1  # the one replaced axis, not the others
