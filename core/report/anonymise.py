@@ -9,7 +9,8 @@ never written anywhere; ``new_salt()`` makes a fresh one for each export.
 ``anonymised(report, salt)`` blanks the patient (name, ID, birth date, sex), the study date, the study
 and series descriptions, the reader's name, the reader labels' author and time and the markers' notes;
 marker ids (which may carry an LIDC patient ID) are replaced by keyed hashes and marker names that are
-not short labels such as ``N3`` by ``N<k>``. The study's series number, modality and manufacturer stay.
+not short labels such as ``N3`` by ``N<k>``; the file name an image warning gives as an example
+(``e.g. <name>``) is withheld. The study's series number, modality and manufacturer stay.
 The export time (``created``) stays: it is when the report was made, not when the patient was scanned.
 
 ``anonymised_info(info, salt, file_names)`` does the same for ``python main.py info --anonymise``:
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 KEPT_STUDY_FIELDS = ("series_number", "modality", "manufacturer")
 STUDY_UID_FIELDS = ("study_uid", "series_uid", "frame_of_reference_uid")
 _SHORT_NAME = re.compile(r"[A-Za-z]{0,3}\d{1,3}")
+_EXAMPLE = re.compile(r"e\.g\. [^;]*")  # the loader's warnings end with an example file's name
 
 # PS3.15 table E.1-1, Basic Profile action Z (type 2: kept, empty) for the attributes CT series carry.
 EMPTIED = frozenset(
@@ -266,6 +268,7 @@ def anonymised(report: StudyReport, salt: bytes) -> StudyReport:
         study=study,
         reader_name="",
         nodules=tuple(nodules),
+        warnings=tuple(_EXAMPLE.sub(f"e.g. {WITHHELD}", warning) for warning in report.warnings),
         anonymised=True,
         uid_map=uid_map,
     )
