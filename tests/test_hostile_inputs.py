@@ -45,30 +45,30 @@ CASES = [
          "1 slice(s) with a non-finite ImagePositionPatient were left out"),
     Case("nan position", {"ImagePositionPatient": "-10\\-12\\nan"}, 1, "slice left out",
          "1 slice(s) with a non-finite ImagePositionPatient were left out"),
-    Case("nan position everywhere", {"ImagePositionPatient": "nan\\-12\\0"}, N, "refused",
-         f"ImagePositionPatient is not finite (NaN or infinite) in {N} of {N} file(s)"),
-    Case("nan orientation", {"ImageOrientationPatient": "1\\0\\0\\0\\nan\\0"}, N, "refused",
-         f"ImageOrientationPatient is not finite (NaN or infinite) in {N} of {N} file(s)"),
+    Case("nan position everywhere", {"ImagePositionPatient": "nan\\-12\\0"}, N + 2, "refused",
+         f"ImagePositionPatient is not finite (NaN or infinite) in {N + 2} of {N + 2} file(s)"),
+    Case("nan orientation", {"ImageOrientationPatient": "1\\0\\0\\0\\nan\\0"}, N + 2, "refused",
+         f"ImageOrientationPatient is not finite (NaN or infinite) in {N + 2} of {N + 2} file(s)"),
     Case("inf orientation in one file", {"ImageOrientationPatient": "1\\0\\0\\0\\-inf\\0"}, 1, "refused",
-         f"ImageOrientationPatient is not finite (NaN or infinite) in 1 of {N} file(s)"),
-    Case("inf pixel spacing", {"PixelSpacing": "inf\\0.7"}, N, "refused",
-         f"PixelSpacing is not finite (NaN or infinite) in {N} of {N} file(s)"),
-    Case("nan slice thickness", {"SliceThickness": "nan"}, N, "refused",
-         f"SliceThickness is not finite (NaN or infinite) in {N} of {N} file(s)"),
-    Case("nan rescale slope", {"RescaleSlope": "nan"}, N, "refused",
-         f"RescaleSlope is 0 or not finite in {N} of {N} file(s)"),
+         f"ImageOrientationPatient is not finite (NaN or infinite) in 1 of {N + 2} file(s)"),
+    Case("inf pixel spacing", {"PixelSpacing": "inf\\0.7"}, N + 2, "refused",
+         f"PixelSpacing is not finite (NaN or infinite) in {N + 2} of {N + 2} file(s)"),
+    Case("nan slice thickness", {"SliceThickness": "nan"}, N + 2, "refused",
+         f"SliceThickness is not finite (NaN or infinite) in {N + 2} of {N + 2} file(s)"),
+    Case("nan rescale slope", {"RescaleSlope": "nan"}, N + 2, "refused",
+         f"RescaleSlope is 0 or not finite in {N + 2} of {N + 2} file(s)"),
     Case("zero rescale slope", {"RescaleSlope": "0"}, 2, "refused",
-         f"RescaleSlope is 0 or not finite in 2 of {N} file(s)"),
-    Case("inf rescale intercept", {"RescaleIntercept": "inf"}, N, "refused",
-         f"RescaleIntercept is not finite (NaN or infinite) in {N} of {N} file(s)"),
+         f"RescaleSlope is 0 or not finite in 2 of {N + 2} file(s)"),
+    Case("inf rescale intercept", {"RescaleIntercept": "inf"}, N + 2, "refused",
+         f"RescaleIntercept is not finite (NaN or infinite) in {N + 2} of {N + 2} file(s)"),
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_hostile_header(case: Case, tmp_path):
     good = write_series(tmp_path / "good", N)
-    bad = write_series(tmp_path / "bad", N, shuffle_names=False)
-    spoiled = sorted(bad)[N - case.files :]  # the top slices: leaving them out makes no gap
+    bad = write_series(tmp_path / "bad", N + 2, shuffle_names=False)  # the larger: chosen by default
+    spoiled = sorted(bad)[N + 2 - case.files :]  # the top slices: leaving them out makes no gap
     spoil_files(spoiled, case.values)
 
     found = catalogue(tmp_path)  # never raises for one bad series
@@ -84,9 +84,11 @@ def test_hostile_header(case: Case, tmp_path):
     if case.outcome == "refused":
         with pytest.raises(StudyLoadError, match=re.escape(case.message)):
             load_series(bad)
+        assert found.find_series() is series["good"]  # what opens by default is what can be opened
     else:
         volume = load_series(bad)
-        assert volume.shape[0] == N - case.files
+        assert volume.shape[0] == N + 2 - case.files
+        assert found.find_series() is series["bad"]
         assert any(case.message in warning for warning in volume.warnings)
 
 

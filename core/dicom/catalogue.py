@@ -43,6 +43,7 @@ class SeriesEntry:
     n_images: int  # slices (frames of a multi-frame file count one each)
     files: tuple[Path, ...]
     problems: list[str] = field(default_factory=list)
+    loadable: bool = True  # False: a problem (unusable values, disagreeing files) refuses the load
 
     @property
     def is_ct(self) -> bool:
@@ -64,6 +65,7 @@ class SeriesEntry:
             "slice_thickness_mm": self.slice_thickness,
             "slice_spacing_mm": self.slice_spacing,
             "problems": list(self.problems),
+            "loadable": self.loadable,
         }
 
 
@@ -96,7 +98,8 @@ class Catalogue:
                 yield from study.series
 
     def find_series(self, series_uid: str | None = None) -> SeriesEntry:
-        """The series with this UID, or when none is given the CT series with the most images."""
+        """The series with this UID, or when none is given the CT series with the most images
+        (one that can be loaded, when there is any)."""
         if series_uid:
             for series in self.all_series():
                 if series.series_uid == series_uid:
@@ -109,7 +112,7 @@ class Catalogue:
             raise SeriesNotFoundError(
                 self.root, f"no CT series found ({what}; {len(self.skipped)} files skipped)"
             )
-        return max(ct, key=lambda s: (s.n_images, s.rows * s.columns))
+        return max(ct, key=lambda s: (s.loadable, s.n_images, s.rows * s.columns))
 
     def paths(self) -> Iterator[Path]:
         """Every file accounted for: in a series or skipped."""
@@ -226,12 +229,13 @@ def _series_entry(uid: str, headers: list[SliceHeader], ds) -> SeriesEntry:
         problems.append(f"modality {first.modality or 'unknown'}: not CT, cannot be analysed")
     inconsistent = consistency_problems(headers)
     problems += inconsistent
-    spacing = None
+    spacing, loadable = None, not inconsistent
     if len(headers) > 1 and not inconsistent:
         try:
             geometry = plan_series_geometry(headers)
         except StudyLoadError as exc:  # one unusable series never hides the others
             problems.append(exc.reason)
+            loadable = False
         else:
             problems += list(geometry.warnings)
             spacing = round(float(np.linalg.norm(geometry.affine[:3, 2])), 4)
@@ -250,4 +254,5 @@ def _series_entry(uid: str, headers: list[SliceHeader], ds) -> SeriesEntry:
         n_images=sum(h.n_frames for h in headers),
         files=tuple(sorted(h.path for h in headers)),
         problems=problems,
+        loadable=loadable,
     )
