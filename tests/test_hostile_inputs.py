@@ -156,3 +156,28 @@ def test_hostile_volume_file(case: VolumeCase, tmp_path):
         volume = load_volume_file(path)
         assert [w for w in volume.warnings if case.message in w], volume.warnings
         assert len(volume.warnings) == 1  # the one replaced axis, not the others
+
+
+def test_enhanced_frame_with_a_nan_slope_is_refused(tmp_path):
+    """Enhanced files rescale per frame: a NaN slope in one frame's functional group refuses the file."""
+    from pydicom.dataset import Dataset
+    from pydicom.uid import generate_uid
+
+    from tests.dicom_factory import ct_dataset, phantom_slice
+
+    ds = ct_dataset(0, generate_uid(), generate_uid())
+    del ds.ImagePositionPatient, ds.RescaleIntercept, ds.RescaleSlope
+    ds.NumberOfFrames = 3
+    ds.PixelData = np.stack([phantom_slice(k) + 1024 for k in range(3)]).astype(np.int16).tobytes()
+    frames = []
+    for k, slope in enumerate(("1", "nan", "1")):
+        position, rescale, group = Dataset(), Dataset(), Dataset()
+        position.ImagePositionPatient = [0, 0, float(k)]
+        rescale.RescaleIntercept, rescale.RescaleSlope, rescale.RescaleType = "-1024", slope, "HU"
+        group.PlanePositionSequence, group.PixelValueTransformationSequence = [position], [rescale]
+        frames.append(group)
+    ds.PerFrameFunctionalGroupsSequence = frames
+    path = tmp_path / "enhanced.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    with pytest.raises(StudyLoadError, match=r"enhanced\.dcm: frame 2: RescaleSlope nan, .*computed"):
+        load_series([path])

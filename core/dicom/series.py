@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -206,6 +207,13 @@ def _load_multiframe(header: SliceHeader, notify: Progress, resample: bool, corr
                 slope=float(pvt.get("RescaleSlope", header.slope)),
                 intercept=float(pvt.get("RescaleIntercept", header.intercept)),
             )
+            slope, intercept = frame_header.slope, frame_header.intercept
+            if not (math.isfinite(slope) and math.isfinite(intercept) and slope != 0):
+                raise InconsistentSeriesError(
+                    header.path,
+                    f"frame {index + 1}: RescaleSlope {slope:g}, RescaleIntercept {intercept:g}: "
+                    "HU values cannot be computed",
+                )
         stored_to_hu(frames[index], frame_header, volume[k])
         notify(k + 1, len(geometry.order))
     del frames
