@@ -71,7 +71,9 @@ class Settings:
         return presets or dict(DEFAULT_PRESETS)
 
     def set_presets(self, presets: dict[str, tuple[float, float]]) -> None:
-        self.store.setValue("window/presets", json.dumps({k: list(v) for k, v in presets.items()}))
+        self.store.setValue(
+            "window/presets", json.dumps({k: list(v) for k, v in presets.items()}, allow_nan=False)
+        )
 
     def shortcut(self, action: str) -> str:
         return str(self.store.value(f"shortcuts/{action}", DEFAULT_SHORTCUTS[action][0]))

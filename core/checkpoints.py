@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from core.json_safe import json_safe
+
 CARD_SCHEMA = "mtmr-reader/model-card/1"
 _CARD_KEY = "model_card"
 _PREFIXES = ("module.", "_orig_mod.")  # DDP and torch.compile wrappers
@@ -59,7 +61,11 @@ def save_checkpoint(path: str | Path, model, card: dict) -> dict:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        save_file(state, str(tmp), metadata={_CARD_KEY: json.dumps(card, sort_keys=True)})
+        save_file(
+            state,
+            str(tmp),
+            metadata={_CARD_KEY: json.dumps(json_safe(card), sort_keys=True, allow_nan=False)},
+        )
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

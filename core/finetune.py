@@ -31,6 +31,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from core.json_safe import json_safe
 from core.library import Library
 from core.patches import PatchConfig
 from core.training.data import NoduleDataset
@@ -362,19 +363,6 @@ def format_comparison(comparison: Mapping[str, dict]) -> str:
 
 def _finite(*values) -> bool:
     return all(isinstance(v, int | float) and math.isfinite(v) for v in values)
-
-
-def json_safe(value):
-    """NaN and infinities as None, numpy scalars as numbers: standard JSON for cards and reports."""
-    if isinstance(value, Mapping):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 # -- the run ---------------------------------------------------------------------------------------

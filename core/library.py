@@ -68,7 +68,7 @@ class LibraryError(Exception):
 
 def preprocessing_key(patch: PatchConfig) -> str:
     """A short digest of everything that shapes the patches: equal keys, interchangeable patches."""
-    text = json.dumps(patch.to_dict(), sort_keys=True)
+    text = json.dumps(patch.to_dict(), sort_keys=True, allow_nan=False)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -341,7 +341,7 @@ def _entry_bytes(
     buffer = io.BytesIO()
     np.savez_compressed(
         buffer,
-        record=np.array(json.dumps(record, sort_keys=True)),
+        record=np.array(json.dumps(record, sort_keys=True, allow_nan=False)),
         patches=patches,
         nodule_index=np.asarray(data.nodule_index, np.int32),
         variant=np.asarray(data.variant, np.int16),

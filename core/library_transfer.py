@@ -52,7 +52,7 @@ def export(library: Library, path: str | Path, entries: Sequence[Entry] | None =
     }
     buffer = io.BytesIO()  # entries are small (tens of kB): the zip is built in memory, written once
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
-        archive.writestr("manifest.json", json.dumps(manifest, indent=1, sort_keys=True))
+        archive.writestr("manifest.json", json.dumps(manifest, indent=1, sort_keys=True, allow_nan=False))
         for ident, blob in files:
             archive.writestr(f"entries/{ident}{_SUFFIX}", blob)
     atomic_write_bytes(path, buffer.getvalue())
@@ -106,7 +106,7 @@ def _commit(library: Library, plan: list[tuple[str, bytes, bool]]) -> None:
             "added": [ident for ident, _, replaces in plan if not replaces],
             "replaced": [ident for ident, _, replaces in plan if replaces],
         }
-        atomic_write_text(library.root / _JOURNAL, json.dumps(journal))
+        atomic_write_text(library.root / _JOURNAL, json.dumps(journal, allow_nan=False))
     except BaseException:
         for tmp in staged:
             with contextlib.suppress(OSError):

@@ -202,7 +202,7 @@ class ModelRegistry:
             "weights_sha256": card.get("weights_sha256"),
             "activated_at": _now(),
         }
-        atomic_write_text(self.root / _ACTIVE, json.dumps(pointer, indent=1))
+        atomic_write_text(self.root / _ACTIVE, json.dumps(pointer, indent=1, allow_nan=False))
         return replace(version, card=card)
 
     def restore_demo(self) -> Version:

@@ -92,3 +92,19 @@ def write_series(
         ds.save_as(path, enforce_file_format=True)
         paths.append(path)
     return paths
+
+
+def spoil_files(paths, values: dict[str, str]) -> None:
+    """Rewrite header values of written files as raw text ("nan", "inf", "0"), as a broken or hostile
+    writer would; pydicom's complaints about such values are silenced, the loader must judge them."""
+    import warnings
+
+    import pydicom
+
+    for path in paths:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(path)
+            for keyword, text in values.items():
+                setattr(ds, keyword, text)
+            ds.save_as(path, enforce_file_format=True)

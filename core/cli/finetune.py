@@ -179,7 +179,7 @@ def _run(args: argparse.Namespace, out: Path, files) -> int:
                 if not args.continue_run:
                     out.mkdir(parents=True, exist_ok=True)
                     run_record = {"schema": RUN_SCHEMA, "parent": version.id, "options": options.to_dict()}
-                    atomic_write_text(run_path, json.dumps(run_record, indent=1))
+                    atomic_write_text(run_path, json.dumps(run_record, indent=1, allow_nan=False))
             elif kind == "data":
                 print(f"data: {event['text']}", flush=True)
             elif kind == "resumed":
@@ -216,7 +216,9 @@ def _run(args: argparse.Namespace, out: Path, files) -> int:
             "comparison": result["comparison"],
         }
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out / f"finetune-{version.id}.json", json.dumps(json_safe(report), indent=1))
+        atomic_write_text(
+            out / f"finetune-{version.id}.json", json.dumps(json_safe(report), indent=1, allow_nan=False)
+        )
         state_path.unlink(missing_ok=True)  # the run is over and kept: nothing left to continue
         run_path.unlink(missing_ok=True)
         print(f"kept as version {version.id} ({version.path})")

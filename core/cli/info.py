@@ -12,6 +12,7 @@ from core.dicom.catalogue import SCHEMA, Catalogue, catalogue
 from core.dicom.errors import StudyLoadError
 from core.dicom.series import load_series
 from core.image_io import is_volume_file, load_volume_file
+from core.report.anonymise import anonymised_info, new_salt
 from core.volume import CTVolume
 
 
@@ -51,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
             volume = load_volume_file(paths)  # nothing to catalogue: describe the volume
         else:
             found = catalogue(paths)
-            report |= found.to_dict(anonymise=args.anonymise)
+            report |= found.to_dict()
             volume = None
             if args.load:
                 volume = load_series(found.find_series(args.series).files, resample=args.resample)
@@ -60,8 +61,11 @@ def run(args: argparse.Namespace) -> int:
     except StudyLoadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.anonymise:
+        names = [path.name for path in found.paths()] if found is not None else []
+        report = anonymised_info(report, new_salt(), names)
     if args.json:
-        json.dump(report, sys.stdout, indent=2)
+        json.dump(report, sys.stdout, indent=2, allow_nan=False)
         print()
     else:
         print_text(report)

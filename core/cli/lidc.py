@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+from core.json_safe import json_safe
 from core.lidc.annotations import LidcDataError
 from core.splits import SPLITS
 
@@ -127,7 +128,7 @@ def run_export(args: argparse.Namespace) -> int:
             raise LidcDataError(f"{out.parent}: no such folder")
         nodules = select(load_nodules(), args.split, args.min_readers)
         document = export_document(nodules, args.split, args.min_readers)
-        write_atomic(out, (json.dumps(document, indent=1) + "\n").encode("utf-8"))
+        write_atomic(out, (json.dumps(document, indent=1, allow_nan=False) + "\n").encode("utf-8"))
     except (LidcDataError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -249,7 +250,7 @@ def run_crossval(args: argparse.Namespace) -> int:
     if args.out:
         from core.lidc.table import write_atomic
 
-        text = json.dumps(result, indent=1, default=float) + "\n"
+        text = json.dumps(json_safe(result), indent=1, default=float, allow_nan=False) + "\n"
         write_atomic(Path(args.out), text.encode("utf-8"))
         print(f"results -> {args.out}")
     return 0

@@ -12,6 +12,8 @@ import os
 import sys
 from pathlib import Path
 
+from core.json_safe import json_safe
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("predict", help="malignancy ranking and attributes of marked nodules")
@@ -55,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         "nodules": [r.to_dict() for r in sorted(results, key=lambda r: r.rank)],
     }
     tmp = Path(args.out).with_suffix(".tmp")
-    tmp.write_text(json.dumps(report, indent=2))
+    tmp.write_text(json.dumps(json_safe(report), indent=2, allow_nan=False))
     os.replace(tmp, args.out)
     for r in sorted(results, key=lambda r: r.rank):
         print(f"{r.rank}. {r.id}: malignancy {r.malignancy:.2f} +/- {r.uncertainty:.2f}")

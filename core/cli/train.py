@@ -26,6 +26,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from core.json_safe import json_safe
+
 ABLATIONS = {
     "single-task": {"ranking": 0.0, "attributes": 0.0, "classification": 1.0},
     "multi-task": {"ranking": 0.0},
@@ -278,7 +280,7 @@ def interrupted(rank: int, state_path: Path) -> int:
 
 
 def _plain(metrics: dict) -> dict:
-    return json.loads(json.dumps(metrics, default=float))
+    return json.loads(json.dumps(json_safe(metrics), default=float, allow_nan=False))
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -354,7 +356,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         "baselines": _plain(baseline_metrics) if baseline_metrics else None,
     }
     tmp = Path(args.out).with_suffix(".tmp")
-    tmp.write_text(json.dumps(report, indent=2))
+    tmp.write_text(json.dumps(report, indent=2, allow_nan=False))
     os.replace(tmp, args.out)
     if args.record:
         from core.checkpoints import save_checkpoint

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from core.dicom.errors import SeriesNotFoundError, StudyLoadError
-from core.dicom.geometry import consistency_problems, plan_series_geometry
+from core.dicom.geometry import all_finite, consistency_problems, plan_series_geometry
 from core.dicom.headers import SliceHeader, read_descriptive, read_header
 
 SCHEMA = "mtmr-reader/catalogue/1"
@@ -43,6 +43,7 @@ class SeriesEntry:
     n_images: int  # slices (frames of a multi-frame file count one each)
     files: tuple[Path, ...]
     problems: list[str] = field(default_factory=list)
+    loadable: bool = True  # False: a problem (unusable values, disagreeing files) refuses the load
 
     @property
     def is_ct(self) -> bool:
@@ -64,6 +65,7 @@ class SeriesEntry:
             "slice_thickness_mm": self.slice_thickness,
             "slice_spacing_mm": self.slice_spacing,
             "problems": list(self.problems),
+            "loadable": self.loadable,
         }
 
 
@@ -96,7 +98,8 @@ class Catalogue:
                 yield from study.series
 
     def find_series(self, series_uid: str | None = None) -> SeriesEntry:
-        """The series with this UID, or when none is given the CT series with the most images."""
+        """The series with this UID, or when none is given the CT series with the most images
+        (one that can be loaded, when there is any)."""
         if series_uid:
             for series in self.all_series():
                 if series.series_uid == series_uid:
@@ -109,19 +112,27 @@ class Catalogue:
             raise SeriesNotFoundError(
                 self.root, f"no CT series found ({what}; {len(self.skipped)} files skipped)"
             )
-        return max(ct, key=lambda s: (s.n_images, s.rows * s.columns))
+        return max(ct, key=lambda s: (s.loadable, s.n_images, s.rows * s.columns))
 
-    def to_dict(self, anonymise: bool = False) -> dict:
-        def person(p: PatientEntry, i: int) -> dict:
+    def paths(self) -> Iterator[Path]:
+        """Every file accounted for: in a series or skipped."""
+        for series in self.all_series():
+            yield from series.files
+        yield from (skipped.path for skipped in self.skipped)
+
+    def to_dict(self) -> dict:
+        """The ``info --json`` document; ``core.report.anonymise.anonymised_info`` anonymises it."""
+
+        def person(p: PatientEntry) -> dict:
             return {
-                "patient_id": f"anonymous-{i + 1}" if anonymise else p.patient_id,
-                "name": "" if anonymise else p.name,
+                "patient_id": p.patient_id,
+                "name": p.name,
                 "studies": [
                     {
                         "study_uid": s.study_uid,
-                        "date": "" if anonymise else s.date,
+                        "date": s.date,
                         "description": s.description,
-                        "series": [se.to_dict() | ({"date": ""} if anonymise else {}) for se in s.series],
+                        "series": [se.to_dict() for se in s.series],
                     }
                     for s in p.studies
                 ],
@@ -130,7 +141,7 @@ class Catalogue:
         return {
             "schema": SCHEMA,
             "root": None if self.root is None else str(self.root),
-            "patients": [person(p, i) for i, p in enumerate(self.patients)],
+            "patients": [person(p) for p in self.patients],
             "skipped": [{"path": str(s.path), "reason": s.reason} for s in self.skipped],
         }
 
@@ -218,11 +229,16 @@ def _series_entry(uid: str, headers: list[SliceHeader], ds) -> SeriesEntry:
         problems.append(f"modality {first.modality or 'unknown'}: not CT, cannot be analysed")
     inconsistent = consistency_problems(headers)
     problems += inconsistent
-    spacing = None
+    spacing, loadable = None, not inconsistent
     if len(headers) > 1 and not inconsistent:
-        geometry = plan_series_geometry(headers)
-        problems += list(geometry.warnings)
-        spacing = round(float(np.linalg.norm(geometry.affine[:3, 2])), 4)
+        try:
+            geometry = plan_series_geometry(headers)
+        except StudyLoadError as exc:  # one unusable series never hides the others
+            problems.append(exc.reason)
+            loadable = False
+        else:
+            problems += list(geometry.warnings)
+            spacing = round(float(np.linalg.norm(geometry.affine[:3, 2])), 4)
     number = ds.get("SeriesNumber")
     return SeriesEntry(
         series_uid=uid,
@@ -232,10 +248,11 @@ def _series_entry(uid: str, headers: list[SliceHeader], ds) -> SeriesEntry:
         date=str(ds.get("SeriesDate", "") or ds.get("StudyDate", "") or ""),
         rows=first.rows,
         columns=first.columns,
-        pixel_spacing=first.pixel_spacing,
-        slice_thickness=first.slice_thickness,
+        pixel_spacing=first.pixel_spacing if all_finite(first.pixel_spacing) else None,  # problems say why
+        slice_thickness=first.slice_thickness if all_finite((first.slice_thickness or 0.0,)) else None,
         slice_spacing=spacing,
         n_images=sum(h.n_frames for h in headers),
         files=tuple(sorted(h.path for h in headers)),
         problems=problems,
+        loadable=loadable,
     )

@@ -6,6 +6,7 @@ product of the ImageOrientationPatient cosines), never by file name or InstanceN
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.dicom.errors import InconsistentSeriesError
 from core.dicom.headers import SliceHeader
 
 DUPLICATE_TOLERANCE_MM = 0.01
@@ -40,9 +42,46 @@ def _rounded(values) -> tuple[float, ...] | None:
     return None if values is None else tuple(round(float(v), 3) + 0.0 for v in values)
 
 
-def consistency_problems(headers: Sequence[SliceHeader]) -> list[str]:
-    """Disagreements that make one volume impossible, each naming example files."""
+def all_finite(values) -> bool:
+    """Whether every number is finite; an absent value (None) is judged elsewhere."""
+    return values is None or all(math.isfinite(v) for v in values)
+
+
+# Per-file values no volume can be built from: NaN, infinite, a zero slope.
+_NOT_FINITE = "not finite (NaN or infinite)"
+_VALUE_CHECKS = {
+    "ImagePositionPatient": (lambda h: all_finite(h.position), _NOT_FINITE),
+    "ImageOrientationPatient": (lambda h: all_finite(h.orientation), _NOT_FINITE),
+    "PixelSpacing": (lambda h: all_finite(h.pixel_spacing), _NOT_FINITE),
+    "SliceThickness": (lambda h: h.slice_thickness is None or math.isfinite(h.slice_thickness), _NOT_FINITE),
+    "RescaleSlope": (lambda h: math.isfinite(h.slope) and h.slope != 0, "0 or not finite"),
+    "RescaleIntercept": (lambda h: math.isfinite(h.intercept), _NOT_FINITE),
+}
+
+
+def value_problems(headers: Sequence[SliceHeader]) -> list[str]:
+    """Unusable header values: one message per attribute with the count of files and an example.
+
+    A few non-finite positions are not a problem of the series: ``plan_geometry`` leaves those
+    slices out and says so. Only when no file has a finite position is the series refused.
+    """
     problems = []
+    for keyword, (ok, why) in _VALUE_CHECKS.items():
+        bad = [h for h in headers if not ok(h)]
+        if not bad or (keyword == "ImagePositionPatient" and len(bad) < len(headers)):
+            continue
+        effect = ": HU values cannot be computed" if keyword.startswith("Rescale") else ""
+        problems.append(
+            f"{keyword} is {why} in {len(bad)} of {len(headers)} file(s), e.g. {_name(bad[0].path)}{effect}"
+        )
+    return problems
+
+
+def consistency_problems(headers: Sequence[SliceHeader]) -> list[str]:
+    """Unusable values and disagreements that make one volume impossible, each naming example files."""
+    problems = value_problems(headers)
+    if problems:  # a NaN is unequal to itself: comparing such values would list each file on its own
+        return problems
     checks = {
         "rows x columns": lambda h: f"{h.rows}x{h.columns}",
         "orientation": lambda h: _rounded(h.orientation),
@@ -74,6 +113,9 @@ def plan_geometry(
     """Sort slices along the normal; flag duplicates, gaps, uneven spacing and gantry tilt."""
     warnings: list[str] = []
     n = len(positions)
+    for keyword, value in (("ImageOrientationPatient", orientation), ("PixelSpacing", pixel_spacing)):
+        if not all_finite(value):  # enhanced files: per-frame values never went through value_problems
+            raise InconsistentSeriesError(None, f"{names[0]}: {keyword} is not finite (NaN or infinite)")
     if orientation is None:
         orientation = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
         warnings.append("no ImageOrientationPatient: axial orientation assumed")
@@ -93,20 +135,32 @@ def plan_geometry(
     if not (sx > 0 and sy > 0):
         warnings.append(f"invalid PixelSpacing {pixel_spacing}: 1 mm pixels assumed")
         sx = sy = 1.0
-    fallback_dz = float(slice_thickness) if slice_thickness and slice_thickness > 0 else 1.0
+    thickness_ok = slice_thickness is not None and math.isfinite(slice_thickness) and slice_thickness > 0
+    fallback_dz = float(slice_thickness) if thickness_ok else 1.0
     inst = [i if i is not None else 0 for i in instance_numbers]
 
-    known = [k for k in range(n) if positions[k] is not None]
+    unusable = [k for k in range(n) if not all_finite(positions[k])]
+    if unusable:
+        if len(unusable) == n:
+            raise InconsistentSeriesError(
+                None, f"ImagePositionPatient is not finite in any slice, e.g. {names[unusable[0]]}"
+            )
+        warnings.append(
+            f"{len(unusable)} slice(s) with a non-finite ImagePositionPatient were left out, "
+            f"e.g. {names[unusable[0]]}"
+        )
+    usable = sorted(set(range(n)) - set(unusable))
+    known = [k for k in usable if positions[k] is not None]
     if not known:
-        order = sorted(range(n), key=lambda k: (inst[k], names[k]))
+        order = sorted(usable, key=lambda k: (inst[k], names[k]))
         warnings.append(
             f"no ImagePositionPatient: slices ordered by InstanceNumber, spacing {fallback_dz:g} mm assumed"
         )
         affine = _affine(row, col, normal, sx, sy, fallback_dz, np.zeros(3))
         dist = np.arange(len(order)) * fallback_dz
         return SliceGeometry(tuple(order), dist, affine, None, 0.0, True, tuple(warnings))
-    if len(known) < n:
-        missing = [names[k] for k in range(n) if positions[k] is None]
+    if len(known) < len(usable):
+        missing = [names[k] for k in usable if positions[k] is None]
         warnings.append(f"{len(missing)} slice(s) without a position were left out, e.g. {missing[0]}")
 
     pts = np.array([positions[k] for k in known], dtype=np.float64)

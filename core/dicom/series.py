@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -97,13 +98,13 @@ def load_series(
         raise PixelDecodeError(
             first.path, f"colour image ({first.samples_per_pixel} samples per pixel), not CT"
         )
+    problems = consistency_problems(headers)
+    if problems:
+        raise InconsistentSeriesError(first.path.parent, "; ".join(problems))
     if any(h.n_frames > 1 for h in headers):
         if len(headers) > 1:
             raise InconsistentSeriesError(first.path, "a multi-frame file mixed with other files")
         return _load_multiframe(first, _notify(progress, cancelled), resample, correct_tilt)
-    problems = consistency_problems(headers)
-    if problems:
-        raise InconsistentSeriesError(first.path.parent, "; ".join(problems))
 
     geometry = plan_series_geometry(headers, correct_tilt)
     notify = _notify(progress, cancelled)
@@ -206,6 +207,13 @@ def _load_multiframe(header: SliceHeader, notify: Progress, resample: bool, corr
                 slope=float(pvt.get("RescaleSlope", header.slope)),
                 intercept=float(pvt.get("RescaleIntercept", header.intercept)),
             )
+            slope, intercept = frame_header.slope, frame_header.intercept
+            if not (math.isfinite(slope) and math.isfinite(intercept) and slope != 0):
+                raise InconsistentSeriesError(
+                    header.path,
+                    f"frame {index + 1}: RescaleSlope {slope:g}, RescaleIntercept {intercept:g}: "
+                    "HU values cannot be computed",
+                )
         stored_to_hu(frames[index], frame_header, volume[k])
         notify(k + 1, len(geometry.order))
     del frames

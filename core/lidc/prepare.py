@@ -66,7 +66,9 @@ class PrepareSettings:
         }
 
     def key(self) -> str:
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+        return hashlib.sha256(
+            json.dumps(self.to_dict(), sort_keys=True, allow_nan=False).encode()
+        ).hexdigest()[:16]
 
     @classmethod
     def from_dict(cls, data: dict) -> PrepareSettings:
@@ -381,7 +383,7 @@ class _ManifestWriter:
         self.manifest["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         self.manifest["patients"] = dict(sorted(self.manifest["patients"].items()))
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self.manifest, indent=1) + "\n", encoding="utf-8")
+        tmp.write_text(json.dumps(self.manifest, indent=1, allow_nan=False) + "\n", encoding="utf-8")
         os.replace(tmp, self.path)
         self.written = time.monotonic()
 

@@ -109,8 +109,13 @@ def encode_resource(nodules: list[LidcNodule], source: dict) -> bytes:
         "consensus": "voxels inside the regions of at least ceil(n/2) of the n readers",
         "count": len(nodules),
     }
-    lines = [json.dumps(_record(n), separators=(",", ":")) for n in nodules]
-    text = json.dumps(header, separators=(",", ":"))[:-1] + ',"nodules":[\n' + ",\n".join(lines) + "\n]}\n"
+    lines = [json.dumps(_record(n), separators=(",", ":"), allow_nan=False) for n in nodules]
+    text = (
+        json.dumps(header, separators=(",", ":"), allow_nan=False)[:-1]
+        + ',"nodules":[\n'
+        + ",\n".join(lines)
+        + "\n]}\n"
+    )
     return gzip.compress(text.encode("utf-8"), compresslevel=9, mtime=0)
 
 

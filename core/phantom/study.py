@@ -161,7 +161,7 @@ def _as_volume(hu: np.ndarray, spacing_xyz, options: PhantomOptions) -> CTVolume
 
 
 def identity_for(options: PhantomOptions) -> SeriesIdentity:
-    key = json.dumps(asdict(options), sort_keys=True)
+    key = json.dumps(asdict(options), sort_keys=True, allow_nan=False)
     return SeriesIdentity(
         key=key,
         patient_name=f"PHANTOM^{options.split.upper()}^{options.seed}",
@@ -195,6 +195,6 @@ def write_phantom(out_dir: str | Path, options: PhantomOptions, nodules: Sequenc
         "nodules": [p.truth() for p in placed],
     }
     tmp = out_dir / "ground_truth.json.tmp"
-    tmp.write_text(json.dumps(truth, indent=2))
+    tmp.write_text(json.dumps(truth, indent=2, allow_nan=False))
     os.replace(tmp, out_dir / "ground_truth.json")
     return out_dir

@@ -9,8 +9,12 @@ never written anywhere; ``new_salt()`` makes a fresh one for each export.
 ``anonymised(report, salt)`` blanks the patient (name, ID, birth date, sex), the study date, the study
 and series descriptions, the reader's name, the reader labels' author and time and the markers' notes;
 marker ids (which may carry an LIDC patient ID) are replaced by keyed hashes and marker names that are
-not short labels such as ``N3`` by ``N<k>``. The study's series number, modality and manufacturer stay.
+not short labels such as ``N3`` by ``N<k>``; the file name an image warning gives as an example
+(``e.g. <name>``) is withheld. The study's series number, modality and manufacturer stay.
 The export time (``created``) stays: it is when the report was made, not when the patient was scanned.
+
+``anonymised_info(info, salt, file_names)`` does the same for ``python main.py info --anonymise``:
+the catalogue tells no more than the anonymised SR would (no paths either).
 
 ``anonymise_dataset(ds, salt)`` follows the DICOM PS3.15 Basic Application Level Confidentiality
 Profile (Annex E, table E.1-1) for the attributes CT series carry: person names, IDs, dates and times
@@ -27,6 +31,7 @@ import hashlib
 import hmac
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -40,6 +45,7 @@ if TYPE_CHECKING:
 KEPT_STUDY_FIELDS = ("series_number", "modality", "manufacturer")
 STUDY_UID_FIELDS = ("study_uid", "series_uid", "frame_of_reference_uid")
 _SHORT_NAME = re.compile(r"[A-Za-z]{0,3}\d{1,3}")
+_EXAMPLE = re.compile(r"e\.g\. [^;]*")  # the loader's warnings end with an example file's name
 
 # PS3.15 table E.1-1, Basic Profile action Z (type 2: kept, empty) for the attributes CT series carry.
 EMPTIED = frozenset(
@@ -201,6 +207,7 @@ KEPT_UIDS = frozenset(
 )
 BASIC_PROFILE = ("113100", "DCM", "Basic Application Confidentiality Profile")
 METHOD = "MTMR Reader: PS3.15 Basic Profile; UIDs as salted-hash 2.25 UIDs"  # LO: <= 64
+WITHHELD = "(withheld)"
 
 
 def new_salt() -> bytes:
@@ -261,9 +268,61 @@ def anonymised(report: StudyReport, salt: bytes) -> StudyReport:
         study=study,
         reader_name="",
         nodules=tuple(nodules),
+        warnings=tuple(_EXAMPLE.sub(f"e.g. {WITHHELD}", warning) for warning in report.warnings),
         anonymised=True,
         uid_map=uid_map,
     )
+
+
+def anonymised_info(info: dict, salt: bytes, file_names: Iterable[str] = ()) -> dict:
+    """The ``info`` document (``docs/info-json.md``) telling no more than the anonymised SR would.
+
+    Patients become ``anonymous-N``; names, dates and descriptions are blanked; study and series UIDs
+    are remapped with ``salt`` (the loaded volume's too, so it still matches its series); paths are
+    withheld, and so is every name of ``file_names`` that a problem or warning gives as an example
+    (folder and file names often carry a patient's name or ID).
+    """
+    examples = sorted({f"e.g. {name}" for name in file_names if name}, key=len, reverse=True)
+
+    def text(value: str) -> str:
+        for example in examples:
+            value = value.replace(example, f"e.g. {WITHHELD}")
+        return value
+
+    def series(entry: dict) -> dict:
+        return entry | {
+            "series_uid": remap_uid(entry["series_uid"], salt),
+            "description": "",
+            "date": "",
+            "problems": [text(problem) for problem in entry["problems"]],
+        }
+
+    out = dict(info)
+    out["root"] = None
+    out["patients"] = [
+        {
+            "patient_id": f"anonymous-{i + 1}",
+            "name": "",
+            "studies": [
+                {
+                    "study_uid": remap_uid(study["study_uid"], salt),
+                    "date": "",
+                    "description": "",
+                    "series": [series(entry) for entry in study["series"]],
+                }
+                for study in patient["studies"]
+            ],
+        }
+        for i, patient in enumerate(info["patients"])
+    ]
+    out["skipped"] = [{"path": WITHHELD, "reason": text(item["reason"])} for item in info["skipped"]]
+    if info.get("volume"):
+        volume = info["volume"]
+        out["volume"] = volume | {
+            "series_uid": remap_uid(volume["series_uid"], salt),
+            "warnings": [text(warning) for warning in volume["warnings"]],
+        }
+    return out
 
 
 def _safe_names(names: list[str]) -> list[str]:

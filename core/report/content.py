@@ -79,6 +79,8 @@ class StudyReport:
     created: str  # ISO 8601 UTC
     anonymised: bool = False
     disclaimer: str = DISCLAIMER
+    # what the loader had to assume or correct (a made-up voxel size, a gap, a tilt): every format shows it
+    warnings: tuple[str, ...] = ()
     uid_map: dict = field(default_factory=dict, compare=False)  # old -> new UIDs when anonymised
 
 
@@ -146,4 +148,5 @@ def build_report(
         nodules=tuple(nodules),
         study_lung_rads=worst,
         created=(now or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds"),
+        warnings=tuple(volume.warnings),
     )

@@ -1,7 +1,8 @@
 """The printable report of one study (A4 PDF, fpdf2, no Qt), from ``core.report.content``.
 
 Page 1 (more only when the table of nodules runs over): who and what was read (patient name, ID,
-birth date and sex, or "anonymised"; study date and description; series; reader), the study's
+birth date and sex, or "anonymised"; study date and description; series; reader), the image
+warnings when loading had to assume or correct something (a made-up voxel size), the study's
 Lung-RADS category with the rule that fired and its follow-up, and the nodules ranked by the model's
 malignancy score. Then one page per nodule, in rank order: the key axial image with the marker circle,
 the axial/coronal/sagittal triptych (with the Grad-CAM map as a fourth panel when given), the model's
@@ -156,6 +157,7 @@ class _ReportPDF(ReportCanvas):
         self.put(MARGIN + 110, MARGIN + 3, CONTENT_W - 110, 4, "Research use only", align="R")
         self.set_text_color(*TEXT)
         y = self.identity_block(MARGIN + 10)
+        y = self.warnings_block(y)
         y = self.study_lung_rads_block(y + 4)
         self.nodule_table(y + 5)
 
@@ -224,6 +226,13 @@ class _ReportPDF(ReportCanvas):
                               line=4.2, max_lines=2)  # fmt: skip
                 yy += row + 4.2 * (lines - 1)
         return y + height
+
+    def warnings_block(self, y: float) -> float:
+        """What the loader had to assume about the images (a made-up voxel size, say), under who and what."""
+        if not self.report.warnings:
+            return y
+        text = "Image warnings: " + "; ".join(self.report.warnings)
+        return self.para(MARGIN, y + 2, CONTENT_W, text, 8.5, "B", max_lines=4)
 
     def study_lung_rads_block(self, y: float) -> float:
         report = self.report

@@ -57,6 +57,7 @@ in the Coding Scheme Identification Sequence with responsible organisation "MTMR
     +- CONTAINS         CONTAINER (C0034375, UMLS, "Qualitative Evaluations")
        +- CONTAINS  CODE (STUDYLUNGRADS, 99MTMR, "Lung-RADS v2022 category of the study") (when any)
        +- CONTAINS  TEXT (DISCLAIMER, 99MTMR, "Disclaimer") = report.disclaimer
+       +- CONTAINS  TEXT (IMAGEWARNING, 99MTMR, "Warning about the images read") per report.warnings
 
 Model output and reader-confirmed values are told apart by their Measurement Method modifier (SCT
 370129005): (MODEL, 99MTMR, "Model prediction") on every number the model produced, which also carries
@@ -103,6 +104,7 @@ from core.report.sr_codes import (
     COSINE,  # noqa: F401 (re-exported: the codes stay importable from here as before the split)
     CT_OF_CHEST,
     DISCLAIMER,
+    IMAGE_WARNING,
     LUNG_RADS,
     LUNG_RADS_BASIS,
     LUNG_RADS_FOLLOW_UP,
@@ -365,6 +367,7 @@ def _qualitative_evaluations(report: StudyReport) -> hd.sr.ContainerContentItem:
             )
         )
     items.append(_text(DISCLAIMER, report.disclaimer or "Research use only.", "CONTAINS"))
+    items += [_text(IMAGE_WARNING, warning, "CONTAINS") for warning in report.warnings]
     container.ContentSequence = hd.sr.ContentSequence(items)
     return container
 
@@ -400,10 +403,11 @@ def _local_time(created: str) -> dt.datetime | None:
     return moment.astimezone().replace(tzinfo=None)
 
 
-def _software_version() -> tuple[str, ...]:
+def _software_version() -> list[str]:
+    """SoftwareVersions (LO, VM 1-n): a list, the multi-value form pydicom takes without a warning."""
     try:
         from importlib.metadata import version
 
-        return (f"mtmr-reader {version('mtmr-reader')}", f"highdicom {hd.__version__}")
+        return [f"mtmr-reader {version('mtmr-reader')}", f"highdicom {hd.__version__}"]
     except Exception:  # not installed as a package: the version is unknown, not an error
-        return (f"highdicom {hd.__version__}",)
+        return [f"highdicom {hd.__version__}"]

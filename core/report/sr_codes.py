@@ -54,6 +54,7 @@ LUNG_RADS_FOLLOW_UP = _code("LUNGRADS-FU", "Lung-RADS follow-up")
 LUNG_RADS_BASIS = _code("LUNGRADS-BASIS", "Lung-RADS basis")
 NODULE_TEXTURE = _code("NODULE-TEXTURE", "Nodule texture class")
 DISCLAIMER = _code("DISCLAIMER", "Disclaimer")
+IMAGE_WARNING = _code("IMAGEWARNING", "Warning about the images read")
 
 CT_OF_CHEST = hd.sr.CodedConcept(value="169069000", scheme_designator="SCT", meaning="CT of chest")
 QUALITATIVE_EVALUATIONS = hd.sr.CodedConcept(

@@ -50,6 +50,7 @@ CSV_COLUMNS = (
     "model_name",
     "model_version",
     "weights_sha256",
+    "warnings",
 )
 
 
@@ -64,6 +65,7 @@ def report_json(report: StudyReport) -> dict:
         "disclaimer": report.disclaimer,
         "patient": {key: report.patient.get(key, "") for key in ("name", "id", "birth_date", "sex")},
         "study": {key: _finite(value) for key, value in report.study.items()},
+        "warnings": list(report.warnings),
         "model": {
             "name": model.name,
             "version": model.version,
@@ -205,6 +207,7 @@ def report_from_json(data: Mapping) -> StudyReport:
             created=data["created"],
             anonymised=bool(data["anonymised"]),
             disclaimer=data["disclaimer"],
+            warnings=tuple(str(w) for w in data.get("warnings", ())),  # absent in files written before
         )
     except (KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"not a report document ({exc.__class__.__name__}: {exc})") from exc
@@ -254,6 +257,7 @@ def report_csv_rows(report: StudyReport) -> list[dict]:
                 "model_name": model.name,
                 "model_version": model.version,
                 "weights_sha256": model.weights_sha256[:12],
+                "warnings": "; ".join(report.warnings) or None,
             }
         )
     return rows

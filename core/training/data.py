@@ -46,7 +46,7 @@ class DatasetSpec:
     noise: float = 20.0
 
     def key(self) -> str:
-        text = json.dumps({"version": DATASET_VERSION, **asdict(self)}, sort_keys=True)
+        text = json.dumps({"version": DATASET_VERSION, **asdict(self)}, sort_keys=True, allow_nan=False)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def select(self, pool: Sequence[LidcNodule]) -> list[LidcNodule]:

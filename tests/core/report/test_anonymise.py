@@ -258,3 +258,50 @@ def test_dataset_leaves_no_phi_and_keeps_geometry_and_pixels():
     again = anonymise_dataset(ds, salt)
     assert again.SOPInstanceUID == back.SOPInstanceUID
     assert anonymise_dataset(ds, new_salt()).SOPInstanceUID != back.SOPInstanceUID
+
+
+def info_output(capsys, *argv: str) -> str:
+    """``python main.py info ARGV`` in this process: what it prints."""
+    import argparse
+
+    from core.cli import info
+
+    parser = argparse.ArgumentParser()
+    info.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["info", *argv])
+    assert args.func(args) == 0
+    return capsys.readouterr().out
+
+
+def test_info_anonymise_shows_nothing_the_anonymised_sr_would_not(tmp_path, capsys):
+    """Every PS3.15 Basic Profile attribute of ``phi_dataset`` set, in a folder and in file names that
+    carry the patient's name: ``info --anonymise`` (text and JSON, with a loaded volume and a problem
+    that names a file) shows none of it, nor the original UIDs, nor any path."""
+    from pydicom.uid import generate_uid
+
+    folder = tmp_path / "Quackenbush Ermintrude"
+    folder.mkdir()
+    uids = set(ORIGINAL_UIDS)
+    for k in range(4):
+        ds = phi_dataset()
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds.InstanceNumber = k + 1
+        ds.ImagePositionPatient = [-10.0, -12.0, 2.5 * k]
+        if k == 3:
+            del ds.ImagePositionPatient  # a warning that names this file as its example
+        ds.save_as(folder / f"Quackenbush-{k}.dcm", enforce_file_format=True)
+        uids.add(ds.SOPInstanceUID)
+    (folder / "Quackenbush notes.bin").write_bytes(b"not dicom")
+
+    plain = info_output(capsys, str(folder), "--load")
+    assert "Quackenbush-3.dcm" in plain and leaks(plain)  # the values are there to be left out
+    for argv in (["--load"], ["--load", "--json"]):
+        shown = info_output(capsys, str(folder), "--anonymise", *argv)
+        assert leaks(shown) == []
+        assert [uid for uid in uids if uid in shown] == []
+        assert str(tmp_path) not in shown and "Quackenbush" not in shown
+        assert "anonymous-1" in shown and "(withheld)" in shown
+    document = json.loads(shown)
+    series = document["patients"][0]["studies"][0]["series"][0]
+    assert document["volume"]["series_uid"] == series["series_uid"]  # one salt: still the same series
+    assert series["number"] == 2 and series["modality"] == "CT"  # what the SR keeps, kept

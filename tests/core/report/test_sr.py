@@ -293,3 +293,16 @@ def test_other_series_are_skipped_and_a_wrong_series_refused(series, tmp_path):
     assert len(sr.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence) == 1
     with pytest.raises(ValueError, match="no instance of the report's CT series"):
         srmod.build_sr(report, [pydicom.dcmread(f) for f in other])
+
+
+def test_writing_the_sr_raises_no_pydicom_warning(series, tmp_path):
+    """Every attribute is set as its VR allows (SoftwareVersions, LO VM 1-n, as a list, not a tuple):
+    pydicom has nothing to warn about, so a reader's log stays clean."""
+    import warnings
+
+    files, volume = series
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        path = srmod.write_sr(make_report(volume, 1), files, tmp_path / "report.dcm")
+    assert [str(w.message) for w in caught] == []
+    assert list(pydicom.dcmread(path).SoftwareVersions)[-1].startswith("highdicom ")
