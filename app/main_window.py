@@ -367,11 +367,18 @@ class MainWindow(QMainWindow):
             self.review.analyse()
         else:
             self.review.analysis.preload()
-        selected, self._select_on_open = self.markers.get(self._select_on_open), ""
-        if selected is not None:
-            self.markers.select(selected.id)
-            self.workspace.centre_on_mm(selected.centre_mm)
+        self._open_on_nodule()
         self._idle(message)
+
+    def _open_on_nodule(self) -> None:
+        """Open on a nodule, selected and centred: the one asked for (worklist), else the top-ranked,
+        else the first marker; an analysis that ends before the reader picks another moves to its top."""
+        requested, self._select_on_open = self.markers.get(self._select_on_open), ""
+        marker = requested or self.review.top_nodule()
+        self.review.provisional = "" if requested or marker is None else marker.id
+        if marker is not None:
+            self.markers.select(marker.id)
+            self.workspace.centre_on_mm(marker.centre_mm)
 
     def _restore_session(self, volume: CTVolume) -> Session | None:
         try:
