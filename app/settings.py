@@ -38,6 +38,7 @@ DEFAULT_SHORTCUTS: dict[str, tuple[str, str]] = {
     "layout_1x1": ("F2", "one view (the active one)"),
     "layout_1x3": ("F3", "axial, coronal, sagittal side by side"),
     "layout_2x2": ("F4", "two by two"),
+    "layout_1+2": ("F5", "a large axial view, coronal and sagittal beside it"),
     "help": ("F1", "help: keys and mouse"),
 }
 MOUSE_HELP = (

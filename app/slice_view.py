@@ -24,6 +24,13 @@ CROSSHAIR = QColor(255, 200, 0, 110)
 _OVERLAY_STYLE = "color: #f0f0f0; background: rgba(0, 0, 0, 120); padding: 1px 3px; font-size: 11px;"
 
 
+def _pan(target: float, start: float, span: float, extent: float) -> float:
+    """How far to move a view ``[start, start + span]`` along one axis of an image ``[0, extent]`` to
+    centre ``target``, keeping the view inside the image (or the image centred when the view is wider)."""
+    centre = extent / 2 if span >= extent else min(max(target, span / 2), extent - span / 2)
+    return centre - (start + span / 2)
+
+
 class _ViewBox(pg.ViewBox):
     """Radiology mouse conventions instead of pyqtgraph's defaults."""
 
@@ -157,9 +164,14 @@ class SliceView(QWidget):
             self.h_line.setVisible(visible)
 
     def centre_on(self, u: float, v: float) -> None:
+        """Bring screen point ``(u, v)`` towards the middle of the view without panning the image out of
+        it: along an axis where the whole slice fits it stays centred, elsewhere the view stops at its edge."""
         width, height = self.plane.pixel_mm
+        rows, cols = self.plane.shape
+        view = self.box.viewRect()
         self.box.translateBy(
-            x=u * width - self.box.viewRect().center().x(), y=v * height - self.box.viewRect().center().y()
+            x=_pan(u * width, view.left(), view.width(), cols * width),
+            y=_pan(v * height, view.top(), view.height(), rows * height),
         )
 
     # -- coordinates -------------------------------------------------------------------------------

@@ -20,7 +20,15 @@ from core.markers import DEFAULT_DIAMETER_MM, MarkerError, NoduleMarker, check_i
 from core.mpr import VIEWS, Plane, plane, slab_slices
 from core.volume import CTVolume
 
-LAYOUTS = ("1x1", "1x3", "2x2")
+LAYOUTS = ("1x1", "1x3", "2x2", "1+2")
+DEFAULT_LAYOUT = "1+2"  # a large axial view: tall narrow 1x3 views leave most of their height empty
+# layout -> (view -> grid row, column, row span, column span), (column stretches, row stretches)
+_LAYOUT_PLACES = {
+    "1x1": ({}, ((1,), (1,))),
+    "1x3": ({"axial": (0, 0, 1, 1), "coronal": (0, 1, 1, 1), "sagittal": (0, 2, 1, 1)}, ((1, 1, 1), (1,))),
+    "2x2": ({"axial": (0, 0, 1, 1), "coronal": (0, 1, 1, 1), "sagittal": (1, 0, 1, 1)}, ((1, 1), (1, 1))),
+    "1+2": ({"axial": (0, 0, 2, 1), "coronal": (0, 1, 1, 1), "sagittal": (1, 1, 1, 1)}, ((2, 1), (1, 1))),
+}
 MIN_WIDTH = 1.0
 
 
@@ -39,7 +47,7 @@ class Workspace(QWidget):
         self.window = next(iter(presets.values()))
         self.slab_mm = 0.0
         self.slab_thickness = 10.0
-        self.layout_name = "1x3"
+        self.layout_name = DEFAULT_LAYOUT
         self.active = "axial"
         self.tool = "navigate"
         self.crosshair = True
@@ -66,7 +74,7 @@ class Workspace(QWidget):
         markers.changed.connect(self.redraw_markers)
         markers.preview_changed.connect(self.redraw_markers)
         markers.selection_changed.connect(lambda _: self.redraw_markers())
-        self.set_layout("1x3")
+        self.set_layout(DEFAULT_LAYOUT)
 
     # -- volume --------------------------------------------------------------------------------------
     def set_volume(self, volume: CTVolume, state: dict | None = None) -> None:
@@ -117,21 +125,19 @@ class Workspace(QWidget):
         for widget in (*self.views.values(), self.info):
             self.grid.removeWidget(widget)
             widget.hide()
+        places, stretches = _LAYOUT_PLACES[name]
         if name == "1x1":
-            places = {self.active: (0, 0)}
-        elif name == "1x3":
-            places = {"axial": (0, 0), "coronal": (0, 1), "sagittal": (0, 2)}
-        else:
-            places = {"axial": (0, 0), "coronal": (0, 1), "sagittal": (1, 0)}
-            self.grid.addWidget(self.info, 1, 1)
-            self.info.show()
-        for view_name, (row, column) in places.items():
-            self.grid.addWidget(self.views[view_name], row, column)
-            self.views[view_name].show()
+            places = {self.active: (0, 0, 1, 1)}
+        if name == "2x2":
+            places = {**places, "info": (1, 1, 1, 1)}
+        for view_name, place in places.items():
+            widget = self.info if view_name == "info" else self.views[view_name]
+            self.grid.addWidget(widget, *place)
+            widget.show()
+        columns, rows = stretches
         for index in range(3):
-            self.grid.setColumnStretch(
-                index, 1 if index < (3 if name == "1x3" else 2 if name == "2x2" else 1) else 0
-            )
+            self.grid.setColumnStretch(index, columns[index] if index < len(columns) else 0)
+            self.grid.setRowStretch(index, rows[index] if index < len(rows) else 0)
         self.view_changed.emit()
 
     def set_active(self, name: str) -> None:

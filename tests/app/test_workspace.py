@@ -11,6 +11,7 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QUndoStack
 
 from app.main_window import MainWindow
+from app.workspace import LAYOUTS
 from core.mpr import plane
 from core.session import SessionStore
 from tests.dicom_factory import write_series
@@ -206,7 +207,7 @@ def test_mip_slab_and_layouts(qtbot, series):
     expected = p.image(window.volume.array, ws.views["axial"].index, slab)
     np.testing.assert_array_equal(ws.views["axial"].image.image, expected)
     assert "MIP" in ws.views["axial"].info.text()
-    for layout, shown in (("1x1", 1), ("2x2", 3), ("1x3", 3)):
+    for layout, shown in (("1x1", 1), ("2x2", 3), ("1x3", 3), ("1+2", 3)):
         ws.set_layout(layout)
         assert sum(v.isVisible() for v in ws.views.values()) == shown
 
@@ -349,3 +350,51 @@ def test_next_marker_keys_walk_the_markers_and_centre_the_views(qtbot, series):
     np.testing.assert_allclose(ws.cursor_mm(), second.centre_mm, atol=1.0)
     qtbot.keyClick(window, Qt.Key.Key_Down, Qt.KeyboardModifier.ControlModifier)
     assert window.markers.selected == first.id  # wraps round
+
+
+def _on_screen(view):
+    """The image's rectangle in the view's pixels."""
+    return view.image.mapRectToDevice(view.image.boundingRect())
+
+
+def _fitted(view) -> bool:
+    """The whole image in view and filling it along one side (as large as it fits)."""
+    rect, frame = _on_screen(view), view.graphics.rect()
+    inside = rect.adjusted(1, 1, -1, -1)
+    shares = (rect.width() / frame.width(), rect.height() / frame.height())
+    return frame.contains(inside.toRect()) and max(shares) > 0.9
+
+
+def test_every_layout_fits_its_images_and_the_default_gives_the_axial_view_its_height(qtbot, series):
+    window = _open(qtbot, series)
+    ws = window.workspace
+    assert ws.layout_name == "1+2"
+    axial = ws.views["axial"]
+    assert _on_screen(axial).height() > 0.6 * axial.graphics.height()  # 1x3 leaves it 0.38 here
+    for layout in LAYOUTS:
+        ws.set_layout(layout)
+        qtbot.wait(20)
+        assert all(_fitted(v) for v in ws.views.values() if v.isVisible()), layout
+    qtbot.keyClick(window, Qt.Key.Key_F5)
+    assert ws.layout_name == "1+2"
+    window.resize(1280, 800)
+    qtbot.wait(20)
+    assert all(_fitted(v) for v in ws.views.values())
+
+
+def test_centring_on_a_nodule_never_pans_a_fitting_slice_out_of_view(qtbot, series):
+    window = _open(qtbot, series)
+    ws = window.workspace
+    qtbot.wait(20)
+    corner = window.volume.voxel_to_mm(np.array([1.0, 1.0, 2.0]))
+    ws.centre_on_mm(corner)
+    assert all(_fitted(v) for v in ws.views.values())
+    # Zoomed in, the view comes as close to the point as it can while staying on the image.
+    axial = ws.views["axial"]
+    axial.box.scaleBy((0.25, 0.25))
+    ws.centre_on_mm(window.volume.voxel_to_mm(_centre_voxel(window)))
+    ws.centre_on_mm(corner)
+    view = axial.box.viewRect()
+    x, y = axial.scene_point(ws.cursor)
+    assert view.contains(x, y) and view.left() == pytest.approx(0, abs=1e-6)
+    assert view.top() == pytest.approx(0, abs=1e-6)
