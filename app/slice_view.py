@@ -164,8 +164,9 @@ class SliceView(QWidget):
             self.h_line.setVisible(visible)
 
     def centre_on(self, u: float, v: float) -> None:
-        """Bring screen point ``(u, v)`` towards the middle of the view without panning the image out of
-        it: along an axis where the whole slice fits it stays centred, elsewhere the view stops at its edge."""
+        """Bring screen point ``(u, v)`` towards the middle of the view without panning the image out
+        of it: along an axis where the whole slice fits it stays centred, elsewhere the view stops at
+        the image's edge."""
         width, height = self.plane.pixel_mm
         rows, cols = self.plane.shape
         view = self.box.viewRect()
