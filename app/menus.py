@@ -86,6 +86,17 @@ def build_menus(window) -> None:
     _action(window, "reset_view", ws.reset_views, view)
     crosshair = _action(window, "crosshair", ws.show_crosshair, view, checkable=True)
     crosshair.setChecked(True)
+
+    def hide_identity(on: bool) -> None:
+        ws.set_hide_identity(on)
+        window.settings.set_value("display/hide_identity", int(on))
+
+    window.identity_action = QAction("Hide patient name and ID", window, checkable=True)
+    window.identity_action.setToolTip("Leave the patient's name and ID out of the views' corners")
+    window.identity_action.setChecked(bool(window.settings.value("display/hide_identity", 0)))
+    window.identity_action.toggled.connect(hide_identity)
+    ws.set_hide_identity(window.identity_action.isChecked())
+    view.addAction(window.identity_action)
     help_menu = window.menuBar().addMenu("&Help")
     _action(window, "help", window.help.toggle, help_menu)
 

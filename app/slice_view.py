@@ -116,6 +116,10 @@ class SliceView(QWidget):
         self.probe = self._overlay_label()  # bottom-left: HU and mm under the cursor
         self.probe.hide()
         self.window_label = self._overlay_label()  # top-right: W/L
+        # Above those, the study: who and when (top left), what series (top right); see corner_text.
+        self.corners = {"left": self._overlay_label(), "right": self._overlay_label()}
+        self.corners["right"].setAlignment(Qt.AlignmentFlag.AlignRight)
+        self._corner_text = {"left": "", "right": ""}
         self.graphics.scene().sigMouseMoved.connect(self._mouse_moved)
         self.setMinimumSize(120, 120)
 
@@ -206,9 +210,25 @@ class SliceView(QWidget):
         self.probe.adjustSize()
         self._place_overlays()
 
+    def set_corners(self, left: str, right: str) -> None:
+        """The study's text in the top corners (lines; each cut short with "..." where the view is narrow)."""
+        self._corner_text = {"left": left, "right": right}
+        self._fit_corners()
+
     # -- layout ------------------------------------------------------------------------------------
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
+        self._fit_corners()
+
+    def _fit_corners(self) -> None:
+        room = max((self.graphics.width() - self.letters["top"].width()) // 2 - 16, 30)
+        for side, label in self.corners.items():
+            metrics = label.fontMetrics()
+            lines = self._corner_text[side].splitlines()
+            cut = (metrics.elidedText(line, Qt.TextElideMode.ElideRight, room) for line in lines)
+            label.setText("\n".join(cut))
+            label.setVisible(bool(lines))
+            label.adjustSize()
         self._place_overlays()
 
     def _place_overlays(self) -> None:
@@ -218,8 +238,13 @@ class SliceView(QWidget):
         right.move(w - right.width() - 6, (h - right.height()) // 2)
         top.move((w - top.width()) // 2, 4)
         bottom.move((w - bottom.width()) // 2, h - bottom.height() - 4)
-        self.info.move(6, 4)
-        self.window_label.move(w - self.window_label.width() - 6, 4)
+        corner, series = self.corners["left"], self.corners["right"]
+        corner.move(6, 4)
+        series.move(w - series.width() - 6, 4)
+        self.info.move(6, 4 + (corner.height() + 2 if corner.isVisibleTo(self) else 0))
+        self.window_label.move(
+            w - self.window_label.width() - 6, 4 + (series.height() + 2 if series.isVisibleTo(self) else 0)
+        )
         self.probe.move(6, h - self.probe.height() - 4)
 
     def focusInEvent(self, event) -> None:

@@ -13,6 +13,7 @@ import numpy as np
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QGridLayout, QLabel, QWidget
 
+from app.corner_text import what, who_and_when
 from app.marker_layer import MarkerLayer
 from app.marker_store import MarkerStore
 from app.slice_view import SliceView
@@ -30,6 +31,7 @@ _LAYOUT_PLACES = {
     "1+2": ({"axial": (0, 0, 2, 1), "coronal": (0, 1, 1, 1), "sagittal": (1, 1, 1, 1)}, ((2, 1), (1, 1))),
 }
 MIN_WIDTH = 1.0
+_ACROSS = {"axial": 2, "coronal": 1, "sagittal": 0}  # the LPS axis each view's slices are stacked along
 
 
 class Workspace(QWidget):
@@ -51,6 +53,7 @@ class Workspace(QWidget):
         self.active = "axial"
         self.tool = "navigate"
         self.crosshair = True
+        self.hide_identity = False  # the patient's name and ID left out of the corners
         self._drag: dict | None = None
         self.views = {name: SliceView(name) for name in VIEWS}
         self.layers = {name: MarkerLayer(view) for name, view in self.views.items()}
@@ -89,6 +92,7 @@ class Workspace(QWidget):
             view.reset_view()
         self.render_all()
         self._update_info()
+        self._show_corners()
 
     def view_state(self) -> dict:
         return {
@@ -164,8 +168,27 @@ class Workspace(QWidget):
         text = f"{name.capitalize()}  {index + 1}/{p.depth}"
         if slab > 1:
             text += f"  MIP {slab * p.spacing[p.normal]:.0f} mm"
+        text += "\n" + self._position(p, index)
         self.views[name].show_slice(image, index, self.levels(), text)
         self.layers[name].draw(self.volume, self.markers, self.markers.selected)
+
+    def _position(self, p: Plane, index: int) -> str:
+        """Where the slice lies: its LPS coordinate across the view (z axial, y coronal, x sagittal)."""
+        voxel = self.cursor.copy()
+        voxel[p.normal] = index
+        axis = _ACROSS[p.name]
+        return f"{'xyz'[axis]} {self.volume.voxel_to_mm(voxel)[axis]:.1f} mm"
+
+    def set_hide_identity(self, on: bool) -> None:
+        self.hide_identity = on
+        self._show_corners()
+
+    def _show_corners(self) -> None:
+        if self.volume is None:
+            return
+        meta = self.volume.metadata
+        for view in self.views.values():
+            view.set_corners(who_and_when(meta, self.hide_identity), what(meta))
 
     def redraw_markers(self) -> None:
         if self.volume is None:

@@ -398,3 +398,33 @@ def test_centring_on_a_nodule_never_pans_a_fitting_slice_out_of_view(qtbot, seri
     x, y = axial.scene_point(ws.cursor)
     assert view.contains(x, y) and view.left() == pytest.approx(0, abs=1e-6)
     assert view.top() == pytest.approx(0, abs=1e-6)
+
+
+def test_corner_overlays_show_the_study_and_the_slice_position_and_hide_the_patient_on_request(qtbot, series):
+    window = _open(qtbot, series)
+    ws, volume = window.workspace, window.volume
+    axial = ws.views["axial"]
+    assert axial.corners["left"].text() == "Test, Patient\nTEST-001\n2026-01-01"
+    assert axial.corners["right"].text() == "Chest\n2.5 mm"
+    z = volume.voxel_to_mm(np.array([0.0, 0.0, axial.index]))[2]  # the slices are axial, unrotated
+    assert axial.info.text().splitlines()[1] == f"z {z:.1f} mm"
+    qtbot.keyClick(window, Qt.Key.Key_Down)
+    assert axial.info.text().splitlines()[1] == f"z {z + volume.spacing[2]:.1f} mm"
+    assert ws.views["coronal"].info.text().splitlines()[1].startswith("y ")
+    assert ws.views["sagittal"].info.text().splitlines()[1].startswith("x ")
+    # Hidden by the reader (and kept for the next window), or blank in anonymised data: date only.
+    window.identity_action.trigger()
+    assert all(v.corners["left"].text() == "2026-01-01" for v in ws.views.values())
+    other = MainWindow()
+    qtbot.addWidget(other)
+    assert other.workspace.hide_identity
+    window.identity_action.trigger()
+    assert "TEST-001" in axial.corners["left"].text()
+    ws.set_volume(replace(volume, metadata=volume.metadata.anonymised()))
+    assert axial.corners["left"].text() == "2026-01-01"
+    # A narrow view cuts long lines short rather than letting the corners run into each other.
+    ws.set_volume(replace(volume, metadata=replace(volume.metadata, series_description="S" * 300)))
+    ws.set_layout("1x3")
+    qtbot.wait(20)
+    right = axial.corners["right"]
+    assert right.text().startswith("SSS") and right.width() < axial.graphics.width() / 2
