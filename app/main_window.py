@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 from app.help_overlay import HelpOverlay
 from app.marker_panel import MarkerPanel
 from app.marker_store import MarkerStore
-from app.menus import build_menus
+from app.menus import build_menus, refresh_presets
 from app.review import Review
 from app.settings import Settings
 from app.study_browser import StudyBrowser
@@ -233,11 +233,11 @@ class MainWindow(QMainWindow):
     def open_settings(self) -> None:
         from app.settings_dialog import SettingsDialog
 
-        dialog = SettingsDialog(self.settings, self)
+        dialog = SettingsDialog(self.settings, self, current=self.workspace.window)
         if dialog.exec():
-            self.workspace.presets = self.settings.presets()
             for key, action in self.actions_by_key.items():
                 action.setShortcut(QKeySequence(self.settings.shortcut(key)))
+            refresh_presets(self)
 
     # -- opening -------------------------------------------------------------------------------------
     def choose_folder(self) -> None:

@@ -20,6 +20,7 @@ from core.mpr import Plane
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
 CROSSHAIR = QColor(255, 200, 0, 110)
+_INVERTED = np.arange(255, -1, -1, dtype=np.uint8)
 # A dark backing keeps overlay text readable over bright tissue and bone.
 _OVERLAY_STYLE = "color: #f0f0f0; background: rgba(0, 0, 0, 120); padding: 1px 3px; font-size: 11px;"
 
@@ -158,6 +159,10 @@ class SliceView(QWidget):
         self.window_label.setText(text)
         self.window_label.adjustSize()
         self._place_overlays()
+
+    def set_inverted(self, on: bool) -> None:
+        """White air and black bone: a lookup table reversing the windowed grey levels."""
+        self.image.setLookupTable(_INVERTED if on else None)
 
     def set_crosshair(self, u: float, v: float, visible: bool | None = None) -> None:
         width, height = self.plane.pixel_mm

@@ -54,6 +54,7 @@ class Workspace(QWidget):
         self.tool = "navigate"
         self.crosshair = True
         self.hide_identity = False  # the patient's name and ID left out of the corners
+        self.inverted = False  # white air, black bone (I)
         self._drag: dict | None = None
         self.views = {name: SliceView(name) for name in VIEWS}
         self.layers = {name: MarkerLayer(view) for name, view in self.views.items()}
@@ -102,6 +103,7 @@ class Workspace(QWidget):
             "slab_thickness": self.slab_thickness,
             "layout": self.layout_name,
             "active": self.active,
+            "inverted": self.inverted,
         }
 
     def _restore(self, state: dict) -> None:
@@ -117,6 +119,8 @@ class Workspace(QWidget):
                 self.active = state["active"]
             if state.get("layout") in LAYOUTS:
                 self.set_layout(state["layout"])
+            if "inverted" in state:
+                self.set_inverted(state["inverted"] is True)
         except (TypeError, ValueError):
             pass  # a view state from another version: start from the defaults
 
@@ -260,10 +264,16 @@ class Workspace(QWidget):
     # -- window / level, slab, cine --------------------------------------------------------------------
     def set_window(self, width: float, level: float) -> None:
         self.window = (max(float(width), MIN_WIDTH), float(level))
-        text = f"W {self.window[0]:.0f}  L {self.window[1]:.0f}"
+        text = f"W {self.window[0]:.0f}  L {self.window[1]:.0f}" + ("  inverted" if self.inverted else "")
         for view in self.views.values():
             view.set_levels(self.levels(), text)
         self.view_changed.emit()
+
+    def set_inverted(self, on: bool) -> None:
+        self.inverted = bool(on)
+        for view in self.views.values():
+            view.set_inverted(self.inverted)
+        self.set_window(*self.window)  # says so beside W/L, and saves the view state
 
     def apply_preset(self, number: int) -> None:
         names = list(self.presets)

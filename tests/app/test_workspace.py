@@ -428,3 +428,63 @@ def test_corner_overlays_show_the_study_and_the_slice_position_and_hide_the_pati
     qtbot.wait(20)
     right = axial.corners["right"]
     assert right.text().startswith("SSS") and right.width() < axial.graphics.width() / 2
+
+
+def _greys(view) -> np.ndarray:
+    """The grey levels the view's image is drawn with (the middle row of the rendered image)."""
+    from PySide6.QtGui import QColor
+
+    view.image.render()
+    image = view.image.qimage
+    return np.array([QColor(image.pixel(col, image.height() // 2)).red() for col in range(image.width())])
+
+
+def test_the_invert_key_reverses_the_greys_and_the_session_keeps_it(qtbot, series):
+    window = _open(qtbot, series)
+    axial = window.workspace.views["axial"]
+    plain = _greys(axial)
+    assert plain.max() - plain.min() > 50  # something to invert
+    qtbot.keyClick(window, Qt.Key.Key_I)
+    np.testing.assert_allclose(_greys(axial), 255 - plain, atol=1)
+    assert "inverted" in axial.window_label.text()
+    window.close()
+    again = _open(qtbot, series)
+    assert again.workspace.inverted and "inverted" in again.workspace.views["axial"].window_label.text()
+    qtbot.keyClick(again, Qt.Key.Key_I)
+    np.testing.assert_allclose(_greys(again.workspace.views["axial"]), plain, atol=1)
+
+
+def test_the_readers_own_window_presets_sit_beside_the_built_in_ones(qtbot, series, monkeypatch):
+    from app.settings_dialog import SettingsDialog
+
+    window = _open(qtbot, series)
+    ws = window.workspace
+    ws.set_window(800, -200)
+
+    def edit(dialog) -> int:
+        dialog.presets.selectRow(0)
+        assert not dialog.remove_preset.isEnabled()  # the built-in ones stay
+        dialog.add_preset.click()  # the window on screen
+        dialog.presets.item(4, 0).setText("Nodule")
+        dialog.add_preset.click()
+        dialog.presets.item(5, 0).setText("Nodule")
+        dialog.accept()
+        assert "used twice" in dialog.error.text() and window.settings.presets() == ws.presets
+        dialog.presets.selectRow(5)
+        dialog.remove_preset.click()
+        dialog.accept()
+        return dialog.result()
+
+    monkeypatch.setattr(SettingsDialog, "exec", edit)
+    window.open_settings()
+    assert list(ws.presets) == ["Lung", "Mediastinum", "Soft tissue", "Bone", "Nodule"]
+    ws.apply_preset(0)
+    qtbot.keyClick(window, Qt.Key.Key_5)
+    assert ws.window == (800.0, -200.0)
+    assert window.actions_by_key["preset_5"].text() == "Nodule window"
+    assert window.actions_by_key["preset_5"].isVisible() and not window.actions_by_key["preset_6"].isVisible()
+    qtbot.keyClick(window, Qt.Key.Key_6)  # no sixth preset: nothing happens
+    assert ws.window == (800.0, -200.0)
+    other = MainWindow()
+    qtbot.addWidget(other)
+    assert other.actions_by_key["preset_5"].text() == "Nodule window"
