@@ -78,6 +78,7 @@ def build_menus(window) -> None:
         _action(window, f"preset_{number + 1}", partial(ws.apply_preset, number), view)
     refresh_presets(window)
     window.invert_action = _action(window, "invert", lambda: ws.set_inverted(not ws.inverted), view)
+    window.invert_action.setText("Invert")
     view.addSeparator()
     for layout in LAYOUTS:
         _action(window, f"layout_{layout}", partial(ws.set_layout, layout), view)

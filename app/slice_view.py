@@ -20,6 +20,7 @@ from core.mpr import Plane
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
 CROSSHAIR = QColor(255, 200, 0, 110)
+CORNERS_MIN_WIDTH = 280  # px: in smaller views the study's corners would cover half the image
 _INVERTED = np.arange(255, -1, -1, dtype=np.uint8)
 # A dark backing keeps overlay text readable over bright tissue and bone.
 _OVERLAY_STYLE = "color: #f0f0f0; background: rgba(0, 0, 0, 120); padding: 1px 3px; font-size: 11px;"
@@ -216,7 +217,8 @@ class SliceView(QWidget):
         self._place_overlays()
 
     def set_corners(self, left: str, right: str) -> None:
-        """The study's text in the top corners (lines; each cut short with "..." where the view is narrow)."""
+        """The study's text in the top corners (lines; each cut short with "..." where the view is
+        narrow, all left out where it is small)."""
         self._corner_text = {"left": left, "right": right}
         self._fit_corners()
 
@@ -226,13 +228,15 @@ class SliceView(QWidget):
         self._fit_corners()
 
     def _fit_corners(self) -> None:
+        """Cut long lines short; leave the study out of views too small for it to leave the image seen."""
         room = max((self.graphics.width() - self.letters["top"].width()) // 2 - 16, 30)
+        roomy = self.graphics.width() >= CORNERS_MIN_WIDTH
         for side, label in self.corners.items():
             metrics = label.fontMetrics()
             lines = self._corner_text[side].splitlines()
             cut = (metrics.elidedText(line, Qt.TextElideMode.ElideRight, room) for line in lines)
             label.setText("\n".join(cut))
-            label.setVisible(bool(lines))
+            label.setVisible(bool(lines) and roomy)
             label.adjustSize()
         self._place_overlays()
 

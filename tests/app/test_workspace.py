@@ -11,6 +11,7 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QUndoStack
 
 from app.main_window import MainWindow
+from app.slice_view import CORNERS_MIN_WIDTH
 from app.workspace import LAYOUTS
 from core.mpr import plane
 from core.session import SessionStore
@@ -428,6 +429,11 @@ def test_corner_overlays_show_the_study_and_the_slice_position_and_hide_the_pati
     qtbot.wait(20)
     right = axial.corners["right"]
     assert right.text().startswith("SSS") and right.width() < axial.graphics.width() / 2
+    assert right.isVisibleTo(axial)
+    window.resize(900, 700)  # too small a view for them: the study's corners make way for the image
+    qtbot.wait(20)
+    assert axial.graphics.width() < CORNERS_MIN_WIDTH and not right.isVisibleTo(axial)
+    assert axial.info.isVisibleTo(axial) and axial.window_label.isVisibleTo(axial)
 
 
 def _greys(view) -> np.ndarray:
