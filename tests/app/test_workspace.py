@@ -374,19 +374,18 @@ def test_every_layout_fits_its_images_and_the_default_gives_the_axial_view_its_h
     assert _on_screen(axial).height() > 0.6 * axial.graphics.height()  # 1x3 leaves it 0.38 here
     for layout in LAYOUTS:
         ws.set_layout(layout)
-        qtbot.wait(20)
-        assert all(_fitted(v) for v in ws.views.values() if v.isVisible()), layout
+        qtbot.wait(20)  # settled, not a passing size on the way
+        qtbot.waitUntil(lambda: all(_fitted(v) for v in ws.views.values() if v.isVisible()))
     qtbot.keyClick(window, Qt.Key.Key_F5)
     assert ws.layout_name == "1+2"
     window.resize(1280, 800)
-    qtbot.wait(20)
-    assert all(_fitted(v) for v in ws.views.values())
+    qtbot.waitUntil(lambda: all(_fitted(v) for v in ws.views.values()))
 
 
 def test_centring_on_a_nodule_never_pans_a_fitting_slice_out_of_view(qtbot, series):
     window = _open(qtbot, series)
     ws = window.workspace
-    qtbot.wait(20)
+    qtbot.waitUntil(lambda: all(_fitted(v) for v in ws.views.values()))  # laid out
     corner = window.volume.voxel_to_mm(np.array([1.0, 1.0, 2.0]))
     ws.centre_on_mm(corner)
     assert all(_fitted(v) for v in ws.views.values())
@@ -426,13 +425,14 @@ def test_corner_overlays_show_the_study_and_the_slice_position_and_hide_the_pati
     # A narrow view cuts long lines short rather than letting the corners run into each other.
     ws.set_volume(replace(volume, metadata=replace(volume.metadata, series_description="S" * 300)))
     ws.set_layout("1x3")
-    qtbot.wait(20)
+    qtbot.waitUntil(lambda: 300 < axial.graphics.width() < 400)  # a third of the views' width
     right = axial.corners["right"]
     assert right.text().startswith("SSS") and right.width() < axial.graphics.width() / 2
     assert right.isVisibleTo(axial)
     window.resize(900, 700)  # too small a view for them: the study's corners make way for the image
-    qtbot.wait(20)
-    assert axial.graphics.width() < CORNERS_MIN_WIDTH and not right.isVisibleTo(axial)
+    qtbot.wait(20)  # settled, not a passing size on the way
+    qtbot.waitUntil(lambda: axial.graphics.width() < CORNERS_MIN_WIDTH)
+    assert not right.isVisibleTo(axial)
     assert axial.info.isVisibleTo(axial) and axial.window_label.isVisibleTo(axial)
 
 
