@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 from app.help_overlay import HelpOverlay
 from app.marker_panel import MarkerPanel
 from app.marker_store import MarkerStore
-from app.menus import build_menus
+from app.menus import build_menus, refresh_presets
 from app.review import Review
 from app.settings import Settings
 from app.study_browser import StudyBrowser
@@ -237,11 +237,11 @@ class MainWindow(QMainWindow):
     def open_settings(self) -> None:
         from app.settings_dialog import SettingsDialog
 
-        dialog = SettingsDialog(self.settings, self)
+        dialog = SettingsDialog(self.settings, self, current=self.workspace.window)
         if dialog.exec():
-            self.workspace.presets = self.settings.presets()
             for key, action in self.actions_by_key.items():
                 action.setShortcut(QKeySequence(self.settings.shortcut(key)))
+            refresh_presets(self)
 
     # -- opening -------------------------------------------------------------------------------------
     def choose_folder(self) -> None:
@@ -375,11 +375,18 @@ class MainWindow(QMainWindow):
             self.review.analyse()
         else:
             self.review.analysis.preload()
-        selected, self._select_on_open = self.markers.get(self._select_on_open), ""
-        if selected is not None:
-            self.markers.select(selected.id)
-            self.workspace.centre_on_mm(selected.centre_mm)
+        self._open_on_nodule()
         self._idle(message)
+
+    def _open_on_nodule(self) -> None:
+        """Open on a nodule, selected and centred: the one asked for (worklist), else the top-ranked,
+        else the first marker; an analysis that ends before the reader picks another moves to its top."""
+        requested, self._select_on_open = self.markers.get(self._select_on_open), ""
+        marker = requested or self.review.top_nodule()
+        self.review.provisional = "" if requested or marker is None else marker.id
+        if marker is not None:
+            self.markers.select(marker.id)
+            self.workspace.centre_on_mm(marker.centre_mm)
 
     def _restore_session(self, volume: CTVolume) -> Session | None:
         try:

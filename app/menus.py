@@ -8,7 +8,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDoubleSpinBox
 
-from app.settings import DEFAULT_SHORTCUTS
+from app.settings import DEFAULT_SHORTCUTS, MAX_PRESETS
 from app.workspace import LAYOUTS
 
 
@@ -74,10 +74,11 @@ def build_menus(window) -> None:
         _action(window, key, partial(ws.scroll, steps))
     _action(window, "first_slice", lambda: ws.set_slice(ws.active, 0))
     _action(window, "last_slice", lambda: ws.set_slice(ws.active, 10**6))
-    for number, name in enumerate(window.settings.presets()):
-        if f"preset_{number + 1}" in DEFAULT_SHORTCUTS:
-            action = _action(window, f"preset_{number + 1}", partial(ws.apply_preset, number), view)
-            action.setText(f"{name} window")
+    for number in range(MAX_PRESETS):
+        _action(window, f"preset_{number + 1}", partial(ws.apply_preset, number), view)
+    refresh_presets(window)
+    window.invert_action = _action(window, "invert", lambda: ws.set_inverted(not ws.inverted), view)
+    window.invert_action.setText("Invert")
     view.addSeparator()
     for layout in LAYOUTS:
         _action(window, f"layout_{layout}", partial(ws.set_layout, layout), view)
@@ -86,6 +87,17 @@ def build_menus(window) -> None:
     _action(window, "reset_view", ws.reset_views, view)
     crosshair = _action(window, "crosshair", ws.show_crosshair, view, checkable=True)
     crosshair.setChecked(True)
+
+    def hide_identity(on: bool) -> None:
+        ws.set_hide_identity(on)
+        window.settings.set_value("display/hide_identity", int(on))
+
+    window.identity_action = QAction("Hide patient name and ID", window, checkable=True)
+    window.identity_action.setToolTip("Leave the patient's name and ID out of the views' corners")
+    window.identity_action.setChecked(bool(window.settings.value("display/hide_identity", 0)))
+    window.identity_action.toggled.connect(hide_identity)
+    ws.set_hide_identity(window.identity_action.isChecked())
+    view.addAction(window.identity_action)
     help_menu = window.menuBar().addMenu("&Help")
     _action(window, "help", window.help.toggle, help_menu)
 
@@ -99,9 +111,8 @@ def build_menus(window) -> None:
         tools.addAction(window.actions_by_key[f"layout_{layout}"])
         window.actions_by_key[f"layout_{layout}"].setText(layout)
     tools.addSeparator()
-    for number in range(len(window.settings.presets())):
-        if f"preset_{number + 1}" in window.actions_by_key:
-            tools.addAction(window.actions_by_key[f"preset_{number + 1}"])
+    tools.addActions([window.actions_by_key[f"preset_{n + 1}"] for n in range(MAX_PRESETS)])
+    tools.addAction(window.invert_action)
     tools.addSeparator()
     tools.addAction(window.mip_action)
     window.slab = QDoubleSpinBox()
@@ -113,3 +124,17 @@ def build_menus(window) -> None:
     window.slab.valueChanged.connect(lambda mm: ws.set_slab(window.mip_action.isChecked(), mm))
     tools.addWidget(window.slab)
     tools.addAction(window.actions_by_key["help"])
+
+
+def refresh_presets(window) -> None:
+    """One action per window preset (the built-in ones, then the reader's own), named after it."""
+    presets = window.settings.presets()
+    window.workspace.presets = presets
+    for number in range(MAX_PRESETS):
+        action = window.actions_by_key[f"preset_{number + 1}"]
+        name = list(presets)[number] if number < len(presets) else ""
+        action.setVisible(bool(name))
+        if name:
+            width, level = presets[name]
+            action.setText(f"{name} window")
+            action.setToolTip(f"{name} window {width:g}/{level:g} [{action.shortcut().toString()}]")

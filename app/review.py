@@ -40,6 +40,7 @@ class Review(QObject):
         self.labels: dict[str, NoduleLabel] = {}
         self.lungs: LungMap | None = None
         self.auto = False
+        self.provisional = ""  # a nodule the app selected on opening, until the reader picks one
         self._workers: list[FunctionWorker] = []
         self._explained: dict[tuple, object] = {}
         self.analysis.finished.connect(self._analysed)
@@ -83,10 +84,18 @@ class Review(QObject):
         self.changed.emit()
         current = self.analysis.current(self.markers.markers)
         self.message.emit(f"Analysed {len(current)} nodule(s) with {self.analysis.model_text()}")
-        if not self.markers.selected and current:
-            top = min(current, key=lambda k: current[k].rank)
-            self.markers.select(top)
-            self.centre.emit(self.markers.get(top).centre_mm)
+        if current and self.markers.selected in ("", self.provisional):
+            top = self.top_nodule()
+            self.provisional = top.id
+            self.markers.select(top.id)
+            self.centre.emit(top.centre_mm)
+
+    def top_nodule(self):
+        """The most suspicious nodule once analysed, else the first marker; None without markers."""
+        current = self.analysis.current(self.markers.markers)
+        if current:
+            return self.markers.get(min(current, key=lambda k: current[k].rank))
+        return next(iter(self.markers.markers), None)
 
     def _failed(self, text: str) -> None:
         self.message.emit(text)
@@ -127,6 +136,8 @@ class Review(QObject):
             self.centre.emit(marker.centre_mm)
 
     def _selection_changed(self, marker_id: str) -> None:
+        if marker_id != self.provisional:
+            self.provisional = ""  # the reader chose: an analysis ending later leaves the choice alone
         self.table.select(marker_id)
         self._show_detail(marker_id)
 

@@ -6,7 +6,8 @@ import json
 
 from PySide6.QtCore import QSettings
 
-# name -> (width, level) in HU; number keys 1.. pick them in this order.
+# name -> (width, level) in HU; number keys 1.. pick them in this order, the reader's own after these.
+MAX_PRESETS = 9
 DEFAULT_PRESETS: dict[str, tuple[float, float]] = {
     "Lung": (1500.0, -600.0),
     "Mediastinum": (350.0, 50.0),
@@ -26,6 +27,8 @@ DEFAULT_SHORTCUTS: dict[str, tuple[str, str]] = {
     "preset_2": ("2", "mediastinum window 350/50"),
     "preset_3": ("3", "soft tissue window 400/40"),
     "preset_4": ("4", "bone window 2000/500"),
+    **{f"preset_{n}": (str(n), f"window preset {n} (your own, from Edit > Settings)") for n in range(5, 10)},
+    "invert": ("I", "invert the greyscale"),
     "marker_tool": ("N", "mark nodules (click to place, drag to size)"),
     "analyse": ("A", "analyse the markers with the model"),
     "delete_marker": ("Delete", "delete the selected marker"),
@@ -38,6 +41,7 @@ DEFAULT_SHORTCUTS: dict[str, tuple[str, str]] = {
     "layout_1x1": ("F2", "one view (the active one)"),
     "layout_1x3": ("F3", "axial, coronal, sagittal side by side"),
     "layout_2x2": ("F4", "two by two"),
+    "layout_1+2": ("F5", "a large axial view, coronal and sagittal beside it"),
     "help": ("F1", "help: keys and mouse"),
 }
 MOUSE_HELP = (

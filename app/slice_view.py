@@ -20,8 +20,17 @@ from core.mpr import Plane
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
 CROSSHAIR = QColor(255, 200, 0, 110)
+CORNERS_MIN_WIDTH = 280  # px: in smaller views the study's corners would cover half the image
+_INVERTED = np.arange(255, -1, -1, dtype=np.uint8)
 # A dark backing keeps overlay text readable over bright tissue and bone.
 _OVERLAY_STYLE = "color: #f0f0f0; background: rgba(0, 0, 0, 120); padding: 1px 3px; font-size: 11px;"
+
+
+def _pan(target: float, start: float, span: float, extent: float) -> float:
+    """How far to move a view ``[start, start + span]`` along one axis of an image ``[0, extent]`` to
+    centre ``target``, keeping the view inside the image (or the image centred when the view is wider)."""
+    centre = extent / 2 if span >= extent else min(max(target, span / 2), extent - span / 2)
+    return centre - (start + span / 2)
 
 
 class _ViewBox(pg.ViewBox):
@@ -109,6 +118,10 @@ class SliceView(QWidget):
         self.probe = self._overlay_label()  # bottom-left: HU and mm under the cursor
         self.probe.hide()
         self.window_label = self._overlay_label()  # top-right: W/L
+        # Above those, the study: who and when (top left), what series (top right); see corner_text.
+        self.corners = {"left": self._overlay_label(), "right": self._overlay_label()}
+        self.corners["right"].setAlignment(Qt.AlignmentFlag.AlignRight)
+        self._corner_text = {"left": "", "right": ""}
         self.graphics.scene().sigMouseMoved.connect(self._mouse_moved)
         self.setMinimumSize(120, 120)
 
@@ -148,6 +161,10 @@ class SliceView(QWidget):
         self.window_label.adjustSize()
         self._place_overlays()
 
+    def set_inverted(self, on: bool) -> None:
+        """White air and black bone: a lookup table reversing the windowed grey levels."""
+        self.image.setLookupTable(_INVERTED if on else None)
+
     def set_crosshair(self, u: float, v: float, visible: bool | None = None) -> None:
         width, height = self.plane.pixel_mm
         self.v_line.setPos(u * width)
@@ -157,9 +174,15 @@ class SliceView(QWidget):
             self.h_line.setVisible(visible)
 
     def centre_on(self, u: float, v: float) -> None:
+        """Bring screen point ``(u, v)`` towards the middle of the view without panning the image out
+        of it: along an axis where the whole slice fits it stays centred, elsewhere the view stops at
+        the image's edge."""
         width, height = self.plane.pixel_mm
+        rows, cols = self.plane.shape
+        view = self.box.viewRect()
         self.box.translateBy(
-            x=u * width - self.box.viewRect().center().x(), y=v * height - self.box.viewRect().center().y()
+            x=_pan(u * width, view.left(), view.width(), cols * width),
+            y=_pan(v * height, view.top(), view.height(), rows * height),
         )
 
     # -- coordinates -------------------------------------------------------------------------------
@@ -193,9 +216,28 @@ class SliceView(QWidget):
         self.probe.adjustSize()
         self._place_overlays()
 
+    def set_corners(self, left: str, right: str) -> None:
+        """The study's text in the top corners (lines; each cut short with "..." where the view is
+        narrow, all left out where it is small)."""
+        self._corner_text = {"left": left, "right": right}
+        self._fit_corners()
+
     # -- layout ------------------------------------------------------------------------------------
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
+        self._fit_corners()
+
+    def _fit_corners(self) -> None:
+        """Cut long lines short; leave the study out of views too small for it to leave the image seen."""
+        room = max((self.graphics.width() - self.letters["top"].width()) // 2 - 16, 30)
+        roomy = self.graphics.width() >= CORNERS_MIN_WIDTH
+        for side, label in self.corners.items():
+            metrics = label.fontMetrics()
+            lines = self._corner_text[side].splitlines()
+            cut = (metrics.elidedText(line, Qt.TextElideMode.ElideRight, room) for line in lines)
+            label.setText("\n".join(cut))
+            label.setVisible(bool(lines) and roomy)
+            label.adjustSize()
         self._place_overlays()
 
     def _place_overlays(self) -> None:
@@ -205,8 +247,13 @@ class SliceView(QWidget):
         right.move(w - right.width() - 6, (h - right.height()) // 2)
         top.move((w - top.width()) // 2, 4)
         bottom.move((w - bottom.width()) // 2, h - bottom.height() - 4)
-        self.info.move(6, 4)
-        self.window_label.move(w - self.window_label.width() - 6, 4)
+        corner, series = self.corners["left"], self.corners["right"]
+        corner.move(6, 4)
+        series.move(w - series.width() - 6, 4)
+        self.info.move(6, 4 + (corner.height() + 2 if corner.isVisibleTo(self) else 0))
+        self.window_label.move(
+            w - self.window_label.width() - 6, 4 + (series.height() + 2 if series.isVisibleTo(self) else 0)
+        )
         self.probe.move(6, h - self.probe.height() - 4)
 
     def focusInEvent(self, event) -> None:

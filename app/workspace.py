@@ -13,6 +13,7 @@ import numpy as np
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QGridLayout, QLabel, QWidget
 
+from app.corner_text import what, who_and_when
 from app.marker_layer import MarkerLayer
 from app.marker_store import MarkerStore
 from app.slice_view import SliceView
@@ -20,8 +21,17 @@ from core.markers import DEFAULT_DIAMETER_MM, MarkerError, NoduleMarker, check_i
 from core.mpr import VIEWS, Plane, plane, slab_slices
 from core.volume import CTVolume
 
-LAYOUTS = ("1x1", "1x3", "2x2")
+LAYOUTS = ("1x1", "1x3", "2x2", "1+2")
+DEFAULT_LAYOUT = "1+2"  # a large axial view: tall narrow 1x3 views leave most of their height empty
+# layout -> (view -> grid row, column, row span, column span), (column stretches, row stretches)
+_LAYOUT_PLACES = {
+    "1x1": ({}, ((1,), (1,))),
+    "1x3": ({"axial": (0, 0, 1, 1), "coronal": (0, 1, 1, 1), "sagittal": (0, 2, 1, 1)}, ((1, 1, 1), (1,))),
+    "2x2": ({"axial": (0, 0, 1, 1), "coronal": (0, 1, 1, 1), "sagittal": (1, 0, 1, 1)}, ((1, 1), (1, 1))),
+    "1+2": ({"axial": (0, 0, 2, 1), "coronal": (0, 1, 1, 1), "sagittal": (1, 1, 1, 1)}, ((2, 1), (1, 1))),
+}
 MIN_WIDTH = 1.0
+_ACROSS = {"axial": 2, "coronal": 1, "sagittal": 0}  # the LPS axis each view's slices are stacked along
 
 
 class Workspace(QWidget):
@@ -39,10 +49,12 @@ class Workspace(QWidget):
         self.window = next(iter(presets.values()))
         self.slab_mm = 0.0
         self.slab_thickness = 10.0
-        self.layout_name = "1x3"
+        self.layout_name = DEFAULT_LAYOUT
         self.active = "axial"
         self.tool = "navigate"
         self.crosshair = True
+        self.hide_identity = False  # the patient's name and ID left out of the corners
+        self.inverted = False  # white air, black bone (I)
         self._drag: dict | None = None
         self.views = {name: SliceView(name) for name in VIEWS}
         self.layers = {name: MarkerLayer(view) for name, view in self.views.items()}
@@ -66,7 +78,7 @@ class Workspace(QWidget):
         markers.changed.connect(self.redraw_markers)
         markers.preview_changed.connect(self.redraw_markers)
         markers.selection_changed.connect(lambda _: self.redraw_markers())
-        self.set_layout("1x3")
+        self.set_layout(DEFAULT_LAYOUT)
 
     # -- volume --------------------------------------------------------------------------------------
     def set_volume(self, volume: CTVolume, state: dict | None = None) -> None:
@@ -81,6 +93,7 @@ class Workspace(QWidget):
             view.reset_view()
         self.render_all()
         self._update_info()
+        self._show_corners()
 
     def view_state(self) -> dict:
         return {
@@ -90,6 +103,7 @@ class Workspace(QWidget):
             "slab_thickness": self.slab_thickness,
             "layout": self.layout_name,
             "active": self.active,
+            "inverted": self.inverted,
         }
 
     def _restore(self, state: dict) -> None:
@@ -105,6 +119,8 @@ class Workspace(QWidget):
                 self.active = state["active"]
             if state.get("layout") in LAYOUTS:
                 self.set_layout(state["layout"])
+            if "inverted" in state:
+                self.set_inverted(state["inverted"] is True)
         except (TypeError, ValueError):
             pass  # a view state from another version: start from the defaults
 
@@ -117,21 +133,19 @@ class Workspace(QWidget):
         for widget in (*self.views.values(), self.info):
             self.grid.removeWidget(widget)
             widget.hide()
+        places, stretches = _LAYOUT_PLACES[name]
         if name == "1x1":
-            places = {self.active: (0, 0)}
-        elif name == "1x3":
-            places = {"axial": (0, 0), "coronal": (0, 1), "sagittal": (0, 2)}
-        else:
-            places = {"axial": (0, 0), "coronal": (0, 1), "sagittal": (1, 0)}
-            self.grid.addWidget(self.info, 1, 1)
-            self.info.show()
-        for view_name, (row, column) in places.items():
-            self.grid.addWidget(self.views[view_name], row, column)
-            self.views[view_name].show()
+            places = {self.active: (0, 0, 1, 1)}
+        if name == "2x2":
+            places = {**places, "info": (1, 1, 1, 1)}
+        for view_name, place in places.items():
+            widget = self.info if view_name == "info" else self.views[view_name]
+            self.grid.addWidget(widget, *place)
+            widget.show()
+        columns, rows = stretches
         for index in range(3):
-            self.grid.setColumnStretch(
-                index, 1 if index < (3 if name == "1x3" else 2 if name == "2x2" else 1) else 0
-            )
+            self.grid.setColumnStretch(index, columns[index] if index < len(columns) else 0)
+            self.grid.setRowStretch(index, rows[index] if index < len(rows) else 0)
         self.view_changed.emit()
 
     def set_active(self, name: str) -> None:
@@ -158,8 +172,27 @@ class Workspace(QWidget):
         text = f"{name.capitalize()}  {index + 1}/{p.depth}"
         if slab > 1:
             text += f"  MIP {slab * p.spacing[p.normal]:.0f} mm"
+        text += "\n" + self._position(p, index)
         self.views[name].show_slice(image, index, self.levels(), text)
         self.layers[name].draw(self.volume, self.markers, self.markers.selected)
+
+    def _position(self, p: Plane, index: int) -> str:
+        """Where the slice lies: its LPS coordinate across the view (z axial, y coronal, x sagittal)."""
+        voxel = self.cursor.copy()
+        voxel[p.normal] = index
+        axis = _ACROSS[p.name]
+        return f"{'xyz'[axis]} {self.volume.voxel_to_mm(voxel)[axis]:.1f} mm"
+
+    def set_hide_identity(self, on: bool) -> None:
+        self.hide_identity = on
+        self._show_corners()
+
+    def _show_corners(self) -> None:
+        if self.volume is None:
+            return
+        meta = self.volume.metadata
+        for view in self.views.values():
+            view.set_corners(who_and_when(meta, self.hide_identity), what(meta))
 
     def redraw_markers(self) -> None:
         if self.volume is None:
@@ -231,10 +264,16 @@ class Workspace(QWidget):
     # -- window / level, slab, cine --------------------------------------------------------------------
     def set_window(self, width: float, level: float) -> None:
         self.window = (max(float(width), MIN_WIDTH), float(level))
-        text = f"W {self.window[0]:.0f}  L {self.window[1]:.0f}"
+        text = f"W {self.window[0]:.0f}  L {self.window[1]:.0f}" + ("  inverted" if self.inverted else "")
         for view in self.views.values():
             view.set_levels(self.levels(), text)
         self.view_changed.emit()
+
+    def set_inverted(self, on: bool) -> None:
+        self.inverted = bool(on)
+        for view in self.views.values():
+            view.set_inverted(self.inverted)
+        self.set_window(*self.window)  # says so beside W/L, and saves the view state
 
     def apply_preset(self, number: int) -> None:
         names = list(self.presets)

@@ -84,3 +84,40 @@ def test_a_marked_study_not_yet_analysed_says_how_to_rank_it(qtbot, demo_home):
     window.open_demo()
     qtbot.waitUntil(lambda: window.volume is not None and not window.busy, timeout=120_000)
     assert "press Analyse (A)" in window.statusBar().currentMessage()
+
+
+def _demo(qtbot) -> MainWindow:
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.show()
+    window.open_demo()
+    qtbot.waitUntil(lambda: window.volume is not None and not window.busy, timeout=120_000)
+    return window
+
+
+def test_the_demo_opens_on_its_first_nodule_then_moves_to_the_top_one_once_analysed(qtbot, demo_home):
+    window = _demo(qtbot)
+    first = next(iter(window.markers.markers))
+    assert window.markers.selected == first.id
+    assert window.review.detail.marker == first and first.name in window.review.detail.title.text()
+    np.testing.assert_allclose(window.workspace.cursor_mm(), first.centre_mm, atol=1.0)
+    window.review.analyse()
+    qtbot.waitUntil(lambda: not window.busy, timeout=120_000)
+    top = window.markers.get(window.review.table.marker_at(0))
+    assert top.id != first.id  # the demo's first marker is not its most suspicious one
+    assert window.markers.selected == top.id and window.review.detail.marker == top
+    np.testing.assert_allclose(window.workspace.cursor_mm(), top.centre_mm, atol=1.0)
+
+
+def test_the_readers_choice_outlasts_the_analysis_and_a_reopened_study_opens_on_its_top(qtbot, demo_home):
+    window = _demo(qtbot)
+    chosen = list(window.markers.markers)[2]
+    window.markers.select(chosen.id)
+    window.review.analyse()
+    qtbot.waitUntil(lambda: not window.busy, timeout=120_000)
+    top = window.review.table.marker_at(0)
+    assert top != chosen.id and window.markers.selected == chosen.id
+    window.close()
+    again = _demo(qtbot)
+    assert again.markers.selected == top and again.review.detail.marker.id == top
+    np.testing.assert_allclose(again.workspace.cursor_mm(), again.markers.get(top).centre_mm, atol=1.0)

@@ -11,6 +11,8 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QUndoStack
 
 from app.main_window import MainWindow
+from app.slice_view import CORNERS_MIN_WIDTH
+from app.workspace import LAYOUTS
 from core.mpr import plane
 from core.session import SessionStore
 from tests.dicom_factory import write_series
@@ -206,7 +208,7 @@ def test_mip_slab_and_layouts(qtbot, series):
     expected = p.image(window.volume.array, ws.views["axial"].index, slab)
     np.testing.assert_array_equal(ws.views["axial"].image.image, expected)
     assert "MIP" in ws.views["axial"].info.text()
-    for layout, shown in (("1x1", 1), ("2x2", 3), ("1x3", 3)):
+    for layout, shown in (("1x1", 1), ("2x2", 3), ("1x3", 3), ("1+2", 3)):
         ws.set_layout(layout)
         assert sum(v.isVisible() for v in ws.views.values()) == shown
 
@@ -349,3 +351,146 @@ def test_next_marker_keys_walk_the_markers_and_centre_the_views(qtbot, series):
     np.testing.assert_allclose(ws.cursor_mm(), second.centre_mm, atol=1.0)
     qtbot.keyClick(window, Qt.Key.Key_Down, Qt.KeyboardModifier.ControlModifier)
     assert window.markers.selected == first.id  # wraps round
+
+
+def _on_screen(view):
+    """The image's rectangle in the view's pixels."""
+    return view.image.mapRectToDevice(view.image.boundingRect())
+
+
+def _fitted(view) -> bool:
+    """The whole image in view and filling it along one side (as large as it fits)."""
+    rect, frame = _on_screen(view), view.graphics.rect()
+    inside = rect.adjusted(1, 1, -1, -1)
+    shares = (rect.width() / frame.width(), rect.height() / frame.height())
+    return frame.contains(inside.toRect()) and max(shares) > 0.9
+
+
+def test_every_layout_fits_its_images_and_the_default_gives_the_axial_view_its_height(qtbot, series):
+    window = _open(qtbot, series)
+    ws = window.workspace
+    assert ws.layout_name == "1+2"
+    axial = ws.views["axial"]
+    assert _on_screen(axial).height() > 0.6 * axial.graphics.height()  # 1x3 leaves it 0.38 here
+    for layout in LAYOUTS:
+        ws.set_layout(layout)
+        qtbot.wait(20)  # settled, not a passing size on the way
+        qtbot.waitUntil(lambda: all(_fitted(v) for v in ws.views.values() if v.isVisible()))
+    qtbot.keyClick(window, Qt.Key.Key_F5)
+    assert ws.layout_name == "1+2"
+    window.resize(1280, 800)
+    qtbot.waitUntil(lambda: all(_fitted(v) for v in ws.views.values()))
+
+
+def test_centring_on_a_nodule_never_pans_a_fitting_slice_out_of_view(qtbot, series):
+    window = _open(qtbot, series)
+    ws = window.workspace
+    qtbot.waitUntil(lambda: all(_fitted(v) for v in ws.views.values()))  # laid out
+    corner = window.volume.voxel_to_mm(np.array([1.0, 1.0, 2.0]))
+    ws.centre_on_mm(corner)
+    assert all(_fitted(v) for v in ws.views.values())
+    # Zoomed in, the view comes as close to the point as it can while staying on the image.
+    axial = ws.views["axial"]
+    axial.box.scaleBy((0.25, 0.25))
+    ws.centre_on_mm(window.volume.voxel_to_mm(_centre_voxel(window)))
+    ws.centre_on_mm(corner)
+    view = axial.box.viewRect()
+    x, y = axial.scene_point(ws.cursor)
+    assert view.contains(x, y) and view.left() == pytest.approx(0, abs=1e-6)
+    assert view.top() == pytest.approx(0, abs=1e-6)
+
+
+def test_corner_overlays_show_the_study_and_the_slice_position_and_hide_the_patient_on_request(qtbot, series):
+    window = _open(qtbot, series)
+    ws, volume = window.workspace, window.volume
+    axial = ws.views["axial"]
+    assert axial.corners["left"].text() == "Test, Patient\nTEST-001\n2026-01-01"
+    assert axial.corners["right"].text() == "Chest\n2.5 mm"
+    z = volume.voxel_to_mm(np.array([0.0, 0.0, axial.index]))[2]  # the slices are axial, unrotated
+    assert axial.info.text().splitlines()[1] == f"z {z:.1f} mm"
+    qtbot.keyClick(window, Qt.Key.Key_Down)
+    assert axial.info.text().splitlines()[1] == f"z {z + volume.spacing[2]:.1f} mm"
+    assert ws.views["coronal"].info.text().splitlines()[1].startswith("y ")
+    assert ws.views["sagittal"].info.text().splitlines()[1].startswith("x ")
+    # Hidden by the reader (and kept for the next window), or blank in anonymised data: date only.
+    window.identity_action.trigger()
+    assert all(v.corners["left"].text() == "2026-01-01" for v in ws.views.values())
+    other = MainWindow()
+    qtbot.addWidget(other)
+    assert other.workspace.hide_identity
+    window.identity_action.trigger()
+    assert "TEST-001" in axial.corners["left"].text()
+    ws.set_volume(replace(volume, metadata=volume.metadata.anonymised()))
+    assert axial.corners["left"].text() == "2026-01-01"
+    # A narrow view cuts long lines short rather than letting the corners run into each other.
+    ws.set_volume(replace(volume, metadata=replace(volume.metadata, series_description="S" * 300)))
+    ws.set_layout("1x3")
+    qtbot.waitUntil(lambda: 300 < axial.graphics.width() < 400)  # a third of the views' width
+    right = axial.corners["right"]
+    assert right.text().startswith("SSS") and right.width() < axial.graphics.width() / 2
+    assert right.isVisibleTo(axial)
+    window.resize(900, 700)  # too small a view for them: the study's corners make way for the image
+    qtbot.wait(20)  # settled, not a passing size on the way
+    qtbot.waitUntil(lambda: axial.graphics.width() < CORNERS_MIN_WIDTH)
+    assert not right.isVisibleTo(axial)
+    assert axial.info.isVisibleTo(axial) and axial.window_label.isVisibleTo(axial)
+
+
+def _greys(view) -> np.ndarray:
+    """The grey levels the view's image is drawn with (the middle row of the rendered image)."""
+    from PySide6.QtGui import QColor
+
+    view.image.render()
+    image = view.image.qimage
+    return np.array([QColor(image.pixel(col, image.height() // 2)).red() for col in range(image.width())])
+
+
+def test_the_invert_key_reverses_the_greys_and_the_session_keeps_it(qtbot, series):
+    window = _open(qtbot, series)
+    axial = window.workspace.views["axial"]
+    plain = _greys(axial)
+    assert plain.max() - plain.min() > 50  # something to invert
+    qtbot.keyClick(window, Qt.Key.Key_I)
+    np.testing.assert_allclose(_greys(axial), 255 - plain, atol=1)
+    assert "inverted" in axial.window_label.text()
+    window.close()
+    again = _open(qtbot, series)
+    assert again.workspace.inverted and "inverted" in again.workspace.views["axial"].window_label.text()
+    qtbot.keyClick(again, Qt.Key.Key_I)
+    np.testing.assert_allclose(_greys(again.workspace.views["axial"]), plain, atol=1)
+
+
+def test_the_readers_own_window_presets_sit_beside_the_built_in_ones(qtbot, series, monkeypatch):
+    from app.settings_dialog import SettingsDialog
+
+    window = _open(qtbot, series)
+    ws = window.workspace
+    ws.set_window(800, -200)
+
+    def edit(dialog) -> int:
+        dialog.presets.selectRow(0)
+        assert not dialog.remove_preset.isEnabled()  # the built-in ones stay
+        dialog.add_preset.click()  # the window on screen
+        dialog.presets.item(4, 0).setText("Nodule")
+        dialog.add_preset.click()
+        dialog.presets.item(5, 0).setText("Nodule")
+        dialog.accept()
+        assert "used twice" in dialog.error.text() and window.settings.presets() == ws.presets
+        dialog.presets.selectRow(5)
+        dialog.remove_preset.click()
+        dialog.accept()
+        return dialog.result()
+
+    monkeypatch.setattr(SettingsDialog, "exec", edit)
+    window.open_settings()
+    assert list(ws.presets) == ["Lung", "Mediastinum", "Soft tissue", "Bone", "Nodule"]
+    ws.apply_preset(0)
+    qtbot.keyClick(window, Qt.Key.Key_5)
+    assert ws.window == (800.0, -200.0)
+    assert window.actions_by_key["preset_5"].text() == "Nodule window"
+    assert window.actions_by_key["preset_5"].isVisible() and not window.actions_by_key["preset_6"].isVisible()
+    qtbot.keyClick(window, Qt.Key.Key_6)  # no sixth preset: nothing happens
+    assert ws.window == (800.0, -200.0)
+    other = MainWindow()
+    qtbot.addWidget(other)
+    assert other.actions_by_key["preset_5"].text() == "Nodule window"
