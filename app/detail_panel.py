@@ -29,6 +29,7 @@ from core.inference import NoduleResult
 from core.labels import NoduleLabel
 from core.lidc.meanings import TITLES, describe, meaning
 from core.lidc.records import ATTRIBUTES, RATING_MAX, RATINGS
+from core.location import ZONE_NOTE
 from core.markers import NoduleMarker
 from core.mpr import VIEWS, plane
 from core.volume import CTVolume
@@ -132,6 +133,9 @@ class DetailPanel(QWidget):
         self.title = QLabel("Select a nodule")
         self.title.setWordWrap(True)
         self.title.setStyleSheet("font-weight: bold; font-size: 13px;")
+        self.where_note = QLabel()
+        self.where_note.setWordWrap(True)
+        self.where_note.setStyleSheet(SMALL)
         self.score = QLabel()
         self.score.setWordWrap(True)
         self.model = QLabel()
@@ -174,6 +178,7 @@ class DetailPanel(QWidget):
         buttons.addWidget(self.clear)
         layout = QVBoxLayout(self)
         layout.addWidget(self.title)
+        layout.addWidget(self.where_note)
         layout.addWidget(self.score)
         layout.addLayout(grid)
         layout.addWidget(self.cam_toggle)
@@ -208,12 +213,14 @@ class DetailPanel(QWidget):
         self.model.setText(model_text)
         if marker is None or volume is None:
             self.title.setText("Select a nodule in the list")
+            self.where_note.setText("")
             self.score.setText("")
             self.scores.show_result(None)
             return
         self.title.setText(
             f"{marker.name}: {marker.diameter_mm:.1f} mm" + (f", {location}" if location else "")
         )
+        self.where_note.setText(f"Zone, not lobe: {ZONE_NOTE}." if "zone" in location else "")
         if result is None:
             self.score.setText("Not analysed yet: press Analyse.")
         else:

@@ -101,3 +101,15 @@ def test_a_thumbnail_shows_its_image_whole_after_a_larger_nodule(shown):
     assert image.width() == pytest.approx(40.0, abs=1.5)  # 20 mm each side of a small nodule
     assert view.width() == pytest.approx(image.width(), rel=0.02)
     assert view.height() == pytest.approx(image.height(), rel=0.02)
+
+
+@pytest.mark.parametrize("shown", [(1280, 800)], indirect=True)
+def test_the_location_says_it_is_a_zone_not_a_lobe(shown):
+    window, panel = shown
+    assert "right upper zone" in panel.title.text() and "not a lobe" in panel.where_note.text()
+    assert panel.where_note.isVisible()
+    table = window.review.table
+    table.fill([panel.marker], {}, {}, {"m1": "right upper zone, slice 3"}, {})
+    assert (
+        "not a lobe" in table.item(0, 2).toolTip() and "not a lobe" in table.horizontalHeaderItem(2).toolTip()
+    )
