@@ -12,7 +12,7 @@ pad ``(k - 1) / 2`` looks at input pixel ``S * i`` (pixel centres), not at the m
 ``S``-pixel block that a plain bilinear resize assumes (half a cell, 7.5 px of 64, too far down and
 right). Patch and map are turned as the axial view shows the study (``core.mpr``). The model is left
 exactly as found: no hooks, no gradients stored on its weights, no change to ``requires_grad`` or to
-train/eval mode.
+train/eval mode; it assumes ``model(x, d) == model.heads(flatten(trunk.pool(trunk.feature_maps(x))), d)``.
 """
 
 from __future__ import annotations
@@ -168,30 +168,28 @@ def _maps_and_gradients(torch, model, device: str, patch: np.ndarray, diameter_m
     """The last stage's maps and d(malignant - benign logit)/d(maps), both detached, (1, C, h, w),
     and that logit difference (the model's call: malignant when >= 0).
 
-    A forward hook swaps the last stage's output for a detached leaf that requires grad, so the
-    gradient reaches the maps whatever the weights' ``requires_grad`` and never touches ``.grad``.
+    The model runs in two steps, the trunk's maps and then the pooled heads, with the maps as a
+    detached leaf that requires grad: the gradient reaches them whatever the weights'
+    ``requires_grad`` and never touches ``.grad``. No hook goes on the model, so an analysis or another
+    explanation running on it in another thread cannot swap its maps for this one's.
     """
-    captured = []
-
-    def hook(module, inputs, output):
-        leaf = output.detach().requires_grad_(True)
-        captured.append(leaf)
-        return leaf
-
     was_training = model.training
-    handle = model.trunk.layer4.register_forward_hook(hook)
     try:
         model.eval()
-        with torch.inference_mode(False), torch.enable_grad():  # also when called under no_grad
+        with torch.inference_mode(False):  # also when called under no_grad or inference mode
             x = torch.from_numpy(np.ascontiguousarray(patch)).to(device)
             diameter = torch.tensor([diameter_mm], dtype=torch.float32, device=device)
-            logits = model(x, diameter)["logits"]
-            target = logits[0, 1] - logits[0, 0]
-            (gradients,) = torch.autograd.grad(target, captured[-1])
+            with torch.no_grad():
+                maps = model.trunk.feature_maps(x)
+            with torch.enable_grad():
+                leaf = maps.detach().requires_grad_(True)
+                features = torch.flatten(model.trunk.pool(leaf), 1)
+                logits = model.heads(features, diameter)["logits"]
+                target = logits[0, 1] - logits[0, 0]
+                (gradients,) = torch.autograd.grad(target, leaf)
     finally:
-        handle.remove()
         model.train(was_training)
-    return captured[-1].detach(), gradients.detach(), float(target.detach())
+    return leaf.detach(), gradients.detach(), float(target.detach())
 
 
 def patch_window(

@@ -88,6 +88,27 @@ def test_model_is_left_exactly_as_found_and_results_repeat(predictor):
     np.testing.assert_array_equal(first.heatmap, third.heatmap)
 
 
+def test_another_forward_on_the_model_during_an_explanation_changes_nothing(predictor, monkeypatch):
+    """The app runs analyses and explanations on one model in worker threads. A forward of someone
+    else's patch in the middle of an explanation (here: forced, from inside its heads) used to fire
+    the explanation's hook and swap its maps: "RuntimeError: The differentiated Tensor ... not used"."""
+    volume = sphere_volume(6.0)
+    marker = Marker("a", (0.0, 0.0, 0.0), 12.0)
+    alone = explain(predictor, volume, marker)
+    model, heads = predictor.model, predictor.model.heads
+    other = torch.from_numpy(extract_patches(volume, (3.0, 0.0, 0.0), 12.0, predictor.patch_config)[:1])
+
+    def interleaved(features, diameter=None):
+        with torch.no_grad():
+            heads(model.trunk(other), diameter)  # another nodule, analysed meanwhile
+        return heads(features, diameter)
+
+    monkeypatch.setattr(model, "heads", interleaved)
+    meanwhile = explain(predictor, volume, marker)
+    np.testing.assert_array_equal(meanwhile.heatmap, alone.heatmap)
+    assert meanwhile.call == alone.call and hooks(model) == 0
+
+
 def brightness_model(darkness: float = 0.0) -> MTMRNet:
     """Hand-wired: the last stage's channel 0 is ReLU(input) sampled at every 8th pixel (0, 8, 16,
     24), and the malignant logit is its mean, so the true Grad-CAM is that sampled brightness, each
