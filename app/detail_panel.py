@@ -220,7 +220,9 @@ class DetailPanel(QWidget):
         self.title.setText(
             f"{marker.name}: {marker.diameter_mm:.1f} mm" + (f", {location}" if location else "")
         )
-        self.where_note.setText(f"Zone, not lobe: {ZONE_NOTE}." if "zone" in location else "")
+        zone = "zone" in location
+        self.where_note.setText("Zone: a third of the lung's height, not a lobe." if zone else "")
+        self.where_note.setToolTip(f"{ZONE_NOTE[0].upper()}{ZONE_NOTE[1:]}." if zone else "")
         if result is None:
             self.score.setText("Not analysed yet: press Analyse.")
         else:

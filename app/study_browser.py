@@ -44,7 +44,10 @@ class StudyBrowser(QTreeWidget):
             for entry in found.skipped:
                 skipped.addChild(_item(entry.path.name, "", entry.reason))
         self.expandAll()
-        self.header().resizeSection(2, min(self.sizeHintForColumn(2), 160))  # whole in the tooltip
+        notes = bool(found.skipped) or any(series.problems for series in found.all_series())
+        self.setColumnHidden(2, not notes)  # no empty column taking the names' room
+        width = max(self.sizeHintForColumn(2), self.header().sectionSizeHint(2))
+        self.header().resizeSection(2, min(width, 160))
 
     def _activated(self, item: QTreeWidgetItem) -> None:
         series = item.data(0, Qt.ItemDataRole.UserRole)

@@ -36,3 +36,6 @@ def test_a_long_series_name_is_elided_in_the_middle_and_whole_in_its_tooltip(qtb
     assert sum(widths) <= tree.viewport().width()  # no column runs off the dock: the name is elided
     assert widths[0] < tree.fontMetrics().horizontalAdvance(series.text(0))  # ... which it has to be here
     assert tree.horizontalScrollBar().maximum() == 0
+    assert not tree.isColumnHidden(2)  # the skipped readme's reason is shown
+    tree.show_catalogue(catalogue(tmp_path / "ct"))  # nothing skipped, no problems: no empty column
+    assert tree.isColumnHidden(2)
