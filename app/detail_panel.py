@@ -9,7 +9,7 @@ import datetime as dt
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, Signal
+from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QPen
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
     QLabel,
+    QProgressBar,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -28,21 +29,77 @@ from core.inference import NoduleResult
 from core.labels import NoduleLabel
 from core.lidc.meanings import TITLES, describe, meaning
 from core.lidc.records import ATTRIBUTES, RATING_MAX, RATINGS
+from core.location import ZONE_NOTE
 from core.markers import NoduleMarker
 from core.mpr import VIEWS, plane
 from core.volume import CTVolume
 
 LUNG = (-1350.0, 150.0)
 NOT_RATED = 0.0
+THUMB = 132  # px per thumbnail: two columns fit the 340 px dock at 1280x800 and 1600x1000
+SMALL = "color: #666; font-size: 10px;"
+
+
+def titled(view: _Patch) -> QWidget:
+    box = QWidget()
+    layout = QVBoxLayout(box)
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.setSpacing(1)
+    layout.addWidget(QLabel(view.title))
+    layout.addWidget(view)
+    return box
+
+
+class _Scores(QWidget):
+    """The eight attribute scores: name, a bar against the scale, and the scale's words in full
+    (wrapped, never cut), one row each."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        grid = QGridLayout(self)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setVerticalSpacing(3)
+        grid.setColumnStretch(1, 1)
+        self.bars: dict[str, QProgressBar] = {}
+        self.words: dict[str, QLabel] = {}
+        for row, name in enumerate(ATTRIBUTES):
+            title = QLabel(TITLES[name])
+            title.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop)
+            title.setStyleSheet("color: #555;")
+            bar = QProgressBar()
+            bar.setRange(0, 1000)
+            bar.setTextVisible(False)
+            bar.setFixedHeight(6)
+            words = QLabel()
+            words.setWordWrap(True)
+            cell = QVBoxLayout()
+            cell.setSpacing(1)
+            cell.addWidget(bar)
+            cell.addWidget(words)
+            grid.addWidget(title, row, 0)
+            grid.addLayout(cell, row, 1)
+            self.bars[name], self.words[name] = bar, words
+
+    def show_result(self, result: NoduleResult | None) -> None:
+        for name in ATTRIBUTES:
+            value = None if result is None else result.attributes[name]
+            fraction = 0.0 if value is None else (value - 1) / (RATING_MAX[name] - 1)
+            self.bars[name].setValue(round(1000 * min(max(fraction, 0.0), 1.0)))
+            text = "" if value is None else f"{value:.1f}/{RATING_MAX[name]} {meaning(name, value)}"
+            self.words[name].setText(text)
+            self.words[name].setToolTip("" if value is None else describe(name, value))
 
 
 class _Patch(pg.GraphicsLayoutWidget):
-    """A small fixed view of one image (no mouse interaction), with an optional circle."""
+    """A small fixed view of one image (no mouse interaction), with an optional circle; its title is
+    a label above it (``titled``), never drawn over the image."""
 
     def __init__(self, title: str) -> None:
         super().__init__()
+        self.title = title
         self.setBackground("k")
-        self.setFixedSize(132, 132)
+        self.setFixedSize(THUMB, THUMB)
+        self.ci.setContentsMargins(0, 0, 0, 0)
         self.box = self.addViewBox(lockAspect=True, invertY=True, enableMouse=False, enableMenu=False)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.box.addItem(self.image)
@@ -51,15 +108,14 @@ class _Patch(pg.GraphicsLayoutWidget):
         pen.setCosmetic(True)
         self.circle.setPen(pen)
         self.box.addItem(self.circle)
-        self.label = pg.TextItem(title, color="w", anchor=(0, 0))
-        self.label.setParentItem(self.box)
 
     def show_image(self, image: np.ndarray, pixel_mm: tuple[float, float], levels=None) -> None:
         from PySide6.QtGui import QTransform
 
         self.image.setImage(image, autoLevels=levels is None, levels=levels)
         self.image.setTransform(QTransform.fromScale(*pixel_mm))
-        self.box.autoRange(padding=0)
+        rows, cols = image.shape[:2]  # the image exactly, whatever the circle's extent (autoRange took it in)
+        self.box.setRange(QRectF(0, 0, cols * pixel_mm[0], rows * pixel_mm[1]), padding=0)
 
     def show_circle(self, x: float, y: float, radius: float) -> None:
         self.circle.setRect(QRectF(x - radius, y - radius, 2 * radius, 2 * radius))
@@ -77,11 +133,14 @@ class DetailPanel(QWidget):
         self.title = QLabel("Select a nodule")
         self.title.setWordWrap(True)
         self.title.setStyleSheet("font-weight: bold; font-size: 13px;")
+        self.where_note = QLabel()
+        self.where_note.setWordWrap(True)
+        self.where_note.setStyleSheet(SMALL)
         self.score = QLabel()
         self.score.setWordWrap(True)
         self.model = QLabel()
         self.model.setWordWrap(True)
-        self.model.setStyleSheet("color: #666; font-size: 10px;")
+        self.model.setStyleSheet(SMALL)
         self.patches = {name: _Patch(name.capitalize()) for name in VIEWS}
         self.cam = _Patch("Model input")
         self.cam_toggle = QCheckBox("Grad-CAM heat-map")
@@ -90,20 +149,11 @@ class DetailPanel(QWidget):
         self.cam_toggle.toggled.connect(self._show_cam)
         self.cam_note = QLabel()
         self.cam_note.setWordWrap(True)
-        self.cam_note.setStyleSheet("color: #666; font-size: 10px;")
+        self.cam_note.setStyleSheet(SMALL)
         grid = QGridLayout()
         for index, view in enumerate((*self.patches.values(), self.cam)):
-            grid.addWidget(view, index // 2, index % 2)
-        self.bars = pg.PlotWidget(background="w")
-        self.bars.setFixedHeight(190)
-        self.bars.setMouseEnabled(False, False)
-        self.bars.hideButtons()
-        self.bars.setXRange(0, 1, padding=0.02)
-        self.bars.getAxis("bottom").setTicks([[(0, "1"), (0.5, "mid"), (1, "max")]])
-        self.bars.getAxis("left").setTicks([[(i, TITLES[a]) for i, a in enumerate(ATTRIBUTES)]])
-        self.bars.invertY(True)
-        self.bars.getViewBox().setYRange(-0.6, len(ATTRIBUTES) - 0.4, padding=0)
-        self.bar_items: list = []
+            grid.addWidget(titled(view), index // 2, index % 2)
+        self.scores = _Scores()
         self.form = QFormLayout()
         self.inputs: dict[str, QDoubleSpinBox] = {}
         for name in RATINGS[::-1][:1] + RATINGS[:8]:  # malignancy first
@@ -128,11 +178,15 @@ class DetailPanel(QWidget):
         buttons.addWidget(self.clear)
         layout = QVBoxLayout(self)
         layout.addWidget(self.title)
+        layout.addWidget(self.where_note)
         layout.addWidget(self.score)
         layout.addLayout(grid)
         layout.addWidget(self.cam_toggle)
         layout.addWidget(self.cam_note)
-        layout.addWidget(self.bars)
+        heading = QLabel("<b>Model's attribute scores</b>")
+        heading.setToolTip("Each bar runs from 1 to the top of its LIDC scale; hover the words for more")
+        layout.addWidget(heading)
+        layout.addWidget(self.scores)
         layout.addWidget(QLabel("<b>Reader's assessment</b> (LIDC scales)"))
         layout.addLayout(self.form)
         layout.addWidget(self.reader_state)
@@ -159,12 +213,16 @@ class DetailPanel(QWidget):
         self.model.setText(model_text)
         if marker is None or volume is None:
             self.title.setText("Select a nodule in the list")
+            self.where_note.setText("")
             self.score.setText("")
-            self._bars(None)
+            self.scores.show_result(None)
             return
         self.title.setText(
             f"{marker.name}: {marker.diameter_mm:.1f} mm" + (f", {location}" if location else "")
         )
+        zone = "zone" in location
+        self.where_note.setText("Zone: a third of the lung's height, not a lobe." if zone else "")
+        self.where_note.setToolTip(f"{ZONE_NOTE[0].upper()}{ZONE_NOTE[1:]}." if zone else "")
         if result is None:
             self.score.setText("Not analysed yet: press Analyse.")
         else:
@@ -173,7 +231,7 @@ class DetailPanel(QWidget):
                 f" ± {result.uncertainty:.2f} (model; rank {result.rank})"
             )
         self._patches(volume, marker)
-        self._bars(result)
+        self.scores.show_result(result)
         self._form(result, label)
         self.cam.image.clear()
 
@@ -189,26 +247,6 @@ class DetailPanel(QWidget):
             r0, r1 = int(max(v - half_mm / height, 0)), int(min(v + half_mm / height, image.shape[0]))
             view.show_image(np.ascontiguousarray(image[r0:r1, c0:c1]), (width, height), LUNG)
             view.show_circle((u - c0) * width, (v - r0) * height, marker.diameter_mm / 2)
-
-    def _bars(self, result: NoduleResult | None) -> None:
-        for item in self.bar_items:
-            self.bars.removeItem(item)
-        self.bar_items = []
-        if result is None:
-            return
-        values = [result.attributes[a] for a in ATTRIBUTES]
-        fractions = [(v - 1) / (RATING_MAX[a] - 1) for a, v in zip(ATTRIBUTES, values, strict=True)]
-        bars = pg.BarGraphItem(
-            x0=0, y=list(range(len(ATTRIBUTES))), height=0.6, width=fractions, brush=(170, 195, 230)
-        )
-        self.bars.addItem(bars)
-        self.bar_items.append(bars)
-        for i, (name, value) in enumerate(zip(ATTRIBUTES, values, strict=True)):
-            text = pg.TextItem(f"{value:.1f}/{RATING_MAX[name]} {meaning(name, value)}", color=(20, 20, 20))
-            text.setPos(0.02, i - 0.45)
-            text.setToolTip(describe(name, value))
-            self.bars.addItem(text)
-            self.bar_items.append(text)
 
     def _form(self, result: NoduleResult | None, label: NoduleLabel | None) -> None:
         for name, box in self.inputs.items():
@@ -236,15 +274,19 @@ class DetailPanel(QWidget):
     def _show_cam(self) -> None:
         if self.explanation is None:
             self.cam.image.clear()
+            self.cam.circle.setVisible(False)
             self.cam_note.setText("")
             return
         e = self.explanation
         shown = self.cam_toggle.isChecked() and float(e.heatmap.max()) > 0
         rgb = overlay_rgb(e.patch, e.heatmap, None, 0.45 if shown else 0.0)
-        scale = f"Model input, {e.side_mm:.1f} mm across." if e.side_mm > 0 else ""
+        scale = f"Model input, {e.side_mm:.1f} mm across; circle: the marker." if e.side_mm > 0 else ""
+        if shown and not e.on_nodule:
+            scale = f"<b>The model looked elsewhere, not at the nodule.</b> {scale}"
         self.cam_note.setText(f"{scale} {e.note}".strip() if self.cam_toggle.isChecked() else scale)
         self.cam.show_image(rgb, (1.0, 1.0))
-        self.cam.circle.setVisible(False)
+        middle = rgb.shape[1] / 2, rgb.shape[0] / 2
+        self.cam.show_circle(*middle, e.marker_radius_px)
         self.cam.setToolTip(f"{scale} {e.note}".strip())
 
     # -- the reader's label -----------------------------------------------------------------------------

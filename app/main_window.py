@@ -364,7 +364,7 @@ class MainWindow(QMainWindow):
         self.markers.reset(session.markers if session else self._initial_markers(volume))
         self.panel.set_volume(volume)
         self.workspace.set_volume(volume, session.view if session else None)
-        message = f"{volume!r}"
+        message = volume.summary()
         if volume.warnings:
             message += " | " + "; ".join(volume.warnings)
         if session:

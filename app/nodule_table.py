@@ -15,6 +15,7 @@ from core.inference import NoduleResult
 from core.labels import NoduleLabel
 from core.lidc.meanings import TITLES, describe, meaning
 from core.lidc.records import ATTRIBUTES, RATING_MAX
+from core.location import ZONE_NOTE
 from core.lungrads import LungRads
 from core.markers import NoduleMarker
 
@@ -71,6 +72,7 @@ class NoduleTable(QTableWidget):
         self.setHorizontalHeaderLabels(COLUMNS)
         for column, name in enumerate(ATTRIBUTES, start=FIRST_ATTRIBUTE):
             self.horizontalHeaderItem(column).setToolTip(f"{TITLES[name]} (1-{RATING_MAX[name]}, LIDC scale)")
+        self.horizontalHeaderItem(2).setToolTip(f"Side, lung zone and axial slice; {ZONE_NOTE}")
         self.horizontalHeaderItem(MALIGNANCY).setToolTip("Model malignancy probability +/- its uncertainty")
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -100,7 +102,7 @@ class NoduleTable(QTableWidget):
             cells[1].setData(Qt.ItemDataRole.UserRole, marker.id)
             where = self._text(locations.get(marker.id, ""), locations.get(marker.id, ""))
             x, y, z = marker.centre_mm
-            where.setToolTip(f"centre ({x:.1f}, {y:.1f}, {z:.1f}) mm, patient LPS")
+            where.setToolTip(f"centre ({x:.1f}, {y:.1f}, {z:.1f}) mm, patient LPS; {ZONE_NOTE}")
             cells.append(where)
             cells.append(
                 self._number(f"{marker.diameter_mm:.1f} mm", marker.diameter_mm, marker.diameter_mm / 30)

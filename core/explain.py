@@ -1,31 +1,42 @@
 """Grad-CAM (Selvaraju et al., ICCV 2017) for the malignancy output: where on one input slice the
-trunk's last stage carried evidence that raised the malignant-minus-benign logit.
+trunk's last stage carried evidence for the model's own call, malignant or benign (the sign of the
+malignant-minus-benign logit). Explaining only "malignant" made the map of a nodule scored benign
+show the faint positive scraps around it, stretched to full colour, while the nodule itself argued
+benign: a heat-map beside the nodule.
 
 It shows where the model looked, not why it scored what it did, and it is coarse: the compact
 model's last stage is 4x4 cells for a 64 px patch (12 mm per cell for a 48 mm fixed field of view;
-for paper crops, as the demo model uses, a quarter of 1.25x the marker diameter), upsampled
-bilinearly. The model is left exactly as found: no hooks, no gradients stored on
-its weights, no change to ``requires_grad`` or to train/eval mode.
+for paper crops, as the demo model uses, a quarter of 1.25x the marker diameter). Each cell is
+placed where its receptive field is centred: cell ``i`` of a stride-``S`` trunk whose convolutions
+pad ``(k - 1) / 2`` looks at input pixel ``S * i`` (pixel centres), not at the middle of the
+``S``-pixel block that a plain bilinear resize assumes (half a cell, 7.5 px of 64, too far down and
+right). Patch and map are turned as the axial view shows the study (``core.mpr``). The model is left
+exactly as found: no hooks, no gradients stored on its weights, no change to ``requires_grad`` or to
+train/eval mode; it assumes ``model(x, d) == model.heads(flatten(trunk.pool(trunk.feature_maps(x))), d)``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from core.inference import Marker, Predictor
+from core.mpr import plane
 from core.patches import extract_patches
 from core.volume import CTVolume
 
 TARGET = "malignancy"
 NOTE = (
-    "Grad-CAM of the malignant-minus-benign logit on the trunk's last stage, upsampled to the "
-    "patch: where the model looked, not proof of why it scored what it did"
+    "Grad-CAM of the evidence for the model's call ({call}) on the trunk's last stage, upsampled to "
+    "the patch: where the model looked, not proof of why it scored what it did"
 )
 ZERO_NOTE = (
-    "Grad-CAM is zero everywhere on this slice: no region of the trunk's last stage raised the "
-    "malignancy logit, so there is nothing to highlight"
+    "Grad-CAM is zero everywhere on this slice: no region of the trunk's last stage argued for the "
+    "model's call, so there is nothing to highlight"
+)
+ELSEWHERE_NOTE = (
+    "; the map's centre of mass lies outside the marker circle: the model looked elsewhere, not at the nodule"
 )
 SIZE_NOTE = "; this model also reads the marker's diameter, which the map cannot show"
 LUNG_WINDOW_HU = (-1350.0, 150.0)
@@ -39,12 +50,23 @@ _COLOURS = np.array(
 
 @dataclass(frozen=True, eq=False)
 class Explanation:
-    patch: np.ndarray  # float32 (H, W): the input slice in the model's scale (-1..1)
-    heatmap: np.ndarray  # float32 (H, W) in 0..1, same size as the patch
+    patch: np.ndarray  # float32 (H, W): the input slice in the model's scale (-1..1), as the axial view
+    heatmap: np.ndarray  # float32 (H, W) in 0..1, same size and orientation as the patch
     target: str  # "malignancy"
     slice_index: int  # which of the nodule's input slices (bottom to top)
     note: str  # what the heatmap shows, for every place it is displayed
     side_mm: float = 0.0  # how many mm the patch spans (paper crops scale with the marker)
+    call: str = "malignant"  # the model's call whose evidence the map shows: "malignant" or "benign"
+    marker_radius_px: float = 0.0  # the marker circle in patch pixels, centred on the patch
+    centre_px: tuple[float, float] | None = None  # the map's centre of mass (row, col); None if all zero
+
+    @property
+    def on_nodule(self) -> bool:
+        """Whether the map's centre of mass lies inside the marker circle (False for an empty map)."""
+        if self.centre_px is None:
+            return False
+        middle = (self.heatmap.shape[0] - 1) / 2, (self.heatmap.shape[1] - 1) / 2
+        return bool(np.hypot(*np.subtract(self.centre_px, middle)) <= self.marker_radius_px)
 
 
 def explain(
@@ -66,60 +88,108 @@ def explain(
     index = count // 2 if slice_index is None else int(slice_index)
     if not 0 <= index < count:
         raise ValueError(f"slice index {index} is out of range: the nodule spans {count} input slices")
-    maps, gradients = _maps_and_gradients(
+    maps, gradients, margin = _maps_and_gradients(
         torch, predictor.model, predictor.device, patches[index : index + 1], marker.diameter_mm
     )
+    call = "malignant" if margin >= 0 else "benign"
+    if call == "benign":  # the evidence for the model's own call: d(benign - malignant)/d(maps)
+        gradients = -gradients
     weights = gradients.mean(dim=(2, 3), keepdim=True)  # (1, C, 1, 1): each channel's importance
-    cam = torch.relu((weights * maps).sum(dim=1, keepdim=True))  # (1, 1, h, w)
+    cam = torch.relu((weights * maps).sum(dim=1))[0].double().cpu().numpy()  # (h, w)
     size = tuple(patches.shape[-2:])
-    cam = torch.nn.functional.interpolate(cam, size=size, mode="bilinear", align_corners=False)
-    heatmap = cam[0, 0].float().cpu().numpy()
+    heatmap = upsample(cam, size, trunk_stride(predictor.model.trunk))
     peak = float(heatmap.max()) if np.all(np.isfinite(heatmap)) else 0.0
+    side_mm = float(config.side_mm(marker.diameter_mm))
+    patch, heatmap = (
+        axial_display(volume, a) for a in (patches[index, patches.shape[1] // 2], heatmap)
+    )  # the slice itself, turned as the axial view shows it
+    centre = None
     if peak > 1e-12:
-        heatmap = np.clip(heatmap / peak, 0.0, 1.0).astype(np.float32)
-        note = NOTE
+        heatmap = np.clip(heatmap / peak, 0.0, 1.0)
+        rows, cols = np.indices(heatmap.shape)
+        centre = tuple(float((heatmap * axis).sum() / heatmap.sum()) for axis in (rows, cols))
+        note = NOTE.format(call=call)
     else:
-        heatmap = np.zeros(size, np.float32)
+        heatmap = np.zeros(size)
         note = ZERO_NOTE
-    if getattr(predictor.model.config, "size_input", False):
-        note += SIZE_NOTE
-    return Explanation(
-        patch=np.array(patches[index, patches.shape[1] // 2], dtype=np.float32),  # the slice itself
-        heatmap=heatmap,
+    result = Explanation(
+        patch=np.array(patch, dtype=np.float32),
+        heatmap=np.array(heatmap, dtype=np.float32),
         target=TARGET,
         slice_index=index,
         note=note,
-        side_mm=float(config.side_mm(marker.diameter_mm)),
+        side_mm=side_mm,
+        call=call,
+        marker_radius_px=marker.diameter_mm / 2 * size[-1] / side_mm,
+        centre_px=centre,
     )
+    if centre is not None and not result.on_nodule:
+        note += ELSEWHERE_NOTE
+    if getattr(predictor.model.config, "size_input", False):
+        note += SIZE_NOTE
+    return replace(result, note=note)
+
+
+def trunk_stride(trunk) -> int:
+    """How many input pixels one cell of the trunk's last stage steps: the product of the strides on
+    its main path (the shortcuts' 1x1 convolutions repeat them)."""
+    import torch
+
+    stride = 1
+    for name, module in trunk.named_modules():
+        if isinstance(module, torch.nn.Conv2d | torch.nn.MaxPool2d) and "downsample" not in name:
+            step = module.stride
+            stride *= step[0] if isinstance(step, tuple) else step
+    return stride
+
+
+def upsample(cam: np.ndarray, size: tuple[int, int], stride: int) -> np.ndarray:
+    """The last stage's ``(h, w)`` cells to ``size`` pixels: linear between cell centres, cell ``i``
+    at input pixel ``stride * i``; pixels beyond the first or last cell take its value."""
+    rows, cols = (
+        np.array([np.interp(np.arange(n), stride * np.arange(k), e) for e in np.eye(k)])
+        for n, k in zip(size, cam.shape, strict=True)
+    )  # (cells, pixels) weights per axis
+    return rows.T @ cam @ cols
+
+
+def axial_display(volume: CTVolume, image: np.ndarray) -> np.ndarray:
+    """A patch (rows along the voxel y axis, columns along x) turned as the axial view shows the
+    volume: patient right on the screen's left, anterior at the top, whatever the series' direction."""
+    view = plane(volume, "axial")
+    if view.normal != 2:  # patches are cut across the voxel z axis: not an axial view here
+        return image
+    if view.cols == 1:
+        image = image.T
+    return image[:: -1 if view.flip_rows else 1, :: -1 if view.flip_cols else 1]
 
 
 def _maps_and_gradients(torch, model, device: str, patch: np.ndarray, diameter_mm: float):
-    """The last stage's maps and d(malignant - benign logit)/d(maps), both detached, (1, C, h, w).
+    """The last stage's maps and d(malignant - benign logit)/d(maps), both detached, (1, C, h, w),
+    and that logit difference (the model's call: malignant when >= 0).
 
-    A forward hook swaps the last stage's output for a detached leaf that requires grad, so the
-    gradient reaches the maps whatever the weights' ``requires_grad`` and never touches ``.grad``.
+    The model runs in two steps, the trunk's maps and then the pooled heads, with the maps as a
+    detached leaf that requires grad: the gradient reaches them whatever the weights'
+    ``requires_grad`` and never touches ``.grad``. No hook goes on the model, so an analysis or another
+    explanation running on it in another thread cannot swap its maps for this one's.
     """
-    captured = []
-
-    def hook(module, inputs, output):
-        leaf = output.detach().requires_grad_(True)
-        captured.append(leaf)
-        return leaf
-
     was_training = model.training
-    handle = model.trunk.layer4.register_forward_hook(hook)
     try:
         model.eval()
-        with torch.inference_mode(False), torch.enable_grad():  # also when called under no_grad
+        with torch.inference_mode(False):  # also when called under no_grad or inference mode
             x = torch.from_numpy(np.ascontiguousarray(patch)).to(device)
             diameter = torch.tensor([diameter_mm], dtype=torch.float32, device=device)
-            logits = model(x, diameter)["logits"]
-            target = logits[0, 1] - logits[0, 0]
-            (gradients,) = torch.autograd.grad(target, captured[-1])
+            with torch.no_grad():
+                maps = model.trunk.feature_maps(x)
+            with torch.enable_grad():
+                leaf = maps.detach().requires_grad_(True)
+                features = torch.flatten(model.trunk.pool(leaf), 1)
+                logits = model.heads(features, diameter)["logits"]
+                target = logits[0, 1] - logits[0, 0]
+                (gradients,) = torch.autograd.grad(target, leaf)
     finally:
-        handle.remove()
         model.train(was_training)
-    return captured[-1].detach(), gradients.detach()
+    return leaf.detach(), gradients.detach(), float(target.detach())
 
 
 def patch_window(

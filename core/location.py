@@ -12,6 +12,11 @@ The lungs are found cheaply on a copy of the volume taken every few voxels (abou
 * each lung's craniocaudal extent (LPS z, superior up) runs from its 0.2 % to its 99.8 % height
   quantile; upper, middle and lower zones are its thirds.
 
+Zones are not lobes. Readers name lobes (RUL, RML, RLL, LUL with the lingula, LLL), bounded by the
+fissures; a threshold cannot find fissures on real CT (thin, often incomplete, at the noise level),
+and no lobe assignment here has been measured on real lobe labels, so none is given: every ``basis``
+says that the zone is a zone, not a lobe (``ZONE_NOTE``).
+
 Without lungs (a tiny or synthetic volume) the volume's own centre and height stand in, and the
 ``basis`` says so. Keep one ``LungMap`` per volume: finding the lungs costs a fraction of a second.
 """
@@ -32,6 +37,10 @@ MIN_LUNG_ML = 20.0  # less lung air than this in the whole study: no lungs found
 MIN_SIDE_ML = 5.0  # less than this on one side: that side uses both lungs' height
 HEIGHT_QUANTILES = (0.002, 0.998)
 ZONES = ("lower", "middle", "upper")
+ZONE_NOTE = (
+    "a zone is a third of that lung's height, not a lobe: the fissures that bound the lobes (RUL, RML, "
+    "RLL, LUL with lingula, LLL) are not found, so no lobe is named"
+)
 
 
 @dataclass(frozen=True)
@@ -117,6 +126,7 @@ class LungMap:
         if not 0.0 <= fraction <= 1.0:
             where = "above" if fraction > 1 else "below"
             basis += f"; the point lies {where} the {side} lung's extent, so it counts as {zone}"
+        basis += f"; {ZONE_NOTE}"
         number = round(float(self.volume.mm_to_voxel(centre)[2])) + 1
         return Location(
             side=side,

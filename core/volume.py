@@ -125,6 +125,14 @@ class CTVolume:
     def nbytes(self) -> int:
         return int(self.array.nbytes)
 
+    def summary(self) -> str:
+        """For the reader, e.g. "CT 240 slices of 512 x 512 pixels, 0.70 x 0.70 mm, slices 1.25 mm apart"
+        (no patient data; ``repr`` is the developer's version)."""
+        z, y, x = self.shape
+        sx, sy, sz = self.spacing
+        kind = self.metadata.modality or "Volume"
+        return f"{kind} {z} slices of {x} x {y} pixels, {sx:.2f} x {sy:.2f} mm, slices {sz:.2f} mm apart"
+
     def __repr__(self) -> str:
         z, y, x = self.shape
         sx, sy, sz = self.spacing

@@ -1,6 +1,7 @@
 """Header-only catalogue of a folder, a file or a list of files: patients -> studies -> series.
 
-Nothing here reads pixel data. Every file is accounted for: in a series, or skipped with a reason.
+Nothing here reads pixel data. Every file is accounted for: in a series, one of the study's own
+companion files (``markers.json``, a phantom's ``ground_truth.json``), or skipped with a reason.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from core.dicom.headers import SliceHeader, read_descriptive, read_header
 SCHEMA = "mtmr-reader/catalogue/1"
 VOLUME_SUFFIXES = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd", ".nhdr")
 OTHER_SUFFIXES = (".json", ".txt", ".csv", ".md", ".xml", ".png", ".jpg", ".jpeg", ".pdf", ".html")
+COMPANIONS = ("markers.json", "ground_truth.json")  # the study's own files: read by the app, not skipped
 
 
 @dataclass(frozen=True)
@@ -86,11 +88,13 @@ class PatientEntry:
 
 @dataclass
 class Catalogue:
-    """What a folder holds. ``skipped`` lists every file that is not part of an image series."""
+    """What a folder holds. ``skipped`` lists every file that is neither part of an image series nor
+    one of the study's ``companions``."""
 
     patients: list[PatientEntry]
     skipped: list[SkippedFile]
     root: Path | None = None
+    companions: list[Path] = field(default_factory=list)
 
     def all_series(self) -> Iterator[SeriesEntry]:
         for patient in self.patients:
@@ -172,13 +176,16 @@ def catalogue(
     """Read the headers of every file under ``source`` and group them into series."""
     headers: list[SliceHeader] = []
     skipped: list[SkippedFile] = []
+    companions: list[Path] = []
     seen: set[Path] = set()
     for count, path in enumerate(iter_files(source), 1):
         resolved = path.resolve()
         if resolved in seen:
             continue
         seen.add(resolved)
-        if path.name.lower().endswith(VOLUME_SUFFIXES):
+        if path.name.lower() in COMPANIONS:
+            companions.append(path)
+        elif path.name.lower().endswith(VOLUME_SUFFIXES):
             skipped.append(SkippedFile(path, "a NIfTI/MHD/NRRD volume, not DICOM: open it directly"))
         elif path.suffix.lower() in OTHER_SUFFIXES:
             skipped.append(SkippedFile(path, f"a {path.suffix[1:].upper()} file, not DICOM"))
@@ -190,7 +197,7 @@ def catalogue(
         if progress is not None and count % 50 == 0:
             progress(count)
     root = Path(source) if isinstance(source, (str, Path)) else None
-    return Catalogue(_group(headers), skipped, root)
+    return Catalogue(_group(headers), skipped, root, companions)
 
 
 def _group(headers: Iterable[SliceHeader]) -> list[PatientEntry]:

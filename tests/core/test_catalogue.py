@@ -28,6 +28,9 @@ def mixed_folder(tmp_path):
         ds.Modality, ds.PatientID = "MR", "TEST-002"
         ds.save_as(path)
     (root / "readme.txt").write_text("hello")
+    (root / "markers.json").write_text("{}")
+    (root / "ground_truth.json").write_text("{}")
+    (root / "other.json").write_text("{}")
     (root / "empty.dcm").write_bytes(b"")
     (root / "volume.nii.gz").write_bytes(b"\x1f\x8b")
     return root
@@ -40,8 +43,10 @@ def test_groups_patients_studies_series_and_lists_skips(mixed_folder):
     assert len(chest_patient.studies) == 1
     assert sorted(s.n_images for s in chest_patient.studies[0].series) == [2, 6]
     skipped = {s.path.name: s.reason for s in found.skipped}
-    assert set(skipped) == {"readme.txt", "empty.dcm", "volume.nii.gz"}
+    assert set(skipped) == {"readme.txt", "empty.dcm", "volume.nii.gz", "other.json"}
     assert skipped["readme.txt"] == "a TXT file, not DICOM"
+    # the study's own files are accounted for as companions, not "skipped"
+    assert sorted(p.name for p in found.companions) == ["ground_truth.json", "markers.json"]
     assert "not a DICOM file" in skipped["empty.dcm"]
     assert "open it directly" in skipped["volume.nii.gz"]
 

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from core.location import ZONES, LungMap, describe_location
+from core.location import ZONE_NOTE, ZONES, LungMap, describe_location
 from core.volume import CTVolume
 
 SHAPE = (60, 64, 80)  # (z, y, x)
@@ -143,3 +143,14 @@ def test_every_demo_nodule_gets_the_side_of_its_x_and_a_zone():
         assert where.zone in ZONES
         assert where.slice == truth[marker["name"]]["centre_voxel_zyx"][0] + 1
         assert where.text == f"{where.side} {where.zone} zone, slice {where.slice}"
+
+
+def test_a_zone_says_it_is_not_a_lobe():
+    """Readers name lobes; zones are thirds of a lung's height, and every basis says so."""
+    found = LungMap(CTVolume(chest(), affine())).describe(
+        at(CTVolume(chest(), affine()), LOW_COLUMNS, 30, 30)
+    )
+    missing = describe_location(CTVolume(np.full((9, 8, 8), 40, np.int16), np.eye(4)), [1.0, 4.0, 0.0])
+    for where in (found, missing):
+        assert where.basis.endswith(ZONE_NOTE) and "not a lobe" in ZONE_NOTE
+        assert "zone" in where.text and "lobe" not in where.text
