@@ -118,6 +118,7 @@ class Progress:
         self.stream, self.total, self.width = stream, total, width
         self.tty = bool(getattr(stream, "isatty", lambda: False)())
         self.done = self.analysed = self.skipped = 0
+        self.last = ""
         self._drawn = False
 
     def message(self, text: str) -> None:
@@ -128,18 +129,21 @@ class Progress:
             self._draw()
         self.stream.flush()
 
-    def step(self, analysed: bool) -> None:
+    def step(self, analysed: bool, name: str = "") -> None:
+        """One study done (``analysed``) or skipped; ``name`` (its folder) ends the line."""
         self.done += 1
         if analysed:
             self.analysed += 1
         else:
             self.skipped += 1
+        self.last = f": {name} {'analysed' if analysed else 'skipped'}" if name else ""
         self._draw()
 
     def _draw(self) -> None:
         filled = round(self.width * self.done / self.total) if self.total else self.width
         bar = "#" * filled + "-" * (self.width - filled)
         line = f"[{bar}] {self.done}/{self.total} studies ({self.analysed} analysed, {self.skipped} skipped)"
+        line += self.last
         if self.tty:
             self.stream.write("\r\033[K" + line + ("\n" if self.done == self.total else ""))
         else:
@@ -198,17 +202,18 @@ def run(args: argparse.Namespace) -> int:
     progress = Progress(err, len(jobs))
     rows: list[dict] = []
     for job in jobs:
+        name = _relative(job.folder, root)
         try:
             rows += analyse(job, predictor, studies[job.study_uid])
         except (StudyLoadError, ValueError, OSError, MemoryError) as exc:
             progress.message(f"skipped: {job.folder}: {_reason(exc, job)}")
-            progress.step(False)
+            progress.step(False, name)
             continue
         except Exception as exc:  # one study must never end the batch
             progress.message(f"skipped: {job.folder}: unexpected error ({exc.__class__.__name__}: {exc})")
-            progress.step(False)
+            progress.step(False, name)
             continue
-        progress.step(True)
+        progress.step(True, name)
     if progress.analysed == 0:
         print("error: no study could be analysed: no ranking written", file=err)
         return 2
@@ -223,16 +228,25 @@ def run(args: argparse.Namespace) -> int:
         return 2
     for note in predictor.notes:
         print(f"note: {note}", file=err)
-    print(
-        f"wrote {args.out}: {len(rows)} nodules from {progress.analysed} studies"
-        f" ({progress.skipped + len(problems)} skipped)"
-    )
+    skipped = [f"{progress.skipped} skipped while analysing"] if progress.skipped else []
+    if problems:
+        skipped.append(f"{len(problems)} skipped before analysis, listed above")
+    summary = f" ({'; '.join(skipped)})" if skipped else ""
+    print(f"wrote {args.out}: {len(rows)} nodules from {progress.analysed} studies{summary}")
     for row in rows[:5]:
         print(
             f"{row['rank']}. study {row['study']} {row['marker_name'] or row['marker_id']}: "
             f"malignancy {row['malignancy_probability']:.2f} +/- {row['uncertainty']:.2f}"
         )
     return 0
+
+
+def _relative(folder: Path, root: Path) -> str:
+    """``folder`` as the progress line names it: below ROOT when it is, else as it is."""
+    try:
+        return str(folder.relative_to(root)) or "."
+    except ValueError:
+        return str(folder)
 
 
 def _files_read(count: int) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -32,16 +31,28 @@ def read_markers(path: Path):
 
 
 def run(args: argparse.Namespace) -> int:
+    from core.atomic import atomic_write_text
     from core.checkpoints import CheckpointError
     from core.dicom.errors import StudyLoadError
     from core.inference import Predictor
     from core.models_store import default_model_path
     from core.study import open_study
 
+    out = Path(args.out)
+    problem = output_problem(out)
+    if problem:  # before any work, never after it
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     try:
         markers = read_markers(Path(args.markers))
+        if not markers:
+            raise ValueError(f"{args.markers}: no markers: nothing to predict")
+        print(f"predict: loading {args.study} ...", file=sys.stderr, flush=True)
         volume, _ = open_study(args.study, args.series)
         predictor = Predictor(Path(args.model) if args.model else default_model_path(), device=args.device)
+        print(
+            f"predict: {len(markers)} marker(s); model {predictor.description}", file=sys.stderr, flush=True
+        )
         results = predictor.predict(volume, markers)
     except (StudyLoadError, CheckpointError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -54,10 +65,24 @@ def run(args: argparse.Namespace) -> int:
         "notes": predictor.notes,
         "nodules": [r.to_dict() for r in sorted(results, key=lambda r: r.rank)],
     }
-    tmp = Path(args.out).with_suffix(".tmp")
-    tmp.write_text(json.dumps(report, indent=2))
-    os.replace(tmp, args.out)
+    text = json.dumps(report, indent=2)
+    code = 0
+    try:
+        atomic_write_text(out, text + "\n")
+    except OSError as exc:  # the prediction is done: print it rather than lose it
+        print(f"error: {out}: cannot be written ({exc.strerror or exc}); the results follow", file=sys.stderr)
+        print(text)
+        code = 1
     for r in sorted(results, key=lambda r: r.rank):
         print(f"{r.rank}. {r.id}: malignancy {r.malignancy:.2f} +/- {r.uncertainty:.2f}")
     print(f"model: {predictor.description}")
-    return 0
+    return code
+
+
+def output_problem(out: Path) -> str:
+    """Why ``out`` cannot be written (its folder is missing, or it is a folder), or ""."""
+    if out.is_dir():
+        return f"{out}: is a folder; --out takes a file name such as {out / 'results.json'}"
+    if not out.parent.is_dir():
+        return f"{out}: its folder {out.parent} does not exist (make it first)"
+    return ""

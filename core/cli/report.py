@@ -324,6 +324,9 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         markers = read_markers(Path(args.markers))
+        if not markers:
+            raise ValueError(f"{args.markers}: no markers: nothing to report")
+        print(f"report: loading {args.study} ...", file=err, flush=True)
         volume, found = open_study(args.study, args.series)
         for marker in markers:
             try:
@@ -360,6 +363,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {out}: the folder cannot be made ({exc.strerror or exc})", file=err)
         return 2
 
+    print(
+        f"report: writing {', '.join(f for f in WRITE_ORDER if f in formats)} into {out} ...",
+        file=err,
+        flush=True,
+    )
     done = write_report(
         report,
         out,
