@@ -94,7 +94,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--out", required=True, help="ranking CSV to write")
     parser.add_argument("--json", help="also write the ranking as JSON")
     parser.add_argument("--model", help="checkpoint (default: the built-in demo model)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    parser.add_argument(
+        "--device", default="auto", help="auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps"
+    )
     parser.set_defaults(func=run)
 
 

@@ -18,7 +18,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--markers", required=True, help="markers.json (patient LPS mm)")
     parser.add_argument("--model", help="checkpoint (default: the built-in demo model)")
     parser.add_argument("--series", help="SeriesInstanceUID (default: the largest CT series)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    parser.add_argument(
+        "--device", default="auto", help="auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps"
+    )
     parser.add_argument("--out", required=True, help="results JSON to write")
     parser.set_defaults(func=run)
 
