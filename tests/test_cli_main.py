@@ -86,3 +86,12 @@ def test_phantom_tells_its_stages(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "phantom: rendering a 160x160x" in captured.err and "phantom: writing" in captured.err
     assert f"markers: {out / 'markers.json'}" in captured.out
+
+
+def test_the_first_launch_says_it_builds_the_demo_and_is_quiet_otherwise(tmp_path):
+    shot = tmp_path / "first.png"
+    process = python("--screenshot", str(shot))  # a fresh user home: the demo study is not built yet
+    err = process.stderr.read()
+    assert process.wait(timeout=300) == 0, err
+    assert err.startswith("Building the demo study (first launch only") and shot.stat().st_size > 0
+    assert "propagateSizeHints" not in err
