@@ -400,10 +400,11 @@ def _local_time(created: str) -> dt.datetime | None:
     return moment.astimezone().replace(tzinfo=None)
 
 
-def _software_version() -> tuple[str, ...]:
+def _software_version() -> list[str]:
+    """A list, not a tuple: pydicom warns on every SR of a tuple given to a multi-valued LO."""
     try:
         from importlib.metadata import version
 
-        return (f"mtmr-reader {version('mtmr-reader')}", f"highdicom {hd.__version__}")
+        return [f"mtmr-reader {version('mtmr-reader')}", f"highdicom {hd.__version__}"]
     except Exception:  # not installed as a package: the version is unknown, not an error
-        return (f"highdicom {hd.__version__}",)
+        return [f"highdicom {hd.__version__}"]

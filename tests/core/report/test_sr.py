@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -236,6 +237,13 @@ def test_zero_nodules_is_a_valid_report_without_groups(series, tmp_path):
     assert find_content_items(pydicom.dcmread(path), name=codes.DCM.PersonObserverName, recursive=True) == []
     assert len(sr.get_evidence()) == len(files)
     assert_valid(path)
+
+
+def test_writing_an_sr_prints_no_warning(series, tmp_path):
+    files, volume = series
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # pydicom's "value of type 'tuple' ... VR LO" was one
+        srmod.write_sr(make_report(volume, 1), files, tmp_path / "quiet.dcm")
 
 
 def test_thirty_nodules(series, tmp_path):
