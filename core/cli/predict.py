@@ -1,7 +1,8 @@
 """``python main.py predict STUDY --markers markers.json --out results.json``: rank marked nodules.
 
 ``markers.json`` is ``{"markers": [{"id": "...", "center_mm": [x, y, z], "diameter_mm": d}]}`` in
-patient LPS mm, the file the app imports and exports (its full format: ``core.markers``).
+patient LPS mm, the file the app imports and exports and ``phantom`` writes (its full format:
+``core.markers``, docs/markers.md); a phantom's ``ground_truth.json`` is read as one too.
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ from pathlib import Path
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("predict", help="malignancy ranking and attributes of marked nodules")
     parser.add_argument("study", help="study folder, DICOM file(s) or NIfTI/MHD/NRRD")
-    parser.add_argument("--markers", required=True, help="markers.json (patient LPS mm)")
+    parser.add_argument("--markers", required=True, help="markers.json (patient LPS mm; docs/markers.md)")
     parser.add_argument("--model", help="checkpoint (default: the built-in demo model)")
     parser.add_argument("--series", help="SeriesInstanceUID (default: the largest CT series)")
     parser.add_argument(
         "--device", default="auto", help="auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps"
     )
-    parser.add_argument("--out", required=True, help="results JSON to write")
+    parser.add_argument("--out", required=True, help="results JSON to write (its folder must exist)")
     parser.set_defaults(func=run)
 
 

@@ -56,7 +56,7 @@ def add_parser(subparsers) -> None:
         "report", help="the study's report as DICOM SR, PDF, CSV and JSON (model scores, Lung-RADS)"
     )
     parser.add_argument("study", help="study folder, DICOM file(s) or NIfTI/MHD/NRRD")
-    parser.add_argument("--markers", required=True, help="markers.json (patient LPS mm)")
+    parser.add_argument("--markers", required=True, help="markers.json (patient LPS mm; docs/markers.md)")
     parser.add_argument("--model", help="checkpoint (default: the built-in demo model)")
     parser.add_argument("--series", help="SeriesInstanceUID (default: the largest CT series)")
     parser.add_argument(
