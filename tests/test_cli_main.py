@@ -56,6 +56,15 @@ def test_auto_and_cpu_still_pick_a_device():
     assert pick_device("cpu") == "cpu" and pick_device("auto") in ("cpu", "cuda", "mps")
 
 
+def test_on_a_one_gpu_machine_cuda_is_taken_and_a_second_gpu_refused(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.version, "cuda", None)  # a ROCm build names its GPUs "cuda" too
+    assert pick_device("cuda") == "cuda" and pick_device("cuda:0") == "cuda:0"
+    with pytest.raises(ValueError, match=r"'cuda:1' cannot be used: this machine has 1 CUDA GPU"):
+        pick_device("cuda:1")
+
+
 def test_a_closed_pipe_ends_quietly(tmp_path):
     write_series(tmp_path / "s", 3)
     process = python("info", str(tmp_path / "s"), "--json", stdout=subprocess.PIPE)

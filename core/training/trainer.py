@@ -70,10 +70,11 @@ def pick_device(requested: str = "auto") -> str:
             ) from exc
         advice = "use --device auto (CUDA, MPS or CPU, whichever this machine has) or --device cpu"
         if device.type == "cuda":
-            if torch.version.cuda is None:
-                why = f"this torch build ({torch.__version__}) has no CUDA support"
-            elif not torch.cuda.is_available():
+            built = torch.version.cuda or getattr(torch.version, "hip", None)  # ROCm also says "cuda"
+            if not torch.cuda.is_available():
                 why = "no CUDA GPU or driver is available on this machine"
+                if not built:
+                    why = f"this torch build ({torch.__version__}) has no CUDA support"
             elif device.index is not None and device.index >= torch.cuda.device_count():
                 why = f"this machine has {torch.cuda.device_count()} CUDA GPU(s)"
             else:
