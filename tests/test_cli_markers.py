@@ -151,3 +151,22 @@ def test_a_finished_prediction_that_cannot_be_written_is_printed(
     assert code == 1 and "No space left on device" in captured.err and "Traceback" not in captured.err
     results = json.loads(captured.out[: captured.out.rindex("}") + 1])
     assert [n["id"] for n in results["nodules"]] == ["a"]
+
+
+def test_batch_takes_a_phantoms_ground_truth_where_there_is_no_markers_file(tmp_path, model, capsys):
+    import csv
+
+    options = PhantomOptions(
+        seed=5, split="train", nodules=1, size=160, pixel_spacing=1.0, slice_thickness=2.5
+    )
+    study = write_phantom(
+        tmp_path / "root" / "old", options, [ellipsoid_nodule("LIDC-IDRI-0002/scan-1/nodule-1")]
+    )
+    (study / "markers.json").unlink()  # as a phantom written before phantoms wrote one
+    out = tmp_path / "ranking.csv"
+    code = main(
+        ["batch", str(tmp_path / "root"), "--out", str(out), "--model", str(model), "--device", "cpu"]
+    )
+    assert code == 0, capsys.readouterr().err
+    rows = list(csv.DictReader(out.read_text().splitlines()))
+    assert [(r["marker_id"], r["marker_source"]) for r in rows] == [("n1", "ground_truth.json")]

@@ -5,6 +5,7 @@ Every CT series under ROOT is found by its headers (``core.dicom.catalogue``); i
 1. the saved reading session of that series (``core.session``, by StudyInstanceUID and
    SeriesInstanceUID) when it holds markers; the session's labels give the reader's malignancy;
 2. otherwise the nearest ``markers.json`` (``core.markers``) in the series' folder or a folder above
+   (a phantom's ``ground_truth.json`` serves where a folder has no ``markers.json``)
    it, up to ROOT. One file serves one study: a file that several studies would share is refused,
    and when several CT series of one study share it, the largest series is used (as ``predict``).
 
@@ -21,7 +22,7 @@ CSV columns (one row per nodule, most suspicious first; UTF-8, written atomicall
     study                   anonymous study number, 1.. in the order of the studies' folders
     study_uid               StudyInstanceUID
     series_uid              SeriesInstanceUID
-    marker_source           "session" or "markers.json"
+    marker_source           "session", "markers.json" or "ground_truth.json" (a phantom's)
     marker_id, marker_name  the marker's id and short name (N1, ...)
     location                side, zone and slice, e.g. "right upper zone, slice 87" (core.location)
     center_x_mm, center_y_mm, center_z_mm   marker centre, patient LPS mm
@@ -58,6 +59,7 @@ from core.lidc.records import ATTRIBUTES
 
 SCHEMA = "mtmr-reader/batch-ranking/1"
 MARKERS_NAME = "markers.json"
+TRUTH_NAME = "ground_truth.json"  # a phantom's (core.phantom.study), read as its nodules' markers
 COLUMNS = (
     "rank",
     "rank_in_study",
@@ -107,7 +109,7 @@ class Job:
     study_uid: str
     series: object  # core.dicom.catalogue.SeriesEntry
     folder: Path
-    source: str  # "session" | "markers.json"
+    source: str  # "session" | "markers.json" | "ground_truth.json"
     where: Path  # the session file or the markers file, for messages
     markers: list = field(default_factory=list)  # NoduleMarker
     labels: dict = field(default_factory=dict)  # marker id -> NoduleLabel
@@ -192,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
     sessions = sum(job.source == "session" for job in jobs)
     print(
         f"batch: {len(jobs)} series with markers ({sessions} from saved sessions, "
-        f"{len(jobs) - sessions} from {MARKERS_NAME}); model {predictor.description}; "
+        f"{len(jobs) - sessions} from markers files); model {predictor.description}; "
         f"device {predictor.device}",
         file=err,
         flush=True,
@@ -320,7 +322,7 @@ def plan(root: Path, progress=None) -> tuple[list[Job], list[tuple[Path, str]], 
                 elif markers_file is None:
                     skipped.append((folder, "CT series without markers (no saved session, no markers.json)"))
                 else:
-                    job = Job(key[0], series, folder, MARKERS_NAME, markers_file)
+                    job = Job(key[0], series, folder, markers_file.name, markers_file)
                     by_file.setdefault(markers_file, []).append(job)
 
     for markers_file, claims in by_file.items():
@@ -363,16 +365,18 @@ def _strip_path(message: str, path: Path) -> str:
 
 
 def _nearest_markers(folder: Path, root: Path) -> Path | None:
-    """``markers.json`` in ``folder`` or the nearest folder above it, up to and including ``root``."""
+    """``markers.json`` (else a phantom's ``ground_truth.json``) in ``folder`` or the nearest folder
+    above it, up to and including ``root``."""
     root = root.resolve()
     current = folder
     while True:
         here = current.resolve()
         if here != root and root not in here.parents:
             return None  # never look outside ROOT
-        candidate = current / MARKERS_NAME
-        if candidate.is_file():
-            return candidate
+        for name in (MARKERS_NAME, TRUTH_NAME):
+            candidate = current / name
+            if candidate.is_file():
+                return candidate
         if here == root:
             return None
         current = current.parent
