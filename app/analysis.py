@@ -118,28 +118,37 @@ class Analysis(QObject):
     def model_text(self) -> str:
         """Which model on which device, for the status bar and every place scores appear."""
         if self.predictor is None:
-            return f"model {self.model_path.name} (not loaded yet)"
+            return f"model {self.title()} (not loaded yet)"
         return f"{self.predictor.description} | on {self.device_name()}"
+
+    def title(self) -> str:
+        """The model's name and version as every command prints them (the file's name if unreadable)."""
+        from core.checkpoints import CheckpointError, model_title, read_card
+
+        if self.predictor is not None:
+            return model_title(self.predictor.card)
+        try:
+            return model_title(read_card(self.model_path))
+        except (CheckpointError, OSError):
+            return self.model_path.stem
 
     def model_name(self) -> str:
         """The shortest: name and version, device (the status bar's corner; the rest in its tooltip)."""
         if self.predictor is None:
-            return f"Model {self.model_path.stem}"
-        card = self.predictor.card
-        return f"Model {card.get('name', 'model')} {card.get('version', '')} on {self.device_name()}"
+            return f"Model {self.title()}"
+        return f"Model {self.title()} on {self.device_name()}"
 
     def short_text(self) -> str:
         """One line for the status bar and the table's title: name, version, what it was trained on,
         its intended use (unless the training data already says it), device."""
         if self.predictor is None:
-            return f"Model {self.model_path.stem} (loads on first analysis)"
+            return f"Model {self.title()} (loads on first analysis)"
         card = self.predictor.card
-        name = f"{card.get('name', 'model')} {card.get('version', '')}".strip()
         trained = str(card.get("trained_on", "unknown data"))
         use = str(card.get("intended_use", ""))
         if use and "clinical" not in trained:
             trained += f" ({use})"
-        return f"Model {name}, trained on {trained}, on {self.device_name()}"
+        return f"Model {self.title()}, trained on {trained}, on {self.device_name()}"
 
     def patch_config(self):
         """The active model's preprocessing (from its card when it is not loaded yet)."""

@@ -72,6 +72,11 @@ def save_checkpoint(path: str | Path, model, card: dict) -> dict:
     return card
 
 
+def model_title(card: dict) -> str:
+    """The model's one name everywhere (predict, batch, report, the app's status bar): name and version."""
+    return f"{card.get('name', 'model')} {card.get('version', '')}".strip()
+
+
 def read_card(path: str | Path) -> dict:
     """The model card alone (cheap: reads the header, not the weights)."""
     from safetensors import safe_open

@@ -67,9 +67,9 @@ class Predictor:
     @property
     def description(self) -> str:
         """Model name, version and what it was trained on, for every place a score is shown."""
-        card = self.card
-        name = f"{card.get('name', 'model')} {card.get('version', '')}".strip()
-        return f"{name} - trained on {card.get('trained_on', 'unknown data')}"
+        from core.checkpoints import model_title
+
+        return f"{model_title(self.card)} - trained on {self.card.get('trained_on', 'unknown data')}"
 
     def predict(
         self,

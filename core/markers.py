@@ -11,9 +11,14 @@
 
 * ``id``: unique within the file (the app makes uuid4 hex ids); ``center_mm``: patient LPS mm
   (x towards the patient's Left, y Posterior, z Superior, as in DICOM); ``diameter_mm``: in (0, 100].
+* ``centre_mm`` is read as ``center_mm`` (the phantom's ground truth spells it so); files are
+  always written with ``center_mm``.
 * ``name``, ``notes`` and ``schema`` may be missing (older files have only id, center_mm and
   diameter_mm); they read as empty.
+* A phantom's ``ground_truth.json`` (``core.phantom.study``) reads as the markers of its nodules.
 * No patient name or ID is ever part of it.
+
+The JSON Schema: ``docs/markers.schema.json``; in words: ``docs/markers.md``.
 """
 
 from __future__ import annotations
@@ -98,10 +103,13 @@ class NoduleMarker:
         label = f"marker {name or marker_id}"
         if not isinstance(name, str) or not isinstance(notes, str):
             raise MarkerError(f"{label}: name and notes must be text")
-        for key in ("center_mm", "diameter_mm"):
-            if key not in data:
-                raise MarkerError(f"{label}: has no {key!r}")
-        centre, diameter = data["center_mm"], data["diameter_mm"]
+        if "center_mm" in data and "centre_mm" in data and data["center_mm"] != data["centre_mm"]:
+            raise MarkerError(f"{label}: center_mm and centre_mm disagree (give one)")
+        if "center_mm" not in data and "centre_mm" not in data:
+            raise MarkerError(f"{label}: has no 'center_mm'")
+        if "diameter_mm" not in data:
+            raise MarkerError(f"{label}: has no 'diameter_mm'")
+        centre, diameter = data.get("center_mm", data.get("centre_mm")), data["diameter_mm"]
         if not isinstance(centre, list | tuple):
             raise MarkerError(f"{label}: center_mm {centre!r} is not a 3D point")
         if isinstance(diameter, bool) or not isinstance(diameter, int | float):
@@ -222,6 +230,8 @@ def read_markers(path: str | Path) -> list[NoduleMarker]:
         raise MarkerError(
             f"{path}: not a markers file (invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg})"
         ) from exc
+    if isinstance(data, dict) and "markers" not in data:
+        data = _from_ground_truth(data)
     if not isinstance(data, dict) or not isinstance(data.get("markers"), list):
         raise MarkerError(f'{path}: not a markers file (no "markers" list)')
     if data.get("schema", SCHEMA) != SCHEMA:
@@ -238,6 +248,24 @@ def read_markers(path: str | Path) -> list[NoduleMarker]:
     except MarkerError as exc:
         raise MarkerError(f"{path}: {exc}") from exc
     return markers
+
+
+def _from_ground_truth(data: dict) -> dict:
+    """A phantom's ``ground_truth.json`` as a markers document (its nodules n1, n2, ...); anything
+    else unchanged."""
+    from core.phantom.study import TRUTH_SCHEMA
+
+    nodules = data.get("nodules")
+    if data.get("schema") != TRUTH_SCHEMA or not isinstance(nodules, list):
+        return data
+    return {"markers": [markers_entry(n) if isinstance(n, dict) else n for n in nodules]}
+
+
+def markers_entry(nodule: Mapping) -> dict:
+    """One ground-truth nodule (id, centre_mm, diameter_mm) as a ``markers.json`` entry."""
+    return {k: v for k, v in nodule.items() if k in ("id", "centre_mm", "diameter_mm")} | {
+        "name": str(nodule.get("id", ""))
+    }
 
 
 def write_markers(path: str | Path, markers: Iterable[NoduleMarker]) -> None:

@@ -160,8 +160,11 @@ def test_batch_ranks_all_studies_and_reports_what_it_skipped(root, tmp_path, cap
     assert f"skipped: {root / 'charlie' / 'markers.json'}: cannot be used (not a markers file" in stderr
     assert f"skipped: {root / 'junk'}: 1 file(s) not analysable" in stderr
     assert f"skipped: {root / 'junk' / 'markers.json'}: not used" in stderr
-    assert "[########################] 3/3 studies (2 analysed, 1 skipped)" in stderr
-    assert "wrote" in stdout
+    # the last progress line and the summary count the same skips; each step names its folder
+    assert "[################--------] 2/3 studies (2 analysed, 0 skipped): bravo analysed" in stderr
+    assert "[########################] 3/3 studies (2 analysed, 1 skipped): broken skipped" in stderr
+    summary = "5 nodules from 2 studies (1 skipped while analysing; 3 skipped before analysis, listed above)"
+    assert summary in stdout
     document = out_json.read_text()
     for secret in (NAME, "Doe", "Jane", PATIENT_ID, "Test^Patient", "TEST-001"):
         assert secret not in text and secret not in document

@@ -93,6 +93,7 @@ def test_csv_and_json_written_with_nothing_identifying_printed(study, model, tmp
     printed = capsys.readouterr()
     assert code == 0, printed.err
     assert sorted(p.name for p in out.iterdir()) == ["ranking.csv", "report.json"]  # no temporary files
+    assert "report: loading" in printed.err and f"report: writing csv, json into {out} ..." in printed.err
     assert f"wrote {out / 'ranking.csv'}" in printed.out and f"wrote {out / 'report.json'}" in printed.out
     assert re.search(r"^1\. N[12]: malignancy 0\.\d\d \+/- 0\.\d\d", printed.out, re.MULTILINE)
     assert no_phi(printed.out + printed.err)

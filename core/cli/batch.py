@@ -5,6 +5,7 @@ Every CT series under ROOT is found by its headers (``core.dicom.catalogue``); i
 1. the saved reading session of that series (``core.session``, by StudyInstanceUID and
    SeriesInstanceUID) when it holds markers; the session's labels give the reader's malignancy;
 2. otherwise the nearest ``markers.json`` (``core.markers``) in the series' folder or a folder above
+   (a phantom's ``ground_truth.json`` serves where a folder has no ``markers.json``)
    it, up to ROOT. One file serves one study: a file that several studies would share is refused,
    and when several CT series of one study share it, the largest series is used (as ``predict``).
 
@@ -21,7 +22,7 @@ CSV columns (one row per nodule, most suspicious first; UTF-8, written atomicall
     study                   anonymous study number, 1.. in the order of the studies' folders
     study_uid               StudyInstanceUID
     series_uid              SeriesInstanceUID
-    marker_source           "session" or "markers.json"
+    marker_source           "session", "markers.json" or "ground_truth.json" (a phantom's)
     marker_id, marker_name  the marker's id and short name (N1, ...)
     location                side, zone and slice, e.g. "right upper zone, slice 87" (core.location)
     center_x_mm, center_y_mm, center_z_mm   marker centre, patient LPS mm
@@ -58,6 +59,7 @@ from core.lidc.records import ATTRIBUTES
 
 SCHEMA = "mtmr-reader/batch-ranking/1"
 MARKERS_NAME = "markers.json"
+TRUTH_NAME = "ground_truth.json"  # a phantom's (core.phantom.study), read as its nodules' markers
 COLUMNS = (
     "rank",
     "rank_in_study",
@@ -94,7 +96,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--out", required=True, help="ranking CSV to write")
     parser.add_argument("--json", help="also write the ranking as JSON")
     parser.add_argument("--model", help="checkpoint (default: the built-in demo model)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    parser.add_argument(
+        "--device", default="auto", help="auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps"
+    )
     parser.set_defaults(func=run)
 
 
@@ -105,7 +109,7 @@ class Job:
     study_uid: str
     series: object  # core.dicom.catalogue.SeriesEntry
     folder: Path
-    source: str  # "session" | "markers.json"
+    source: str  # "session" | "markers.json" | "ground_truth.json"
     where: Path  # the session file or the markers file, for messages
     markers: list = field(default_factory=list)  # NoduleMarker
     labels: dict = field(default_factory=dict)  # marker id -> NoduleLabel
@@ -118,6 +122,7 @@ class Progress:
         self.stream, self.total, self.width = stream, total, width
         self.tty = bool(getattr(stream, "isatty", lambda: False)())
         self.done = self.analysed = self.skipped = 0
+        self.last = ""
         self._drawn = False
 
     def message(self, text: str) -> None:
@@ -128,18 +133,21 @@ class Progress:
             self._draw()
         self.stream.flush()
 
-    def step(self, analysed: bool) -> None:
+    def step(self, analysed: bool, name: str = "") -> None:
+        """One study done (``analysed``) or skipped; ``name`` (its folder) ends the line."""
         self.done += 1
         if analysed:
             self.analysed += 1
         else:
             self.skipped += 1
+        self.last = f": {name} {'analysed' if analysed else 'skipped'}" if name else ""
         self._draw()
 
     def _draw(self) -> None:
         filled = round(self.width * self.done / self.total) if self.total else self.width
         bar = "#" * filled + "-" * (self.width - filled)
         line = f"[{bar}] {self.done}/{self.total} studies ({self.analysed} analysed, {self.skipped} skipped)"
+        line += self.last
         if self.tty:
             self.stream.write("\r\033[K" + line + ("\n" if self.done == self.total else ""))
         else:
@@ -186,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
     sessions = sum(job.source == "session" for job in jobs)
     print(
         f"batch: {len(jobs)} series with markers ({sessions} from saved sessions, "
-        f"{len(jobs) - sessions} from {MARKERS_NAME}); model {predictor.description}; "
+        f"{len(jobs) - sessions} from markers files); model {predictor.description}; "
         f"device {predictor.device}",
         file=err,
         flush=True,
@@ -198,17 +206,18 @@ def run(args: argparse.Namespace) -> int:
     progress = Progress(err, len(jobs))
     rows: list[dict] = []
     for job in jobs:
+        name = _relative(job.folder, root)
         try:
             rows += analyse(job, predictor, studies[job.study_uid])
         except (StudyLoadError, ValueError, OSError, MemoryError) as exc:
             progress.message(f"skipped: {job.folder}: {_reason(exc, job)}")
-            progress.step(False)
+            progress.step(False, name)
             continue
         except Exception as exc:  # one study must never end the batch
             progress.message(f"skipped: {job.folder}: unexpected error ({exc.__class__.__name__}: {exc})")
-            progress.step(False)
+            progress.step(False, name)
             continue
-        progress.step(True)
+        progress.step(True, name)
     if progress.analysed == 0:
         print("error: no study could be analysed: no ranking written", file=err)
         return 2
@@ -223,16 +232,25 @@ def run(args: argparse.Namespace) -> int:
         return 2
     for note in predictor.notes:
         print(f"note: {note}", file=err)
-    print(
-        f"wrote {args.out}: {len(rows)} nodules from {progress.analysed} studies"
-        f" ({progress.skipped + len(problems)} skipped)"
-    )
+    skipped = [f"{progress.skipped} skipped while analysing"] if progress.skipped else []
+    if problems:
+        skipped.append(f"{len(problems)} skipped before analysis, listed above")
+    summary = f" ({'; '.join(skipped)})" if skipped else ""
+    print(f"wrote {args.out}: {len(rows)} nodules from {progress.analysed} studies{summary}")
     for row in rows[:5]:
         print(
             f"{row['rank']}. study {row['study']} {row['marker_name'] or row['marker_id']}: "
             f"malignancy {row['malignancy_probability']:.2f} +/- {row['uncertainty']:.2f}"
         )
     return 0
+
+
+def _relative(folder: Path, root: Path) -> str:
+    """``folder`` as the progress line names it: below ROOT when it is, else as it is."""
+    try:
+        return str(folder.relative_to(root)) or "."
+    except ValueError:
+        return str(folder)
 
 
 def _files_read(count: int) -> None:
@@ -304,7 +322,7 @@ def plan(root: Path, progress=None) -> tuple[list[Job], list[tuple[Path, str]], 
                 elif markers_file is None:
                     skipped.append((folder, "CT series without markers (no saved session, no markers.json)"))
                 else:
-                    job = Job(key[0], series, folder, MARKERS_NAME, markers_file)
+                    job = Job(key[0], series, folder, markers_file.name, markers_file)
                     by_file.setdefault(markers_file, []).append(job)
 
     for markers_file, claims in by_file.items():
@@ -347,16 +365,18 @@ def _strip_path(message: str, path: Path) -> str:
 
 
 def _nearest_markers(folder: Path, root: Path) -> Path | None:
-    """``markers.json`` in ``folder`` or the nearest folder above it, up to and including ``root``."""
+    """``markers.json`` (else a phantom's ``ground_truth.json``) in ``folder`` or the nearest folder
+    above it, up to and including ``root``."""
     root = root.resolve()
     current = folder
     while True:
         here = current.resolve()
         if here != root and root not in here.parents:
             return None  # never look outside ROOT
-        candidate = current / MARKERS_NAME
-        if candidate.is_file():
-            return candidate
+        for name in (MARKERS_NAME, TRUTH_NAME):
+            candidate = current / name
+            if candidate.is_file():
+                return candidate
         if here == root:
             return None
         current = current.parent

@@ -46,18 +46,20 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--with-phantoms", action="store_true", help="mix in the phantom train split (keeps what it knew)"
     )
-    parser.add_argument("--epochs", type=int, default=d.epochs)
+    parser.add_argument("--epochs", type=int, default=d.epochs, help="epochs to train")
     parser.add_argument("--lr", type=float, default=d.lr, help="learning rate of the heads")
     parser.add_argument(
         "--trunk-lr-factor", type=float, default=d.trunk_lr_factor, help="trunk learning rate / head rate"
     )
     parser.add_argument("--freeze-trunk", action="store_true", help="train the heads only")
-    parser.add_argument("--batch-size", type=int, default=d.batch_size)
+    parser.add_argument("--batch-size", type=int, default=d.batch_size, help="nodule slices per step")
     parser.add_argument(
         "--val-fraction", type=float, default=d.val_fraction, help="share of studies held out (at least one)"
     )
-    parser.add_argument("--seed", type=int, default=d.seed)
-    parser.add_argument("--device", default=d.device)
+    parser.add_argument("--seed", type=int, default=d.seed, help="fixes the held-out studies and the batches")
+    parser.add_argument(
+        "--device", default=d.device, help="auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps"
+    )
     parser.add_argument("--out", help="folder for the run's state and report (default: user data /finetune)")
     parser.add_argument("--activate", action="store_true", help="activate the new model if it is not worse")
     parser.add_argument("--force", action="store_true", help="with --activate: activate it even if worse")

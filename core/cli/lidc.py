@@ -50,7 +50,12 @@ def add_parser(subparsers) -> None:
     prepare = commands.add_parser("prepare", help="cut the nodules of a local LIDC-IDRI copy into a cache")
     prepare.add_argument("root", metavar="LIDC_ROOT", help="the LIDC-IDRI download (DICOM + readers' XML)")
     prepare.add_argument("--out", metavar="CACHE", required=True, help="cache folder (created; resumable)")
-    prepare.add_argument("--patch-mode", choices=("fixed-fov", "paper"), default="fixed-fov")
+    prepare.add_argument(
+        "--patch-mode",
+        choices=("fixed-fov", "paper"),
+        default="fixed-fov",
+        help="fixed-fov: 48 mm squares; paper: 1.25x the nodule",
+    )
     prepare.add_argument(
         "--max-slices", type=_positive, default=3, metavar="N", help="axial slices per nodule (default 3)"
     )
@@ -67,7 +72,7 @@ def add_parser(subparsers) -> None:
 
     crossval = commands.add_parser("crossval", help="k-fold cross-validation by patient on a prepared cache")
     crossval.add_argument("cache", metavar="CACHE", help="a folder written by `lidc prepare`")
-    crossval.add_argument("--folds", type=_positive, default=5, metavar="K")
+    crossval.add_argument("--folds", type=_positive, default=5, metavar="K", help="folds, split by patient")
     crossval.add_argument(
         "--splits",
         nargs="+",
@@ -79,8 +84,8 @@ def add_parser(subparsers) -> None:
     crossval.add_argument("--epochs", type=_positive, default=30, help="most epochs per fold (default 30)")
     crossval.add_argument("--patience", type=int, default=8, help="epochs without a better inner-val AUC")
     crossval.add_argument("--step-size", type=_positive, default=20, help="epochs between lr drops (x0.1)")
-    crossval.add_argument("--batch-size", type=_positive, default=64)
-    crossval.add_argument("--lr", type=float, default=3e-3)
+    crossval.add_argument("--batch-size", type=_positive, default=64, help="nodule slices per step")
+    crossval.add_argument("--lr", type=float, default=3e-3, help="initial learning rate (Adam)")
     crossval.add_argument(
         "--inner-val",
         type=float,
@@ -88,7 +93,9 @@ def add_parser(subparsers) -> None:
         help="share of each fold's training patients for early stopping",
     )
     crossval.add_argument("--seed", type=int, default=0, help="fixes the folds and the initial weights")
-    crossval.add_argument("--device", default="auto")
+    crossval.add_argument(
+        "--device", default="auto", help="auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps"
+    )
     crossval.add_argument("--out", metavar="PATH", help="results JSON (per fold, summary, predictions)")
     crossval.set_defaults(func=run_crossval)
 

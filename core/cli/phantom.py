@@ -8,10 +8,19 @@ import time
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("phantom", help="write a phantom CT study (DICOM + ground_truth.json)")
+    parser = subparsers.add_parser(
+        "phantom", help="write a phantom CT study (DICOM + ground_truth.json + markers.json)"
+    )
     parser.add_argument("out_dir", help="folder to write (must not already hold a study)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--split", choices=("train", "val", "test"), default="train")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="random seed: the same seed and options give the same study"
+    )
+    parser.add_argument(
+        "--split",
+        choices=("train", "val", "test"),
+        default="train",
+        help="LIDC patient split the nodules come from",
+    )
     parser.add_argument("--nodules", type=int, default=5, help="how many LIDC nodules to embed (0-20)")
     parser.add_argument("--slice-thickness", type=float, default=1.0, help="mm, 0.625-3")
     parser.add_argument("--pixel-spacing", type=float, default=0.7, help="mm, 0.5-1.0")
@@ -35,10 +44,12 @@ def run(args: argparse.Namespace) -> int:
             noise=args.noise,
             size=args.size,
         )
-        out = write_phantom(args.out_dir, options, choose_nodules(load_nodules(), options))
+        say = lambda text: print(f"phantom: {text} ...", file=sys.stderr, flush=True)  # noqa: E731
+        out = write_phantom(args.out_dir, options, choose_nodules(load_nodules(), options), say)
     except (ValueError, FileExistsError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     seconds = time.perf_counter() - start
     print(f"wrote {out} ({options.slices} slices, {options.nodules} nodules) in {seconds:.1f} s")
+    print(f"markers: {out / 'markers.json'} (for predict, report and batch)")
     return 0

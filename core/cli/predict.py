@@ -1,14 +1,14 @@
 """``python main.py predict STUDY --markers markers.json --out results.json``: rank marked nodules.
 
 ``markers.json`` is ``{"markers": [{"id": "...", "center_mm": [x, y, z], "diameter_mm": d}]}`` in
-patient LPS mm, the file the app imports and exports (its full format: ``core.markers``).
+patient LPS mm, the file the app imports and exports and ``phantom`` writes (its full format:
+``core.markers``, docs/markers.md); a phantom's ``ground_truth.json`` is read as one too.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -18,11 +18,13 @@ from core.json_safe import json_safe
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("predict", help="malignancy ranking and attributes of marked nodules")
     parser.add_argument("study", help="study folder, DICOM file(s) or NIfTI/MHD/NRRD")
-    parser.add_argument("--markers", required=True, help="markers.json (patient LPS mm)")
+    parser.add_argument("--markers", required=True, help="markers.json (patient LPS mm; docs/markers.md)")
     parser.add_argument("--model", help="checkpoint (default: the built-in demo model)")
     parser.add_argument("--series", help="SeriesInstanceUID (default: the largest CT series)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
-    parser.add_argument("--out", required=True, help="results JSON to write")
+    parser.add_argument(
+        "--device", default="auto", help="auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps"
+    )
+    parser.add_argument("--out", required=True, help="results JSON to write (its folder must exist)")
     parser.set_defaults(func=run)
 
 
@@ -34,16 +36,28 @@ def read_markers(path: Path):
 
 
 def run(args: argparse.Namespace) -> int:
+    from core.atomic import atomic_write_text
     from core.checkpoints import CheckpointError
     from core.dicom.errors import StudyLoadError
     from core.inference import Predictor
     from core.models_store import default_model_path
     from core.study import open_study
 
+    out = Path(args.out)
+    problem = output_problem(out)
+    if problem:  # before any work, never after it
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     try:
         markers = read_markers(Path(args.markers))
+        if not markers:
+            raise ValueError(f"{args.markers}: no markers: nothing to predict")
+        print(f"predict: loading {args.study} ...", file=sys.stderr, flush=True)
         volume, _ = open_study(args.study, args.series)
         predictor = Predictor(Path(args.model) if args.model else default_model_path(), device=args.device)
+        print(
+            f"predict: {len(markers)} marker(s); model {predictor.description}", file=sys.stderr, flush=True
+        )
         results = predictor.predict(volume, markers)
     except (StudyLoadError, CheckpointError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -56,10 +70,24 @@ def run(args: argparse.Namespace) -> int:
         "notes": predictor.notes,
         "nodules": [r.to_dict() for r in sorted(results, key=lambda r: r.rank)],
     }
-    tmp = Path(args.out).with_suffix(".tmp")
-    tmp.write_text(json.dumps(json_safe(report), indent=2, allow_nan=False))
-    os.replace(tmp, args.out)
+    text = json.dumps(json_safe(report), indent=2, allow_nan=False)
+    code = 0
+    try:
+        atomic_write_text(out, text + "\n")
+    except OSError as exc:  # the prediction is done: print it rather than lose it
+        print(f"error: {out}: cannot be written ({exc.strerror or exc}); the results follow", file=sys.stderr)
+        print(text)
+        code = 1
     for r in sorted(results, key=lambda r: r.rank):
         print(f"{r.rank}. {r.id}: malignancy {r.malignancy:.2f} +/- {r.uncertainty:.2f}")
     print(f"model: {predictor.description}")
-    return 0
+    return code
+
+
+def output_problem(out: Path) -> str:
+    """Why ``out`` cannot be written (its folder is missing, or it is a folder), or ""."""
+    if out.is_dir():
+        return f"{out}: is a folder; --out takes a file name such as {out / 'results.json'}"
+    if not out.parent.is_dir():
+        return f"{out}: its folder {out.parent} does not exist (make it first)"
+    return ""

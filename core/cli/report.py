@@ -56,10 +56,12 @@ def add_parser(subparsers) -> None:
         "report", help="the study's report as DICOM SR, PDF, CSV and JSON (model scores, Lung-RADS)"
     )
     parser.add_argument("study", help="study folder, DICOM file(s) or NIfTI/MHD/NRRD")
-    parser.add_argument("--markers", required=True, help="markers.json (patient LPS mm)")
+    parser.add_argument("--markers", required=True, help="markers.json (patient LPS mm; docs/markers.md)")
     parser.add_argument("--model", help="checkpoint (default: the built-in demo model)")
     parser.add_argument("--series", help="SeriesInstanceUID (default: the largest CT series)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    parser.add_argument(
+        "--device", default="auto", help="auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps"
+    )
     parser.add_argument(
         "--format", default=",".join(FORMATS), help="comma-separated: sr,pdf,csv,json (default: all)"
     )
@@ -324,6 +326,9 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         markers = read_markers(Path(args.markers))
+        if not markers:
+            raise ValueError(f"{args.markers}: no markers: nothing to report")
+        print(f"report: loading {args.study} ...", file=err, flush=True)
         volume, found = open_study(args.study, args.series)
         for marker in markers:
             try:
@@ -360,6 +365,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {out}: the folder cannot be made ({exc.strerror or exc})", file=err)
         return 2
 
+    print(
+        f"report: writing {', '.join(f for f in WRITE_ORDER if f in formats)} into {out} ...",
+        file=err,
+        flush=True,
+    )
     done = write_report(
         report,
         out,

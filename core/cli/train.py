@@ -49,12 +49,14 @@ def add_parsers(subparsers) -> None:
         help="checkpoint to write (.safetensors); until it is written, the run's state is kept after every "
         "epoch in OUT.state.safetensors (OUT's .safetensors suffix replaced, e.g. model.state.safetensors)",
     )
-    train.add_argument("--epochs", type=int, default=15)
+    train.add_argument("--epochs", type=int, default=15, help="most epochs to train")
     train.add_argument("--step-size", type=int, default=10, help="epochs between learning-rate drops (x0.1)")
-    train.add_argument("--batch-size", type=int, default=64)
-    train.add_argument("--lr", type=float, default=3e-3)
+    train.add_argument("--batch-size", type=int, default=64, help="nodule slices per step")
+    train.add_argument("--lr", type=float, default=3e-3, help="initial learning rate (Adam)")
     train.add_argument("--variants", type=int, default=2, help="jittered renderings per training nodule")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument(
+        "--seed", type=int, default=0, help="fixes the renderings, the initial weights and the batches"
+    )
     train.add_argument("--patience", type=int, default=8, help="epochs without a better val AUC, then stop")
     train.add_argument("--ema", type=float, default=0.0, help="keep an EMA of the weights (e.g. 0.998)")
     train.add_argument(
@@ -66,8 +68,18 @@ def add_parsers(subparsers) -> None:
         default=0.0,
         help="select the best validation AUC only among epochs whose attribute MAE is at most this",
     )
-    train.add_argument("--ablation", choices=sorted(ABLATIONS), default="mtmr")
-    train.add_argument("--patch-mode", choices=("fixed-fov", "paper"), default="fixed-fov")
+    train.add_argument(
+        "--ablation",
+        choices=sorted(ABLATIONS),
+        default="mtmr",
+        help="losses: malignancy only, + attributes, + ranking",
+    )
+    train.add_argument(
+        "--patch-mode",
+        choices=("fixed-fov", "paper"),
+        default="fixed-fov",
+        help="fixed-fov: --fov-mm squares; paper: 1.25x the nodule",
+    )
     train.add_argument(
         "--fov-mm", type=float, default=48.0, help="fixed-fov: side of the patch in mm (default 48)"
     )
@@ -84,9 +96,11 @@ def add_parsers(subparsers) -> None:
         help="train on real LIDC-IDRI prepared by `lidc prepare` (its train patients; val selects) instead "
         "of phantoms; the cache's preprocessing replaces --patch-mode, --variants does not apply",
     )
-    train.add_argument("--device", default="auto")
-    train.add_argument("--deterministic", action="store_true")
-    train.add_argument("--name", default="mtmr-compact")
+    train.add_argument(
+        "--device", default="auto", help="auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps"
+    )
+    train.add_argument("--deterministic", action="store_true", help="deterministic torch kernels (slower)")
+    train.add_argument("--name", default="mtmr-compact", help="the model's name in its card")
     train.add_argument("--resume", help="start from this checkpoint's weights (the optimiser starts afresh)")
     train.add_argument(
         "--continue",
@@ -97,13 +111,20 @@ def add_parsers(subparsers) -> None:
     )
     train.set_defaults(func=run_train)
     evaluate = subparsers.add_parser("evaluate", help="metrics of a model on phantom studies of a split")
-    evaluate.add_argument("--split", choices=("val", "test"), required=True)
+    evaluate.add_argument(
+        "--split",
+        choices=("val", "test"),
+        required=True,
+        help="validation, or the reserved test split (final figures only)",
+    )
     evaluate.add_argument("--model", help="checkpoint (default: the built-in demo model)")
-    evaluate.add_argument("--seed", type=int, default=1)
-    evaluate.add_argument("--slice-thickness", type=float, default=1.25)
-    evaluate.add_argument("--pixel-spacing", type=float, default=0.7)
-    evaluate.add_argument("--noise", type=float, default=20.0)
-    evaluate.add_argument("--device", default="auto")
+    evaluate.add_argument("--seed", type=int, default=1, help="fixes the phantom renderings")
+    evaluate.add_argument("--slice-thickness", type=float, default=1.25, help="phantom slice thickness, mm")
+    evaluate.add_argument("--pixel-spacing", type=float, default=0.7, help="phantom pixel spacing, mm")
+    evaluate.add_argument("--noise", type=float, default=20.0, help="phantom noise standard deviation, HU")
+    evaluate.add_argument(
+        "--device", default="auto", help="auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps"
+    )
     evaluate.add_argument(
         "--data", metavar="CACHE", help="evaluate on a split of a `lidc prepare` cache instead of phantoms"
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -171,20 +171,31 @@ def identity_for(options: PhantomOptions) -> SeriesIdentity:
     )
 
 
-def write_phantom(out_dir: str | Path, options: PhantomOptions, nodules: Sequence[LidcNodule]) -> Path:
-    """Write ``out_dir/CT/*.dcm`` and ``out_dir/ground_truth.json``. ``out_dir`` must not hold a study.
+def write_phantom(
+    out_dir: str | Path,
+    options: PhantomOptions,
+    nodules: Sequence[LidcNodule],
+    progress: Callable[[str], None] | None = None,
+) -> Path:
+    """Write ``out_dir/CT/*.dcm``, ``out_dir/ground_truth.json`` and ``out_dir/markers.json`` (the
+    nodules as markers, for ``predict``, ``report`` and ``batch``). ``out_dir`` must not hold a study.
 
-    ``nodules``: usually ``choose_nodules(load_nodules(), options)``.
+    ``nodules``: usually ``choose_nodules(load_nodules(), options)``; ``progress`` is told each stage.
     """
+    from core.markers import NoduleMarker, markers_entry, write_markers
+
+    say = progress or (lambda text: None)
     wrong = [n.nodule_id for n in nodules if n.split != options.split]
     if wrong:
         raise ValueError(f"nodules from outside the {options.split} split: {', '.join(wrong[:3])}")
     out_dir = Path(out_dir)
-    if (out_dir / "CT").exists() or (out_dir / "ground_truth.json").exists():
+    if any((out_dir / name).exists() for name in ("CT", "ground_truth.json", "markers.json")):
         raise FileExistsError(f"{out_dir}: already holds a phantom study; choose an empty folder")
+    say(f"rendering a {options.size}x{options.size}x{options.slices} chest with {len(nodules)} nodule(s)")
     volume, placed = build_phantom(options, nodules)
     out_dir.mkdir(parents=True, exist_ok=True)
     identity = identity_for(options)
+    say(f"writing {options.slices} DICOM slices into {out_dir / 'CT'}")
     write_ct_series(volume, out_dir / "CT", identity)
     truth = {
         "schema": TRUTH_SCHEMA,
@@ -194,6 +205,9 @@ def write_phantom(out_dir: str | Path, options: PhantomOptions, nodules: Sequenc
         "series_uid": identity.series_uid,
         "nodules": [p.truth() for p in placed],
     }
+    write_markers(
+        out_dir / "markers.json", [NoduleMarker.from_dict(markers_entry(n)) for n in truth["nodules"]]
+    )
     tmp = out_dir / "ground_truth.json.tmp"
     tmp.write_text(json.dumps(truth, indent=2, allow_nan=False))
     os.replace(tmp, out_dir / "ground_truth.json")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -298,7 +299,6 @@ def test_other_series_are_skipped_and_a_wrong_series_refused(series, tmp_path):
 def test_writing_the_sr_raises_no_pydicom_warning(series, tmp_path):
     """Every attribute is set as its VR allows (SoftwareVersions, LO VM 1-n, as a list, not a tuple):
     pydicom has nothing to warn about, so a reader's log stays clean."""
-    import warnings
 
     files, volume = series
     with warnings.catch_warnings(record=True) as caught:
