@@ -7,6 +7,8 @@ load stays close to the volume itself.
 from __future__ import annotations
 
 import mmap
+import os
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -15,6 +17,46 @@ from core.dicom.headers import SliceHeader
 
 AIR_HU = -1024
 INT16_MAX = np.iinfo(np.int16).max
+MAX_SIDE = 8192  # pixels along a slice's side: CT matrices are 512 to 2048
+MAX_VOLUME_BYTES = 8 * 2**30
+
+
+def check_sizes(headers: Sequence[SliceHeader], count: int) -> None:
+    """Refuse, before anything is allocated, a volume its files cannot fill or no CT needs.
+
+    A corrupt header (Rows = Columns = 65535, say) would otherwise have the loader allocate
+    gigabytes before the first read finds the pixel data missing. ``headers`` agree on the size.
+    """
+    first = headers[0]
+    rows, columns = first.rows, first.columns
+    if not (0 < rows <= MAX_SIDE and 0 < columns <= MAX_SIDE):
+        raise PixelDecodeError(
+            first.path, f"{rows}x{columns} pixels per slice, over the {MAX_SIDE} limit (corrupt header?)"
+        )
+    check_volume_bytes(first, count)
+    need = rows * columns * 2
+    for header in headers:
+        if not header.fast_path:
+            continue  # compressed or unusual: the decoder reads the actual data, the caps above hold
+        try:
+            present = min(header.pixel_bytes, os.path.getsize(header.path) - header.pixel_offset)
+        except OSError as exc:
+            raise PixelDecodeError(header.path, f"cannot read pixel data ({exc.__class__.__name__})") from exc
+        if present < need:
+            raise PixelDecodeError(
+                header.path,
+                f"pixel data too short for {rows}x{columns}: {max(present, 0)} of {need} bytes present",
+            )
+
+
+def check_volume_bytes(header: SliceHeader, count: int) -> None:
+    """Refuse a volume of ``count`` slices the size of ``header``'s over ``MAX_VOLUME_BYTES``."""
+    total = count * header.rows * header.columns * 2
+    if total > MAX_VOLUME_BYTES:
+        limit = MAX_VOLUME_BYTES / 2**30
+        raise PixelDecodeError(
+            header.path, f"{count} slices would need {total / 2**30:.1f} GiB, over the {limit:.0f} GiB limit"
+        )
 
 
 def allocate_volume(shape: tuple[int, int, int]) -> np.ndarray:
@@ -36,8 +78,6 @@ def allocate_volume(shape: tuple[int, int, int]) -> np.ndarray:
 def read_raw_into(header: SliceHeader, out: np.ndarray) -> None:
     """Read native little-endian 16-bit pixels of ``header`` straight into ``out`` (int16 2D)."""
     need = header.rows * header.columns * 2
-    if header.pixel_bytes is not None and header.pixel_bytes < need:
-        raise PixelDecodeError(header.path, f"pixel data too short: {header.pixel_bytes} of {need} bytes")
     try:
         with open(header.path, "rb") as fp:
             fp.seek(header.pixel_offset)
@@ -141,9 +181,14 @@ def _overlap(shape, ox, oy):
     )
 
 
+def resampled_count(positions: np.ndarray, spacing: float) -> int:
+    """How many slices ``resample_z`` makes of slices at ``positions``."""
+    return round(float(positions[-1] - positions[0]) / spacing) + 1
+
+
 def resample_z(volume: np.ndarray, positions: np.ndarray, spacing: float) -> np.ndarray:
     """Linear interpolation of slices at ``positions`` onto a regular grid of ``spacing`` mm."""
-    count = round(float(positions[-1] - positions[0]) / spacing) + 1
+    count = resampled_count(positions, spacing)
     target = positions[0] + np.arange(count) * spacing
     out = np.empty((count, *volume.shape[1:]), dtype=np.int16)
     upper = np.clip(np.searchsorted(positions, target, side="right"), 1, len(positions) - 1)

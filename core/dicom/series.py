@@ -19,7 +19,16 @@ from core.dicom.errors import (
 )
 from core.dicom.geometry import SliceGeometry, consistency_problems, plan_geometry, plan_series_geometry
 from core.dicom.headers import SliceHeader, read_descriptive, read_header
-from core.dicom.pixels import allocate_volume, read_raw_into, resample_z, shift_slice, stored_to_hu
+from core.dicom.pixels import (
+    allocate_volume,
+    check_sizes,
+    check_volume_bytes,
+    read_raw_into,
+    resample_z,
+    resampled_count,
+    shift_slice,
+    stored_to_hu,
+)
 from core.jobs import Cancelled
 from core.volume import CTVolume, VolumeMetadata
 
@@ -107,6 +116,7 @@ def load_series(
 
     geometry = plan_series_geometry(headers, correct_tilt)
     notify = _notify(progress, cancelled)
+    check_sizes([headers[i] for i in geometry.order], len(geometry.order))
     volume = allocate_volume((len(geometry.order), first.rows, first.columns))
     for k, index in enumerate(geometry.order):
         header = headers[index]
@@ -116,7 +126,7 @@ def load_series(
         else:
             stored_to_hu(_decode(header.path, first.rows, first.columns), header, volume[k])
         notify(k + 1, len(geometry.order))
-    volume, affine, warnings = _finish(volume, geometry, resample)
+    volume, affine, warnings = _finish(volume, geometry, resample, first)
     meta = metadata_from_dataset(read_descriptive(headers[geometry.order[0]].path))
     return CTVolume(volume, affine, meta, warnings, source=first.path.parent)
 
@@ -144,7 +154,7 @@ def _decode(path: Path, rows: int, columns: int) -> np.ndarray:
     return pixels
 
 
-def _finish(volume: np.ndarray, geometry: SliceGeometry, resample: bool):
+def _finish(volume: np.ndarray, geometry: SliceGeometry, resample: bool, header: SliceHeader):
     warnings = list(geometry.warnings)
     if geometry.shifts is not None:
         for k, (dx, dy) in enumerate(geometry.shifts):
@@ -153,6 +163,7 @@ def _finish(volume: np.ndarray, geometry: SliceGeometry, resample: bool):
     affine = geometry.affine
     if resample and not geometry.uniform and len(geometry.positions) > 1:
         spacing = float(np.linalg.norm(affine[:3, 2]))
+        check_volume_bytes(header, resampled_count(geometry.positions, spacing))  # one far-off slice
         volume = resample_z(volume, geometry.positions, spacing)
         warnings.append(f"resampled to a regular {spacing:.3f} mm slice grid ({volume.shape[0]} slices)")
     return volume, affine, tuple(warnings)
@@ -209,7 +220,7 @@ def _load_multiframe(header: SliceHeader, notify: Progress, resample: bool, corr
         stored_to_hu(frames[index], frame_header, volume[k])
         notify(k + 1, len(geometry.order))
     del frames
-    volume, affine, warnings = _finish(volume, geometry, resample)
+    volume, affine, warnings = _finish(volume, geometry, resample, header)
     return CTVolume(volume, affine, metadata_from_dataset(ds), warnings, source=header.path)
 
 
