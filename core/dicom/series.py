@@ -20,9 +20,11 @@ from core.dicom.errors import (
 from core.dicom.geometry import SliceGeometry, consistency_problems, plan_geometry, plan_series_geometry
 from core.dicom.headers import SliceHeader, read_descriptive, read_header
 from core.dicom.pixels import (
+    allocate_ahead,
     allocate_volume,
     check_sizes,
     check_volume_bytes,
+    prefetch,
     read_raw_into,
     resample_z,
     resampled_count,
@@ -92,7 +94,10 @@ def load_series(
     """
     if not files:
         raise SeriesNotFoundError(None, "no files given for the series")
-    headers: list[SliceHeader] = [read_header(path) for path in files]
+    prefetch(files)
+    headers: list[SliceHeader] = [read_header(files[0])]
+    take_volume = _allocate_ahead(headers[0], len(files))
+    headers += [read_header(path) for path in files[1:]]
     series = {h.series_uid for h in headers}
     if len(series) > 1:
         raise InconsistentSeriesError(
@@ -117,7 +122,7 @@ def load_series(
     geometry = plan_series_geometry(headers, correct_tilt)
     notify = _notify(progress, cancelled)
     check_sizes([headers[i] for i in geometry.order], len(geometry.order))
-    volume = allocate_volume((len(geometry.order), first.rows, first.columns))
+    volume = take_volume((len(geometry.order), first.rows, first.columns))
     for k, index in enumerate(geometry.order):
         header = headers[index]
         if header.fast_path:
@@ -129,6 +134,16 @@ def load_series(
     volume, affine, warnings = _finish(volume, geometry, resample, first)
     meta = metadata_from_dataset(read_descriptive(headers[geometry.order[0]].path))
     return CTVolume(volume, affine, meta, warnings, source=first.path.parent)
+
+
+def _allocate_ahead(first: SliceHeader, count: int) -> Callable[[tuple[int, int, int]], np.ndarray]:
+    """Fault in the volume's memory while the other headers are read, when the first file
+    promises a plain series (the shape is checked again once all headers are in)."""
+    try:
+        check_sizes([first], count)
+    except PixelDecodeError:
+        return allocate_volume  # the checks below will say what is wrong, in their order
+    return allocate_ahead((count, first.rows, first.columns)) if first.fast_path else allocate_volume
 
 
 def _notify(progress: Progress | None, cancelled: Callable[[], bool] | None) -> Progress:
