@@ -7,9 +7,12 @@ The job runs off the GUI thread and talks back only through queued signals; its 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+
+PROGRESS_INTERVAL_S = 0.05
 
 
 class WorkerSignals(QObject):
@@ -28,6 +31,7 @@ class FunctionWorker(QRunnable):
         self.signals = WorkerSignals()
         self._cancel = False
         self.done = False
+        self._last_progress = -float("inf")
         # Python owns the runnable: a pool-deleted C++ object under a live wrapper crashes at exit.
         self.setAutoDelete(False)
 
@@ -41,7 +45,7 @@ class FunctionWorker(QRunnable):
         from core.jobs import Cancelled
 
         try:
-            result = self.job(progress=self.signals.progress.emit, cancelled=self.is_cancelled)
+            result = self.job(progress=self._progress, cancelled=self.is_cancelled)
         except Cancelled:
             self.signals.cancelled.emit()
         except Exception as exc:  # every failure reaches the reader as a message
@@ -50,6 +54,15 @@ class FunctionWorker(QRunnable):
             self.signals.finished.emit(result)
         finally:
             self.done = True
+
+    def _progress(self, done: int, total: int) -> None:
+        """Pass progress on at most every ``PROGRESS_INTERVAL_S`` (and the last step): a loader
+        reports every slice, and a burst of queued updates, each repainting the progress bar, was
+        delivered in one go and froze the window for as long."""
+        now = time.monotonic()
+        if done >= total or now - self._last_progress >= PROGRESS_INTERVAL_S:
+            self._last_progress = now
+            self.signals.progress.emit(done, total)
 
     def start(self) -> FunctionWorker:
         QThreadPool.globalInstance().start(self)
