@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import sys
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -45,6 +46,7 @@ from core.session import Session, SessionCorrupt, SessionStore
 from core.volume import CTVolume
 
 TITLE = "MTMR Reader (research use, not for clinical decisions)"
+SWITCH_INTERVAL_S = 0.001  # for the window thread, not the 5 ms default (see MainWindow.__init__)
 
 
 def session_key(volume: CTVolume) -> tuple[str, str]:
@@ -68,6 +70,7 @@ class MainWindow(QMainWindow):
         self.key: tuple[str, str] | None = None
         self.source = ""  # the path the shown study was opened from (kept with its session)
         self._opening = ""  # the path being opened, until its volume is shown
+        self._last_saved: tuple | None = None  # (key, session document) last written
         self.analyse_on_open = False  # python main.py --analyze
         self._select_on_open = ""  # a marker to select once the study is shown (from the worklist)
         self._worker: FunctionWorker | None = None
@@ -138,12 +141,15 @@ class MainWindow(QMainWindow):
         self.workspace.cursor_moved.connect(lambda _: self._save_view.start())
         self.workspace.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         build_menus(self)
-        if not gc.get_freeze_count():
+        if not gc.get_freeze_count():  # once per process, for a window that answers during jobs:
             # The start-up heap (Qt, torch, numpy: ~220k objects) lives as long as the process.
             # Frozen, it is left out of full collections, which walked it for ~0.2 s with the GIL
             # held and froze the window while a study loaded (bench/bench_viewer.py).
             gc.collect()  # garbage is not frozen with it
             gc.freeze()
+            # Each time this thread let go of the GIL (any Qt call that blocks, starting a job)
+            # while a job ran Python, it waited up to the 5 ms switch interval to go on.
+            sys.setswitchinterval(SWITCH_INTERVAL_S)
 
     def _tool_toggled(self, on: bool) -> None:
         self.workspace.tool = "marker" if on else "navigate"
@@ -410,8 +416,12 @@ class MainWindow(QMainWindow):
             results=self.review.results(),
             source=self.source,
         )
+        document = session.to_dict()
+        if self._last_saved == (self.key, document) and self.sessions.path_for(*self.key).is_file():
+            return  # unchanged since written: no fsyncs on the window's thread (~15 ms each)
         try:
             self.sessions.save(session)
+            self._last_saved = (self.key, document)
         except OSError as exc:
             self.statusBar().showMessage(f"Could not save the session: {exc}")
 

@@ -104,8 +104,9 @@ class Workspace(QWidget):
             self.slab_thickness = float(state.get("slab_thickness", self.slab_thickness))
             if state.get("active") in VIEWS:
                 self.active = state["active"]
-            if state.get("layout") in LAYOUTS:
-                self.set_layout(state["layout"])
+            layout = state.get("layout")
+            if layout in LAYOUTS and (layout != self.layout_name or layout == "1x1"):
+                self.set_layout(layout)  # laying the same grid out again cost ~6 ms per study shown
         except (TypeError, ValueError):
             pass  # a view state from another version: start from the defaults
 

@@ -22,6 +22,7 @@ INT16_MAX = np.iinfo(np.int16).max
 MAX_SIDE = 8192  # pixels along a slice's side: CT matrices are 512 to 2048
 MAX_VOLUME_BYTES = 8 * 2**30
 _MADV_POPULATE_WRITE = 23  # Linux 5.14+
+_POPULATE_CHUNK = 2**20  # a window thread waits at most ~1 ms for the lock
 _LIBC = ctypes.CDLL(None) if hasattr(mmap, "MAP_POPULATE") else None  # Linux only
 
 
@@ -77,8 +78,13 @@ def allocate_volume(shape: tuple[int, int, int]) -> np.ndarray:
         return np.empty(shape, dtype=np.int16)
     buffer = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     array = np.frombuffer(buffer, dtype=np.int16).reshape(shape)
-    # Fails on kernels before 5.14: the pages are then faulted in at the first touch.
-    _LIBC.madvise(ctypes.c_void_p(array.ctypes.data), ctypes.c_size_t(nbytes), _MADV_POPULATE_WRITE)
+    # In chunks: populating holds the process's memory-map lock, and a window thread that maps
+    # memory meanwhile (a repaint) waits for it. Fails on kernels before 5.14: the pages are then
+    # faulted in at the first touch.
+    start = array.ctypes.data
+    for offset in range(0, nbytes, _POPULATE_CHUNK):
+        size = min(_POPULATE_CHUNK, nbytes - offset)
+        _LIBC.madvise(ctypes.c_void_p(start + offset), ctypes.c_size_t(size), _MADV_POPULATE_WRITE)
     return array
 
 
