@@ -35,7 +35,7 @@ def test_progress_of_a_fast_job_reaches_the_window_at_a_bounded_rate(monkeypatch
 def test_the_start_up_heap_is_left_out_of_full_collections_and_jobs_hand_the_gil_back_soon(qtbot):
     window = MainWindow()
     qtbot.addWidget(window)
-    assert gc.get_freeze_count() > 10 * len(gc.get_objects())
+    assert gc.get_freeze_count() > 50_000  # Qt, torch, numpy: ~220k objects (0 before)
     assert sys.getswitchinterval() <= 0.001
 
 
