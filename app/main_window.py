@@ -35,7 +35,7 @@ from app.menus import build_menus, refresh_presets
 from app.review import Review
 from app.settings import Settings
 from app.study_browser import StudyBrowser
-from app.workers import FunctionWorker
+from app.workers import FunctionWorker, keep_window_thread_responsive
 from app.workspace import Workspace
 from core.dicom.catalogue import Catalogue, SeriesEntry, catalogue
 from core.dicom.errors import StudyLoadError
@@ -64,6 +64,7 @@ class MainWindow(QMainWindow):
         self.read_only = False  # the series is claimed by another window or process
         self.source = ""  # the path the shown study was opened from (kept with its session)
         self._opening = ""  # the path being opened, until its volume is shown
+        self._last_saved: tuple | None = None  # (key, session document) last written
         self.analyse_on_open = False  # python main.py --analyze
         self._select_on_open = ""  # a marker to select once the study is shown (from the worklist)
         self._worker: FunctionWorker | None = None
@@ -141,6 +142,7 @@ class MainWindow(QMainWindow):
         self.workspace.cursor_moved.connect(lambda _: self._save_view.start())
         self.workspace.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         build_menus(self)
+        keep_window_thread_responsive()
 
     def _tool_toggled(self, on: bool) -> None:
         self.workspace.tool = "marker" if on else "navigate"
@@ -418,8 +420,12 @@ class MainWindow(QMainWindow):
             results=self.review.results(),
             source=self.source,
         )
+        document = session.to_dict()
+        if self._last_saved == (self.key, document) and self.sessions.path_for(*self.key).is_file():
+            return  # unchanged since written: no fsyncs on the window's thread (~15 ms each)
         try:
             self.sessions.save(session)
+            self._last_saved = (self.key, document)
         except (OSError, SessionBusy) as exc:
             self.statusBar().showMessage(f"Could not save the session: {exc}")
 

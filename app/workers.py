@@ -7,9 +7,29 @@ The job runs off the GUI thread and talks back only through queued signals; its 
 
 from __future__ import annotations
 
+import gc
+import sys
+import time
 from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+
+PROGRESS_INTERVAL_S = 0.05
+SWITCH_INTERVAL_S = 0.001  # for the window thread, not the 5 ms default
+
+
+def keep_window_thread_responsive() -> None:
+    """Once per process, so that the window answers while jobs run Python beside it."""
+    if gc.get_freeze_count():
+        return
+    # The start-up heap (Qt, torch, numpy: ~220k objects) lives as long as the process. Frozen, it
+    # is left out of full collections, which walked it for ~0.2 s with the GIL held and froze the
+    # window while a study loaded (bench/bench_viewer.py).
+    gc.collect()  # garbage is not frozen with it
+    gc.freeze()
+    # Each time the window thread let go of the GIL (any Qt call that blocks, starting a job) while
+    # a job ran Python, it waited up to the 5 ms switch interval to go on.
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
 
 
 class WorkerSignals(QObject):
@@ -28,6 +48,7 @@ class FunctionWorker(QRunnable):
         self.signals = WorkerSignals()
         self._cancel = False
         self.done = False
+        self._last_progress = -float("inf")
         # Python owns the runnable: a pool-deleted C++ object under a live wrapper crashes at exit.
         self.setAutoDelete(False)
 
@@ -41,7 +62,7 @@ class FunctionWorker(QRunnable):
         from core.jobs import Cancelled
 
         try:
-            result = self.job(progress=self.signals.progress.emit, cancelled=self.is_cancelled)
+            result = self.job(progress=self._progress, cancelled=self.is_cancelled)
         except Cancelled:
             self.signals.cancelled.emit()
         except Exception as exc:  # every failure reaches the reader as a message
@@ -50,6 +71,15 @@ class FunctionWorker(QRunnable):
             self.signals.finished.emit(result)
         finally:
             self.done = True
+
+    def _progress(self, done: int, total: int) -> None:
+        """Pass progress on at most every ``PROGRESS_INTERVAL_S`` (and the last step): a loader
+        reports every slice, and a burst of queued updates, each repainting the progress bar, was
+        delivered in one go and froze the window for as long."""
+        now = time.monotonic()
+        if done >= total or now - self._last_progress >= PROGRESS_INTERVAL_S:
+            self._last_progress = now
+            self.signals.progress.emit(done, total)
 
     def start(self) -> FunctionWorker:
         QThreadPool.globalInstance().start(self)

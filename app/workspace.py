@@ -18,7 +18,7 @@ from app.marker_layer import MarkerLayer
 from app.marker_store import MarkerStore
 from app.slice_view import SliceView
 from core.markers import DEFAULT_DIAMETER_MM, MarkerError, NoduleMarker, check_inside
-from core.mpr import VIEWS, Plane, plane, slab_slices
+from core.mpr import VIEWS, Plane, XPlanes, plane, slab_slices
 from core.volume import CTVolume
 
 LAYOUTS = ("1x1", "1x3", "2x2", "1+2")
@@ -85,6 +85,7 @@ class Workspace(QWidget):
         self.cine.stop()
         self.volume = volume
         self.planes = {name: plane(volume, name) for name in VIEWS}
+        self._x_planes = XPlanes(volume.array)
         self.cursor = (np.array(volume.shape[::-1], dtype=float) - 1) / 2
         for name, view in self.views.items():
             view.set_plane(self.planes[name])
@@ -117,8 +118,9 @@ class Workspace(QWidget):
             self.slab_thickness = float(state.get("slab_thickness", self.slab_thickness))
             if state.get("active") in VIEWS:
                 self.active = state["active"]
-            if state.get("layout") in LAYOUTS:
-                self.set_layout(state["layout"])
+            layout = state.get("layout")
+            if layout in LAYOUTS and (layout != self.layout_name or layout == "1x1"):
+                self.set_layout(layout)  # laying the same grid out again cost ~6 ms per study shown
             if "inverted" in state:
                 self.set_inverted(state["inverted"] is True)
         except (TypeError, ValueError):
@@ -168,7 +170,7 @@ class Workspace(QWidget):
         p = self.planes[name]
         index = int(np.clip(round(self.cursor[p.normal]), 0, p.depth - 1))
         slab = slab_slices(p, self.slab_thickness) if self.slab_mm else 1
-        image = p.image(self.volume.array, index, slab)
+        image = p.image(self.volume.array, index, slab, self._x_planes)
         text = f"{name.capitalize()}  {index + 1}/{p.depth}"
         if slab > 1:
             text += f"  MIP {slab * p.spacing[p.normal]:.0f} mm"

@@ -52,6 +52,4 @@ def test_a_stock_pip_gets_the_cpu_build_first(tmp_path):
 def test_a_configured_pip_is_left_alone(tmp_path):
     assert dry_run(tmp_path, PIP_FIND_LINKS="/opt/wheels") == ["VENV/bin/pip install torch==2.13.0 -e ."]
     assert dry_run(tmp_path, "test", PIP_INDEX_URL="file:///srv/wheels/simple")[-1].endswith("-e .[test]")
-    assert not any(
-        CPU_INDEX in line for line in dry_run(tmp_path, PIP_INDEX_URL="file:///srv/wheels/simple")
-    )
+    assert not any(CPU_INDEX in line for line in dry_run(tmp_path, PIP_INDEX_URL="file:///srv/wheels/simple"))

@@ -20,7 +20,18 @@ from core.dicom.errors import (
 )
 from core.dicom.geometry import SliceGeometry, consistency_problems, plan_geometry, plan_series_geometry
 from core.dicom.headers import SliceHeader, read_descriptive, read_header
-from core.dicom.pixels import allocate_volume, read_raw_into, resample_z, shift_slice, stored_to_hu
+from core.dicom.pixels import (
+    allocate_ahead,
+    allocate_volume,
+    check_sizes,
+    check_volume_bytes,
+    prefetch,
+    read_raw_into,
+    resample_z,
+    resampled_count,
+    shift_slice,
+    stored_to_hu,
+)
 from core.jobs import Cancelled
 from core.volume import CTVolume, VolumeMetadata
 
@@ -84,7 +95,10 @@ def load_series(
     """
     if not files:
         raise SeriesNotFoundError(None, "no files given for the series")
-    headers: list[SliceHeader] = [read_header(path) for path in files]
+    prefetch(files)
+    headers: list[SliceHeader] = [read_header(files[0])]
+    take_volume = _allocate_ahead(headers[0], len(files))
+    headers += [read_header(path) for path in files[1:]]
     series = {h.series_uid for h in headers}
     if len(series) > 1:
         raise InconsistentSeriesError(
@@ -108,7 +122,8 @@ def load_series(
 
     geometry = plan_series_geometry(headers, correct_tilt)
     notify = _notify(progress, cancelled)
-    volume = allocate_volume((len(geometry.order), first.rows, first.columns))
+    check_sizes([headers[i] for i in geometry.order], len(geometry.order))
+    volume = take_volume((len(geometry.order), first.rows, first.columns))
     for k, index in enumerate(geometry.order):
         header = headers[index]
         if header.fast_path:
@@ -117,9 +132,19 @@ def load_series(
         else:
             stored_to_hu(_decode(header.path, first.rows, first.columns), header, volume[k])
         notify(k + 1, len(geometry.order))
-    volume, affine, warnings = _finish(volume, geometry, resample)
+    volume, affine, warnings = _finish(volume, geometry, resample, first)
     meta = metadata_from_dataset(read_descriptive(headers[geometry.order[0]].path))
     return CTVolume(volume, affine, meta, warnings, source=first.path.parent)
+
+
+def _allocate_ahead(first: SliceHeader, count: int) -> Callable[[tuple[int, int, int]], np.ndarray]:
+    """Fault in the volume's memory while the other headers are read, when the first file
+    promises a plain series (the shape is checked again once all headers are in)."""
+    try:
+        check_sizes([first], count)
+    except PixelDecodeError:
+        return allocate_volume  # the checks below will say what is wrong, in their order
+    return allocate_ahead((count, first.rows, first.columns)) if first.fast_path else allocate_volume
 
 
 def _notify(progress: Progress | None, cancelled: Callable[[], bool] | None) -> Progress:
@@ -145,7 +170,7 @@ def _decode(path: Path, rows: int, columns: int) -> np.ndarray:
     return pixels
 
 
-def _finish(volume: np.ndarray, geometry: SliceGeometry, resample: bool):
+def _finish(volume: np.ndarray, geometry: SliceGeometry, resample: bool, header: SliceHeader):
     warnings = list(geometry.warnings)
     if geometry.shifts is not None:
         for k, (dx, dy) in enumerate(geometry.shifts):
@@ -154,6 +179,7 @@ def _finish(volume: np.ndarray, geometry: SliceGeometry, resample: bool):
     affine = geometry.affine
     if resample and not geometry.uniform and len(geometry.positions) > 1:
         spacing = float(np.linalg.norm(affine[:3, 2]))
+        check_volume_bytes(header, resampled_count(geometry.positions, spacing))  # one far-off slice
         volume = resample_z(volume, geometry.positions, spacing)
         warnings.append(f"resampled to a regular {spacing:.3f} mm slice grid ({volume.shape[0]} slices)")
     return volume, affine, tuple(warnings)
@@ -217,7 +243,7 @@ def _load_multiframe(header: SliceHeader, notify: Progress, resample: bool, corr
         stored_to_hu(frames[index], frame_header, volume[k])
         notify(k + 1, len(geometry.order))
     del frames
-    volume, affine, warnings = _finish(volume, geometry, resample)
+    volume, affine, warnings = _finish(volume, geometry, resample, header)
     return CTVolume(volume, affine, metadata_from_dataset(ds), warnings, source=header.path)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.mpr import VIEWS, letter, plane, slab_slices
+from core.mpr import VIEWS, XPlanes, letter, plane, slab_slices
 from core.volume import CTVolume
 
 
@@ -66,3 +66,26 @@ def test_mip_slab_is_the_maximum_over_its_slices():
 def test_oblique_letters():
     assert letter(np.array([0.9, 0.4, 0.0])) == "LP"
     assert letter(np.array([0.0, 0.0, -1.0])) == "I"
+
+
+@pytest.mark.parametrize(
+    "direction",
+    [None, np.diag([1.0, -1.0, -1.0]), np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])],
+    ids=["axial", "flipped", "sagittal-acquired"],
+)
+def test_x_plane_cache_gives_the_same_images_as_the_array(direction):
+    volume = _volume(direction, shape=(6, 5, 7))
+    rng = np.random.default_rng(0)
+    array = rng.integers(-1024, 3000, volume.shape).astype(np.int16)
+    cache = XPlanes(array, capacity=3)  # smaller than the slabs: eviction on every change
+    for name in VIEWS:
+        p = plane(volume, name)
+        for slab in (1, 2, 3, 5):
+            for index in [*range(-1, p.depth + 1), 3, 0, 3]:
+                cached = p.image(array, index, slab, cache)
+                np.testing.assert_array_equal(cached, p.image(array, index, slab), err_msg=f"{name} {slab}")
+    assert 0 < len(cache._planes) <= 3  # the view across x was served from the cache
+    other = XPlanes(array.copy())
+    p = plane(volume, "sagittal")
+    p.image(array, 2, 3, other)  # a cache of another array is not used
+    assert not other._planes

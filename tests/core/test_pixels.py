@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from core.dicom.headers import SliceHeader
-from core.dicom.pixels import stored_to_hu
+from core.dicom.pixels import allocate_ahead, allocate_volume, prefetch, stored_to_hu
 
 BASE = SliceHeader(
     path=Path("x.dcm"), sop_uid="", series_uid="", study_uid="", modality="CT", rows=1, columns=6,
@@ -60,3 +60,48 @@ def test_in_place_and_copy_give_the_same_result(in_place):
     out = raw if in_place else np.empty_like(raw)
     stored_to_hu(raw, BASE, out)
     assert out.tolist() == [[-1024, 0, 1024]]
+
+
+@pytest.mark.parametrize(
+    "dtype, representation, bits, intercept",
+    [
+        (np.uint16, 0, 12, -1024.0),  # the common CT: no clamp needed at all
+        (np.uint16, 0, 15, -1024.0),
+        (np.int16, 1, 16, -1024.0),  # below air reachable: the lower clamp
+        (np.int16, 1, 16, 1000.0),  # int16 overflow reachable: the upper clamp
+        (np.int16, 1, 12, 0.0),
+        (np.uint16, 0, 12, 31000.0),
+        (np.int16, 1, 16, -32768.0),
+    ],
+)
+def test_integer_path_matches_the_exact_formula(dtype, representation, bits, intercept):
+    rng = np.random.default_rng(bits)
+    info = np.iinfo(dtype)
+    raw = rng.integers(info.min, int(info.max) + 1, (4, 64)).astype(dtype)
+    raw[0, :4] = [info.min, info.max, 0, 1]
+    header = replace(BASE, pixel_representation=representation, bits_stored=bits, intercept=intercept)
+    out = np.empty(raw.shape, np.int16)
+    stored_to_hu(raw.copy(), header, out)
+    stored = raw.astype(np.int64)
+    if representation == 0:
+        stored &= (1 << bits) - 1
+    elif bits < 16:
+        stored = (stored << (64 - bits)) >> (64 - bits)
+    expected = np.clip(stored + int(intercept), -1024, 32767)
+    assert out.tolist() == expected.tolist()
+
+
+def test_volume_allocated_ahead_is_given_when_the_shape_agrees():
+    shape = (20, 512, 512)  # over the small-array limit: the mapped, pre-faulted memory
+    volume = allocate_volume(shape)
+    assert volume.shape == shape and volume.dtype == np.int16 and volume.flags.writeable
+    assert not volume[::7, ::61, ::67].any()
+    take = allocate_ahead(shape)
+    assert take(shape).shape == shape
+    take = allocate_ahead(shape)
+    assert take((19, 512, 512)).shape == (19, 512, 512)  # duplicates dropped: a fresh one
+
+
+def test_prefetch_ignores_files_it_cannot_open(tmp_path):
+    (tmp_path / "a").write_bytes(b"x" * 10)
+    prefetch([tmp_path / "a", tmp_path / "missing"])  # the loader reports missing files, not this

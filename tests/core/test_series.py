@@ -258,3 +258,82 @@ def test_enhanced_multiframe_uses_per_frame_positions(tmp_path):
     volume = load_series([path])
     assert centre_values(volume) == [0, 10, 20]
     assert volume.spacing == pytest.approx((0.5, 0.5, 1.0))
+
+
+@pytest.fixture
+def allocations(monkeypatch):
+    """The volume shapes the loader allocates; a test fails on one larger than its files hold."""
+    import core.dicom.pixels as pixels
+    import core.dicom.series as series
+
+    asked, real = [], pixels.allocate_volume
+
+    def guarded(shape):
+        asked.append(shape)
+        held = sum(os.path.getsize(p) for p in allocations.files)
+        assert int(np.prod(shape)) * 2 <= held, f"allocated {shape} for {held} bytes of files"
+        return real(shape)
+
+    allocations = type("Allocations", (), {"asked": asked, "files": []})
+    for module in (pixels, series):
+        monkeypatch.setattr(module, "allocate_volume", guarded)
+    return allocations
+
+
+def _huge(ds, bits: int = 16):
+    ds.Rows = ds.Columns = 65535  # the pixel data stays 32x32
+    if bits == 8:
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit = 8, 8, 7
+        ds.PixelData = ds.PixelData[: len(ds.PixelData) // 2]
+    return ds
+
+
+def _write(folder, n: int, change, size: int = 32) -> list:
+    series, study, paths = generate_uid(), generate_uid(), []
+    for k in range(n):
+        ds = change(ct_dataset(k, series, study, hu=phantom_slice(k, size, size)))
+        paths.append(folder / f"{k:03d}.dcm")
+        ds.save_as(paths[-1], enforce_file_format=True)
+    return paths
+
+
+def _truncate(paths, keep: int = 4096) -> None:
+    for path in paths:
+        path.write_bytes(path.read_bytes()[:keep])
+
+
+@pytest.mark.parametrize(
+    "case, reason",
+    [
+        ("65535x65535, 16-bit", "65535x65535 pixels per slice, over the 8192 limit"),
+        ("65535x65535, 8-bit (decoder path)", "65535x65535 pixels per slice, over the 8192 limit"),
+        ("1024x1024, file cut after 4 KB", "pixel data too short for 1024x1024"),
+    ],
+)
+def test_sizes_the_files_cannot_hold_are_refused_before_allocating(tmp_path, allocations, case, reason):
+    if case.startswith("65535"):
+        files = _write(tmp_path, 10, lambda ds: _huge(ds, 8 if "8-bit" in case else 16))
+    else:
+        files = _write(tmp_path, 3, lambda ds: ds, size=1024)
+        _truncate(files)
+    allocations.files = files
+    with pytest.raises(PixelDecodeError) as caught:
+        load_series(files)
+    message = str(caught.value)
+    assert caught.value.path in files and message.startswith(str(caught.value.path)), message
+    assert reason in message and "\n" not in message
+    assert allocations.asked == []
+
+
+def test_resampling_to_a_far_off_slice_is_refused_before_allocating(tmp_path, monkeypatch):
+    import core.dicom.pixels as pixels
+
+    monkeypatch.setattr(pixels, "MAX_VOLUME_BYTES", 2**20, raising=False)  # 512 slices of 32x32
+    files = write_series(tmp_path, 4, shuffle_names=False)
+    first = pydicom.dcmread(files[0])
+    far = ct_dataset(4, first.SeriesInstanceUID, first.StudyInstanceUID, z=2000.0)
+    far.save_as(tmp_path / "far.dcm", enforce_file_format=True)
+    files.append(tmp_path / "far.dcm")
+    assert load_series(files).shape[0] == 5  # not resampled: nothing to allocate
+    with pytest.raises(PixelDecodeError, match=r"801 slices would need .* GiB, over the 0 GiB limit"):
+        load_series(files, resample=True)
