@@ -64,7 +64,7 @@ def _headless_fallback(screenshot: str | None) -> str | None:
         return screenshot
     os.environ["QT_QPA_PLATFORM"] = "offscreen"
     if screenshot is None:
-        from core.paths import user_dir
+        from core.util.paths import user_dir
 
         screenshot = str(user_dir("cache") / "last-window.png")
     print(f"No display found: rendered offscreen, window saved to {screenshot}", file=sys.stderr)
@@ -111,7 +111,7 @@ def run_app(path: str | None, screenshot: str | None, analyse: bool = False) -> 
     if path:
         window.open_path(path)
     else:
-        from core.demo import demo_study_dir
+        from core.phantom.demo import demo_study_dir
 
         if not (demo_study_dir() / "ground_truth.json").is_file():
             print("Building the demo study (first launch only, about 10 s) ...", file=sys.stderr, flush=True)
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     device = getattr(args, "device", None)
     if device:
-        from core.training.trainer import pick_device
+        from core.model.device import pick_device
 
         try:
             pick_device(device)

@@ -14,9 +14,10 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from app.workers import FunctionWorker
-from core.inference import NoduleResult, Predictor
-from core.jobs import Cancelled
-from core.markers import NoduleMarker
+from core.model.inference import Predictor
+from core.nodule.markers import NoduleMarker
+from core.nodule.prediction import NoduleResult
+from core.util.cancellation import Cancelled
 from core.volume import CTVolume
 
 
@@ -123,7 +124,7 @@ class Analysis(QObject):
 
     def title(self) -> str:
         """The model's name and version as every command prints them (the file's name if unreadable)."""
-        from core.checkpoints import CheckpointError, model_title, read_card
+        from core.model.checkpoints import CheckpointError, model_title, read_card
 
         if self.predictor is not None:
             return model_title(self.predictor.card)
@@ -152,8 +153,8 @@ class Analysis(QObject):
 
     def patch_config(self):
         """The active model's preprocessing (from its card when it is not loaded yet)."""
-        from core.checkpoints import read_card
-        from core.patches import PatchConfig
+        from core.model.checkpoints import read_card
+        from core.model.patches import PatchConfig
 
         if self.predictor is not None:
             return self.predictor.patch_config
@@ -273,7 +274,7 @@ def _with_rank(result: NoduleResult, rank: int) -> NoduleResult:
 
 
 def _explain(error: Exception, model_path: Path) -> str:
-    from core.checkpoints import CheckpointError
+    from core.model.checkpoints import CheckpointError
 
     if isinstance(error, CheckpointError):
         return f"The model could not be loaded: {error}"

@@ -24,14 +24,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.explain import overlay_rgb
-from core.inference import NoduleResult
-from core.labels import NoduleLabel
-from core.lidc.meanings import TITLES, describe, meaning
-from core.lidc.records import ATTRIBUTES, RATING_MAX, RATINGS
-from core.location import ZONE_NOTE
-from core.markers import NoduleMarker
-from core.mpr import VIEWS, plane
+from core.imaging.location import ZONE_NOTE
+from core.imaging.mpr import VIEWS, plane
+from core.model.explain import overlay_rgb
+from core.nodule.labels import NoduleLabel
+from core.nodule.markers import NoduleMarker
+from core.nodule.meanings import TITLES, describe, meaning
+from core.nodule.prediction import NoduleResult
+from core.nodule.ratings import ATTRIBUTES, RATING_MAX, RATINGS
 from core.volume import CTVolume
 
 LUNG = (-1350.0, 150.0)

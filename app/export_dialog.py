@@ -149,7 +149,7 @@ class ExportDialog(QDialog):
         path = getattr(analysis, "model_path", None)
         if path is None:
             return {}
-        from core.checkpoints import CheckpointError, read_card
+        from core.model.checkpoints import CheckpointError, read_card
 
         try:
             return read_card(path)
@@ -160,7 +160,7 @@ class ExportDialog(QDialog):
         """The DICOM files of the shown series (the SR's evidence); [] when it came from a volume file."""
         from core.dicom.catalogue import catalogue
         from core.dicom.errors import StudyLoadError
-        from core.image_io import is_volume_file
+        from core.imaging.volume_files import is_volume_file
 
         volume = self.source.volume
         series_uid = volume.metadata.series_uid

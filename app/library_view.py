@@ -21,8 +21,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from core.library import Library, LibraryError
-from core.lidc.meanings import meaning
+from core.nodule.meanings import meaning
+from core.reading.library import Library, LibraryError
 
 COLUMNS = ["", "Malignancy", "Attributes rated", "Diameter", "Source", "Series", "Added"]
 

@@ -40,11 +40,11 @@ from app.workspace import Workspace
 from core.dicom.catalogue import Catalogue, SeriesEntry, catalogue
 from core.dicom.errors import StudyLoadError
 from core.dicom.series import load_series
-from core.image_io import is_volume_file, load_volume_file
-from core.markers import MarkerError, NoduleMarker, read_markers, write_markers
-from core.model_registry import ModelRegistry
-from core.session import Session, SessionBusy, SessionCorrupt, SessionStore
-from core.session_key import session_key
+from core.imaging.volume_files import is_volume_file, load_volume_file
+from core.model.registry import ModelRegistry
+from core.nodule.markers import MarkerError, NoduleMarker, read_markers, write_markers
+from core.reading.session import Session, SessionBusy, SessionCorrupt, SessionStore
+from core.reading.session_key import session_key
 from core.volume import CTVolume
 
 TITLE = "MTMR Reader (research use, not for clinical decisions)"
@@ -179,7 +179,7 @@ class MainWindow(QMainWindow):
 
     def open_trainer(self) -> None:
         from app.trainer_dialog import TrainerDialog
-        from core.paths import user_dir
+        from core.util.paths import user_dir
 
         self.trainer = TrainerDialog(self.registry, self.review.labelled_library(), user_dir("models"), self)
         self.trainer.model_changed.connect(self.use_model)
@@ -278,7 +278,7 @@ class MainWindow(QMainWindow):
     def open_demo(self) -> None:
         """Open the built-in demo study (generated on the very first run, about 10 s), with its
         nodules ready-marked the first time it is opened."""
-        from core.demo import demo_markers, demo_study
+        from core.phantom.demo import demo_markers, demo_study
 
         def job(progress, cancelled):
             folder = demo_study()

@@ -1,4 +1,4 @@
-"""The markers of the open study for the views: a Qt face over ``core.markers.MarkerSet``.
+"""The markers of the open study for the views: a Qt face over ``core.nodule.markers.MarkerSet``.
 
 Every change goes through a QUndoCommand on the shared undo stack, so each one can be undone and
 each one triggers the autosave (``changed``). A marker being dragged is a ``preview`` only: the
@@ -10,7 +10,7 @@ from __future__ import annotations
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
-from core.markers import MarkerSet, NoduleMarker
+from core.nodule.markers import MarkerSet, NoduleMarker
 
 
 class MarkerStore(QObject):

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from core.model_registry import ModelRegistry, RegistryError
+from core.model.registry import ModelRegistry, RegistryError
 
 COLUMNS = ["", "Model", "Trained", "Parent", "Validation AUC", "Attribute MAE", "Trained on"]
 

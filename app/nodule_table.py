@@ -11,13 +11,13 @@ from PySide6.QtCore import QRect, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import QAbstractItemView, QStyledItemDelegate, QTableWidget, QTableWidgetItem
 
-from core.inference import NoduleResult
-from core.labels import NoduleLabel
-from core.lidc.meanings import TITLES, describe, meaning
-from core.lidc.records import ATTRIBUTES, RATING_MAX
-from core.location import ZONE_NOTE
-from core.lungrads import LungRads
-from core.markers import NoduleMarker
+from core.imaging.location import ZONE_NOTE
+from core.nodule.labels import NoduleLabel
+from core.nodule.lungrads import LungRads
+from core.nodule.markers import NoduleMarker
+from core.nodule.meanings import TITLES, describe, meaning
+from core.nodule.prediction import NoduleResult
+from core.nodule.ratings import ATTRIBUTES, RATING_MAX
 
 SHORT = {
     "subtlety": "Subtl.",

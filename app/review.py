@@ -15,11 +15,11 @@ from app.detail_panel import DetailPanel
 from app.marker_store import MarkerStore
 from app.nodule_table import NoduleTable
 from app.workers import FunctionWorker
-from core.inference import NoduleResult
-from core.labels import NoduleLabel
-from core.location import LungMap
-from core.lungrads import LungRads, nodule_category
-from core.models_store import default_model_path
+from core.imaging.location import LungMap
+from core.model.store import default_model_path
+from core.nodule.labels import NoduleLabel
+from core.nodule.lungrads import LungRads, nodule_category
+from core.nodule.prediction import NoduleResult
 from core.volume import CTVolume
 
 
@@ -36,7 +36,7 @@ class Review(QObject):
         self.detail = DetailPanel()
         self.volume: CTVolume | None = None
         self.key: tuple[str, str] = ("", "")  # study and series UID of the open study
-        self.library = None  # core.library.Library, opened on the first confirmed label
+        self.library = None  # core.reading.library.Library, opened on the first confirmed label
         self.labels: dict[str, NoduleLabel] = {}
         self.lungs: LungMap | None = None
         self.auto = False
@@ -157,7 +157,7 @@ class Review(QObject):
         if key in self._explained:
             self.detail.set_explanation(marker.id, self._explained[key])
             return
-        from core.explain import explain
+        from core.model.explain import explain
 
         predictor, volume = self.analysis.predictor, self.volume
 
@@ -180,7 +180,7 @@ class Review(QObject):
         self.message.emit(text)
 
     def labelled_library(self):
-        from core.library import Library
+        from core.reading.library import Library
 
         if self.library is None:
             self.library = Library()
@@ -188,8 +188,8 @@ class Review(QObject):
 
     def _keep(self, marker_id: str, label: NoduleLabel) -> str:
         """Keep the confirmed nodule in the labelled library (its patches cut for the active model)."""
-        from core.labels import LabelledNodule
-        from core.library import LibraryError
+        from core.nodule.labels import LabelledNodule
+        from core.reading.library import LibraryError
 
         marker = self.markers.get(marker_id)
         if marker is None or self.volume is None:
@@ -202,7 +202,7 @@ class Review(QObject):
         return " and in the library"
 
     def _forget(self, marker_id: str) -> str:
-        from core.library import LibraryError, entry_id
+        from core.reading.library import LibraryError, entry_id
 
         try:
             self.labelled_library().remove(entry_id(self.key[1], marker_id))

@@ -60,7 +60,7 @@ class Settings:
 
     def __init__(self, store: QSettings | None = None) -> None:
         if store is None:
-            from core.paths import user_dir
+            from core.util.paths import user_dir
 
             store = QSettings(str(user_dir("config") / "settings.ini"), QSettings.Format.IniFormat)
         self.store = store

@@ -15,7 +15,7 @@ from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QPen, QTransform
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from core.mpr import Plane
+from core.imaging.mpr import Plane
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 

@@ -31,9 +31,9 @@ from PySide6.QtWidgets import (
 )
 
 from app.training_worker import TrainingWorker
-from core.finetune import FinetuneOptions, keep, run_finetune
-from core.library import Library
-from core.model_registry import ModelRegistry
+from core.model.registry import ModelRegistry
+from core.reading.finetune import FinetuneOptions, keep, run_finetune
+from core.reading.library import Library
 from core.training.state import RunFiles, claim_run, remove_abandoned
 
 LOSS_PARTS = ("total", "classification", "ranking", "attributes")
@@ -320,7 +320,7 @@ class TrainerDialog(QDialog):
             self.progress.setValue(0)
 
     def _device(self) -> str:
-        from core.training.trainer import pick_device
+        from core.model.device import pick_device
 
         return f"on {pick_device(self.options().device).upper()}"
 

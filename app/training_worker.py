@@ -1,4 +1,4 @@
-"""Drives a training generator (``core.finetune.run_finetune`` events) off the GUI thread.
+"""Drives a training generator (``core.reading.finetune.run_finetune`` events) off the GUI thread.
 
 Pause holds the loop between steps (the generator is simply not advanced); cancel makes the engine's
 ``cancelled`` callback true, so it raises ``TrainingCancelled`` at the next step and nothing is written
@@ -42,7 +42,7 @@ class TrainingWorker(QThread):
         return not self._running.is_set()
 
     def run(self) -> None:
-        from core.jobs import Cancelled
+        from core.util.cancellation import Cancelled
 
         try:
             for event in self.make(self._cancel.is_set):

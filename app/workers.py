@@ -59,7 +59,7 @@ class FunctionWorker(QRunnable):
         return self._cancel
 
     def run(self) -> None:
-        from core.jobs import Cancelled
+        from core.util.cancellation import Cancelled
 
         try:
             result = self.job(progress=self._progress, cancelled=self.is_cancelled)

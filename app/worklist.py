@@ -19,8 +19,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from core.lungrads import CATEGORIES, nodule_category, study_category
-from core.session import Session, SessionCorrupt, SessionStore
+from core.nodule.lungrads import CATEGORIES, nodule_category, study_category
+from core.reading.session import Session, SessionCorrupt, SessionStore
 
 COLUMNS = ["Study", "Nodules", "Top malignancy", "Lung-RADS", "Reader-confirmed", "Saved"]
 

@@ -17,8 +17,8 @@ from app.corner_text import what, who_and_when
 from app.marker_layer import MarkerLayer
 from app.marker_store import MarkerStore
 from app.slice_view import SliceView
-from core.markers import DEFAULT_DIAMETER_MM, MarkerError, NoduleMarker, check_inside
-from core.mpr import VIEWS, Plane, XPlanes, plane, slab_slices
+from core.imaging.mpr import VIEWS, Plane, XPlanes, plane, slab_slices
+from core.nodule.markers import DEFAULT_DIAMETER_MM, MarkerError, NoduleMarker, check_inside
 from core.volume import CTVolume
 
 LAYOUTS = ("1x1", "1x3", "2x2", "1+2")

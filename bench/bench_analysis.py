@@ -63,10 +63,10 @@ def main() -> int:
     from PySide6.QtWidgets import QApplication
 
     from app.main_window import MainWindow
-    from core.demo import demo_markers
-    from core.inference import Predictor
-    from core.location import LungMap
-    from core.models_store import default_model_path
+    from core.imaging.location import LungMap
+    from core.model.inference import Predictor
+    from core.model.store import default_model_path
+    from core.phantom.demo import demo_markers
 
     app = QApplication.instance() or QApplication([])
     window = MainWindow()

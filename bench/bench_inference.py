@@ -67,9 +67,10 @@ def measured_gflops() -> float:
 def main() -> int:
     import torch
 
-    from core.inference import Marker, Predictor
     from core.lidc.table import load_nodules
-    from core.models_store import default_model_path
+    from core.model.inference import Predictor
+    from core.model.store import default_model_path
+    from core.nodule.prediction import Marker
     from core.phantom.study import PhantomOptions, build_phantom, choose_nodules
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -87,7 +88,7 @@ def main() -> int:
         start = time.perf_counter()
         predictor.predict(volume, markers)
         end_to_end.append(time.perf_counter() - start)
-    from core.patches import extract_patches
+    from core.model.patches import extract_patches
 
     patches = np.concatenate(
         [extract_patches(volume, m.centre_mm, m.diameter_mm, predictor.patch_config) for m in markers]

@@ -31,8 +31,8 @@ sys.path.insert(0, str(REPO))
 def study_folder() -> Path:
     """A 300-slice phantom (1 mm slices) with six nodules, written once into the user cache."""
     from core.lidc.table import load_nodules
-    from core.paths import user_dir
     from core.phantom.study import PhantomOptions, choose_nodules, write_phantom
+    from core.util.paths import user_dir
 
     folder = user_dir("cache") / "bench-viewer-study"
     if not (folder / "ground_truth.json").is_file():
@@ -142,7 +142,7 @@ def main() -> int:
     window.show()
     window.open_path(folder)
     wait(app, lambda: window.volume is not None and not window.busy)
-    from core.demo import demo_markers
+    from core.phantom.demo import demo_markers
 
     window.import_markers_from(_markers_file(folder, demo_markers(folder)))
     ws = window.workspace

@@ -7,7 +7,7 @@ Markers are placed at the ground-truth nodule centres with the ground-truth diam
 per study), and the Spearman rank correlation between its malignancy probability and the LIDC readers'
 mean malignancy rating (1-5) is measured on
 
-(a) the demo study (``core.demo.demo_study()``, test-split nodules), and
+(a) the demo study (``core.phantom.demo.demo_study()``, test-split nodules), and
 (b) ``--studies`` phantom studies of the validation split with ``--nodules`` nodules each (seeds
     fixed; written once into the user cache and reused), pooled over all nodules and per study (mean).
 
@@ -76,8 +76,8 @@ class StudyScores:
 
 
 def score_study(folder: Path, predictor) -> StudyScores:
-    from core.inference import Marker
-    from core.study import open_study
+    from core.imaging.open_study import open_study
+    from core.nodule.prediction import Marker
 
     truth = json.loads((folder / "ground_truth.json").read_text())
     nodules = truth["nodules"]
@@ -96,10 +96,10 @@ def phantom_studies(count: int, nodules: int) -> list[Path]:
     """Validation-split phantom studies, written once into the user cache (seeds FIRST_SEED..)."""
     from dataclasses import replace
 
-    from core.demo import DEMO_OPTIONS
     from core.lidc.table import load_nodules
-    from core.paths import user_dir
+    from core.phantom.demo import DEMO_OPTIONS
     from core.phantom.study import choose_nodules, write_phantom
+    from core.util.paths import user_dir
 
     cache = user_dir("cache") / f"ranking-agreement-v{CACHE_VERSION}"
     pool = None
@@ -167,9 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
 
-    from core.demo import demo_study
-    from core.inference import Predictor
-    from core.models_store import default_model_path
+    from core.model.inference import Predictor
+    from core.model.store import default_model_path
+    from core.phantom.demo import demo_study
 
     start = time.perf_counter()
     predictor = Predictor(Path(args.model) if args.model else default_model_path(), device=args.device)

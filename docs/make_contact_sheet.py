@@ -21,8 +21,8 @@ sys.path.insert(0, str(REPO))
 from core.lidc.table import load_nodules  # noqa: E402
 from core.phantom.anatomy import ChestConfig, build_chest  # noqa: E402
 from core.phantom.appearance import appearance_from_ratings  # noqa: E402
-from core.png import window  # noqa: E402
 from core.training.data import render_crop  # noqa: E402
+from core.util.png import window  # noqa: E402
 
 ROWS = [("ground glass", None), ("part-solid", None), ("solid", None), ("calcified", None)]
 LABELS = ("benign", "malignant")

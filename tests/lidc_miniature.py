@@ -307,10 +307,10 @@ def candidate_patients(scans: Sequence[Scan], split: str | None = None, max_slic
 
     Args:
         scans: the annotation database's scans.
-        split: only patients of this split (``core.splits``), or all.
+        split: only patients of this split (``core.lidc.splits``), or all.
         max_slices: leave out patients with a longer scan.
     """
-    from core.splits import split_of
+    from core.lidc.splits import split_of
 
     by_patient: dict[str, list[Scan]] = {}
     for scan in scans:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.lidc.records import RATINGS, LidcNodule
+from core.lidc.records import LidcNodule
+from core.nodule.ratings import RATINGS
 
 
 def ellipsoid_nodule(

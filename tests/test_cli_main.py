@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.training.trainer import pick_device
+from core.model.device import pick_device
 from main import BROKEN_PIPE, main
 from tests.dicom_factory import write_series
 

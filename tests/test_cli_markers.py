@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.checkpoints import save_checkpoint
-from core.markers import SCHEMA, NoduleMarker, read_markers, write_markers
-from core.patches import PatchConfig
+from core.model.checkpoints import save_checkpoint
+from core.model.patches import PatchConfig
+from core.nodule.markers import SCHEMA, NoduleMarker, read_markers, write_markers
 from core.phantom.study import PhantomOptions, write_phantom
 from main import main
 from models.mtmr import MTMRNet, MTMRNetConfig
@@ -138,12 +138,12 @@ def test_predict_checks_its_output_folder_before_the_work(series, model, tmp_pat
 def test_a_finished_prediction_that_cannot_be_written_is_printed(
     series, model, tmp_path, capsys, monkeypatch
 ):
-    import core.atomic
+    import core.util.atomic
 
     def full_disk(path, text):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(core.atomic, "atomic_write_text", full_disk)
+    monkeypatch.setattr(core.util.atomic, "atomic_write_text", full_disk)
     markers = write(tmp_path / "markers.json", [{"id": "a", "center_mm": [0, 0, 6], "diameter_mm": 6}])
     out = tmp_path / "r.json"
     code = main(["predict", str(series), "--markers", str(markers), "--model", str(model), "--out", str(out)])

@@ -7,9 +7,9 @@ import json
 import torch
 
 from app.analysis import Analysis
-from core.checkpoints import model_title, read_card, save_checkpoint
-from core.models_store import default_model_path
-from core.patches import PatchConfig
+from core.model.checkpoints import model_title, read_card, save_checkpoint
+from core.model.patches import PatchConfig
+from core.model.store import default_model_path
 from main import main
 from models.mtmr import MTMRNet, MTMRNetConfig
 from tests.dicom_factory import write_series

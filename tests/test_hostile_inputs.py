@@ -25,7 +25,7 @@ from core.dicom.catalogue import catalogue
 from core.dicom.errors import ImageFormatError, StudyLoadError
 from core.dicom.geometry import plan_geometry
 from core.dicom.series import load_series
-from core.image_io import load_volume_file
+from core.imaging.volume_files import load_volume_file
 from tests.dicom_factory import spoil_files, write_series
 
 N = 4

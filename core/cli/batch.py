@@ -2,9 +2,9 @@
 
 Every CT series under ROOT is found by its headers (``core.dicom.catalogue``); its markers come from
 
-1. the saved reading session of that series (``core.session``, by StudyInstanceUID and
+1. the saved reading session of that series (``core.reading.session``, by StudyInstanceUID and
    SeriesInstanceUID) when it holds markers; the session's labels give the reader's malignancy;
-2. otherwise the nearest ``markers.json`` (``core.markers``) in the series' folder or a folder above
+2. otherwise the nearest ``markers.json`` (``core.nodule.markers``) in the series' folder or a folder above
    (a phantom's ``ground_truth.json`` serves where a folder has no ``markers.json``)
    it, up to ROOT. One file serves one study: a file that several studies would share is refused,
    and when several CT series of one study share it, the largest series is used (as ``predict``).
@@ -24,14 +24,15 @@ CSV columns (one row per nodule, most suspicious first; UTF-8, written atomicall
     series_uid              SeriesInstanceUID
     marker_source           "session", "markers.json" or "ground_truth.json" (a phantom's)
     marker_id, marker_name  the marker's id and short name (N1, ...)
-    location                side, zone and slice, e.g. "right upper zone, slice 87" (core.location)
+    location                side, zone and slice, e.g. "right upper zone, slice 87" (core.imaging.location)
     center_x_mm, center_y_mm, center_z_mm   marker centre, patient LPS mm
     diameter_mm             marker diameter
     malignancy_probability  the model's probability (4 decimals)
-    uncertainty             spread of the slice/mirror probabilities (core.inference)
+    uncertainty             spread of the slice/mirror probabilities (core.model.inference)
     subtlety, internal_structure, calcification, sphericity, margin, lobulation, spiculation, texture
                             the model's attribute ratings on the original LIDC scales (3 decimals)
-    lung_rads, lung_rads_rule   Lung-RADS v2022 baseline estimate and the rule that fired (core.lungrads)
+    lung_rads, lung_rads_rule   Lung-RADS v2022 baseline estimate and the rule that fired
+                                (core.nodule.lungrads)
     reader_malignancy       the session label's malignancy (1-5), empty without one
     reader_label            benign / indeterminate / malignant from that label, empty without one
     label_source            who gave the label: reader, lidc or phantom; empty without one
@@ -55,7 +56,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from core.lidc.records import ATTRIBUTES
+from core.nodule.ratings import ATTRIBUTES
 
 SCHEMA = "mtmr-reader/batch-ranking/1"
 MARKERS_NAME = "markers.json"
@@ -157,10 +158,10 @@ class Progress:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.checkpoints import CheckpointError
     from core.dicom.errors import StudyLoadError
-    from core.inference import Predictor
-    from core.models_store import default_model_path
+    from core.model.checkpoints import CheckpointError
+    from core.model.inference import Predictor
+    from core.model.store import default_model_path
 
     err = sys.stderr
     root = Path(args.root)
@@ -271,8 +272,8 @@ def _reason(exc: BaseException, job: Job) -> str:
 def plan(root: Path, progress=None) -> tuple[list[Job], list[tuple[Path, str]], list[str]]:
     """The series to analyse under ``root`` in folder order, what was skipped (where, why), and notes."""
     from core.dicom.catalogue import OTHER_SUFFIXES, catalogue
-    from core.markers import MarkerError, read_markers
-    from core.session import SessionCorrupt, SessionStore
+    from core.nodule.markers import MarkerError, read_markers
+    from core.reading.session import SessionCorrupt, SessionStore
 
     found = catalogue(root, progress)
     skipped: list[tuple[Path, str]] = []
@@ -385,9 +386,9 @@ def _nearest_markers(folder: Path, root: Path) -> Path | None:
 def analyse(job: Job, predictor, study_number: int) -> list[dict]:
     """Load the series, check the markers lie inside it, predict once, and build its rows."""
     from core.dicom.series import load_series
-    from core.location import LungMap
-    from core.lungrads import nodule_category
-    from core.markers import check_inside
+    from core.imaging.location import LungMap
+    from core.nodule.lungrads import nodule_category
+    from core.nodule.markers import check_inside
 
     volume = load_series(job.series.files)
     for marker in job.markers:
@@ -450,7 +451,7 @@ def rank(rows: Sequence[dict]) -> list[dict]:
 
 
 def write_csv(path: Path, rows: Sequence[dict]) -> None:
-    from core.atomic import atomic_write_text
+    from core.util.atomic import atomic_write_text
 
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
@@ -461,7 +462,7 @@ def write_csv(path: Path, rows: Sequence[dict]) -> None:
 
 
 def write_json(path: Path, rows: Sequence[dict], predictor, progress: Progress) -> None:
-    from core.atomic import atomic_write_text
+    from core.util.atomic import atomic_write_text
 
     document = {
         "schema": SCHEMA,

@@ -3,8 +3,8 @@
     python main.py finetune --library [--with-phantoms] [--epochs 5] [--lr 1e-3] [--freeze-trunk]
         [--out DIR] [--activate [--force]] [--continue]
 
-Starts from the active model (``core.model_registry``), learns from the labelled-nodule library
-(``core.library``), optionally mixed with the phantom train split, holds out a part of the library's
+Starts from the active model (``core.model.registry``), learns from the labelled-nodule library
+(``core.reading.library``), optionally mixed with the phantom train split, holds out a part of the library's
 studies to check the result, then prints the new model and the active one side by side on that
 held-out part and keeps the new model as a version. It is activated only with ``--activate``, and
 then only if it is not worse on the held-out data (``--force`` activates it anyway).
@@ -31,12 +31,13 @@ from core.cli.train import interrupted
 RUN_SCHEMA = "mtmr-reader/finetune-run/1"
 
 
-class _DEFAULTS:  # core.finetune.FinetuneOptions' defaults (a test keeps them equal), without its imports
+# core.reading.finetune.FinetuneOptions' defaults (a test keeps them equal), without its imports
+class _DEFAULTS:
     epochs, lr, trunk_lr_factor, batch_size, val_fraction, seed, device = 5, 1e-3, 0.1, 32, 0.25, 0, "auto"
 
 
 def add_parser(subparsers) -> None:
-    from core.finetune import FinetuneOptions
+    from core.reading.finetune import FinetuneOptions
 
     d = FinetuneOptions()
     parser = subparsers.add_parser(
@@ -98,8 +99,8 @@ class _Progress:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.paths import user_dir
     from core.training.state import MAX_RUNS, claim_run, run_files
+    from core.util.paths import user_dir
 
     if not args.library:
         print("error: choose the data: --library (the local labelled-nodule library)", file=sys.stderr)
@@ -129,13 +130,20 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, out: Path, files) -> int:
-    from core.atomic import atomic_write_text
-    from core.checkpoints import CheckpointError
-    from core.finetune import FinetuneError, FinetuneOptions, format_comparison, json_safe, keep, run_finetune
-    from core.library import Library, LibraryError
-    from core.model_registry import ModelRegistry, RegistryError
+    from core.model.checkpoints import CheckpointError
+    from core.model.registry import ModelRegistry, RegistryError
+    from core.reading.finetune import (
+        FinetuneError,
+        FinetuneOptions,
+        format_comparison,
+        json_safe,
+        keep,
+        run_finetune,
+    )
+    from core.reading.library import Library, LibraryError
     from core.training.distributed import init_from_environment, shutdown
     from core.training.state import TrainingStateError
+    from core.util.atomic import atomic_write_text
 
     state_path, run_path = files.state, files.record
     parent_id = None

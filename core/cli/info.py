@@ -11,7 +11,7 @@ import numpy as np
 from core.dicom.catalogue import SCHEMA, Catalogue, catalogue
 from core.dicom.errors import StudyLoadError
 from core.dicom.series import load_series
-from core.image_io import is_volume_file, load_volume_file
+from core.imaging.volume_files import is_volume_file, load_volume_file
 from core.report.anonymise import anonymised_info, new_salt
 from core.volume import CTVolume
 

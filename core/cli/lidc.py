@@ -6,10 +6,10 @@
 * ``lidc export --out nodules.json [--split train|val|test] [--min-readers N]`` writes one JSON record
   per nodule (identity, per-reader ratings and means, label, split, centroid, diameter, bounding box).
 * ``lidc prepare LIDC_ROOT --out CACHE [--patch-mode fixed-fov|paper] [--min-readers N] [--workers N]``
-  cuts the nodules of a local LIDC-IDRI download into a resumable cache (``core.lidc.prepare``); then
+  cuts the nodules of a local LIDC-IDRI download into a resumable cache (``core.training.lidc_cache``); then
   ``train --data CACHE`` / ``evaluate --data CACHE --split val|test`` use it.
 * ``lidc crossval CACHE --folds 5 [--epochs N] [--out results.json] [--device D]``: k-fold
-  cross-validation split by patient (``core.lidc.crossval``), printed beside the published figures.
+  cross-validation split by patient (``core.training.crossval``), printed beside the published figures.
   Both training commands run under ``torchrun`` too.
 """
 
@@ -21,9 +21,9 @@ import sys
 import time
 from pathlib import Path
 
-from core.json_safe import json_safe
 from core.lidc.annotations import LidcDataError
-from core.splits import SPLITS
+from core.lidc.splits import SPLITS
+from core.util.json_safe import json_safe
 
 
 def add_parser(subparsers) -> None:
@@ -160,8 +160,8 @@ def _prepare_progress():
 
 
 def run_prepare(args: argparse.Namespace) -> int:
-    from core.lidc.prepare import CacheError, prepare
-    from core.patches import PatchConfig
+    from core.model.patches import PatchConfig
+    from core.training.lidc_cache import CacheError, prepare
 
     print(
         f"looking for CT series and readers' XML under {args.root} (headers only)",
@@ -202,9 +202,9 @@ def run_prepare(args: argparse.Namespace) -> int:
 
 
 def run_crossval(args: argparse.Namespace) -> int:
-    from core.lidc.crossval import crossval, format_table
-    from core.lidc.prepare import CacheError, load_prepared
+    from core.training.crossval import crossval, format_table
     from core.training.distributed import init_from_environment, shutdown
+    from core.training.lidc_cache import CacheError, load_prepared
     from core.training.trainer import TrainConfig
 
     if not 0.0 < args.inner_val < 0.5:

@@ -2,7 +2,7 @@
 
 ``markers.json`` is ``{"markers": [{"id": "...", "center_mm": [x, y, z], "diameter_mm": d}]}`` in
 patient LPS mm, the file the app imports and exports and ``phantom`` writes (its full format:
-``core.markers``, docs/markers.md); a phantom's ``ground_truth.json`` is read as one too.
+``core.nodule.markers``, docs/markers.md); a phantom's ``ground_truth.json`` is read as one too.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from core.json_safe import json_safe
+from core.util.json_safe import json_safe
 
 
 def add_parser(subparsers) -> None:
@@ -30,18 +30,18 @@ def add_parser(subparsers) -> None:
 
 def read_markers(path: Path):
     """The file's markers as the Predictor takes them; MarkerError (a ValueError) names file and reason."""
-    from core.markers import read_markers as read
+    from core.nodule.markers import read_markers as read
 
     return [marker.to_inference() for marker in read(path)]
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.atomic import atomic_write_text
-    from core.checkpoints import CheckpointError
     from core.dicom.errors import StudyLoadError
-    from core.inference import Predictor
-    from core.models_store import default_model_path
-    from core.study import open_study
+    from core.imaging.open_study import open_study
+    from core.model.checkpoints import CheckpointError
+    from core.model.inference import Predictor
+    from core.model.store import default_model_path
+    from core.util.atomic import atomic_write_text
 
     out = Path(args.out)
     problem = output_problem(out)

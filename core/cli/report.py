@@ -1,8 +1,8 @@
 """``python main.py report STUDY --markers markers.json --out DIR``: the study's report, in four formats.
 
 Loads the study (the largest CT series, or ``--series``), runs the model on the markers (patient LPS
-mm, ``core.markers``), finds each nodule's lung zone (``core.location``), takes the reader's confirmed
-values from the saved reading session of that series when there is one, and writes into DIR::
+mm, ``core.nodule.markers``), finds each nodule's lung zone (``core.imaging.location``), takes the reader's
+confirmed values from the saved reading session of that series when there is one, and writes into DIR::
 
     report.dcm    DICOM SR, TID 1500 Measurement Report (core.report.sr)
     report.pdf    the printable report (core.report.pdf)
@@ -299,14 +299,14 @@ def scrub(text: str, report: StudyReport, volume: CTVolume | None = None) -> str
 
 # -- the command --------------------------------------------------------------------------------------
 def run(args: argparse.Namespace) -> int:
-    from core.checkpoints import CheckpointError
     from core.dicom.errors import StudyLoadError
-    from core.inference import Predictor
-    from core.location import LungMap
-    from core.markers import check_inside, read_markers
-    from core.models_store import default_model_path
+    from core.imaging.location import LungMap
+    from core.imaging.open_study import open_study
+    from core.model.checkpoints import CheckpointError
+    from core.model.inference import Predictor
+    from core.model.store import default_model_path
+    from core.nodule.markers import check_inside, read_markers
     from core.report.content import build_report
-    from core.study import open_study
 
     err = sys.stderr
     try:
@@ -404,8 +404,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _session_labels(volume: CTVolume, markers, err) -> dict:
     """The reader's confirmed labels of these markers from the series' saved session, if any."""
-    from core.session import SessionCorrupt, SessionStore
-    from core.session_key import session_key
+    from core.reading.session import SessionCorrupt, SessionStore
+    from core.reading.session_key import session_key
 
     try:
         session = SessionStore().load(*session_key(volume))

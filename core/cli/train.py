@@ -26,7 +26,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from core.json_safe import json_safe
+from core.util.json_safe import json_safe
 
 ABLATIONS = {
     "single-task": {"ranking": 0.0, "attributes": 0.0, "classification": 1.0},
@@ -147,8 +147,8 @@ def _progress(label: str):
 def run_train(args: argparse.Namespace) -> int:
     import torch
 
-    from core.checkpoints import save_checkpoint
-    from core.patches import PatchConfig
+    from core.model.checkpoints import save_checkpoint
+    from core.model.patches import PatchConfig
     from core.training.data import DatasetSpec, cached_dataset
     from core.training.distributed import init_from_environment, shutdown
     from core.training.state import TrainingStateError, state_path_for
@@ -177,7 +177,7 @@ def run_train(args: argparse.Namespace) -> int:
     )
     model, parent = None, None
     if args.resume:  # continue from its weights, with its preprocessing
-        from core.checkpoints import CheckpointError, load_checkpoint
+        from core.model.checkpoints import CheckpointError, load_checkpoint
 
         try:
             model, parent = load_checkpoint(args.resume)
@@ -187,7 +187,7 @@ def run_train(args: argparse.Namespace) -> int:
         patch = PatchConfig.from_dict(parent["preprocessing"])
     rank, world = init_from_environment()
     if args.data:
-        from core.lidc.prepare import CacheError
+        from core.training.lidc_cache import CacheError
 
         try:
             patch, train_data = _cache_split(args.data, "train", patch if args.resume else None)
@@ -277,7 +277,7 @@ def run_train(args: argparse.Namespace) -> int:
 def _cache_split(cache: str, split: str, patch=None):
     """(preprocessing, data) of one split of a prepared LIDC cache; ``patch``, when given (a parent
     model's), must be the cache's. Raises ``CacheError``."""
-    from core.lidc.prepare import CacheError, load_prepared, read_settings
+    from core.training.lidc_cache import CacheError, load_prepared, read_settings
 
     cached = read_settings(cache).patch
     if patch is not None and patch != cached:
@@ -305,14 +305,15 @@ def _plain(metrics: dict) -> dict:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from core.checkpoints import CheckpointError, load_checkpoint, read_card
     from core.lidc.table import load_nodules
-    from core.models_store import default_model_path
-    from core.patches import PatchConfig
+    from core.model.checkpoints import CheckpointError, load_checkpoint, read_card
+    from core.model.device import pick_device
+    from core.model.patches import PatchConfig
+    from core.model.store import default_model_path
     from core.training.baselines import baselines
     from core.training.data import DatasetSpec, cached_dataset
     from core.training.metrics import youden_threshold
-    from core.training.trainer import aggregate, nodule_metrics, pick_device, slice_outputs
+    from core.training.trainer import aggregate, nodule_metrics, slice_outputs
 
     path = Path(args.model) if args.model else default_model_path()
     try:
@@ -323,8 +324,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.data:
-        from core.lidc.crossval import dataset_baselines
-        from core.lidc.prepare import CacheError, load_prepared
+        from core.training.crossval import dataset_baselines
+        from core.training.lidc_cache import CacheError, load_prepared
 
         try:
             _, data = _cache_split(args.data, args.split, PatchConfig.from_dict(card["preprocessing"]))
@@ -380,7 +381,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     tmp.write_text(json.dumps(report, indent=2, allow_nan=False))
     os.replace(tmp, args.out)
     if args.record:
-        from core.checkpoints import save_checkpoint
+        from core.model.checkpoints import save_checkpoint
 
         card.setdefault("metrics", {})[args.split] = report["metrics"] | {
             "split": args.split,

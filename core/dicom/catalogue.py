@@ -16,7 +16,8 @@ import numpy as np
 
 from core.dicom.errors import SeriesNotFoundError, StudyLoadError
 from core.dicom.geometry import all_finite, consistency_problems, plan_series_geometry
-from core.dicom.headers import SliceHeader, read_descriptive, read_header
+from core.dicom.headers import read_descriptive, read_header
+from core.dicom.slice_header import SliceHeader
 
 SCHEMA = "mtmr-reader/catalogue/1"
 VOLUME_SUFFIXES = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd", ".nhdr")

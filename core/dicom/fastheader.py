@@ -12,7 +12,7 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-from core.dicom.headers import NATIVE_LITTLE_ENDIAN, SliceHeader
+from core.dicom.slice_header import NATIVE_LITTLE_ENDIAN, SliceHeader
 
 IMPLICIT = "1.2.840.10008.1.2"
 _LONG_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"SQ", b"UN", b"UC", b"UR", b"UT"}

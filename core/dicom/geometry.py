@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from core.dicom.errors import InconsistentSeriesError
-from core.dicom.headers import SliceHeader
+from core.dicom.slice_header import SliceHeader
 
 DUPLICATE_TOLERANCE_MM = 0.01
 TILT_TOLERANCE_DEG = 0.1

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from core.dicom.errors import PixelDecodeError
-from core.dicom.headers import SliceHeader
+from core.dicom.slice_header import SliceHeader
 
 AIR_HU = -1024
 INT16_MAX = np.iinfo(np.int16).max

@@ -19,7 +19,7 @@ from core.dicom.errors import (
     StudyLoadError,
 )
 from core.dicom.geometry import SliceGeometry, consistency_problems, plan_geometry, plan_series_geometry
-from core.dicom.headers import SliceHeader, read_descriptive, read_header
+from core.dicom.headers import read_descriptive, read_header
 from core.dicom.pixels import (
     allocate_ahead,
     allocate_volume,
@@ -32,7 +32,8 @@ from core.dicom.pixels import (
     shift_slice,
     stored_to_hu,
 )
-from core.jobs import Cancelled
+from core.dicom.slice_header import SliceHeader
+from core.util.cancellation import Cancelled
 from core.volume import CTVolume, VolumeMetadata
 
 Progress = Callable[[int, int], None]

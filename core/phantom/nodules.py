@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.lidc.records import ATTRIBUTES, LidcNodule
+from core.lidc.records import LidcNodule
+from core.nodule.ratings import ATTRIBUTES
 from core.phantom.appearance import Appearance, appearance_from_ratings
 from core.phantom.filters import blur, trilinear
 

@@ -14,15 +14,16 @@ from pathlib import Path
 
 import numpy as np
 
-from core.lidc.records import RATINGS, LidcNodule
+from core.lidc.records import LidcNodule
+from core.lidc.splits import SPLITS
+from core.nodule.markers import TRUTH_SCHEMA
+from core.nodule.ratings import RATINGS
 from core.phantom.anatomy import Chest, ChestConfig, add_noise, build_chest
 from core.phantom.appearance import appearance_from_ratings
 from core.phantom.dicom_writer import SeriesIdentity, write_ct_series
 from core.phantom.nodules import render_nodule
-from core.splits import SPLITS
 from core.volume import CTVolume, VolumeMetadata
 
-TRUTH_SCHEMA = "mtmr-reader/phantom-ground-truth/1"
 NOTICE = "Phantom CT with real LIDC-IDRI nodule shapes and ratings: research demo, not for clinical use."
 SITES = ("parenchymal", "juxtapleural", "perivascular")
 SCAN_LENGTH_MM = 300.0
@@ -182,7 +183,7 @@ def write_phantom(
 
     ``nodules``: usually ``choose_nodules(load_nodules(), options)``; ``progress`` is told each stage.
     """
-    from core.markers import NoduleMarker, markers_entry, write_markers
+    from core.nodule.markers import NoduleMarker, markers_entry, write_markers
 
     say = progress or (lambda text: None)
     wrong = [n.nodule_id for n in nodules if n.split != options.split]

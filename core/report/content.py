@@ -14,10 +14,10 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from core.inference import NoduleResult
-from core.labels import NoduleLabel
-from core.lungrads import LungRads, nodule_category, study_category
-from core.markers import NoduleMarker
+from core.nodule.labels import NoduleLabel
+from core.nodule.lungrads import LungRads, nodule_category, study_category
+from core.nodule.markers import NoduleMarker
+from core.nodule.prediction import NoduleResult
 from core.volume import CTVolume
 
 DISCLAIMER = (

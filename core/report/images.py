@@ -3,7 +3,7 @@
 Every picture is a square patch at the lung window (W1500/L-600) centred on the marker and sampled in
 millimetres (bilinear), so voxels that are not cubes still show the right shape, with the marker circle
 drawn as a double ring: a light line inside a dark one, so it reads on lung and on soft tissue alike and
-in black-and-white print. The planes come from ``core.mpr``: radiological orientation (the patient's
+in black-and-white print. The planes come from ``core.imaging.mpr``: radiological orientation (the patient's
 right on the image's left; anterior at the top of the axial image, superior at the top of the coronal
 and sagittal ones, anterior on the sagittal image's left), whatever the order the series was stored in.
 Outside the scan is black.
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from core.mpr import plane
+from core.imaging.mpr import plane
 from core.report.content import NoduleReport
 from core.volume import CTVolume
 

@@ -31,8 +31,7 @@ from pathlib import Path
 import numpy as np
 from fpdf import FPDF
 
-from core.atomic import atomic_write_bytes
-from core.lidc.meanings import meaning
+from core.nodule.meanings import meaning
 from core.report import images
 from core.report.content import NoduleReport, StudyReport
 from core.report.pdf_parts import (
@@ -49,6 +48,7 @@ from core.report.pdf_parts import (
     TEXT,
     ReportCanvas,
 )
+from core.util.atomic import atomic_write_bytes
 from core.volume import CTVolume
 
 TITLE = "Lung nodule report"
@@ -77,7 +77,7 @@ def write_pdf(
     """Write the report of ``report`` as an A4 PDF to ``path`` (atomically) and return the path.
 
     ``volume`` is the study's CT (the pictures come from it). ``explanation_images`` maps a marker id
-    to a uint8 picture (grey ``(h, w)`` or RGB ``(h, w, 3)``, e.g. ``core.explain.overlay_rgb``) shown
+    to a uint8 picture (grey ``(h, w)`` or RGB ``(h, w, 3)``, e.g. ``core.model.explain.overlay_rgb``) shown
     as a fourth panel on that nodule's page. The page count is one per nodule plus the summary (one
     page up to about 34 nodules; the table carries on over further pages after that).
     """

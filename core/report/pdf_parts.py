@@ -14,9 +14,9 @@ import numpy as np
 from fpdf import FPDF
 from PIL import Image
 
-from core.lidc.meanings import TITLES, meaning
-from core.lidc.records import ATTRIBUTES, RATING_MAX
-from core.mpr import plane
+from core.imaging.mpr import plane
+from core.nodule.meanings import TITLES, meaning
+from core.nodule.ratings import ATTRIBUTES, RATING_MAX
 from core.report.content import NoduleReport, StudyReport
 from core.volume import CTVolume
 

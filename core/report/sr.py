@@ -97,8 +97,7 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 
-from core.atomic import atomic_write_bytes
-from core.lidc.records import ATTRIBUTES
+from core.nodule.ratings import ATTRIBUTES
 from core.report.content import NoduleReport, StudyReport
 from core.report.sr_codes import (
     COSINE,  # noqa: F401 (re-exported: the codes stay importable from here as before the split)
@@ -129,6 +128,7 @@ from core.report.sr_codes import (
     coding_scheme,
 )
 from core.report.sr_evidence import _derived_uid, _evidence, _image_library, _UidMap
+from core.util.atomic import atomic_write_bytes
 
 DEFAULT_SERIES_NUMBER = 900
 SERIES_DESCRIPTION = "MTMR Reader nodule report"

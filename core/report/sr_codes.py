@@ -9,9 +9,9 @@ import highdicom as hd
 from highdicom.coding_schemes import CodingSchemeIdentificationItem
 from pydicom.sr.codedict import codes
 
-from core.lidc.meanings import TITLES
-from core.lidc.records import RATING_MAX
-from core.lungrads import CATEGORIES
+from core.nodule.lungrads import CATEGORIES
+from core.nodule.meanings import TITLES
+from core.nodule.ratings import RATING_MAX
 
 SCHEME = "99MTMR"
 SCHEME_NAME = "MTMR Reader codes"

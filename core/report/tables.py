@@ -3,7 +3,7 @@
 ``report_json(report)`` is the schema ``mtmr-reader/report/1`` documented in ``docs/report-json.md``;
 ``report_from_json`` reads it back into the same ``StudyReport``. ``report_csv_rows(report)`` gives one
 row per nodule, most suspicious first (unanalysed nodules last, with empty scores), with the columns
-of ``CSV_COLUMNS``. Both files are written atomically (``core.atomic``): UTF-8, ``\\n`` line ends.
+of ``CSV_COLUMNS``. Both files are written atomically (``core.util.atomic``): UTF-8, ``\\n`` line ends.
 
 Neither holds more about the patient than the report does: an anonymised report gives anonymised
 files. The CSV holds no patient data at all (studies are known by UID, as in ``main.py batch``).
@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from core.lidc.meanings import TITLES, meaning
-from core.lidc.records import ATTRIBUTES, RATING_MAX
+from core.nodule.meanings import TITLES, meaning
+from core.nodule.ratings import ATTRIBUTES, RATING_MAX
 from core.report.content import ModelIdentity, NoduleReport, StudyReport
 
 SCHEMA = "mtmr-reader/report/1"
@@ -151,10 +151,10 @@ def _finite(value: Any) -> Any:
 
 def report_from_json(data: Mapping) -> StudyReport:
     """The ``StudyReport`` a ``report_json`` document describes; ValueError when it is not one."""
-    from core.inference import NoduleResult
-    from core.labels import NoduleLabel
-    from core.lungrads import LungRads
-    from core.markers import NoduleMarker
+    from core.nodule.labels import NoduleLabel
+    from core.nodule.lungrads import LungRads
+    from core.nodule.markers import NoduleMarker
+    from core.nodule.prediction import NoduleResult
 
     if not isinstance(data, Mapping) or data.get("schema") != SCHEMA:
         schema = data.get("schema") if isinstance(data, Mapping) else None
@@ -215,7 +215,7 @@ def report_from_json(data: Mapping) -> StudyReport:
 
 def write_json(report: StudyReport, path: str | Path) -> None:
     """``report_json(report)`` as indented UTF-8 JSON, written atomically."""
-    from core.atomic import atomic_write_text
+    from core.util.atomic import atomic_write_text
 
     text = json.dumps(report_json(report), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     atomic_write_text(path, text)
@@ -281,6 +281,6 @@ def report_csv_text(report: StudyReport) -> str:
 
 def write_csv(report: StudyReport, path: str | Path) -> None:
     """The ranked table as CSV, written atomically."""
-    from core.atomic import atomic_write_text
+    from core.util.atomic import atomic_write_text
 
     atomic_write_text(path, report_csv_text(report))

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from core.lidc.records import ATTRIBUTES, LidcNodule
+from core.lidc.records import LidcNodule
+from core.nodule.ratings import ATTRIBUTES
 from core.training.metrics import classification_metrics
 
 

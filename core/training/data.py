@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from core.lidc.records import ATTRIBUTES, LidcNodule
-from core.patches import Jitter, PatchConfig, extract_patches
-from core.paths import user_dir
+from core.lidc.records import LidcNodule
+from core.model.patches import Jitter, PatchConfig, extract_patches
+from core.nodule.ratings import ATTRIBUTES, to_unit_scale
 from core.phantom.anatomy import Chest, ChestConfig, add_noise, build_chest
 from core.phantom.nodules import render_nodule
-from core.training.metrics import to_unit_scale
+from core.util.paths import user_dir
 from core.volume import CTVolume
 
 DATASET_VERSION = 1
@@ -198,3 +198,20 @@ def cached_dataset(
     path.parent.mkdir(parents=True, exist_ok=True)
     dataset.save(path)
     return dataset
+
+
+def subset(data: NoduleDataset, keep: np.ndarray) -> NoduleDataset:
+    """The nodules where ``keep`` (a boolean per nodule) is true, with their slices."""
+    keep = np.asarray(keep, bool)
+    new_index = np.cumsum(keep) - 1
+    rows = keep[data.nodule_index]
+    return NoduleDataset(
+        patches=data.patches[rows],
+        nodule_index=new_index[data.nodule_index[rows]].astype(np.int32),
+        variant=data.variant[rows],
+        labels=data.labels[keep],
+        attributes=data.attributes[keep],
+        diameters=data.diameters[keep],
+        nodule_ids=data.nodule_ids[keep],
+        patient_ids=data.patient_ids[keep],
+    )

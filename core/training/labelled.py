@@ -1,7 +1,7 @@
 """Training data from a reader's labelled markers: the patches the Predictor sees, with the reader's label.
 
-Each labelled marker is cut from its study's volume with ``core.patches.extract_patches`` and the
-model's own ``PatchConfig``, exactly as ``core.inference.Predictor`` does at inference (no jitter):
+Each labelled marker is cut from its study's volume with ``core.model.patches.extract_patches`` and the
+model's own ``PatchConfig``, exactly as ``core.model.inference.Predictor`` does at inference (no jitter):
 variant 0. Optional jittered copies (variants 1..n, a seeded rng) are the augmentation.
 
 Labels follow the paper: malignancy rating > 3 malignant (1), < 3 benign (0); exactly 3 or no rating
@@ -17,11 +17,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from core.labels import LabelledNodule
-from core.lidc.records import ATTRIBUTES
-from core.patches import Jitter, PatchConfig, extract_patches
+from core.model.patches import Jitter, PatchConfig, extract_patches
+from core.nodule.labels import LabelledNodule
+from core.nodule.ratings import ATTRIBUTES, to_unit_scale
 from core.training.data import LABELS, NoduleDataset
-from core.training.metrics import to_unit_scale
 from core.volume import CTVolume
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.lidc.records import ATTRIBUTES, RATING_MAX
+from core.nodule.ratings import ATTRIBUTES
 
 
 def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -65,17 +65,6 @@ def youden_threshold(labels: np.ndarray, probabilities: np.ndarray) -> float:
         if j > best_j:
             best, best_j = float(cut), j
     return best
-
-
-def to_rating_scale(unit: np.ndarray) -> np.ndarray:
-    """Model outputs in 0..1 -> the original LIDC scales, per attribute column."""
-    maxima = np.array([RATING_MAX[name] for name in ATTRIBUTES], dtype=np.float64)
-    return 1.0 + np.asarray(unit, dtype=np.float64) * (maxima - 1.0)
-
-
-def to_unit_scale(ratings: np.ndarray) -> np.ndarray:
-    maxima = np.array([RATING_MAX[name] for name in ATTRIBUTES], dtype=np.float64)
-    return (np.asarray(ratings, dtype=np.float64) - 1.0) / (maxima - 1.0)
 
 
 def attribute_metrics(predicted: np.ndarray, target: np.ndarray) -> dict:

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.filelock import FileLock
 from core.training.data import NoduleDataset
+from core.util.filelock import FileLock
 
 STATE_SCHEMA = "mtmr-reader/training-state/1"
 _META_KEY = "training_state"
@@ -75,7 +75,7 @@ def run_files(folder: str | Path, name: str) -> RunFiles:
 def claim_run(
     folder: str | Path, stem: str, continuing: bool = False, slots: int = MAX_RUNS
 ) -> RunFiles | None:
-    """Files of its own for a run in ``folder``, locked (``core.filelock``) until ``release`` or until
+    """Files of its own for a run in ``folder``, locked (``core.util.filelock``) until ``release`` or until
     the process ends: ``stem.*``, or ``stem-2.*``, ``stem-3.*``... while live runs hold the earlier
     ones, so two runs never share (or resume) one state. ``continuing``: the first files left by a run
     that died (its state is there, nobody holds it). None when there are none (or ``slots`` are busy).
@@ -151,7 +151,7 @@ def save_state(path: str | Path, state: TrainingState) -> None:
     """Write ``state`` atomically: a failure leaves any previous file at ``path`` as it was."""
     from safetensors.torch import save_file
 
-    from core.checkpoints import weights_hash
+    from core.model.checkpoints import weights_hash
 
     path = Path(path)
     tensors = {f"model/{k}": v for k, v in state.model.items()}
@@ -203,7 +203,7 @@ def load_state(path: str | Path) -> TrainingState:
     """Read a state file with safetensors; refuse anything damaged or foreign, naming the file."""
     from safetensors import safe_open
 
-    from core.checkpoints import weights_hash
+    from core.model.checkpoints import weights_hash
 
     path = Path(path)
     if not path.is_file():

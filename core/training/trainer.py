@@ -22,10 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from core.jobs import Cancelled
-from core.patches import slice_weights
+from core.model.device import pick_device
+from core.model.patches import slice_weights
+from core.nodule.ratings import to_rating_scale
 from core.training.data import LABELS, NoduleDataset
-from core.training.metrics import attribute_metrics, classification_metrics, to_rating_scale
+from core.training.metrics import attribute_metrics, classification_metrics
+from core.util.cancellation import Cancelled
 
 
 @dataclass(frozen=True)
@@ -54,42 +56,6 @@ class TrainConfig:
 class TrainingCancelled(Cancelled):
     """Raised inside the loop when the caller cancels; no checkpoint is written (a training state
     written after the last complete epoch, if any, stays, so the run can continue)."""
-
-
-def pick_device(requested: str = "auto") -> str:
-    """``auto``: CUDA, else MPS, else CPU. Any other name is returned as given once it is known to
-    work here; ValueError, in words, when it is not a device or this machine or torch build lacks it."""
-    import torch
-
-    if requested != "auto":
-        try:
-            device = torch.device(requested)
-        except (RuntimeError, ValueError) as exc:
-            raise ValueError(
-                f"device {requested!r} is not a device name (auto, cpu, cuda, cuda:N, mps)"
-            ) from exc
-        advice = "use --device auto (CUDA, MPS or CPU, whichever this machine has) or --device cpu"
-        if device.type == "cuda":
-            built = torch.version.cuda or getattr(torch.version, "hip", None)  # ROCm also says "cuda"
-            if not torch.cuda.is_available():
-                why = "no CUDA GPU or driver is available on this machine"
-                if not built:
-                    why = f"this torch build ({torch.__version__}) has no CUDA support"
-            elif device.index is not None and device.index >= torch.cuda.device_count():
-                why = f"this machine has {torch.cuda.device_count()} CUDA GPU(s)"
-            else:
-                return requested
-            raise ValueError(f"device {requested!r} cannot be used: {why}; {advice}")
-        if device.type == "mps" and not (
-            getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
-        ):
-            raise ValueError(f"device {requested!r} cannot be used: MPS needs Apple silicon; {advice}")
-        return requested
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
 
 
 def _distributed() -> tuple[int, int]:

@@ -13,7 +13,7 @@ def _shared_demo(tmp_path_factory):
     old = os.environ.get("MTMR_READER_HOME")
     os.environ["MTMR_READER_HOME"] = str(home)
     try:
-        from core.demo import demo_study
+        from core.phantom.demo import demo_study
 
         return demo_study()
     finally:
@@ -26,7 +26,7 @@ def _shared_demo(tmp_path_factory):
 @pytest.fixture
 def demo_home(_shared_demo):
     """This test's user home, with the shared demo study linked into its cache."""
-    from core.demo import demo_study_dir
+    from core.phantom.demo import demo_study_dir
 
     target = demo_study_dir()
     if not target.exists():

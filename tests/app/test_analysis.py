@@ -10,9 +10,9 @@ from PySide6.QtCore import Qt
 
 from app.main_window import MainWindow
 from app.nodule_table import MALIGNANCY
-from core.inference import Predictor
-from core.models_store import default_model_path
-from core.session import SessionStore
+from core.model.inference import Predictor
+from core.model.store import default_model_path
+from core.reading.session import SessionStore
 
 
 def _demo(qtbot, analyse: bool = True) -> MainWindow:
@@ -64,7 +64,7 @@ def test_analyse_rank_select_correct_and_reopen(qtbot, demo_home):
     row = next(r for r in range(6) if table.marker_at(r) == second.id)
     assert "reader 5" in table.item(row, MALIGNANCY).text()
     # ... and kept in the labelled library, by UIDs only, with its patches cut for the active model.
-    from core.library import Library
+    from core.reading.library import Library
 
     [entry] = Library().entries()
     assert entry.nodule.series_uid == window.key[1] and entry.nodule.marker_id == second.id

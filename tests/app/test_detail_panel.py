@@ -10,11 +10,11 @@ from PySide6.QtCore import QPoint, QRect
 from PySide6.QtWidgets import QApplication, QLabel
 
 from app.main_window import MainWindow
-from core.explain import Explanation
-from core.inference import NoduleResult
-from core.lidc.meanings import meaning
-from core.markers import NoduleMarker
-from tests.core.test_patches import sphere_volume
+from core.model.explain import Explanation
+from core.nodule.markers import NoduleMarker
+from core.nodule.meanings import meaning
+from core.nodule.prediction import NoduleResult
+from tests.core.model.test_patches import sphere_volume
 
 # Scores whose words are among the longest on their scales ("between no lobulation and ...").
 SCORES = {

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QMessageBox
 import app.export_dialog as export_dialog
 from app.export_dialog import NEEDS_POPPLER, ExportDialog
 from app.settings import Settings
-from core.markers import MarkerSet, NoduleMarker
+from core.nodule.markers import MarkerSet, NoduleMarker
 from tests.core.report.test_anonymise import phi_report, phi_volume
 from tests.core.report.test_tables import CARD
 

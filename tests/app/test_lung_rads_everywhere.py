@@ -10,14 +10,14 @@ import json
 from app.marker_store import MarkerStore
 from app.review import Review
 from app.worklist import summarise
-from core.inference import Predictor
-from core.labels import NoduleLabel
-from core.lungrads import nodule_category
-from core.markers import NoduleMarker
-from core.session import Session, SessionStore
-from core.study import open_study
+from core.imaging.open_study import open_study
+from core.model.inference import Predictor
+from core.nodule.labels import NoduleLabel
+from core.nodule.lungrads import nodule_category
+from core.nodule.markers import NoduleMarker
+from core.reading.session import Session, SessionStore
 from main import main
-from tests.test_cli_batch import named_series, tiny_model
+from tests.core.cli.test_batch import named_series, tiny_model
 
 STUDY, SERIES = "1.2.826.0.1.3680043.8.498.101", "1.2.826.0.1.3680043.8.498.102"
 MARKER = NoduleMarker("m1", "N1", (0.0, 0.0, 5.0), 9.0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from app.main_window import MainWindow
-from core.demo import demo_markers
+from core.phantom.demo import demo_markers
 from tests.dicom_factory import write_series
 
 

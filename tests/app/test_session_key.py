@@ -10,10 +10,10 @@ import numpy as np
 import SimpleITK as sitk
 
 from app.main_window import MainWindow
-from core.labels import NoduleLabel
-from core.markers import NoduleMarker
+from core.nodule.labels import NoduleLabel
+from core.nodule.markers import NoduleMarker
 from main import main
-from tests.test_cli_report import model  # noqa: F401  (the tiny checkpoint fixture)
+from tests.core.cli.test_report import model  # noqa: F401  (the tiny checkpoint fixture)
 
 
 def test_labels_saved_in_the_app_on_a_nifti_reach_report(qtbot, tmp_path, monkeypatch, model):  # noqa: F811

@@ -9,9 +9,9 @@ import pytest
 
 from app.models_page import ModelsPage
 from app.trainer_dialog import TrainerDialog
-from core.library import Library
-from tests.core.test_library import fill
-from tests.core.test_model_registry import make_registry
+from core.reading.library import Library
+from tests.core.model.test_registry import make_registry
+from tests.core.reading.test_library import fill
 
 
 @pytest.fixture(autouse=True)

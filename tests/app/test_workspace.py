@@ -13,8 +13,8 @@ from PySide6.QtGui import QUndoStack
 from app.main_window import MainWindow
 from app.slice_view import CORNERS_MIN_WIDTH
 from app.workspace import LAYOUTS
-from core.mpr import plane
-from core.session import SessionStore
+from core.imaging.mpr import plane
+from core.reading.session import SessionStore
 from tests.dicom_factory import write_series
 
 
@@ -303,7 +303,7 @@ def test_progress_bar_is_hidden_once_the_study_is_shown(qtbot, series):
 
 
 def test_export_then_import_round_trips_names_and_notes(qtbot, series, tmp_path):
-    from core.markers import read_markers
+    from core.nodule.markers import read_markers
 
     window = _open(qtbot, series)
     window.workspace.tool = "marker"

@@ -101,6 +101,6 @@ def test_marker_diameter_reaches_only_the_malignancy_branch():
 
 
 def test_attribute_order_matches_the_lidc_records():
-    from core.lidc.records import ATTRIBUTES
+    from core.nodule.ratings import ATTRIBUTES
 
     assert ATTRIBUTE_NAMES == ATTRIBUTES  # models/ keeps its own copy so it never imports core/

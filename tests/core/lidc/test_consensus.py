@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from core.lidc.grouping import annotation_diameter, consensus_threshold, nodule_geometry
-from core.lidc.records import LidcNodule, label_for
+from core.lidc.records import LidcNodule
+from core.nodule.ratings import label_for
 from tests.core.lidc.lidc_factory import annotation, contour, cube, scan, z_of
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.lidc.crossval import crossval, format_table
-from core.lidc.prepare import load_prepared, prepare
-from core.patches import PatchConfig
+from core.model.patches import PatchConfig
+from core.training.crossval import crossval, format_table
+from core.training.lidc_cache import load_prepared, prepare
 from core.training.trainer import TrainConfig
 from models.mtmr import MTMRNet, MTMRNetConfig
 

@@ -12,8 +12,8 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.uid import CTImageStorage
 
-from core.labels import NoduleLabel
-from core.markers import NoduleMarker
+from core.nodule.labels import NoduleLabel
+from core.nodule.markers import NoduleMarker
 from core.report.anonymise import anonymise_dataset, anonymised, new_salt, remap_uid
 from core.report.content import build_report
 from core.report.tables import report_json, write_csv, write_json
@@ -76,7 +76,7 @@ def phi_volume():
 
 
 def phi_report():
-    from core.inference import NoduleResult
+    from core.nodule.prediction import NoduleResult
     from tests.core.report.test_tables import nodule_attributes
 
     volume = phi_volume()

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.inference import NoduleResult
-from core.labels import NoduleLabel
-from core.lidc.records import ATTRIBUTES, RATING_MAX
-from core.markers import NoduleMarker
+from core.nodule.labels import NoduleLabel
+from core.nodule.markers import NoduleMarker
+from core.nodule.prediction import NoduleResult
+from core.nodule.ratings import ATTRIBUTES, RATING_MAX
 from core.report import pdf as pdf_module
 from core.report.content import build_report
 from core.report.images import key_image, triptych, view_image
@@ -112,11 +112,11 @@ def synthetic_report(count: int, unanalysed: int = 0, **metadata):
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     """The demo study read by the demo model, with one reader label; its PDF."""
-    from core.demo import demo_markers, demo_study
-    from core.inference import Predictor
-    from core.location import LungMap
-    from core.models_store import DEMO_MODEL
-    from core.study import open_study
+    from core.imaging.location import LungMap
+    from core.imaging.open_study import open_study
+    from core.model.inference import Predictor
+    from core.model.store import DEMO_MODEL
+    from core.phantom.demo import demo_markers, demo_study
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MTMR_READER_HOME", str(tmp_path_factory.mktemp("demo-home")))

@@ -11,7 +11,7 @@ import pydicom
 import SimpleITK as sitk
 
 from core.dicom.series import load_series
-from core.image_io import load_volume_file
+from core.imaging.volume_files import load_volume_file
 from core.report import sr as srmod
 from core.report.anonymise import anonymised, new_salt
 from core.report.tables import report_csv_rows, report_from_json, report_json

@@ -21,10 +21,10 @@ from highdicom.sr.utils import find_content_items
 from pydicom.sr.codedict import codes
 
 from core.dicom.series import load_series
-from core.inference import NoduleResult
-from core.labels import NoduleLabel
-from core.lidc.records import ATTRIBUTES
-from core.markers import NoduleMarker
+from core.nodule.labels import NoduleLabel
+from core.nodule.markers import NoduleMarker
+from core.nodule.prediction import NoduleResult
+from core.nodule.ratings import ATTRIBUTES
 from core.report import sr as srmod
 from core.report.anonymise import anonymised, new_salt, remap_uid
 from core.report.content import build_report

@@ -9,10 +9,10 @@ import json
 import numpy as np
 import pytest
 
-from core.inference import NoduleResult
-from core.labels import NoduleLabel
-from core.lidc.records import ATTRIBUTES
-from core.markers import NoduleMarker
+from core.nodule.labels import NoduleLabel
+from core.nodule.markers import NoduleMarker
+from core.nodule.prediction import NoduleResult
+from core.nodule.ratings import ATTRIBUTES
 from core.report.content import DISCLAIMER, build_report, tracking_uid
 from core.report.tables import (
     CSV_COLUMNS,

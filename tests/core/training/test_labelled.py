@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-import core.inference
-from core.checkpoints import save_checkpoint
-from core.inference import Marker, Predictor
-from core.labels import LabelledNodule, NoduleLabel
-from core.patches import PatchConfig
+import core.model.inference
+from core.model.checkpoints import save_checkpoint
+from core.model.inference import Predictor
+from core.model.patches import PatchConfig
+from core.nodule.labels import LabelledNodule, NoduleLabel
+from core.nodule.prediction import Marker
 from core.training.labelled import concatenate, dataset_from_labels
 from core.volume import CTVolume, VolumeMetadata
 from models.losses import attribute_loss
@@ -68,8 +69,8 @@ def test_patches_are_those_the_predictor_cuts(predictor, monkeypatch):
         seen.append(extract(*args, **kwargs))
         return seen[-1]
 
-    extract = core.inference.extract_patches
-    monkeypatch.setattr(core.inference, "extract_patches", recording)
+    extract = core.model.inference.extract_patches
+    monkeypatch.setattr(core.model.inference, "extract_patches", recording)
     predictor.predict(volume, [Marker(n.marker_id, n.centre_mm, n.diameter_mm) for n in NODULES])
     data = dataset_from_labels(volume, NODULES, predictor.patch_config)
     assert data.patches.shape == (sum(len(s) for s in seen), 1, 32, 32) and data.patches.dtype == np.float16

@@ -227,7 +227,7 @@ def test_load_weights_names_the_file_on_a_shape_mismatch(tmp_path):
 
 
 def test_cli_field_of_view_reaches_the_model_card(tmp_path, tiny_cli):
-    from core.checkpoints import read_card
+    from core.model.checkpoints import read_card
 
     out = tmp_path / "m.safetensors"
     assert tiny_cli("--out", str(out), "--epochs", "1", "--fov-mm", "32") == 0
@@ -240,7 +240,7 @@ def test_cli_neighbour_slices_make_a_three_channel_model(tmp_path, tiny_cli, mon
     import numpy as np
 
     import core.training.data
-    from core.checkpoints import load_checkpoint
+    from core.model.checkpoints import load_checkpoint
 
     def three(spec, **_):  # the fake data with each slice's neighbours standing in as channels
         data = TRAIN if spec.split == "train" else VAL

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.checkpoints import load_checkpoint, save_checkpoint
+from core.model.checkpoints import load_checkpoint, save_checkpoint
 from core.training.trainer import (
     TrainConfig,
     TrainingCancelled,

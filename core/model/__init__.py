@@ -1,0 +1,1 @@
+"""The trained model as the reader uses it: patches, checkpoints, versions, inference, Grad-CAM."""

@@ -1,0 +1,117 @@
+"""The Predictor: a checkpoint loaded once, every slice of every nodule in one batched pass.
+
+Per nodule: malignancy = mean probability over its slices and their mirror images; attributes = the
+slice mean with the central slices counted double, on the original LIDC scales; uncertainty = the
+standard deviation of those slice/mirror probabilities (disagreement between views of one nodule).
+On a CUDA out-of-memory error the batch is halved and retried, then the CPU takes over; the
+``notes`` say so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from core.model.patches import PatchConfig, extract_patches, slice_weights
+from core.nodule.prediction import Marker, NoduleResult
+from core.nodule.ratings import ATTRIBUTES, to_rating_scale
+from core.volume import CTVolume
+
+
+@dataclass
+class Predictor:
+    checkpoint: Path
+    device: str = "auto"
+    batch_size: int = 256
+    notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        from core.model.checkpoints import load_checkpoint
+        from core.model.device import pick_device
+
+        self.device = pick_device(self.device)
+        self.model, self.card = load_checkpoint(self.checkpoint, "cpu")
+        self.model.to(self.device)
+        self.patch_config = PatchConfig.from_dict(self.card["preprocessing"])
+
+    @property
+    def description(self) -> str:
+        """Model name, version and what it was trained on, for every place a score is shown."""
+        from core.model.checkpoints import model_title
+
+        return f"{model_title(self.card)} - trained on {self.card.get('trained_on', 'unknown data')}"
+
+    def predict(
+        self,
+        volume: CTVolume,
+        markers: Sequence[Marker],
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[NoduleResult]:
+        """Results in the markers' order, each with its malignancy rank (1 = most suspicious)."""
+        if not markers:
+            return []
+        stacks = []
+        for m in markers:
+            try:
+                stacks.append(extract_patches(volume, m.centre_mm, m.diameter_mm, self.patch_config))
+            except ValueError as exc:
+                raise ValueError(f"marker {m.id}: {exc}") from exc
+        patches = np.concatenate([np.concatenate([s, s[..., ::-1]]) for s in stacks])  # + mirror images
+        diameters = np.concatenate(
+            [np.full(2 * len(s), m.diameter_mm, np.float32) for m, s in zip(markers, stacks, strict=True)]
+        )
+        probabilities, attributes = self._forward(patches, diameters, progress)
+        results, start = [], 0
+        for marker, stack in zip(markers, stacks, strict=True):
+            count = len(stack)
+            probs = probabilities[start : start + 2 * count]
+            attrs = attributes[start : start + 2 * count]
+            start += 2 * count
+            weights = np.concatenate([slice_weights(count), slice_weights(count)]) / 2
+            ratings = to_rating_scale(weights @ attrs)
+            results.append(
+                NoduleResult(
+                    id=marker.id,
+                    malignancy=float(probs.mean()),
+                    uncertainty=float(probs.std()),
+                    attributes={name: float(v) for name, v in zip(ATTRIBUTES, ratings, strict=True)},
+                )
+            )
+        order = sorted(range(len(results)), key=lambda i: -results[i].malignancy)
+        ranks = {index: rank + 1 for rank, index in enumerate(order)}
+        return [NoduleResult(**{**r.__dict__, "rank": ranks[i]}) for i, r in enumerate(results)]
+
+    def _forward(self, patches: np.ndarray, diameters: np.ndarray, progress) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        batch = self.batch_size
+        while True:
+            try:
+                return self._run(torch, patches, diameters, batch, progress)
+            except torch.OutOfMemoryError:
+                if self.device.startswith("cuda") and batch > 8:
+                    batch //= 2
+                    torch.cuda.empty_cache()
+                    self.notes.append(f"GPU out of memory: retrying with batches of {batch}")
+                    continue
+                if self.device != "cpu":
+                    self.notes.append("GPU out of memory at the smallest batch: running on the CPU instead")
+                    self.device = "cpu"
+                    self.model.to("cpu")
+                    continue
+                raise
+
+    def _run(self, torch, patches, diameters, batch: int, progress) -> tuple[np.ndarray, np.ndarray]:
+        probabilities, attributes = [], []
+        with torch.inference_mode():
+            for start in range(0, len(patches), batch):
+                x = torch.from_numpy(np.ascontiguousarray(patches[start : start + batch])).to(self.device)
+                out = self.model(x, torch.from_numpy(diameters[start : start + batch]).to(self.device))
+                probabilities.append(out["malignancy"].float().cpu().numpy())
+                attributes.append(out["attributes"].float().cpu().numpy())
+                if progress is not None:
+                    progress(min(start + batch, len(patches)), len(patches))
+        return np.concatenate(probabilities), np.concatenate(attributes)

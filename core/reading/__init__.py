@@ -1,0 +1,1 @@
+"""What a reading keeps: sessions and their key, the labelled-nodule library, fine-tuning."""

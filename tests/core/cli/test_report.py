@@ -1,0 +1,215 @@
+"""``python main.py report`` on a small synthetic DICOM series full of PHI-like values: the formats it
+writes, refusing to overwrite, a failing format that leaves the others, exit codes, nothing
+identifying printed, and anonymised files."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import re
+import shutil
+import subprocess
+
+import pydicom
+import pytest
+
+import core.cli.report as cli_report
+import core.report.tables as tables
+from main import main
+from tests.dicom_factory import write_series
+
+PHI = ("Quackenbush^Ermintrude", "MRN-77340912", "19411123", "Ravensworth Clinic", "Quackenbush Thorax")
+FILES = {"sr": "report.dcm", "pdf": "report.pdf", "csv": "ranking.csv", "json": "report.json"}
+
+
+def has_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ImportError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    import torch
+
+    from core.model.checkpoints import save_checkpoint
+    from core.model.patches import PatchConfig
+    from models.mtmr import MTMRNet, MTMRNetConfig
+
+    torch.manual_seed(0)
+    card = {
+        "name": "tiny",
+        "version": "t1",
+        "trained_on": "test data",
+        "intended_use": "tests",
+        "preprocessing": PatchConfig(size=32).to_dict(),
+    }
+    path = tmp_path_factory.mktemp("model") / "m.safetensors"
+    save_checkpoint(path, MTMRNet(MTMRNetConfig(width=8, input_size=32)), card)
+    return path
+
+
+@pytest.fixture
+def study(tmp_path):
+    """Six 32x32 slices (x -10..11.7, y -12..12.8, z 0..12.5 mm) whose headers name a patient."""
+    folder = tmp_path / "study"
+    paths = write_series(folder, 6)
+    for path in paths:
+        ds = pydicom.dcmread(path)
+        ds.PatientName, ds.PatientID, ds.PatientBirthDate = PHI[0], PHI[1], PHI[2]
+        ds.InstitutionName, ds.StudyDescription = PHI[3], PHI[4]
+        ds.ReferringPhysicianName = "Fotheringay^Zebedee"
+        ds.AccessionNumber = "ACC5550123"
+        ds.save_as(path)
+    markers = {
+        "schema": "mtmr-reader/markers/1",
+        "markers": [
+            {"id": "a1", "name": "N1", "center_mm": [0.0, 0.0, 6.0], "diameter_mm": 6.0},
+            {"id": "b2", "name": "N2", "center_mm": [3.0, 2.0, 5.0], "diameter_mm": 9.0},
+        ],
+    }
+    (tmp_path / "markers.json").write_text(json.dumps(markers))
+    return folder, tmp_path / "markers.json", pydicom.dcmread(paths[0])
+
+
+def report(study, model, out, *extra: str) -> list[str]:
+    folder, markers, _ = study
+    return [
+        "report", str(folder), "--markers", str(markers), "--model", str(model), "--device", "cpu",
+        "--out", str(out), *extra,
+    ]  # fmt: skip
+
+
+def no_phi(text: str) -> bool:
+    words = [*PHI, "Quackenbush", "Ermintrude", "77340912", "Fotheringay", "ACC5550123", "Ravensworth"]
+    return not any(word.lower() in text.lower() for word in words)
+
+
+def test_csv_and_json_written_with_nothing_identifying_printed(study, model, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main(report(study, model, out, "--format", "csv,json", "--reader", "Dr Who"))
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    assert sorted(p.name for p in out.iterdir()) == ["ranking.csv", "report.json"]  # no temporary files
+    assert "report: loading" in printed.err and f"report: writing csv, json into {out} ..." in printed.err
+    assert f"wrote {out / 'ranking.csv'}" in printed.out and f"wrote {out / 'report.json'}" in printed.out
+    assert re.search(r"^1\. N[12]: malignancy 0\.\d\d \+/- 0\.\d\d", printed.out, re.MULTILINE)
+    assert no_phi(printed.out + printed.err)
+    data = json.loads((out / "report.json").read_text())
+    assert data["schema"] == "mtmr-reader/report/1" and data["model"]["name"] == "tiny"
+    assert data["model"]["trained_on"] == "test data" and data["reader"]["name"] == "Dr Who"
+    assert data["study"]["series_uid"] == study[2].SeriesInstanceUID
+    assert data["patient"]["id"] == "MRN-77340912"  # not anonymised: the report names the patient
+    assert sorted(n["rank"] for n in data["nodules"]) == [1, 2]
+    assert all(len(n["attributes"]) == 8 and n["location"] for n in data["nodules"])
+    with (out / "ranking.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["rank"] for r in rows] == ["1", "2"]
+    assert {r["marker_name"] for r in rows} == {"N1", "N2"}
+    assert no_phi((out / "ranking.csv").read_text())
+
+
+def test_anonymised_files_hold_no_phi(study, model, tmp_path, capsys):
+    out = tmp_path / "anon"
+    code = main(report(study, model, out, "--format", "csv,json", "--anonymise", "--reader", "Dr Who"))
+    assert code == 0, capsys.readouterr().err
+    for name in ("ranking.csv", "report.json"):
+        text = (out / name).read_text()
+        assert no_phi(text), name
+        assert study[2].StudyInstanceUID not in text and study[2].SeriesInstanceUID not in text
+    data = json.loads((out / "report.json").read_text())
+    assert data["anonymised"] is True and data["reader"]["name"] == ""
+    assert data["study"]["study_uid"].startswith("2.25.")
+    assert {n["tracking_uid"][:5] for n in data["nodules"]} == {"2.25."}
+
+
+def test_never_overwrites_without_asking(study, model, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "report.json").write_text("keep me")
+    code = main(report(study, model, out, "--format", "csv,json"))
+    printed = capsys.readouterr()
+    assert code == 2 and "report.json" in printed.err and "--overwrite" in printed.err
+    assert (out / "report.json").read_text() == "keep me" and not (out / "ranking.csv").exists()
+    assert main(report(study, model, out, "--format", "csv,json", "--overwrite")) == 0
+    assert json.loads((out / "report.json").read_text())["schema"] == "mtmr-reader/report/1"
+
+
+def test_a_failing_format_leaves_the_others(study, model, tmp_path, capsys, monkeypatch):
+    def broken(report, path):
+        raise RuntimeError(f"disk on fire while writing {report.patient['name']}")
+
+    monkeypatch.setattr(tables, "write_json", broken)
+    out = tmp_path / "out"
+    code = main(report(study, model, out, "--format", "json,csv"))
+    printed = capsys.readouterr()
+    assert code == 1
+    assert "JSON not written (report.json): RuntimeError: disk on fire" in printed.err
+    assert no_phi(printed.out + printed.err)  # the patient's name in the message is scrubbed
+    assert (out / "ranking.csv").is_file() and not (out / "report.json").exists()
+    assert [p.name for p in out.iterdir()] == ["ranking.csv"]
+
+
+def test_unavailable_formats_are_named_and_the_rest_written(study, model, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(
+        cli_report, "unavailable", lambda fmt: "not available in this installation" if fmt == "sr" else ""
+    )
+    monkeypatch.setattr(cli_report, "WRITE_ORDER", ("csv", "json", "sr"))  # leave the PDF out of it
+    out = tmp_path / "out"
+    code = main(report(study, model, out, "--format", "sr,csv,json"))
+    printed = capsys.readouterr()
+    assert code == 1
+    assert "DICOM SR not written (report.dcm): not available in this installation" in printed.err
+    assert sorted(p.name for p in out.iterdir()) == ["ranking.csv", "report.json"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (("--format", "csv,docx"), "unknown format docx"),
+        (("--format", "csv", "--series", "1.2.3.999"), "no series with UID 1.2.3.999"),
+    ],
+)
+def test_bad_arguments_exit_2(study, model, tmp_path, capsys, extra, message):
+    assert main(report(study, model, tmp_path / "out", *extra)) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_markers_outside_or_unreadable_exit_2(study, model, tmp_path, capsys):
+    markers = study[1]
+    markers.write_text(json.dumps({"markers": [{"id": "x", "center_mm": [0, 0, 500.0], "diameter_mm": 5}]}))
+    assert main(report(study, model, tmp_path / "out", "--format", "csv")) == 2
+    assert "outside the series" in capsys.readouterr().err
+    markers.write_text("{not json")
+    assert main(report(study, model, tmp_path / "out", "--format", "csv")) == 2
+    assert "not a markers file" in capsys.readouterr().err
+    (tmp_path / "file").write_text("")
+    assert main(report(study, model, tmp_path / "file", "--format", "csv")) == 2
+    assert "not a folder" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(
+    not (has_module("core.report.sr") and has_module("core.report.pdf")), reason="SR/PDF writers not present"
+)
+def test_all_four_formats_anonymised(study, model, tmp_path, capsys):
+    out = tmp_path / "all"
+    code = main(report(study, model, out, "--anonymise"))
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    assert sorted(p.name for p in out.iterdir()) == sorted(FILES.values())
+    assert (out / "report.pdf").read_bytes().startswith(b"%PDF")
+    data = json.loads((out / "report.json").read_text())
+    sr = pydicom.dcmread(out / "report.dcm")
+    assert sr.StudyInstanceUID == data["study"]["study_uid"]
+    raw = (out / "report.dcm").read_bytes().decode("latin-1")
+    assert no_phi(raw) and study[2].StudyInstanceUID not in raw and study[2].SOPInstanceUID not in raw
+    assert no_phi(printed.out + printed.err)
+    if shutil.which("pdftotext"):
+        text = subprocess.run(
+            ["pdftotext", str(out / "report.pdf"), "-"], capture_output=True, text=True, check=True
+        ).stdout
+        assert "Probability" in text or "malignancy" in text.lower()
+        assert no_phi(text) and study[2].StudyInstanceUID not in text

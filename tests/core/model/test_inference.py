@@ -1,0 +1,61 @@
+"""Predictor on a small checkpoint: ranks, scales, uncertainty, bad markers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from core.model.checkpoints import save_checkpoint
+from core.model.inference import Predictor
+from core.model.patches import PatchConfig
+from core.nodule.prediction import Marker
+from models.mtmr import MTMRNet, MTMRNetConfig
+from tests.core.model.test_patches import sphere_volume
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    torch.manual_seed(0)
+    model = MTMRNet(MTMRNetConfig(depth=18, width=8, input_size=32))
+    card = {
+        "name": "tiny",
+        "version": "0",
+        "trained_on": "nothing",
+        "preprocessing": PatchConfig(size=32).to_dict(),
+    }
+    save_checkpoint(tmp_path / "m.safetensors", model, card)
+    return tmp_path / "m.safetensors"
+
+
+def test_predicts_every_marker_with_ranks_and_original_scales(checkpoint):
+    predictor = Predictor(checkpoint, device="cpu")
+    volume = sphere_volume(6.0)
+    markers = [
+        Marker("a", (0.0, 0.0, 0.0), 12.0),
+        Marker("b", (10.0, 5.0, 3.0), 6.0),
+        Marker("c", (-8, -8, 0), 4),
+    ]
+    results = predictor.predict(volume, markers)
+    assert [r.id for r in results] == ["a", "b", "c"]
+    assert sorted(r.rank for r in results) == [1, 2, 3]
+    best = min(results, key=lambda r: r.rank)
+    assert best.malignancy == max(r.malignancy for r in results)
+    for r in results:
+        assert 0 <= r.malignancy <= 1 and r.uncertainty >= 0
+        assert 1 <= r.attributes["calcification"] <= 6 and 1 <= r.attributes["internal_structure"] <= 4
+    assert "trained on nothing" in predictor.description
+    assert predictor.predict(volume, []) == []
+
+
+def test_same_input_same_output(checkpoint):
+    predictor = Predictor(checkpoint, device="cpu")
+    volume = sphere_volume(5.0)
+    a = predictor.predict(volume, [Marker("a", (0, 0, 0), 10)])
+    b = predictor.predict(volume, [Marker("a", (0, 0, 0), 10)])
+    assert a == b and np.isfinite(a[0].malignancy)
+
+
+def test_marker_outside_the_volume_is_named(checkpoint):
+    with pytest.raises(ValueError, match=r"marker far: .*outside the volume"):
+        Predictor(checkpoint, device="cpu").predict(sphere_volume(3.0), [Marker("far", (900, 0, 0), 5)])
