@@ -9,6 +9,7 @@ the reader's, once confirmed); Grad-CAM explanations in the background when a no
 from __future__ import annotations
 
 from PySide6.QtCore import QObject, Signal
+from shiboken6 import isValid
 
 from app.analysis import Analysis
 from app.detail_panel import DetailPanel
@@ -212,9 +213,14 @@ class Review(QObject):
 
     # -- background ----------------------------------------------------------------------------------
     def _start(self, job, done) -> None:
+        """Run ``job`` in the background; ``done`` gets its result unless the window closed meanwhile
+        (an explanation finishing after its panel was deleted raised in the event loop)."""
         worker = FunctionWorker(job)
-        worker.signals.finished.connect(done)
-        worker.signals.errored.connect(lambda error: self.message.emit(f"{type(error).__name__}: {error}"))
+        alive = lambda: isValid(self) and isValid(self.detail)  # noqa: E731
+        worker.signals.finished.connect(lambda result: done(result) if alive() else None)
+        worker.signals.errored.connect(
+            lambda error: self.message.emit(f"{type(error).__name__}: {error}") if alive() else None
+        )
         self._workers = [w for w in self._workers if not w.done] + [worker]
         worker.start()
 
