@@ -8,55 +8,17 @@ stale, and the next analysis recomputes exactly those.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
 from app.workers import FunctionWorker
 from core.model.inference import Predictor
+from core.nodule.analysed import Analysed
 from core.nodule.markers import NoduleMarker
 from core.nodule.prediction import NoduleResult
 from core.util.cancellation import Cancelled
 from core.volume import CTVolume
-
-
-@dataclass(frozen=True)
-class Analysed:
-    """A marker's result and what it was computed from."""
-
-    result: NoduleResult
-    centre_mm: tuple[float, float, float]
-    diameter_mm: float
-    weights: str
-
-    def fits(self, marker: NoduleMarker, weights: str) -> bool:
-        return (
-            self.weights == weights
-            and self.diameter_mm == marker.diameter_mm
-            and all(abs(a - b) < 1e-6 for a, b in zip(self.centre_mm, marker.centre_mm, strict=True))
-        )
-
-    def to_dict(self) -> dict:
-        return self.result.to_dict() | {
-            "center_mm": list(self.centre_mm),
-            "diameter_mm": self.diameter_mm,
-            "weights_sha256": self.weights,
-        }
-
-    @classmethod
-    def from_dict(cls, marker_id: str, data: dict) -> Analysed | None:
-        try:
-            result = NoduleResult(
-                id=marker_id,
-                malignancy=float(data["malignancy_probability"]),
-                uncertainty=float(data["uncertainty"]),
-                attributes={str(k): float(v) for k, v in data["attributes"].items()},
-            )
-            centre = tuple(float(v) for v in data["center_mm"])
-            return cls(result, centre, float(data["diameter_mm"]), str(data["weights_sha256"]))
-        except (KeyError, TypeError, ValueError, AttributeError):
-            return None  # from another version: it will simply be recomputed
 
 
 class Analysis(QObject):

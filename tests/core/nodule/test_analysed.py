@@ -1,0 +1,30 @@
+"""A marker's saved result: stale once the marker moves or is resized or the model changes, and its
+saved form read back (or dropped, when it is from another version)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from core.nodule.analysed import Analysed
+from core.nodule.markers import NoduleMarker
+from core.nodule.prediction import NoduleResult
+
+MARKER = NoduleMarker("m1", "N1", (1.0, 2.0, 3.0), 8.0)
+RESULT = NoduleResult("m1", 0.7312, 0.05, {"subtlety": 4.0, "texture": 5.0})
+ANALYSED = Analysed(RESULT, MARKER.centre_mm, MARKER.diameter_mm, "abc")
+
+
+def test_it_fits_only_the_same_marker_and_weights():
+    assert ANALYSED.fits(MARKER, "abc")
+    assert not ANALYSED.fits(MARKER, "other weights")
+    assert not ANALYSED.fits(replace(MARKER, diameter_mm=9.0), "abc")
+    assert not ANALYSED.fits(replace(MARKER, centre_mm=(1.0, 2.0, 3.1)), "abc")
+
+
+def test_its_saved_form_reads_back_and_a_foreign_one_is_dropped():
+    saved = ANALYSED.to_dict()
+    assert saved["malignancy_probability"] == 0.7312 and saved["weights_sha256"] == "abc"
+    assert saved["center_mm"] == [1.0, 2.0, 3.0] and saved["diameter_mm"] == 8.0
+    assert Analysed.from_dict("m1", saved) == ANALYSED
+    assert Analysed.from_dict("m1", {k: v for k, v in saved.items() if k != "weights_sha256"}) is None
+    assert Analysed.from_dict("m1", saved | {"attributes": None}) is None
