@@ -14,7 +14,7 @@ from PySide6.QtCore import QObject, Signal
 
 from app.workers import FunctionWorker
 from core.model.inference import Predictor
-from core.nodule.analysed import Analysed
+from core.nodule.analysed import Analysed, current_results, stale_markers
 from core.nodule.markers import NoduleMarker
 from core.nodule.prediction import NoduleResult
 from core.util.cancellation import Cancelled
@@ -148,17 +148,10 @@ class Analysis(QObject):
     def current(self, markers) -> dict[str, NoduleResult]:
         """Results that still fit the markers, re-ranked among themselves (1 = most suspicious)."""
         weights = self.weights or next(iter({a.weights for a in self.results.values()}), "")
-        fitting = {
-            m.id: self.results[m.id].result
-            for m in markers
-            if m.id in self.results and self.results[m.id].fits(m, weights)
-        }
-        order = sorted(fitting, key=lambda k: -fitting[k].malignancy)
-        return {k: _with_rank(fitting[k], rank) for rank, k in enumerate(order, start=1)}
+        return current_results(self.results, markers, weights)
 
     def stale(self, markers) -> list[NoduleMarker]:
-        weights = self.weights
-        return [m for m in markers if m.id not in self.results or not self.results[m.id].fits(m, weights)]
+        return stale_markers(self.results, markers, self.weights)
 
     # -- running -----------------------------------------------------------------------------------
     def run(self, volume: CTVolume, markers: list[NoduleMarker]) -> bool:
@@ -195,7 +188,7 @@ class Analysis(QObject):
     def _job(self, volume, todo, progress, cancelled):
         predictor = self.predictor or Predictor(self.model_path, device=self.device)
         weights = predictor.card.get("weights_sha256", "")
-        todo = [m for m in todo if m.id not in self.results or not self.results[m.id].fits(m, weights)]
+        todo = stale_markers(self.results, todo, weights)
 
         def report(done: int, total: int) -> None:
             if cancelled():
@@ -227,12 +220,6 @@ class Analysis(QObject):
         if generation == self._generation:
             self._worker = None
             self.cancelled.emit()
-
-
-def _with_rank(result: NoduleResult, rank: int) -> NoduleResult:
-    from dataclasses import replace
-
-    return replace(result, rank=rank)
 
 
 def _explain(error: Exception, model_path: Path) -> str:

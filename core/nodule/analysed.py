@@ -1,9 +1,11 @@
 """A marker's model result with what it was computed from (the marker's centre and size, the weights'
-hash): a marker moved or resized, or another model, makes it stale. Saved in the session as a dict."""
+hash): a marker moved or resized, or another model, makes it stale. Saved in the session as a dict.
+And of many: the results still current, ranked, and the markers to analyse again."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 
 from core.nodule.markers import NoduleMarker
 from core.nodule.prediction import NoduleResult
@@ -45,3 +47,22 @@ class Analysed:
             return cls(result, centre, float(data["diameter_mm"]), str(data["weights_sha256"]))
         except (KeyError, TypeError, ValueError, AttributeError):
             return None  # from another version: it will simply be recomputed
+
+
+def current_results(
+    results: Mapping[str, Analysed], markers: Iterable[NoduleMarker], weights: str
+) -> dict[str, NoduleResult]:
+    """The results that still fit their markers and ``weights``, re-ranked among themselves (1 = most
+    suspicious)."""
+    fitting = {
+        m.id: results[m.id].result for m in markers if m.id in results and results[m.id].fits(m, weights)
+    }
+    order = sorted(fitting, key=lambda k: -fitting[k].malignancy)
+    return {k: replace(fitting[k], rank=rank) for rank, k in enumerate(order, start=1)}
+
+
+def stale_markers(
+    results: Mapping[str, Analysed], markers: Iterable[NoduleMarker], weights: str
+) -> list[NoduleMarker]:
+    """The markers without a result that fits them and ``weights``: the ones to analyse (again)."""
+    return [m for m in markers if m.id not in results or not results[m.id].fits(m, weights)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from core.nodule.analysed import Analysed
+from core.nodule.analysed import Analysed, current_results, stale_markers
 from core.nodule.markers import NoduleMarker
 from core.nodule.prediction import NoduleResult
 
@@ -28,3 +28,19 @@ def test_its_saved_form_reads_back_and_a_foreign_one_is_dropped():
     assert Analysed.from_dict("m1", saved) == ANALYSED
     assert Analysed.from_dict("m1", {k: v for k, v in saved.items() if k != "weights_sha256"}) is None
     assert Analysed.from_dict("m1", saved | {"attributes": None}) is None
+
+
+def test_current_results_fit_their_markers_and_are_ranked_among_themselves():
+    other = NoduleMarker("m2", "N2", (5.0, 5.0, 5.0), 6.0)
+    gone = NoduleMarker("m3", "N3", (9.0, 9.0, 9.0), 6.0)
+    results = {
+        "m1": ANALYSED,
+        "m2": Analysed(replace(RESULT, id="m2", malignancy=0.9), other.centre_mm, other.diameter_mm, "abc"),
+        "m3": Analysed(replace(RESULT, id="m3", malignancy=0.95), gone.centre_mm, gone.diameter_mm, "old"),
+    }
+    current = current_results(results, [MARKER, other, gone], "abc")
+    assert list(current) == ["m2", "m1"] and [r.rank for r in current.values()] == [1, 2]
+    assert results["m1"].result.rank == 0  # the saved results keep their own rank
+    moved = replace(MARKER, centre_mm=(1.0, 2.0, 4.0))
+    assert stale_markers(results, [moved, other, gone], "abc") == [moved, gone]
+    assert stale_markers(results, [NoduleMarker("new", "N4", (0.0, 0.0, 0.0))], "abc")[0].id == "new"
