@@ -7,6 +7,7 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QFileDialog
 
 from core.dicom.catalogue import Catalogue, SeriesEntry, catalogue
@@ -77,6 +78,10 @@ class StudyOpening:
         self._run(partial(load_series, series.files, require_ct=True), self._show_volume)
 
     def _show_volume(self, volume: CTVolume) -> None:
+        """Show a loaded study in three steps, each its own turn of the event loop, so that none holds
+        the window for long (together they took 30-50 ms): the session and the nodule lists; the views,
+        centred on the nodule to open on; that nodule's detail and the status line. The window stays
+        busy until the last step."""
         self.save_session()  # the study being left, with its own source
         self.volume = volume
         self.source = self._opening
@@ -87,7 +92,22 @@ class StudyOpening:
         )
         self.markers.reset(session.markers if session else self._initial_markers(volume))
         self.panel.set_volume(volume)
+        QTimer.singleShot(0, lambda: self._show_views(volume, session))
+
+    def _show_views(self, volume: CTVolume, session) -> None:
+        if self.volume is not volume:
+            return  # another study was shown meanwhile
         self.workspace.set_volume(volume, session.view if session else None)
+        marker = self._nodule_to_open_on()
+        if marker is not None:
+            self.workspace.centre_on_mm(marker.centre_mm)
+        QTimer.singleShot(0, lambda: self._show_ready(volume, session, marker))
+
+    def _show_ready(self, volume: CTVolume, session, marker: NoduleMarker | None) -> None:
+        if self.volume is not volume:
+            return
+        if marker is not None:
+            self.markers.select(marker.id)
         message = volume.summary()
         if volume.warnings:
             message += " | " + "; ".join(volume.warnings)
@@ -99,18 +119,15 @@ class StudyOpening:
             self.review.analyse()
         else:
             self.review.analysis.preload()
-        self._open_on_nodule()
         self._idle(message)
 
-    def _open_on_nodule(self) -> None:
-        """Open on a nodule, selected and centred: the one asked for (worklist), else the top-ranked,
-        else the first marker; an analysis that ends before the reader picks another moves to its top."""
+    def _nodule_to_open_on(self) -> NoduleMarker | None:
+        """The nodule to open on: the one asked for (worklist), else the top-ranked, else the first
+        marker; an analysis that ends before the reader picks another moves to its top."""
         requested, self._select_on_open = self.markers.get(self._select_on_open), ""
         marker = requested or self.review.top_nodule()
         self.review.provisional = "" if requested or marker is None else marker.id
-        if marker is not None:
-            self.markers.select(marker.id)
-            self.workspace.centre_on_mm(marker.centre_mm)
+        return marker
 
     def _initial_markers(self, volume: CTVolume) -> list[NoduleMarker]:
         markers, self._demo_markers = self._demo_markers or [], None

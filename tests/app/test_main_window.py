@@ -14,7 +14,7 @@ def test_opens_a_folder_in_the_background(qtbot, tmp_path):
     window = MainWindow()
     qtbot.addWidget(window)
     window.open_path(tmp_path)
-    qtbot.waitUntil(lambda: window.volume is not None, timeout=20_000)
+    qtbot.waitUntil(lambda: window.volume is not None and not window.busy, timeout=20_000)
     assert window.volume.shape == (5, 32, 32)
     assert window.tree.topLevelItemCount() == 1
     assert window.workspace.views["axial"].index == 2  # opens at the middle slice
