@@ -27,7 +27,7 @@ from pathlib import Path
 
 from core.model.checkpoints import CheckpointError, read_card
 from core.model.store import DEMO_MODEL
-from core.util.atomic import _fsync_folder, atomic_write_text
+from core.util.atomic import atomic_write_text, fsync_folder
 from core.util.paths import user_dir
 
 DEMO_ID = "demo"
@@ -172,7 +172,7 @@ class ModelRegistry:
             finally:
                 with contextlib.suppress(OSError):
                     staging.unlink(missing_ok=True)
-        _fsync_folder(self.folder)
+        fsync_folder(self.folder)
         return _version(version_id, target)
 
     def remove(self, version_id: str) -> None:
