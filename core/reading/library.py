@@ -276,6 +276,10 @@ class Library:
         """The journal of an import being committed (``core.reading.library_transfer``)."""
         return self.root / IMPORT_JOURNAL
 
+    def staging_path(self, entry_id_: str, token: str) -> Path:
+        """Where the import with ``token`` writes an entry before its commit moves it in."""
+        return self.folder / f".{entry_id_}.{token}.import.tmp"
+
     def backup_path(self, entry_id_: str, token: str) -> Path:
         """Where the import with ``token`` keeps the entry it replaces until its commit is complete."""
         return self.folder / f".{entry_id_}.{token}.backup"

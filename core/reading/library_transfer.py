@@ -101,7 +101,7 @@ def _commit(library: Library, plan: list[tuple[str, bytes, bool]]) -> None:
     staged: list[Path] = []
     try:
         for ident, blob, _ in plan:
-            tmp = library.folder / f".{ident}.{token}.import.tmp"
+            tmp = library.staging_path(ident, token)
             staged.append(tmp)
             _write_synced(tmp, blob)
         journal = {
