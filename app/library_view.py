@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.nodule.meanings import meaning
+from core.reading import library_transfer
 from core.reading.library import Library, LibraryError
 
 COLUMNS = ["", "Malignancy", "Attributes rated", "Diameter", "Source", "Series", "Added"]
@@ -130,7 +131,7 @@ class LibraryView(QDialog):
 
     def export_to(self, path: Path) -> None:
         try:
-            count = self.library.export(path)
+            count = library_transfer.export(self.library, path)
         except (LibraryError, OSError) as exc:
             self.summary.setText(f"Export failed: {exc}")
             return
@@ -143,7 +144,7 @@ class LibraryView(QDialog):
 
     def import_from(self, path: Path) -> None:
         try:
-            result = self.library.import_(path)
+            result = library_transfer.import_(self.library, path)
         except (LibraryError, OSError) as exc:
             self.summary.setText(f"Import failed, nothing changed: {exc}")
             return

@@ -8,34 +8,42 @@ weights hash checked against the card, so a truncated or edited file is refused 
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
-import os
 import platform
 from pathlib import Path
 
 import numpy as np
 
 from core.util.json_safe import json_safe
+from core.util.safetensors_io import (
+    DocumentFormat,
+    SafetensorsFileError,
+    read_document,
+    read_document_file,
+    tensors_sha256,
+    write_document_file,
+)
 
 CARD_SCHEMA = "mtmr-reader/model-card/1"
-_CARD_KEY = "model_card"
 _PREFIXES = ("module.", "_orig_mod.")  # DDP and torch.compile wrappers
 
 
-class CheckpointError(Exception):
-    def __init__(self, path: str | Path, reason: str) -> None:
-        self.path, self.reason = Path(path), reason
-        super().__init__(f"{path}: {reason}")
+class CheckpointError(SafetensorsFileError):
+    """A checkpoint refused: ``path`` and ``reason``, the message naming both."""
 
 
-def weights_hash(state: dict) -> str:
-    digest = hashlib.sha256()
-    for name in sorted(state):
-        tensor = state[name].detach().cpu().contiguous()
-        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
-        digest.update(tensor.numpy().tobytes() if tensor.numel() else b"")
-    return digest.hexdigest()
+CHECKPOINT = DocumentFormat(
+    key="model_card",
+    schema=CARD_SCHEMA,
+    hash_key="weights_sha256",
+    no_file="no such checkpoint file",
+    no_document="no model card in the file: not an MTMR Reader checkpoint",
+    not_json="the model card is not valid JSON",
+    schema_name="model card schema",
+    unreadable="weights cannot be read",
+    damaged="weights do not match the hash in the model card (damaged or edited file)",
+    error=CheckpointError,
+)
 
 
 def software_versions() -> dict:
@@ -46,29 +54,17 @@ def software_versions() -> dict:
 
 def save_checkpoint(path: str | Path, model, card: dict) -> dict:
     """Write ``model``'s weights and ``card`` (config, preprocessing, data, metrics...) atomically."""
-    from safetensors.torch import save_file
-
-    path = Path(path)
-    state = {_strip(name): tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
+    state = {_strip(name): t.detach().cpu().contiguous() for name, t in model.state_dict().items()}
     card = dict(card)
     card.update(
         schema=CARD_SCHEMA,
         config=model.config.to_dict(),
-        weights_sha256=weights_hash(state),
+        weights_sha256=tensors_sha256(state),
         software=software_versions(),
     )
     card.setdefault("date", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        save_file(
-            state,
-            str(tmp),
-            metadata={_CARD_KEY: json.dumps(json_safe(card), sort_keys=True, allow_nan=False)},
-        )
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    text = json.dumps(json_safe(card), sort_keys=True, allow_nan=False)
+    write_document_file(path, state, CHECKPOINT, text)
     return card
 
 
@@ -79,43 +75,21 @@ def model_title(card: dict) -> str:
 
 def read_card(path: str | Path) -> dict:
     """The model card alone (cheap: reads the header, not the weights)."""
-    from safetensors import safe_open
+    return read_document(path, CHECKPOINT)
 
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(path, "no such checkpoint file")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-    except Exception as exc:  # safetensors raises its own error types for malformed headers
-        raise CheckpointError(path, f"not a readable safetensors file ({exc.__class__.__name__})") from exc
-    if _CARD_KEY not in metadata:
-        raise CheckpointError(path, "no model card in the file: not an MTMR Reader checkpoint")
-    try:
-        card = json.loads(metadata[_CARD_KEY])
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(path, "the model card is not valid JSON") from exc
-    if card.get("schema") != CARD_SCHEMA:
-        raise CheckpointError(path, f"model card schema {card.get('schema')!r}, expected {CARD_SCHEMA!r}")
-    return card
+
+def read_verified(path: str | Path) -> tuple[dict, dict]:
+    """The model card and the weights (names without wrapper prefixes), the weights checked against
+    the card's hash; ``CheckpointError`` naming the file otherwise."""
+    return read_document_file(path, CHECKPOINT, rename=_strip)
 
 
 def load_checkpoint(path: str | Path, device: str = "cpu"):
     """Rebuild the model from the card's config and load the weights strictly. Returns (model, card)."""
-    from safetensors.torch import load_file
-
     from models.mtmr import MTMRNet, MTMRNetConfig
 
     path = Path(path)
-    card = read_card(path)
-    try:
-        state = {_strip(name): tensor for name, tensor in load_file(str(path), device="cpu").items()}
-    except Exception as exc:
-        raise CheckpointError(path, f"weights cannot be read ({exc.__class__.__name__})") from exc
-    if weights_hash(state) != card.get("weights_sha256"):
-        raise CheckpointError(
-            path, "weights do not match the hash in the model card (damaged or edited file)"
-        )
+    card, state = read_verified(path)
     try:
         model = MTMRNet(MTMRNetConfig(**card["config"]))
     except (TypeError, ValueError, KeyError) as exc:
@@ -136,6 +110,7 @@ def load_checkpoint(path: str | Path, device: str = "cpu"):
 
 
 def _strip(name: str) -> str:
+    """A weight's name without the prefixes DDP and torch.compile add (``module.``, ``_orig_mod.``)."""
     for prefix in _PREFIXES:
         while name.startswith(prefix):
             name = name[len(prefix) :]

@@ -77,6 +77,7 @@ class Chest:
         vessel_mask: bool, voxels at least half pulmonary vessel, inside ``lung_mask``.
         spacing: ``(x, y, z)`` mm.
         tubes: the wide vessels and the bronchi as segments, which ``pick_site`` keeps nodules off.
+        site_maps: the coarse maps ``core.phantom.sites`` computes once per chest and keeps here.
     """
 
     hu: np.ndarray
@@ -84,7 +85,7 @@ class Chest:
     vessel_mask: np.ndarray
     spacing: tuple[float, float, float]
     tubes: Tubes = field(default_factory=Tubes.empty, repr=False)
-    _cache: dict = field(default_factory=dict, repr=False, compare=False)
+    site_maps: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __repr__(self) -> str:
         mib = (self.hu.nbytes + self.lung_mask.nbytes + self.vessel_mask.nbytes) / 2**20

@@ -106,7 +106,7 @@ def pick_site(chest, kind: str, radius_mm: float, rng: np.random.Generator) -> t
 def _coarse(chest):
     """Maps on blocks of about 4 mm: distance (mm) from each all-lung block to the nearest block that is
     not all lung (-1 outside), and to the nearest block a wide tube may cross."""
-    if "coarse" not in chest._cache:
+    if "coarse" not in chest.site_maps:
         import SimpleITK as sitk
 
         spacing = np.array(chest.spacing[::-1], dtype=np.float64)
@@ -131,8 +131,8 @@ def _coarse(chest):
         depth = distance_to(~lung)
         depth[~lung] = -1.0
         near_tube = _tube_blocks(chest.tubes, block, cells)
-        chest._cache["coarse"] = (depth, distance_to(near_tube), block)
-    return chest._cache["coarse"]
+        chest.site_maps["coarse"] = (depth, distance_to(near_tube), block)
+    return chest.site_maps["coarse"]
 
 
 def _tube_blocks(tubes: Tubes, block: np.ndarray, cells: tuple[int, int, int]) -> np.ndarray:

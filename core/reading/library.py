@@ -16,9 +16,9 @@ Nothing else about the study is kept: no patient name, ID or birth date (UIDs on
 Every write goes to a temporary file moved into place (``core.util.atomic``), so a failure, a kill or a
 full disk leaves the previous entry or the new one, never half of one. An import stages every new
 file first and commits them under a journal (``import.journal.json``): a failure in the middle rolls
-back at once, and a power cut in the middle is rolled back the next time the library is opened (export
-and import: ``core.reading.library_transfer``). There is no index to go stale: the entry files are the
-library.
+back at once, and a power cut in the middle is rolled back the next time the library is opened
+(``Library.recover``, here; export and import are ``core.reading.library_transfer``'s). There is no
+index to go stale: the entry files are the library.
 
 Every write (add, remove, import) holds the library's lock (``library.lock``, ``core.util.filelock``) for
 its whole length, so writers in several processes take turns: a second one waits up to
@@ -34,26 +34,26 @@ import datetime as _dt
 import hashlib
 import io
 import json
+import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 
 from core.model.patches import PatchConfig
 from core.nodule.labels import LabelError, LabelledNodule
 from core.training.data import NoduleDataset
-from core.util.atomic import atomic_write_bytes
+from core.util.atomic import atomic_write_bytes, fsync_folder
 from core.util.filelock import FileLock
 from core.util.paths import user_dir
 from core.util.png import encode_png
 from core.volume import CTVolume
 
 ENTRY_SCHEMA = "mtmr-reader/library-entry/1"
-EXPORT_SCHEMA = "mtmr-reader/library-export/1"
-_SUFFIX = ".npz"
+ENTRY_SUFFIX = ".npz"
+IMPORT_JOURNAL = "import.journal.json"  # an import's commit in progress (core.reading.library_transfer)
 _ARRAYS = ("record", "patches", "nodule_index", "variant", "thumbnail")
 _LOCK = "library.lock"
 BUSY_WAIT_S = 10.0  # how long a writer waits for another process's import before "busy"
@@ -104,12 +104,6 @@ class Entry:
             return data["thumbnail"].tobytes()
 
 
-class ImportResult(NamedTuple):
-    added: int
-    replaced: int
-    skipped: int
-
-
 class Library:
     """The reader's labelled nodules under ``root`` (default ``user_dir("labels")``)."""
 
@@ -121,21 +115,21 @@ class Library:
         self._threads = threading.RLock()  # the threads of this process, one writer at a time
         self._lock: FileLock | None = None  # held while this object writes
         self._depth = 0
-        self._recover()
+        self.recover()
 
     # -- reading ----------------------------------------------------------------------------------
 
     def path_for(self, entry_id_: str) -> Path:
-        return self.folder / f"{entry_id_}{_SUFFIX}"
+        return self.folder / f"{entry_id_}{ENTRY_SUFFIX}"
 
     def scan(self) -> tuple[list[Entry], list[LibraryError]]:
         """Every readable entry (oldest first) and a ``LibraryError`` for each unreadable file."""
         entries, problems = [], []
-        for path in sorted(self.folder.glob(f"*{_SUFFIX}")):
+        for path in sorted(self.folder.glob(f"*{ENTRY_SUFFIX}")):
             if path.name.startswith("."):
                 continue
             try:
-                entries.append(_read_entry(path, path.read_bytes()))
+                entries.append(read_entry(path, path.read_bytes()))
             except LibraryError as exc:
                 problems.append(exc)
             except OSError as exc:
@@ -151,7 +145,7 @@ class Library:
         path = self.path_for(entry_id_)
         if not path.is_file():
             return None
-        return _read_entry(path, path.read_bytes())
+        return read_entry(path, path.read_bytes())
 
     def __len__(self) -> int:
         return len(self.entries())
@@ -185,15 +179,15 @@ class Library:
             raise LibraryError(str(exc)) from exc
         ident = entry_id(nodule.series_uid, nodule.marker_id)
         path = self.path_for(ident)
-        now = _now()
+        now = utc_timestamp()
         added_at = now
         with self.writing():
             with contextlib.suppress(LibraryError, OSError):  # a damaged old entry is simply replaced
                 if path.is_file():
-                    added_at = _read_entry(path, path.read_bytes()).added_at
+                    added_at = read_entry(path, path.read_bytes()).added_at
             blob = _entry_bytes(ident, nodule, data, patch, added_at, now)
             atomic_write_bytes(path, blob)
-        return _read_entry(path, blob)
+        return read_entry(path, blob)
 
     def remove(self, entry_id_: str) -> None:
         """Delete one entry (a single unlink: it is gone or it is still there)."""
@@ -275,33 +269,27 @@ class Library:
             patient_ids=np.array(groups, dtype=str),
         )
 
-    # -- moving between workstations --------------------------------------------------------------
+    # -- recovery ---------------------------------------------------------------------------------
 
-    def export(self, path: str | Path, entries: Sequence[Entry] | None = None) -> int:
-        """Write the entries (all by default) into one zip file, atomically. Returns how many."""
-        from core.reading.library_transfer import export
+    @property
+    def journal_path(self) -> Path:
+        """The journal of an import being committed (``core.reading.library_transfer``)."""
+        return self.root / IMPORT_JOURNAL
 
-        return export(self, path, entries)
+    def staging_path(self, entry_id_: str, token: str) -> Path:
+        """Where the import with ``token`` writes an entry before its commit moves it in."""
+        return self.folder / f".{entry_id_}.{token}.import.tmp"
 
-    def import_(self, path: str | Path) -> ImportResult:
-        """Merge an exported library. Every record is checked before anything is written: a bad file
-        is refused with ``LibraryError`` naming it and the reason, and the library is left as it was.
+    def backup_path(self, entry_id_: str, token: str) -> Path:
+        """Where the import with ``token`` keeps the entry it replaces until its commit is complete."""
+        return self.folder / f".{entry_id_}.{token}.backup"
 
-        An entry already here is replaced when the imported one was updated later and differs;
-        an identical or older one is skipped. A failure while writing rolls everything back.
-        """
-        from core.reading.library_transfer import import_
-
-        return import_(self, path)
-
-    def _recover(self) -> None:
+    def recover(self) -> None:
         """Roll back an import that stopped half-way (its journal is still there) and remove the
         temporary files of dead writers; a live writer's import and files are left alone."""
-        from core.reading.library_transfer import recover, remove_leftovers
-
         with self._threads:
             if self._depth:  # this object's own import failed: it holds the lock already
-                recover(self)
+                self._roll_back()
                 return
             lock = FileLock(self.root / _LOCK)
             try:
@@ -310,10 +298,44 @@ class Library:
             except OSError:  # a library that cannot be written here (read-only): nothing to undo
                 return
             try:
-                recover(self)
-                remove_leftovers(self)
+                self._roll_back()
+                self._remove_leftovers()
             finally:
                 lock.release(remove=True)
+
+    def _roll_back(self) -> None:
+        """Undo the import whose journal is still there; the caller holds the library's lock, so the
+        import's writer is this process or dead."""
+        journal_path = self.journal_path
+        if not journal_path.is_file():
+            return
+        try:
+            journal = json.loads(journal_path.read_text(encoding="utf-8"))
+            token, added, replaced = journal["token"], journal["added"], journal["replaced"]
+        except (OSError, ValueError, KeyError, TypeError):
+            journal_path.unlink(missing_ok=True)  # written atomically: unreadable means never complete
+            return
+        for ident in added:
+            self.path_for(ident).unlink(missing_ok=True)
+        for ident in replaced:
+            backup = self.backup_path(ident, token)
+            if backup.is_file():
+                os.replace(backup, self.path_for(ident))
+        for tmp in self.folder.glob(f".*.{token}.import.tmp"):
+            tmp.unlink(missing_ok=True)
+        fsync_folder(self.folder)
+        journal_path.unlink()
+
+    def _remove_leftovers(self) -> None:
+        """Remove the temporary files of writers that died (``kill -9``, power loss): staged imports, the
+        backups of a committed one, half-written entries. The caller holds the library's lock, so no live
+        writer owns any of them; with a journal still there (a roll-back that failed) nothing is removed."""
+        if self.journal_path.exists():
+            return
+        for folder, pattern in ((self.folder, ".*.tmp"), (self.folder, ".*.backup"), (self.root, ".*.tmp")):
+            for path in folder.glob(pattern):
+                with contextlib.suppress(OSError):
+                    path.unlink()
 
 
 # -- entry files -------------------------------------------------------------------------------------
@@ -359,7 +381,7 @@ def _thumbnail(patches: np.ndarray, variant: np.ndarray) -> bytes:
     return encode_png(np.clip((image + 1.0) * 127.5, 0, 255).astype(np.uint8))
 
 
-def _read_entry(path: Path, blob: bytes) -> Entry:
+def read_entry(path: Path, blob: bytes) -> Entry:
     """Parse and check one entry file's bytes; ``LibraryError`` naming ``path`` if anything is off."""
     try:
         with np.load(io.BytesIO(blob), allow_pickle=False) as data:
@@ -432,5 +454,6 @@ def _hash(array: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def _now() -> str:
+def utc_timestamp() -> str:
+    """Now, in UTC, as ISO 8601 to the microsecond (an entry's dates, an export's)."""
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")

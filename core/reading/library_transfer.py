@@ -1,10 +1,11 @@
 """Moving the labelled-nodule library between workstations: export to one zip file, and import.
 
-``Library.export`` and ``Library.import_`` (``core.reading.library``) delegate here. An export is a zip of the
-entry files with a ``manifest.json`` (schema ``EXPORT_SCHEMA``, each entry's id, file and SHA-256),
-written atomically. An import checks every record before anything is written, stages every new file,
-then commits them under a journal (``import.journal.json``): a failure in the middle rolls back at
-once, and a power cut in the middle is rolled back (``recover``) the next time the library is opened.
+``export(library, path)`` and ``import_(library, path)`` take a ``core.reading.library.Library``. An
+export is a zip of the entry files with a ``manifest.json`` (schema ``EXPORT_SCHEMA``, each entry's id,
+file and SHA-256), written atomically. An import checks every record before anything is written, stages
+every new file, then commits them under the library's journal (``Library.journal_path``): a failure in
+the middle rolls back at once, and a power cut in the middle is rolled back (``Library.recover``) the
+next time the library is opened.
 """
 
 from __future__ import annotations
@@ -18,20 +19,18 @@ import secrets
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
-from core.reading.library import (
-    _SUFFIX,
-    EXPORT_SCHEMA,
-    Entry,
-    ImportResult,
-    Library,
-    LibraryError,
-    _now,
-    _read_entry,
-)
-from core.util.atomic import _fsync_folder, atomic_write_bytes, atomic_write_text
+from core.reading.library import ENTRY_SUFFIX, Entry, Library, LibraryError, read_entry, utc_timestamp
+from core.util.atomic import atomic_write_bytes, atomic_write_text, fsync_folder
 
-_JOURNAL = "import.journal.json"
+EXPORT_SCHEMA = "mtmr-reader/library-export/1"
+
+
+class ImportResult(NamedTuple):
+    added: int
+    replaced: int
+    skipped: int
 
 
 def export(library: Library, path: str | Path, entries: Sequence[Entry] | None = None) -> int:
@@ -44,9 +43,13 @@ def export(library: Library, path: str | Path, entries: Sequence[Entry] | None =
         files.append((entry.id, blob))
     manifest = {
         "schema": EXPORT_SCHEMA,
-        "exported_at": _now(),
+        "exported_at": utc_timestamp(),
         "entries": [
-            {"id": ident, "file": f"entries/{ident}{_SUFFIX}", "sha256": hashlib.sha256(blob).hexdigest()}
+            {
+                "id": ident,
+                "file": f"entries/{ident}{ENTRY_SUFFIX}",
+                "sha256": hashlib.sha256(blob).hexdigest(),
+            }
             for ident, blob in files
         ],
     }
@@ -54,7 +57,7 @@ def export(library: Library, path: str | Path, entries: Sequence[Entry] | None =
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
         archive.writestr("manifest.json", json.dumps(manifest, indent=1, sort_keys=True, allow_nan=False))
         for ident, blob in files:
-            archive.writestr(f"entries/{ident}{_SUFFIX}", blob)
+            archive.writestr(f"entries/{ident}{ENTRY_SUFFIX}", blob)
     atomic_write_bytes(path, buffer.getvalue())
     return len(files)
 
@@ -80,7 +83,7 @@ def _merge(library: Library, incoming: list[tuple[str, bytes, Entry]]) -> Import
         current = None
         if target.is_file():
             with contextlib.suppress(LibraryError, OSError):
-                current = _read_entry(target, target.read_bytes())
+                current = read_entry(target, target.read_bytes())
             if current is not None and (_same(current, entry) or (current.updated_at > entry.updated_at)):
                 skipped += 1
                 continue
@@ -98,7 +101,7 @@ def _commit(library: Library, plan: list[tuple[str, bytes, bool]]) -> None:
     staged: list[Path] = []
     try:
         for ident, blob, _ in plan:
-            tmp = library.folder / f".{ident}.{token}.import.tmp"
+            tmp = library.staging_path(ident, token)
             staged.append(tmp)
             _write_synced(tmp, blob)
         journal = {
@@ -106,7 +109,7 @@ def _commit(library: Library, plan: list[tuple[str, bytes, bool]]) -> None:
             "added": [ident for ident, _, replaces in plan if not replaces],
             "replaced": [ident for ident, _, replaces in plan if replaces],
         }
-        atomic_write_text(library.root / _JOURNAL, json.dumps(journal, allow_nan=False))
+        atomic_write_text(library.journal_path, json.dumps(journal, allow_nan=False))
     except BaseException:
         for tmp in staged:
             with contextlib.suppress(OSError):
@@ -116,61 +119,17 @@ def _commit(library: Library, plan: list[tuple[str, bytes, bool]]) -> None:
         for (ident, _, replaces), tmp in zip(plan, staged, strict=True):
             final = library.path_for(ident)
             if replaces:
-                os.replace(final, _backup(library, ident, token))
+                os.replace(final, library.backup_path(ident, token))
             os.replace(tmp, final)
     except BaseException:
-        library._recover()  # the Library's method, which calls recover() below
+        library.recover()
         raise
-    _fsync_folder(library.folder)
-    (library.root / _JOURNAL).unlink()
+    fsync_folder(library.folder)
+    library.journal_path.unlink()
     for ident, _, replaces in plan:
         if replaces:
             with contextlib.suppress(OSError):
-                _backup(library, ident, token).unlink()
-
-
-def _backup(library: Library, ident: str, token: str) -> Path:
-    return library.folder / f".{ident}.{token}.backup"
-
-
-def recover(library: Library) -> None:
-    """Roll back an import that stopped half-way (its journal is still there); the caller holds the
-    library's lock, so the import's writer is this process or dead."""
-    journal_path = library.root / _JOURNAL
-    if not journal_path.is_file():
-        return
-    try:
-        journal = json.loads(journal_path.read_text(encoding="utf-8"))
-        token, added, replaced = journal["token"], journal["added"], journal["replaced"]
-    except (OSError, ValueError, KeyError, TypeError):
-        journal_path.unlink(missing_ok=True)  # written atomically: unreadable means never complete
-        return
-    for ident in added:
-        library.path_for(ident).unlink(missing_ok=True)
-    for ident in replaced:
-        backup = _backup(library, ident, token)
-        if backup.is_file():
-            os.replace(backup, library.path_for(ident))
-    for tmp in library.folder.glob(f".*.{token}.import.tmp"):
-        tmp.unlink(missing_ok=True)
-    _fsync_folder(library.folder)
-    journal_path.unlink()
-
-
-def remove_leftovers(library: Library) -> None:
-    """Remove the temporary files of writers that died (``kill -9``, power loss): staged imports, the
-    backups of a committed one, half-written entries. The caller holds the library's lock, so no live
-    writer owns any of them; with a journal still there (a roll-back that failed) nothing is removed."""
-    if (library.root / _JOURNAL).exists():
-        return
-    for folder, pattern in (
-        (library.folder, ".*.tmp"),
-        (library.folder, ".*.backup"),
-        (library.root, ".*.tmp"),
-    ):
-        for path in folder.glob(pattern):
-            with contextlib.suppress(OSError):
-                path.unlink()
+                library.backup_path(ident, token).unlink()
 
 
 def _read_export(path: Path) -> list[tuple[str, bytes, Entry]]:
@@ -201,7 +160,7 @@ def _read_export(path: Path) -> list[tuple[str, bytes, Entry]]:
                 if hashlib.sha256(blob).hexdigest() != digest:
                     raise LibraryError(f"{name} does not match its hash in the manifest (damaged file)", path)
                 try:
-                    entry = _read_entry(Path(name), blob)
+                    entry = read_entry(Path(name), blob)
                 except LibraryError as exc:
                     raise LibraryError(f"{name}: {exc.reason}", path) from exc
                 if entry.id != ident or ident in seen:

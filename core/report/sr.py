@@ -127,7 +127,7 @@ from core.report.sr_codes import (
     UNCERTAINTY_POPULATION,
     coding_scheme,
 )
-from core.report.sr_evidence import _derived_uid, _evidence, _image_library, _UidMap
+from core.report.sr_evidence import UidMap, derived_uid, evidence_headers, image_library
 from core.util.atomic import atomic_write_bytes
 
 DEFAULT_SERIES_NUMBER = 900
@@ -145,8 +145,8 @@ def build_sr(
     the report's CT series (headers suffice; other series are skipped). Raises ``ValueError`` when none
     of them belongs to the report's series, or when nodules have no frame of reference to place them in.
     """
-    uids = _UidMap(report)
-    evidence = _evidence(report, source_datasets, uids)
+    uids = UidMap(report)
+    evidence = evidence_headers(report, source_datasets, uids)
     frame_of_reference = report.study.get("frame_of_reference_uid") or next(
         (ds.FrameOfReferenceUID for ds in evidence if "FrameOfReferenceUID" in ds), ""
     )
@@ -164,12 +164,12 @@ def build_sr(
         del root.ContentSequence[-1]
     # the Image Library (row 5) goes before the measurements. highdicom's own repeats every descriptor
     # for every image: for a 300-slice CT that tripled the SR's size and its build time
-    root.ContentSequence.insert(_after_procedure(root.ContentSequence), _image_library(evidence))
+    root.ContentSequence.insert(_after_procedure(root.ContentSequence), image_library(evidence))
     root.ContentSequence.append(_qualitative_evaluations(report))
 
     created = _local_time(report.created)
     ct_series = report.study.get("series_uid", "")
-    series_uid = _derived_uid("mtmr-reader/sr-series", ct_series) if ct_series else hd.UID()
+    series_uid = derived_uid("mtmr-reader/sr-series", ct_series) if ct_series else hd.UID()
     kwargs = {}
     if created is not None:
         kwargs = {
@@ -235,7 +235,7 @@ def _observation_context(report: StudyReport, manufacturer: str) -> hd.sr.Observ
     device = hd.sr.ObserverContext(
         observer_type=codes.DCM.Device,
         observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
-            uid=_derived_uid("mtmr-reader/model", model.name, model.version, model.weights_sha256),
+            uid=derived_uid("mtmr-reader/model", model.name, model.version, model.weights_sha256),
             name=model.name or "model",
             manufacturer_name=manufacturer,
             model_name=f"{model.name} {model.version}".strip() or "model",

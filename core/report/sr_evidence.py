@@ -32,7 +32,7 @@ _SHARED = ("Rows", "Columns", "PixelSpacing", "SliceThickness", "ImageOrientatio
 # --- image library --------------------------------------------------------------------------------
 
 
-def _image_library(evidence: Sequence[Dataset]) -> hd.sr.ContainerContentItem:
+def image_library(evidence: Sequence[Dataset]) -> hd.sr.ContainerContentItem:
     """TID 1600: one Image Library Group per set of instances that share their descriptors (modality,
     frame of reference, size, pixel spacing, slice thickness, orientation; TID 1602/1604), each instance
     an IMAGE entry (TID 1601) without descriptors of its own."""
@@ -108,7 +108,7 @@ def _descriptors(ds: Dataset) -> list:
 # --- evidence, identity, UIDs ---------------------------------------------------------------------
 
 
-class _UidMap:
+class UidMap:
     """Old UIDs to the report's: identity unless anonymised; then ``report.uid_map``, else a random UID
     (the same for the same old UID within this SR)."""
 
@@ -123,12 +123,12 @@ class _UidMap:
             return str(self.known[uid])
         if not self.anonymised or not uid:
             return uid
-        new = _derived_uid("mtmr-reader/sr-anonymous", self.salt, uid)
+        new = derived_uid("mtmr-reader/sr-anonymous", self.salt, uid)
         self.known[uid] = new
         return new
 
 
-def _evidence(report: StudyReport, sources: Sequence[Dataset], uids: _UidMap) -> list[Dataset]:
+def evidence_headers(report: StudyReport, sources: Sequence[Dataset], uids: UidMap) -> list[Dataset]:
     """Minimal header copies of the series' instances, with the report's identity and UIDs."""
     series_uid = report.study.get("series_uid", "")
     evidence: dict[str, Dataset] = {}
@@ -154,7 +154,7 @@ def _evidence(report: StudyReport, sources: Sequence[Dataset], uids: _UidMap) ->
     return list(evidence.values())
 
 
-def _identity(ds: Dataset, report: StudyReport, source: Dataset, uids: _UidMap) -> None:
+def _identity(ds: Dataset, report: StudyReport, source: Dataset, uids: UidMap) -> None:
     for keyword in _TYPE2:
         setattr(ds, keyword, "")
     if report.anonymised:
@@ -184,7 +184,7 @@ def _instance_order(ds: Dataset) -> tuple[int, str]:
     return number, str(ds.get("SOPInstanceUID", ""))
 
 
-def _derived_uid(*parts: str) -> str:
+def derived_uid(*parts: str) -> str:
     """A 2.25 UID fixed by ``parts``."""
     digest = hashlib.sha256("\n".join(str(p) for p in parts).encode()).digest()
     return "2.25." + str(int.from_bytes(digest[:16], "big"))

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,19 +27,37 @@ import numpy as np
 
 from core.training.data import NoduleDataset
 from core.util.filelock import FileLock
+from core.util.safetensors_io import (
+    DocumentFormat,
+    SafetensorsFileError,
+    read_document_file,
+    tensors_sha256,
+    write_document_file,
+)
 
 STATE_SCHEMA = "mtmr-reader/training-state/1"
-_META_KEY = "training_state"
 # TrainConfig fields a continued run may change: more epochs extend a run; the device may change
 # (a run paused on a GPU can go on on a CPU, though not bit for bit).
 FLEXIBLE = ("epochs", "device")
 MAX_RUNS = 100  # runs at once in one folder
 
 
-class TrainingStateError(Exception):
-    def __init__(self, path: str | Path, reason: str) -> None:
-        self.path, self.reason = Path(path), reason
-        super().__init__(f"{path}: {reason}")
+class TrainingStateError(SafetensorsFileError):
+    """A training state refused: ``path`` and ``reason``, the message naming both."""
+
+
+TRAINING_STATE = DocumentFormat(
+    key="training_state",
+    schema=STATE_SCHEMA,
+    hash_key="tensors_sha256",
+    no_file="no such training-state file",
+    no_document="no training state in the file: not an MTMR Reader training state",
+    not_json="the training state's metadata is not valid JSON",
+    schema_name="training-state schema",
+    unreadable="not a readable safetensors file",
+    damaged="tensors do not match the hash in the file (damaged or edited file)",
+    error=TrainingStateError,
+)
 
 
 def state_path_for(out: str | Path) -> Path:
@@ -149,11 +166,6 @@ def _digest(data: NoduleDataset) -> str:
 
 def save_state(path: str | Path, state: TrainingState) -> None:
     """Write ``state`` atomically: a failure leaves any previous file at ``path`` as it was."""
-    from safetensors.torch import save_file
-
-    from core.model.checkpoints import weights_hash
-
-    path = Path(path)
     tensors = {f"model/{k}": v for k, v in state.model.items()}
     if state.ema is not None:
         tensors |= {f"ema/{k}": v for k, v in state.ema.items()}
@@ -187,44 +199,16 @@ def save_state(path: str | Path, state: TrainingState) -> None:
         "world_size": state.world_size,
         "ema": state.ema is not None,
         "best": state.best_state is not None,
-        "tensors_sha256": weights_hash(tensors),
+        "tensors_sha256": tensors_sha256(tensors),
     }
     text = json.dumps(meta, sort_keys=True, default=_plain)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        save_file(tensors, str(tmp), metadata={_META_KEY: text})
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_document_file(path, tensors, TRAINING_STATE, text)
 
 
 def load_state(path: str | Path) -> TrainingState:
     """Read a state file with safetensors; refuse anything damaged or foreign, naming the file."""
-    from safetensors import safe_open
-
-    from core.model.checkpoints import weights_hash
-
     path = Path(path)
-    if not path.is_file():
-        raise TrainingStateError(path, "no such training-state file")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-            tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118 (not a dict)
-    except Exception as exc:  # safetensors raises its own error types for malformed files
-        raise TrainingStateError(path, f"not a readable safetensors file ({exc.__class__.__name__})") from exc
-    if _META_KEY not in metadata:
-        raise TrainingStateError(path, "no training state in the file: not an MTMR Reader training state")
-    try:
-        meta = json.loads(metadata[_META_KEY])
-    except json.JSONDecodeError as exc:
-        raise TrainingStateError(path, "the training state's metadata is not valid JSON") from exc
-    if not isinstance(meta, dict) or meta.get("schema") != STATE_SCHEMA:
-        schema = meta.get("schema") if isinstance(meta, dict) else None
-        raise TrainingStateError(path, f"training-state schema {schema!r}, expected {STATE_SCHEMA!r}")
-    if weights_hash(tensors) != meta.get("tensors_sha256"):
-        raise TrainingStateError(path, "tensors do not match the hash in the file (damaged or edited file)")
+    meta, tensors = read_document_file(path, TRAINING_STATE)
     try:
         optimiser_state: dict[int, dict] = {}
         for name, tensor in tensors.items():

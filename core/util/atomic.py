@@ -33,7 +33,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
         raise
-    _fsync_folder(path.parent)
+    fsync_folder(path.parent)
 
 
 def atomic_write_text(path: str | Path, text: str, encoding: str = "utf-8") -> None:
@@ -41,8 +41,9 @@ def atomic_write_text(path: str | Path, text: str, encoding: str = "utf-8") -> N
     atomic_write_bytes(path, text.encode(encoding))
 
 
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename durable; Windows cannot open a folder for this, and nothing is lost by skipping."""
+def fsync_folder(folder: Path) -> None:
+    """Make renames into ``folder`` durable (fsync the folder itself); skipped where the operating system
+    cannot open a folder for this (Windows), and nothing is lost by skipping."""
     if os.name != "posix":
         return
     try:

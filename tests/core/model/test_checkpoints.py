@@ -57,9 +57,9 @@ def test_weights_that_do_not_fit_the_config_are_refused(tmp_path):
     card = save_checkpoint(path, MTMRNet(SMALL), {})
     other = MTMRNet(MTMRNetConfig(depth=18, width=16, input_size=32))
     state = {k: v.contiguous() for k, v in other.state_dict().items()}
-    from core.model.checkpoints import weights_hash
+    from core.util.safetensors_io import tensors_sha256
 
-    card["weights_sha256"] = weights_hash(state)  # a consistent hash, but the wrong architecture
+    card["weights_sha256"] = tensors_sha256(state)  # a consistent hash, but the wrong architecture
     save_file(state, str(path), metadata={"model_card": json.dumps(card)})
     with pytest.raises(CheckpointError, match="do not fit the model: size mismatch"):
         load_checkpoint(path)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from core.nodule.markers import NoduleMarker
+from core.reading import library_transfer
 from core.reading.library import Library, LibraryError
 from core.reading.session import Session, SessionBusy, SessionStore
 from tests.core.reading.test_library import PATCH, fill, snapshot, study_nodules, study_volume
@@ -33,7 +34,7 @@ def library_and_export(tmp_path) -> tuple[Path, Path]:
     for study in (1, 5, 6):
         for nodule in study_nodules(study, malignant=4.0, benign=2.0):
             source.add(study_volume(study), nodule, PATCH)
-    source.export(tmp_path / "import.zip")
+    library_transfer.export(source, tmp_path / "import.zip")
     return tmp_path / "labels", tmp_path / "import.zip"
 
 
@@ -43,9 +44,7 @@ def library_and_export(tmp_path) -> tuple[Path, Path]:
 def _import_pausing(root, export, stage, ready, go, outcome):
     """Import ``export``, stopping at ``stage`` ("staging": after two staged files; "commit": before the
     first entry moves in, the journal written) until ``go``; put the result or the error in ``outcome``."""
-    import core.reading.library_transfer
-
-    real_replace, real_stage, staged = os.replace, core.reading.library_transfer._write_synced, []
+    real_replace, real_stage, staged = os.replace, library_transfer._write_synced, []
 
     def replace(src, dst):
         if stage == "commit" and str(dst).endswith(".npz") and not ready.is_set():
@@ -60,9 +59,9 @@ def _import_pausing(root, export, stage, ready, go, outcome):
             ready.set()
             go.wait(WAIT_S)
 
-    os.replace, core.reading.library_transfer._write_synced = replace, write_synced
+    os.replace, library_transfer._write_synced = replace, write_synced
     try:
-        outcome.put(tuple(Library(root).import_(export)))
+        outcome.put(tuple(library_transfer.import_(Library(root), export)))
     except Exception as exc:  # reported to the test, which shows it
         outcome.put(f"{exc.__class__.__name__}: {exc}")
 
@@ -128,7 +127,7 @@ def test_opening_the_library_during_another_process_import_neither_rolls_it_back
         assert (root / "import.journal.json").is_file() and list(other.folder.glob(".*.import.tmp"))
         impatient = Library(root, busy_wait_s=0.2)
         with pytest.raises(LibraryError, match="the library is busy") as caught:
-            impatient.import_(export)
+            library_transfer.import_(impatient, export)
         assert str(caught.value).startswith(str(root))
         with pytest.raises(LibraryError, match="busy"):
             impatient.add(study_volume(9), study_nodules(9)[0], PATCH)
@@ -142,7 +141,7 @@ def test_opening_the_library_during_another_process_import_neither_rolls_it_back
     assert result == (4, 2, 0), result  # the import went through: nothing of it was lost
     reopened = Library(root)
     assert len(reopened.entries()) == before + 4 and not (root / "import.journal.json").exists()
-    assert reopened.import_(export) == (0, 0, 6)  # and the library takes writers again
+    assert library_transfer.import_(reopened, export) == (0, 0, 6)  # and the library takes writers again
 
 
 def test_a_killed_import_is_rolled_back_and_its_files_removed_but_not_while_it_lives(library_and_export):
