@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from core.cli.train import interrupted
+from core.cli.interrupted import interrupted
 
 RUN_SCHEMA = "mtmr-reader/finetune-run/1"
 

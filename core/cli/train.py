@@ -26,19 +26,14 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from core.util.json_safe import json_safe
+from core.cli.interrupted import interrupted
+from core.training.card import plain_metrics, training_card
 
 ABLATIONS = {
     "single-task": {"ranking": 0.0, "attributes": 0.0, "classification": 1.0},
     "multi-task": {"ranking": 0.0},
     "mtmr": {},
 }
-TRAINED_ON = (
-    "LIDC-IDRI nodule shapes and ratings rendered into phantom chest CT (research demo, not for clinical use)"
-)
-TRAINED_ON_CACHE = (
-    "LIDC-IDRI CT images and readers' ratings, train split (research use, not for clinical use)"
-)
 
 
 def add_parsers(subparsers) -> None:
@@ -244,16 +239,12 @@ def run_train(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return interrupted(rank, state_path)
     if rank == 0 and result is not None:
-        card = {
-            "name": args.name,
-            "version": time.strftime("%Y%m%d"),
-            "trained_on": TRAINED_ON_CACHE if args.data else TRAINED_ON,
-            "intended_use": "research demo; not for clinical use",
-            "parent": None
-            if parent is None
-            else {"name": parent.get("name"), "weights_sha256": parent.get("weights_sha256")},
-            "preprocessing": patch.to_dict(),
-            "training": config.to_dict()
+        card = training_card(
+            name=args.name,
+            on_cache=bool(args.data),
+            parent=parent,
+            preprocessing=patch.to_dict(),
+            training=config.to_dict()
             | {
                 "ablation": args.ablation,
                 "world_size": world,
@@ -261,12 +252,12 @@ def run_train(args: argparse.Namespace) -> int:
                 "best_epoch": result["best_epoch"],
                 "seconds": round(result["seconds"]),
             },
-            "data": {
+            data={
                 "train": manifest(train_data, "train") | specs["train"],
                 "val": manifest(val_data, "val") | specs["val"],
             },
-            "metrics": {"val": _plain(result["val"]) | {"split": "val"}},
-        }
+            val_metrics=result["val"],
+        )
         save_checkpoint(Path(args.out), result["model"], card)
         state_path.unlink(missing_ok=True)  # the run is over: nothing left to continue
         print(f"wrote {args.out} (best epoch {result['best_epoch']}, val AUC {result['val']['auc']:.3f})")
@@ -283,25 +274,6 @@ def _cache_split(cache: str, split: str, patch=None):
     if patch is not None and patch != cached:
         raise CacheError(cache, f"its patches ({cached}) are not the model's preprocessing ({patch})")
     return cached, load_prepared(cache, split)
-
-
-def interrupted(rank: int, state_path: Path) -> int:
-    """Ctrl+C during training: say how to go on (rank 0 only), leave the process group, exit 130."""
-    from core.training.distributed import shutdown
-
-    if rank == 0:
-        print(
-            f"\ninterrupted: run the same command with --continue to go on from {state_path}"
-            if state_path.is_file()
-            else "\ninterrupted before the first epoch ended: nothing to continue",
-            file=sys.stderr,
-        )
-    shutdown()
-    return 130
-
-
-def _plain(metrics: dict) -> dict:
-    return json.loads(json.dumps(json_safe(metrics), default=float, allow_nan=False))
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -374,8 +346,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         | {"path": str(path)},
         "split": args.split,
         **source,
-        "metrics": _plain(metrics),
-        "baselines": _plain(baseline_metrics) if baseline_metrics else None,
+        "metrics": plain_metrics(metrics),
+        "baselines": plain_metrics(baseline_metrics) if baseline_metrics else None,
     }
     tmp = Path(args.out).with_suffix(".tmp")
     tmp.write_text(json.dumps(report, indent=2, allow_nan=False))
