@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from core.cli.options import add_device, add_model, model_path
 from core.reading.batch_plan import Job, plan
 from core.report.batch_ranking import analyse, rank, write_csv, write_json
 
@@ -32,10 +33,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("root", help="folder to search for CT series (recursively)")
     parser.add_argument("--out", required=True, help="ranking CSV to write")
     parser.add_argument("--json", help="also write the ranking as JSON")
-    parser.add_argument("--model", help="checkpoint (default: the built-in demo model)")
-    parser.add_argument(
-        "--device", default="auto", help="auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps"
-    )
+    add_model(parser)
+    add_device(parser)
     parser.set_defaults(func=run)
 
 
@@ -84,7 +83,6 @@ def run(args: argparse.Namespace) -> int:
     from core.dicom.errors import StudyLoadError
     from core.model.checkpoints import CheckpointError
     from core.model.inference import Predictor
-    from core.model.store import default_model_path
 
     err = sys.stderr
     root = Path(args.root)
@@ -97,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: {out}: its folder {out.parent} does not exist", file=err)
             return 2
     try:
-        predictor = Predictor(Path(args.model) if args.model else default_model_path(), device=args.device)
+        predictor = Predictor(model_path(args), device=args.device)
     except (CheckpointError, ValueError, RuntimeError) as exc:
         print(f"error: the model cannot be used: {exc}", file=err)
         return 2

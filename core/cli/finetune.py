@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from core.cli.interrupted import interrupted
+from core.cli.options import add_device
 
 RUN_SCHEMA = "mtmr-reader/finetune-run/1"
 
@@ -58,9 +59,7 @@ def add_parser(subparsers) -> None:
         "--val-fraction", type=float, default=d.val_fraction, help="share of studies held out (at least one)"
     )
     parser.add_argument("--seed", type=int, default=d.seed, help="fixes the held-out studies and the batches")
-    parser.add_argument(
-        "--device", default=d.device, help="auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps"
-    )
+    add_device(parser, d.device)
     parser.add_argument("--out", help="folder for the run's state and report (default: user data /finetune)")
     parser.add_argument("--activate", action="store_true", help="activate the new model if it is not worse")
     parser.add_argument("--force", action="store_true", help="with --activate: activate it even if worse")

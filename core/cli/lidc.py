@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+from core.cli.options import add_device
 from core.lidc.annotations import LidcDataError
 from core.lidc.splits import SPLITS
 from core.util.json_safe import json_safe
@@ -93,9 +94,7 @@ def add_parser(subparsers) -> None:
         help="share of each fold's training patients for early stopping",
     )
     crossval.add_argument("--seed", type=int, default=0, help="fixes the folds and the initial weights")
-    crossval.add_argument(
-        "--device", default="auto", help="auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps"
-    )
+    add_device(crossval)
     crossval.add_argument("--out", metavar="PATH", help="results JSON (per fold, summary, predictions)")
     crossval.set_defaults(func=run_crossval)
 

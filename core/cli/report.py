@@ -36,6 +36,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from core.cli.options import add_device, add_model, add_series, model_path
 from core.report.export import FORMATS, TITLES, existing, parse_formats, write_order, write_report
 
 if TYPE_CHECKING:
@@ -48,11 +49,9 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("study", help="study folder, DICOM file(s) or NIfTI/MHD/NRRD")
     parser.add_argument("--markers", required=True, help="markers.json (patient LPS mm; docs/markers.md)")
-    parser.add_argument("--model", help="checkpoint (default: the built-in demo model)")
-    parser.add_argument("--series", help="SeriesInstanceUID (default: the largest CT series)")
-    parser.add_argument(
-        "--device", default="auto", help="auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps"
-    )
+    add_model(parser)
+    add_series(parser)
+    add_device(parser)
     parser.add_argument(
         "--format", default=",".join(FORMATS), help="comma-separated: sr,pdf,csv,json (default: all)"
     )
@@ -75,7 +74,6 @@ def run(args: argparse.Namespace) -> int:
     from core.imaging.open_study import open_study
     from core.model.checkpoints import CheckpointError
     from core.model.inference import Predictor
-    from core.model.store import default_model_path
     from core.nodule.markers import check_inside, read_markers
     from core.report.content import build_report
 
@@ -106,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
                 check_inside(volume, marker.centre_mm)
             except ValueError as exc:
                 raise ValueError(f"{args.markers}: {marker.name or marker.id}: {exc}") from exc
-        predictor = Predictor(Path(args.model) if args.model else default_model_path(), device=args.device)
+        predictor = Predictor(model_path(args), device=args.device)
         print(f"report: {len(markers)} marker(s); model {predictor.description}", file=err, flush=True)
         results = predictor.predict(volume, [m.to_inference() for m in markers])
     except (StudyLoadError, CheckpointError, ValueError, RuntimeError) as exc:

@@ -27,6 +27,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from core.cli.interrupted import interrupted
+from core.cli.options import add_device, add_model, model_path
 from core.training.card import plain_metrics, training_card
 
 ABLATIONS = {
@@ -91,9 +92,7 @@ def add_parsers(subparsers) -> None:
         help="train on real LIDC-IDRI prepared by `lidc prepare` (its train patients; val selects) instead "
         "of phantoms; the cache's preprocessing replaces --patch-mode, --variants does not apply",
     )
-    train.add_argument(
-        "--device", default="auto", help="auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps"
-    )
+    add_device(train)
     train.add_argument("--deterministic", action="store_true", help="deterministic torch kernels (slower)")
     train.add_argument("--name", default="mtmr-compact", help="the model's name in its card")
     train.add_argument("--resume", help="start from this checkpoint's weights (the optimiser starts afresh)")
@@ -112,14 +111,12 @@ def add_parsers(subparsers) -> None:
         required=True,
         help="validation, or the reserved test split (final figures only)",
     )
-    evaluate.add_argument("--model", help="checkpoint (default: the built-in demo model)")
+    add_model(evaluate)
     evaluate.add_argument("--seed", type=int, default=1, help="fixes the phantom renderings")
     evaluate.add_argument("--slice-thickness", type=float, default=1.25, help="phantom slice thickness, mm")
     evaluate.add_argument("--pixel-spacing", type=float, default=0.7, help="phantom pixel spacing, mm")
     evaluate.add_argument("--noise", type=float, default=20.0, help="phantom noise standard deviation, HU")
-    evaluate.add_argument(
-        "--device", default="auto", help="auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps"
-    )
+    add_device(evaluate)
     evaluate.add_argument(
         "--data", metavar="CACHE", help="evaluate on a split of a `lidc prepare` cache instead of phantoms"
     )
@@ -281,13 +278,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from core.model.checkpoints import CheckpointError, load_checkpoint, read_card
     from core.model.device import pick_device
     from core.model.patches import PatchConfig
-    from core.model.store import default_model_path
     from core.training.baselines import baselines
     from core.training.data import DatasetSpec, cached_dataset
     from core.training.metrics import youden_threshold
     from core.training.trainer import aggregate, nodule_metrics, slice_outputs
 
-    path = Path(args.model) if args.model else default_model_path()
+    path = model_path(args)
     try:
         card = read_card(path)
         device = pick_device(args.device)
