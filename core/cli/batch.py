@@ -19,9 +19,9 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TextIO
 
 from core.cli.options import add_device, add_model, model_path
+from core.cli.progress import Progress, bar
 from core.reading.batch_plan import Job, plan
 from core.report.batch_ranking import analyse, rank, write_csv, write_json
 
@@ -36,47 +36,6 @@ def add_parser(subparsers) -> None:
     add_model(parser)
     add_device(parser)
     parser.set_defaults(func=run)
-
-
-class Progress:
-    """A text progress bar on stderr: redrawn in place on a terminal, one line per step otherwise."""
-
-    def __init__(self, stream: TextIO, total: int, width: int = 24) -> None:
-        self.stream, self.total, self.width = stream, total, width
-        self.tty = bool(getattr(stream, "isatty", lambda: False)())
-        self.done = self.analysed = self.skipped = 0
-        self.last = ""
-        self._drawn = False
-
-    def message(self, text: str) -> None:
-        if self._drawn and self.tty:
-            self.stream.write("\r\033[K")
-        self.stream.write(text + "\n")
-        if self._drawn and self.tty:
-            self._draw()
-        self.stream.flush()
-
-    def step(self, analysed: bool, name: str = "") -> None:
-        """One study done (``analysed``) or skipped; ``name`` (its folder) ends the line."""
-        self.done += 1
-        if analysed:
-            self.analysed += 1
-        else:
-            self.skipped += 1
-        self.last = f": {name} {'analysed' if analysed else 'skipped'}" if name else ""
-        self._draw()
-
-    def _draw(self) -> None:
-        filled = round(self.width * self.done / self.total) if self.total else self.width
-        bar = "#" * filled + "-" * (self.width - filled)
-        line = f"[{bar}] {self.done}/{self.total} studies ({self.analysed} analysed, {self.skipped} skipped)"
-        line += self.last
-        if self.tty:
-            self.stream.write("\r\033[K" + line + ("\n" if self.done == self.total else ""))
-        else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
-        self._drawn = True
 
 
 def run(args: argparse.Namespace) -> int:
@@ -100,47 +59,57 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: the model cannot be used: {exc}", file=err)
         return 2
 
-    print(f"batch: reading the headers of every file under {root} ...", file=err, flush=True)
+    progress = Progress(err)
+    progress.say(f"batch: reading the headers of every file under {root} ...")
+
+    def files_read(count: int) -> None:
+        if count % 1000 == 0:
+            progress.say(f"  {count} files read")
+
     try:
-        jobs, problems, notes = plan(root, _files_read)
+        jobs, problems, notes = plan(root, files_read)
     except (StudyLoadError, OSError) as exc:
         print(f"error: {exc}", file=err)
         return 2
     for where, reason in problems:
-        print(f"skipped: {where}: {reason}", file=err)
+        progress.say(f"skipped: {where}: {reason}")
     for note in notes:
-        print(f"note: {note}", file=err)
+        progress.say(f"note: {note}")
     if not jobs:
         print(f"error: no CT series with markers under {root}: nothing analysed, nothing written", file=err)
         return 2
     sessions = sum(job.source == "session" for job in jobs)
-    print(
+    progress.say(
         f"batch: {len(jobs)} series with markers ({sessions} from saved sessions, "
         f"{len(jobs) - sessions} from markers files); model {predictor.description}; "
-        f"device {predictor.device}",
-        file=err,
-        flush=True,
+        f"device {predictor.device}"
     )
 
     studies: dict[str, int] = {}
     for job in jobs:
         studies.setdefault(job.study_uid, len(studies) + 1)
-    progress = Progress(err, len(jobs))
+    analysed = skipped = 0
     rows: list[dict] = []
-    for job in jobs:
-        name = _relative(job.folder, root)
+    for done, job in enumerate(jobs, start=1):
         try:
             rows += analyse(job, predictor, studies[job.study_uid])
+            outcome = "analysed"
+            analysed += 1
         except (StudyLoadError, ValueError, OSError, MemoryError) as exc:
-            progress.message(f"skipped: {job.folder}: {_reason(exc, job)}")
-            progress.step(False, name)
-            continue
+            progress.say(f"skipped: {job.folder}: {_reason(exc, job)}")
+            outcome = "skipped"
+            skipped += 1
         except Exception as exc:  # one study must never end the batch
-            progress.message(f"skipped: {job.folder}: unexpected error ({exc.__class__.__name__}: {exc})")
-            progress.step(False, name)
-            continue
-        progress.step(True, name)
-    if progress.analysed == 0:
+            progress.say(f"skipped: {job.folder}: unexpected error ({exc.__class__.__name__}: {exc})")
+            outcome = "skipped"
+            skipped += 1
+        progress.status(
+            f"{bar(done, len(jobs))} {done}/{len(jobs)} studies ({analysed} analysed, {skipped} skipped): "
+            f"{_relative(job.folder, root)} {outcome}",
+            done=done == len(jobs),
+            always=True,
+        )
+    if analysed == 0:
         print("error: no study could be analysed: no ranking written", file=err)
         return 2
 
@@ -148,17 +117,17 @@ def run(args: argparse.Namespace) -> int:
     try:
         write_csv(Path(args.out), rows)
         if args.json:
-            write_json(Path(args.json), rows, predictor, progress.analysed)
+            write_json(Path(args.json), rows, predictor, analysed)
     except OSError as exc:
         print(f"error: the ranking cannot be written: {exc}", file=err)
         return 2
     for note in predictor.notes:
         print(f"note: {note}", file=err)
-    skipped = [f"{progress.skipped} skipped while analysing"] if progress.skipped else []
+    left_out = [f"{skipped} skipped while analysing"] if skipped else []
     if problems:
-        skipped.append(f"{len(problems)} skipped before analysis, listed above")
-    summary = f" ({'; '.join(skipped)})" if skipped else ""
-    print(f"wrote {args.out}: {len(rows)} nodules from {progress.analysed} studies{summary}")
+        left_out.append(f"{len(problems)} skipped before analysis, listed above")
+    summary = f" ({'; '.join(left_out)})" if left_out else ""
+    print(f"wrote {args.out}: {len(rows)} nodules from {analysed} studies{summary}")
     for row in rows[:5]:
         print(
             f"{row['rank']}. study {row['study']} {row['marker_name'] or row['marker_id']}: "
@@ -173,11 +142,6 @@ def _relative(folder: Path, root: Path) -> str:
         return str(folder.relative_to(root)) or "."
     except ValueError:
         return str(folder)
-
-
-def _files_read(count: int) -> None:
-    if count % 1000 == 0:
-        print(f"  {count} files read", file=sys.stderr, flush=True)
 
 
 def _reason(exc: BaseException, job: Job) -> str:

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from core.cli.options import add_device, add_model, add_series, model_path
+from core.cli.progress import Progress
 from core.util.json_safe import json_safe
 
 
@@ -46,16 +47,15 @@ def run(args: argparse.Namespace) -> int:
     if problem:  # before any work, never after it
         print(f"error: {problem}", file=sys.stderr)
         return 2
+    progress = Progress()
     try:
         markers = read_markers(Path(args.markers))
         if not markers:
             raise ValueError(f"{args.markers}: no markers: nothing to predict")
-        print(f"predict: loading {args.study} ...", file=sys.stderr, flush=True)
+        progress.say(f"predict: loading {args.study} ...")
         volume, _ = open_study(args.study, args.series)
         predictor = Predictor(model_path(args), device=args.device)
-        print(
-            f"predict: {len(markers)} marker(s); model {predictor.description}", file=sys.stderr, flush=True
-        )
+        progress.say(f"predict: {len(markers)} marker(s); model {predictor.description}")
         results = predictor.predict(volume, markers)
     except (StudyLoadError, CheckpointError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.cli.options import add_device, add_model, add_series, model_path
+from core.cli.progress import Progress
 from core.report.export import FORMATS, TITLES, existing, parse_formats, write_order, write_report
 
 if TYPE_CHECKING:
@@ -78,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
     from core.report.content import build_report
 
     err = sys.stderr
+    progress = Progress(err)
     try:
         formats = parse_formats(args.format)
     except ValueError as exc:
@@ -97,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         markers = read_markers(Path(args.markers))
         if not markers:
             raise ValueError(f"{args.markers}: no markers: nothing to report")
-        print(f"report: loading {args.study} ...", file=err, flush=True)
+        progress.say(f"report: loading {args.study} ...")
         volume, found = open_study(args.study, args.series)
         for marker in markers:
             try:
@@ -105,12 +107,12 @@ def run(args: argparse.Namespace) -> int:
             except ValueError as exc:
                 raise ValueError(f"{args.markers}: {marker.name or marker.id}: {exc}") from exc
         predictor = Predictor(model_path(args), device=args.device)
-        print(f"report: {len(markers)} marker(s); model {predictor.description}", file=err, flush=True)
+        progress.say(f"report: {len(markers)} marker(s); model {predictor.description}")
         results = predictor.predict(volume, [m.to_inference() for m in markers])
     except (StudyLoadError, CheckpointError, ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=err)
         return 2
-    labels = _session_labels(volume, markers, err)
+    labels = _session_labels(volume, markers, progress)
     lungs = LungMap(volume)
     locations = {}
     for marker in markers:
@@ -134,11 +136,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {out}: the folder cannot be made ({exc.strerror or exc})", file=err)
         return 2
 
-    print(
-        f"report: writing {', '.join(write_order(formats))} into {out} ...",
-        file=err,
-        flush=True,
-    )
+    progress.say(f"report: writing {', '.join(write_order(formats))} into {out} ...")
     done = write_report(
         report,
         out,
@@ -171,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _session_labels(volume: CTVolume, markers, err) -> dict:
+def _session_labels(volume: CTVolume, markers, progress: Progress) -> dict:
     """The reader's confirmed labels of these markers from the series' saved session, if any."""
     from core.reading.session import SessionCorrupt, SessionStore
     from core.reading.session_key import session_key
@@ -179,7 +177,7 @@ def _session_labels(volume: CTVolume, markers, err) -> dict:
     try:
         session = SessionStore().load(*session_key(volume))
     except SessionCorrupt as exc:
-        print(f"note: reader labels not used: {exc}", file=err)
+        progress.say(f"note: reader labels not used: {exc}")
         return {}
     except OSError:
         return {}
@@ -188,5 +186,5 @@ def _session_labels(volume: CTVolume, markers, err) -> dict:
     ids = {m.id for m in markers}
     labels = {k: v for k, v in session.labels.items() if k in ids}
     if labels:
-        print(f"report: {len(labels)} reader-confirmed label(s) from the saved session", file=err)
+        progress.say(f"report: {len(labels)} reader-confirmed label(s) from the saved session")
     return labels

@@ -22,12 +22,12 @@ import argparse
 import json
 import os
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
 from core.cli.interrupted import interrupted
 from core.cli.options import add_device, add_model, model_path
+from core.cli.progress import Progress
 from core.training.card import plain_metrics, training_card
 
 ABLATIONS = {
@@ -126,12 +126,11 @@ def add_parsers(subparsers) -> None:
 
 
 def _progress(label: str):
-    last = [0.0]
+    """A ``(done, total)`` callback that shows ``label: done/total`` on stderr (``core.cli.progress``)."""
+    progress = Progress()
 
     def report(done: int, total: int) -> None:
-        if time.monotonic() - last[0] > 5 or done == total:
-            last[0] = time.monotonic()
-            print(f"{label}: {done}/{total}", file=sys.stderr, flush=True)
+        progress.status(f"{label}: {done}/{total}", done=done == total)
 
     return report
 
