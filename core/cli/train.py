@@ -28,13 +28,8 @@ from pathlib import Path
 from core.cli.interrupted import interrupted
 from core.cli.options import add_device, add_model, model_path
 from core.cli.progress import Progress
+from core.training.ablations import ABLATIONS
 from core.training.card import plain_metrics, training_card
-
-ABLATIONS = {
-    "single-task": {"ranking": 0.0, "attributes": 0.0, "classification": 1.0},
-    "multi-task": {"ranking": 0.0},
-    "mtmr": {},
-}
 
 
 def add_parsers(subparsers) -> None:
