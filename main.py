@@ -51,6 +51,17 @@ def build_parser() -> argparse.ArgumentParser:
     finetune.add_parser(subparsers)
     opener = subparsers.add_parser("open", help="open a study in the app")
     opener.add_argument("path", help="folder, DICOM file or NIfTI/MHD/NRRD file")
+    # The window's options also after the path (open PATH --screenshot x.png), as a newcomer types them.
+    opener.add_argument(
+        "--screenshot", metavar="PNG", default=argparse.SUPPRESS, help="render the window, save it, and exit"
+    )
+    opener.add_argument(
+        "--analyze",
+        "--analyse",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="analyse the markers once opened",
+    )
     return parser
 
 

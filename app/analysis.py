@@ -8,55 +8,17 @@ stale, and the next analysis recomputes exactly those.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
 from app.workers import FunctionWorker
 from core.model.inference import Predictor
+from core.nodule.analysed import Analysed, current_results, stale_markers
 from core.nodule.markers import NoduleMarker
 from core.nodule.prediction import NoduleResult
 from core.util.cancellation import Cancelled
 from core.volume import CTVolume
-
-
-@dataclass(frozen=True)
-class Analysed:
-    """A marker's result and what it was computed from."""
-
-    result: NoduleResult
-    centre_mm: tuple[float, float, float]
-    diameter_mm: float
-    weights: str
-
-    def fits(self, marker: NoduleMarker, weights: str) -> bool:
-        return (
-            self.weights == weights
-            and self.diameter_mm == marker.diameter_mm
-            and all(abs(a - b) < 1e-6 for a, b in zip(self.centre_mm, marker.centre_mm, strict=True))
-        )
-
-    def to_dict(self) -> dict:
-        return self.result.to_dict() | {
-            "center_mm": list(self.centre_mm),
-            "diameter_mm": self.diameter_mm,
-            "weights_sha256": self.weights,
-        }
-
-    @classmethod
-    def from_dict(cls, marker_id: str, data: dict) -> Analysed | None:
-        try:
-            result = NoduleResult(
-                id=marker_id,
-                malignancy=float(data["malignancy_probability"]),
-                uncertainty=float(data["uncertainty"]),
-                attributes={str(k): float(v) for k, v in data["attributes"].items()},
-            )
-            centre = tuple(float(v) for v in data["center_mm"])
-            return cls(result, centre, float(data["diameter_mm"]), str(data["weights_sha256"]))
-        except (KeyError, TypeError, ValueError, AttributeError):
-            return None  # from another version: it will simply be recomputed
 
 
 class Analysis(QObject):
@@ -186,17 +148,10 @@ class Analysis(QObject):
     def current(self, markers) -> dict[str, NoduleResult]:
         """Results that still fit the markers, re-ranked among themselves (1 = most suspicious)."""
         weights = self.weights or next(iter({a.weights for a in self.results.values()}), "")
-        fitting = {
-            m.id: self.results[m.id].result
-            for m in markers
-            if m.id in self.results and self.results[m.id].fits(m, weights)
-        }
-        order = sorted(fitting, key=lambda k: -fitting[k].malignancy)
-        return {k: _with_rank(fitting[k], rank) for rank, k in enumerate(order, start=1)}
+        return current_results(self.results, markers, weights)
 
     def stale(self, markers) -> list[NoduleMarker]:
-        weights = self.weights
-        return [m for m in markers if m.id not in self.results or not self.results[m.id].fits(m, weights)]
+        return stale_markers(self.results, markers, self.weights)
 
     # -- running -----------------------------------------------------------------------------------
     def run(self, volume: CTVolume, markers: list[NoduleMarker]) -> bool:
@@ -233,7 +188,7 @@ class Analysis(QObject):
     def _job(self, volume, todo, progress, cancelled):
         predictor = self.predictor or Predictor(self.model_path, device=self.device)
         weights = predictor.card.get("weights_sha256", "")
-        todo = [m for m in todo if m.id not in self.results or not self.results[m.id].fits(m, weights)]
+        todo = stale_markers(self.results, todo, weights)
 
         def report(done: int, total: int) -> None:
             if cancelled():
@@ -265,12 +220,6 @@ class Analysis(QObject):
         if generation == self._generation:
             self._worker = None
             self.cancelled.emit()
-
-
-def _with_rank(result: NoduleResult, rank: int) -> NoduleResult:
-    from dataclasses import replace
-
-    return replace(result, rank=rank)
 
 
 def _explain(error: Exception, model_path: Path) -> str:

@@ -118,7 +118,8 @@ class SliceView(QWidget):
         self.probe = self._overlay_label()  # bottom-left: HU and mm under the cursor
         self.probe.hide()
         self.window_label = self._overlay_label()  # top-right: W/L
-        # Above those, the study: who and when (top left), what series (top right); see corner_text.
+        # Above those, the study: who and when (top left), what series (top right); see
+        # core.imaging.corner_text.
         self.corners = {"left": self._overlay_label(), "right": self._overlay_label()}
         self.corners["right"].setAlignment(Qt.AlignmentFlag.AlignRight)
         self._corner_text = {"left": "", "right": ""}

@@ -32,7 +32,8 @@ from PySide6.QtWidgets import (
 
 from app.training_worker import TrainingWorker
 from core.model.registry import ModelRegistry
-from core.reading.finetune import FinetuneOptions, keep, run_finetune
+from core.reading.finetune.options import FinetuneOptions
+from core.reading.finetune.run import keep, run_finetune
 from core.reading.library import Library
 from core.training.state import RunFiles, claim_run, remove_abandoned
 

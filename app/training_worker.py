@@ -1,4 +1,4 @@
-"""Drives a training generator (``core.reading.finetune.run_finetune`` events) off the GUI thread.
+"""Drives a training generator (``core.reading.finetune.run.run_finetune`` events) off the GUI thread.
 
 Pause holds the loop between steps (the generator is simply not advanced); cancel makes the engine's
 ``cancelled`` callback true, so it raises ``TrainingCancelled`` at the next step and nothing is written

@@ -7,8 +7,6 @@ last saved. Double-click opens the study at its top nodule.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -19,8 +17,9 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from core.nodule.lungrads import CATEGORIES, nodule_category, study_category
-from core.reading.session import Session, SessionCorrupt, SessionStore
+from core.nodule.lungrads import CATEGORIES
+from core.reading.session import SessionCorrupt, SessionStore
+from core.reading.worklist import summarise
 
 COLUMNS = ["Study", "Nodules", "Top malignancy", "Lung-RADS", "Reader-confirmed", "Saved"]
 
@@ -31,35 +30,6 @@ class _Item(QTableWidgetItem):
         if mine is None or theirs is None:  # a study never analysed counts as the least suspicious
             return mine is None and theirs is not None
         return mine < theirs
-
-
-def summarise(session: Session) -> dict:
-    """What the worklist shows of one session (from its saved markers, results and labels)."""
-    markers = {m.id: m for m in session.markers}
-    results = {k: r for k, r in session.results.items() if k in markers}
-    top = max(results.values(), key=lambda r: r.get("malignancy_probability", 0.0), default=None)
-    worst = study_category(
-        nodule_category(
-            markers[marker_id].diameter_mm,
-            result.get("attributes") if isinstance(result, dict) else None,
-            label.attributes if (label := session.labels.get(marker_id)) else None,
-        )
-        for marker_id, result in results.items()
-    )
-    top_id = None
-    if top is not None:
-        top_id = next(k for k, r in results.items() if r is top)
-    return {
-        "study": Path(session.source).name if session.source else session.study_uid[-12:],
-        "source": session.source,
-        "nodules": len(markers),
-        "top": top.get("malignancy_probability") if top else None,
-        "top_marker": top_id,
-        "lung_rads": worst.category if worst else "",
-        "lung_rads_rule": worst.rule if worst else "",
-        "confirmed": session.labelled_count,
-        "saved": session.saved_at,
-    }
 
 
 class Worklist(QDialog):

@@ -13,10 +13,10 @@ import numpy as np
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QGridLayout, QLabel, QWidget
 
-from app.corner_text import what, who_and_when
 from app.marker_layer import MarkerLayer
 from app.marker_store import MarkerStore
 from app.slice_view import SliceView
+from core.imaging.corner_text import what, who_and_when
 from core.imaging.mpr import VIEWS, Plane, XPlanes, plane, slab_slices
 from core.nodule.markers import DEFAULT_DIAMETER_MM, MarkerError, NoduleMarker, check_inside
 from core.volume import CTVolume

@@ -133,14 +133,17 @@ class Shooter:
 def make_screenshots(out: Path) -> None:
     from PySide6.QtWidgets import QDockWidget
 
+    from app.workspace import DEFAULT_LAYOUT
+
     shot = Shooter(out)
     ws, window = shot.ws, shot.window
     markers_dock = window.findChild(QDockWidget, "Markers")
     if markers_dock is not None:
         markers_dock.raise_()  # the marker list in front of any dock tabbed with it
 
-    # 1. Lung window, three planes, on the spiculated nodule N1 (its markers drawn in each view).
-    ws.set_layout("1x3")
+    # 1. Lung window, three planes in the default layout (a large axial view, coronal and sagittal
+    # beside it), on the spiculated nodule N1 (its markers drawn in each view).
+    ws.set_layout(DEFAULT_LAYOUT)
     ws.apply_preset(0)
     window.markers.select("")
     shot.focus("N1", 200)
@@ -168,14 +171,14 @@ def make_screenshots(out: Path) -> None:
     # model's input and Grad-CAM, the scores, the reader's form) on the right.
     if window.mip_action.isChecked():
         window.mip_action.trigger()
-    ws.set_layout("1x3")
+    ws.set_layout(DEFAULT_LAYOUT)
     window.review.analyse()
     shot.settle(timeout_s=120)
     window.findChild(QDockWidget, "Nodule detail").raise_()
     top = window.review.table.marker_at(0)
     window.markers.select("")
     window.review.table.selectRow(0)
-    shot.focus(window.markers.get(top).name, 120)
+    shot.focus(window.markers.get(top).name, 160)
     shot.save("screenshot-analysis.png")
     window.close()
 

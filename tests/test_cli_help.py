@@ -33,7 +33,7 @@ def test_every_option_has_a_help_line_that_shows_its_default():
             label = f"{name} {'/'.join(action.option_strings) or action.dest}"
             if not action.help or action.help == argparse.SUPPRESS:
                 missing.append(label)
-            has_default = action.default is not None and action.default is not False
+            has_default = action.default not in (None, False, argparse.SUPPRESS)  # SUPPRESS: set elsewhere
             if action.option_strings and has_default and "(default" not in formatter._get_help_string(action):
                 no_default.append(label)
     assert missing == [] and no_default == []

@@ -79,10 +79,19 @@ def test_open_of_a_missing_path_is_a_message(tmp_path, capsys):
     assert f"{tmp_path / 'nothing'}: no such file or folder" in capsys.readouterr().err
 
 
+def test_the_window_options_may_follow_the_path():
+    from main import build_parser
+
+    args = build_parser().parse_args(["open", "study", "--screenshot", "s.png", "--analyse"])
+    assert (args.path, args.screenshot, args.analyze) == ("study", "s.png", True)
+    args = build_parser().parse_args(["--screenshot", "s.png", "open", "study"])
+    assert (args.screenshot, args.analyze) == ("s.png", False)
+
+
 def test_a_screenshot_of_a_file_that_is_no_image_says_why(tmp_path):
     (tmp_path / "notes.txt").write_text("not an image")
     shot = tmp_path / "shot.png"
-    process = python("--screenshot", str(shot), "open", str(tmp_path / "notes.txt"))
+    process = python("open", str(tmp_path / "notes.txt"), "--screenshot", str(shot))
     err = process.stderr.read()
     assert process.wait(timeout=300) == 1
     assert f"error: {tmp_path / 'notes.txt'}: no CT series found" in err

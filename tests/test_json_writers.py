@@ -3,7 +3,7 @@
 Python's ``json`` writes NaN and Infinity by default, which no other JSON reader accepts; a NaN that
 slipped through (a spoiled DICOM header, an undefined metric) must fail where it is written, not in
 the next program that reads the file. Values that may legitimately be undefined are made ``null``
-first (``core.reading.finetune.json_safe``).
+first (``core.util.json_safe.json_safe``).
 """
 
 from __future__ import annotations

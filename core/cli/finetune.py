@@ -32,13 +32,13 @@ from core.cli.progress import Progress
 RUN_SCHEMA = "mtmr-reader/finetune-run/1"
 
 
-# core.reading.finetune.FinetuneOptions' defaults (a test keeps them equal), without its imports
+# core.reading.finetune.options.FinetuneOptions' defaults (a test keeps them equal), without its imports
 class _DEFAULTS:
     epochs, lr, trunk_lr_factor, batch_size, val_fraction, seed, device = 5, 1e-3, 0.1, 32, 0.25, 0, "auto"
 
 
 def add_parser(subparsers) -> None:
-    from core.reading.finetune import FinetuneOptions
+    from core.reading.finetune.options import FinetuneOptions
 
     d = FinetuneOptions()
     parser = subparsers.add_parser(
@@ -116,18 +116,15 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, out: Path, files) -> int:
     from core.model.checkpoints import CheckpointError
     from core.model.registry import ModelRegistry, RegistryError
-    from core.reading.finetune import (
-        FinetuneError,
-        FinetuneOptions,
-        format_comparison,
-        json_safe,
-        keep,
-        run_finetune,
-    )
+    from core.reading.finetune.comparison import format_comparison
+    from core.reading.finetune.options import FinetuneOptions
+    from core.reading.finetune.run import keep, run_finetune
+    from core.reading.finetune.split import FinetuneError
     from core.reading.library import Library, LibraryError
     from core.training.distributed import init_from_environment, shutdown
     from core.training.state import TrainingStateError
     from core.util.atomic import atomic_write_text
+    from core.util.json_safe import json_safe
 
     state_path, run_path = files.state, files.record
     parent_id = None

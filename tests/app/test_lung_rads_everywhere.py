@@ -9,13 +9,13 @@ import json
 
 from app.marker_store import MarkerStore
 from app.review import Review
-from app.worklist import summarise
 from core.imaging.open_study import open_study
 from core.model.inference import Predictor
 from core.nodule.labels import NoduleLabel
 from core.nodule.lungrads import nodule_category
 from core.nodule.markers import NoduleMarker
 from core.reading.session import Session, SessionStore
+from core.reading.worklist import summarise
 from main import main
 from tests.core.cli.test_batch import named_series, tiny_model
 

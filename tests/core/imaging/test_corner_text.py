@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.corner_text import person_name, study_date, what, who_and_when
+from core.imaging.corner_text import person_name, study_date, what, who_and_when
 from core.volume import VolumeMetadata
 
 META = VolumeMetadata(

@@ -1,0 +1,122 @@
+"""Opening a study in the main window: chosen in a dialog, dropped, from the recent files or the
+worklist, or the demo; catalogued and loaded in the background, then shown with its session restored
+and a nodule selected."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+from PySide6.QtWidgets import QFileDialog
+
+from core.dicom.catalogue import Catalogue, SeriesEntry, catalogue
+from core.dicom.errors import StudyLoadError
+from core.dicom.series import load_series
+from core.imaging.volume_files import is_volume_file, load_volume_file
+from core.nodule.markers import NoduleMarker
+from core.volume import CTVolume
+
+
+class StudyOpening:
+    """A ``MainWindow`` mixin: ``open_path``, ``open_demo``, ``load`` a series, and showing the result."""
+
+    def choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a DICOM folder")
+        if folder:
+            self.open_path(folder)
+
+    def choose_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open a study file")
+        if path:
+            self.open_path(path)
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        for path in self.settings.recent():
+            self.recent_menu.addAction(path, partial(self.open_path, path))
+        if not self.settings.recent():
+            self.recent_menu.addAction("(none yet)").setEnabled(False)
+
+    def open_path(self, path: str | Path) -> None:
+        """Catalogue ``path`` in the background, then load its largest CT series."""
+        self._demo_markers = None
+        self._opening = str(Path(path).resolve())
+        self.settings.add_recent(str(path))
+        if is_volume_file(path):
+            self._run(lambda progress, cancelled: load_volume_file(path), self._show_volume)
+        else:
+            self._run(lambda progress, cancelled: catalogue(path), self._show_catalogue)
+
+    def open_demo(self) -> None:
+        """Open the built-in demo study (generated on the very first run, about 10 s), with its
+        nodules ready-marked the first time it is opened."""
+        from core.phantom.demo import demo_markers, demo_study
+
+        def job(progress, cancelled):
+            folder = demo_study()
+            return catalogue(folder), demo_markers(folder)
+
+        def done(result) -> None:
+            found, self._demo_markers = result
+            self._opening = str(found.root or "")
+            self._show_catalogue(found)
+
+        self.statusBar().showMessage("Preparing the demo study (phantom CT with real LIDC nodules)...")
+        self._run(job, done)
+
+    def _show_catalogue(self, found: Catalogue) -> None:
+        self.tree.show_catalogue(found)
+        try:
+            series = found.find_series()
+        except StudyLoadError as exc:
+            self._idle(str(exc))
+            return
+        self.load(series)
+
+    def load(self, series: SeriesEntry) -> None:
+        self._run(partial(load_series, series.files, require_ct=True), self._show_volume)
+
+    def _show_volume(self, volume: CTVolume) -> None:
+        self.save_session()  # the study being left, with its own source
+        self.volume = volume
+        self.source = self._opening
+        self._claim(volume)
+        session = self._restore_session(volume)
+        self.review.set_study(
+            volume, dict(session.labels) if session else {}, session.results if session else {}, self.key
+        )
+        self.markers.reset(session.markers if session else self._initial_markers(volume))
+        self.panel.set_volume(volume)
+        self.workspace.set_volume(volume, session.view if session else None)
+        message = volume.summary()
+        if volume.warnings:
+            message += " | " + "; ".join(volume.warnings)
+        if session:
+            message += f" | session restored: {len(session.markers)} marker(s)"
+        if len(self.markers) and not self.review.analysis.current(self.markers.markers):
+            message += " | press Analyse (A) to rank the marked nodules"
+        if self.analyse_on_open:
+            self.review.analyse()
+        else:
+            self.review.analysis.preload()
+        self._open_on_nodule()
+        self._idle(message)
+
+    def _open_on_nodule(self) -> None:
+        """Open on a nodule, selected and centred: the one asked for (worklist), else the top-ranked,
+        else the first marker; an analysis that ends before the reader picks another moves to its top."""
+        requested, self._select_on_open = self.markers.get(self._select_on_open), ""
+        marker = requested or self.review.top_nodule()
+        self.review.provisional = "" if requested or marker is None else marker.id
+        if marker is not None:
+            self.markers.select(marker.id)
+            self.workspace.centre_on_mm(marker.centre_mm)
+
+    def _initial_markers(self, volume: CTVolume) -> list[NoduleMarker]:
+        markers, self._demo_markers = self._demo_markers or [], None
+        made = []
+        for n, item in enumerate(markers, start=1):
+            made.append(
+                NoduleMarker(f"demo-{n}", f"N{n}", tuple(item["centre_mm"]), float(item["diameter_mm"]))
+            )
+        return made
