@@ -2,7 +2,7 @@
 
 The report is built from what the window holds (the volume, the markers, the model's current results,
 the reader's labels, the lung locations and the model card) with ``core.report.content.build_report``
-and written by ``core.cli.report.write_report``, the writer the headless ``main.py report`` uses:
+and written by ``core.report.export.write_report``, the writer the headless ``main.py report`` uses:
 every file atomically, a failing format reported while the others are written. Existing files are
 never replaced without asking. "Anonymise" removes names, IDs, dates and descriptions and remaps
 every UID consistently within the export. "Preview" renders the PDF's first page with ``pdftoppm``
@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.cli.report import FORMATS, TITLES, Export, existing, unavailable, write_report
+from core.report.export import FORMATS, TITLES, Export, existing, unavailable, write_report
 
 READER_KEY = "reader/name"
 FOLDER_KEY = "export/folder"

@@ -25,8 +25,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from core.cli.train import ABLATIONS  # noqa: E402
 from core.model.patches import PatchConfig  # noqa: E402
+from core.training.ablations import ABLATIONS  # noqa: E402
 from core.training.data import DatasetSpec, cached_dataset  # noqa: E402
 from core.training.trainer import TrainConfig, train  # noqa: E402
 

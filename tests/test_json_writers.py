@@ -48,16 +48,3 @@ def test_the_check_finds_a_lenient_writer(tmp_path, monkeypatch):
     monkeypatch.setattr("tests.test_json_writers.REPO", tmp_path)
     (tmp_path / "m.py").write_text("import json\njson.dumps(1)\njson.dump(1, f, allow_nan=False)\n")
     assert json_writes_without_allow_nan_false(tmp_path) == ["m.py:2"]
-
-
-def test_undefined_metrics_become_null_in_cards_and_reports():
-    """A validation split with one class has no AUC: the card says null instead of failing to save."""
-    import numpy as np
-
-    from core.cli.train import _plain
-
-    assert _plain({"auc": float("nan"), "n": np.int64(3), "loss": [np.float32(0.5), float("inf")]}) == {
-        "auc": None,
-        "n": 3,
-        "loss": [0.5, None],
-    }

@@ -23,10 +23,11 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
-from core.cli.train import interrupted
+from core.cli.interrupted import interrupted
+from core.cli.options import add_device
+from core.cli.progress import Progress
 
 RUN_SCHEMA = "mtmr-reader/finetune-run/1"
 
@@ -58,9 +59,7 @@ def add_parser(subparsers) -> None:
         "--val-fraction", type=float, default=d.val_fraction, help="share of studies held out (at least one)"
     )
     parser.add_argument("--seed", type=int, default=d.seed, help="fixes the held-out studies and the batches")
-    parser.add_argument(
-        "--device", default=d.device, help="auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps"
-    )
+    add_device(parser, d.device)
     parser.add_argument("--out", help="folder for the run's state and report (default: user data /finetune)")
     parser.add_argument("--activate", action="store_true", help="activate the new model if it is not worse")
     parser.add_argument("--force", action="store_true", help="with --activate: activate it even if worse")
@@ -73,29 +72,14 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-class _Progress:
-    """A text progress bar on stderr: redrawn in place on a terminal, a line every few seconds else."""
-
-    def __init__(self) -> None:
-        self.tty = sys.stderr.isatty()
-        self.last = 0.0
-
-    def step(self, event: dict) -> None:
-        now = time.monotonic()
-        if now - self.last < (0.2 if self.tty else 5.0) and event["step"] != event["steps"]:
-            return
-        self.last = now
-        done = event["step"] / event["steps"]
-        bar = "#" * round(20 * done) + "." * (20 - round(20 * done))
-        text = (
-            f"epoch {event['epoch']} [{bar}] step {event['step']}/{event['steps']} "
-            f"loss {event['loss']['total']:.4f} eta {event['eta_s']:.0f}s"
-        )
-        print(("\r" + text) if self.tty else text, end="" if self.tty else "\n", file=sys.stderr, flush=True)
-
-    def clear(self) -> None:
-        if self.tty:
-            print("\r" + " " * 79 + "\r", end="", file=sys.stderr, flush=True)
+def _step_line(event: dict) -> str:
+    """A training step as the progress line shows it: epoch, bar, step, loss and time left."""
+    done = event["step"] / event["steps"]
+    bar = "#" * round(20 * done) + "." * (20 - round(20 * done))
+    return (
+        f"epoch {event['epoch']} [{bar}] step {event['step']}/{event['steps']} "
+        f"loss {event['loss']['total']:.4f} eta {event['eta_s']:.0f}s"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -170,7 +154,7 @@ def _run(args: argparse.Namespace, out: Path, files) -> int:
     )
     rank, _ = init_from_environment()
     registry, library = ModelRegistry(), Library()
-    progress, result = _Progress(), None
+    progress, result = Progress(), None
     try:
         for event in run_finetune(registry, library, options, state_path, parent_id=parent_id):
             kind = event["event"]
@@ -192,7 +176,7 @@ def _run(args: argparse.Namespace, out: Path, files) -> int:
             elif kind == "resumed":
                 print(f"continuing from {state_path} after epoch {event['epoch']}", flush=True)
             elif kind == "step":
-                progress.step(event)
+                progress.status(_step_line(event), always=event["step"] == event["steps"])
             elif kind == "epoch":
                 progress.clear()
                 v = event["val"]

@@ -6,14 +6,12 @@ import argparse
 import json
 import sys
 
-import numpy as np
-
 from core.dicom.catalogue import SCHEMA, Catalogue, catalogue
 from core.dicom.errors import StudyLoadError
 from core.dicom.series import load_series
 from core.imaging.volume_files import is_volume_file, load_volume_file
+from core.imaging.volume_summary import volume_summary
 from core.report.anonymise import anonymised_info, new_salt
-from core.volume import CTVolume
 
 
 def add_parser(subparsers) -> None:
@@ -25,21 +23,6 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--resample", action="store_true", help="regularise uneven slice spacing")
     parser.add_argument("--anonymise", action="store_true", help="leave out names, IDs and dates")
     parser.set_defaults(func=run)
-
-
-def volume_summary(volume: CTVolume) -> dict:
-    array = volume.array
-    return {
-        "shape_zyx": list(volume.shape),
-        "spacing_xyz_mm": [round(s, 4) for s in volume.spacing],
-        "origin_lps_mm": [round(o, 3) for o in volume.origin],
-        "direction": np.round(volume.direction, 6).tolist(),
-        "hu_min": int(array.min()),
-        "hu_max": int(array.max()),
-        "hu_mean": round(float(array.mean(dtype=np.float64)), 2),
-        "series_uid": volume.metadata.series_uid,
-        "warnings": list(volume.warnings),
-    }
 
 
 def run(args: argparse.Namespace) -> int:

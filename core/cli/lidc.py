@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from core.cli.options import add_device
+from core.cli.progress import Progress
 from core.lidc.annotations import LidcDataError
 from core.lidc.splits import SPLITS
 from core.util.json_safe import json_safe
@@ -93,9 +95,7 @@ def add_parser(subparsers) -> None:
         help="share of each fold's training patients for early stopping",
     )
     crossval.add_argument("--seed", type=int, default=0, help="fixes the folds and the initial weights")
-    crossval.add_argument(
-        "--device", default="auto", help="auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps"
-    )
+    add_device(crossval)
     crossval.add_argument("--out", metavar="PATH", help="results JSON (per fold, summary, predictions)")
     crossval.set_defaults(func=run_crossval)
 
@@ -143,18 +143,17 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _prepare_progress():
-    last = [0.0]
+def _prepare_progress(progress: Progress):
+    """The ``prepare`` callback: a skipped patient on its own line, ``patients done/total`` and the
+    time left as the status."""
     started = time.monotonic()
 
     def report(done: int, total: int, result) -> None:
         if result.status == "failed":
-            print(f"{result.patient_id}: skipped: {result.error}", file=sys.stderr, flush=True)
-        if time.monotonic() - last[0] > 5 or done == total:
-            last[0] = time.monotonic()
-            elapsed = time.monotonic() - started
-            eta = f", about {elapsed / done * (total - done) / 60:.0f} min left" if done < total else ""
-            print(f"patients {done}/{total}{eta}", file=sys.stderr, flush=True)
+            progress.say(f"{result.patient_id}: skipped: {result.error}")
+        elapsed = time.monotonic() - started
+        eta = f", about {elapsed / done * (total - done) / 60:.0f} min left" if done < total else ""
+        progress.status(f"patients {done}/{total}{eta}", done=done == total)
 
     return report
 
@@ -163,11 +162,8 @@ def run_prepare(args: argparse.Namespace) -> int:
     from core.model.patches import PatchConfig
     from core.training.lidc_cache import CacheError, prepare
 
-    print(
-        f"looking for CT series and readers' XML under {args.root} (headers only)",
-        file=sys.stderr,
-        flush=True,
-    )
+    progress = Progress()
+    progress.say(f"looking for CT series and readers' XML under {args.root} (headers only)")
     try:
         report = prepare(
             args.root,
@@ -176,7 +172,7 @@ def run_prepare(args: argparse.Namespace) -> int:
             min_diameter_mm=args.min_diameter,
             min_readers=args.min_readers,
             workers=args.workers,
-            progress=_prepare_progress(),
+            progress=_prepare_progress(progress),
         )
     except (CacheError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -229,14 +225,14 @@ def run_crossval(args: argparse.Namespace) -> int:
         device=args.device,
     )
 
+    shown = Progress()
+
     def progress(event: dict) -> None:
         if rank == 0 and event["event"] == "epoch":
             v = event["val"]
-            print(
+            shown.say(
                 f"fold {event['fold']}/{event['folds']} epoch {event['epoch']}/{event['epochs']} "
-                f"loss {event['loss']['total']:.4f} inner-val AUC {v['auc']:.3f}",
-                file=sys.stderr,
-                flush=True,
+                f"loss {event['loss']['total']:.4f} inner-val AUC {v['auc']:.3f}"
             )
 
     try:

@@ -6,6 +6,8 @@ import argparse
 import sys
 import time
 
+from core.cli.progress import Progress
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -44,8 +46,13 @@ def run(args: argparse.Namespace) -> int:
             noise=args.noise,
             size=args.size,
         )
-        say = lambda text: print(f"phantom: {text} ...", file=sys.stderr, flush=True)  # noqa: E731
-        out = write_phantom(args.out_dir, options, choose_nodules(load_nodules(), options), say)
+        progress = Progress()
+        out = write_phantom(
+            args.out_dir,
+            options,
+            choose_nodules(load_nodules(), options),
+            lambda text: progress.say(f"phantom: {text} ..."),
+        )
     except (ValueError, FileExistsError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -12,6 +12,8 @@ import json
 import sys
 from pathlib import Path
 
+from core.cli.options import add_device, add_model, add_series, model_path
+from core.cli.progress import Progress
 from core.util.json_safe import json_safe
 
 
@@ -19,11 +21,9 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("predict", help="malignancy ranking and attributes of marked nodules")
     parser.add_argument("study", help="study folder, DICOM file(s) or NIfTI/MHD/NRRD")
     parser.add_argument("--markers", required=True, help="markers.json (patient LPS mm; docs/markers.md)")
-    parser.add_argument("--model", help="checkpoint (default: the built-in demo model)")
-    parser.add_argument("--series", help="SeriesInstanceUID (default: the largest CT series)")
-    parser.add_argument(
-        "--device", default="auto", help="auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps"
-    )
+    add_model(parser)
+    add_series(parser)
+    add_device(parser)
     parser.add_argument("--out", required=True, help="results JSON to write (its folder must exist)")
     parser.set_defaults(func=run)
 
@@ -40,7 +40,6 @@ def run(args: argparse.Namespace) -> int:
     from core.imaging.open_study import open_study
     from core.model.checkpoints import CheckpointError
     from core.model.inference import Predictor
-    from core.model.store import default_model_path
     from core.util.atomic import atomic_write_text
 
     out = Path(args.out)
@@ -48,16 +47,15 @@ def run(args: argparse.Namespace) -> int:
     if problem:  # before any work, never after it
         print(f"error: {problem}", file=sys.stderr)
         return 2
+    progress = Progress()
     try:
         markers = read_markers(Path(args.markers))
         if not markers:
             raise ValueError(f"{args.markers}: no markers: nothing to predict")
-        print(f"predict: loading {args.study} ...", file=sys.stderr, flush=True)
+        progress.say(f"predict: loading {args.study} ...")
         volume, _ = open_study(args.study, args.series)
-        predictor = Predictor(Path(args.model) if args.model else default_model_path(), device=args.device)
-        print(
-            f"predict: {len(markers)} marker(s); model {predictor.description}", file=sys.stderr, flush=True
-        )
+        predictor = Predictor(model_path(args), device=args.device)
+        progress.say(f"predict: {len(markers)} marker(s); model {predictor.description}")
         results = predictor.predict(volume, markers)
     except (StudyLoadError, CheckpointError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -23,32 +23,25 @@ Exit codes: 0 every chosen format written; 1 at least one format failed (named o
 are written); 2 nothing written (arguments, an existing file, a study, markers file or model that
 cannot be used).
 
-``write_report`` is the one writer both this command and the app's Export dialog use.
+The writing itself is ``core.report.export.write_report``, the one writer this command and the app's
+Export dialog share; this module parses the arguments and prints.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
-import os
-import secrets
 import sys
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
-from functools import partial
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from core.report.content import StudyReport
-    from core.volume import CTVolume
+from core.cli.options import add_device, add_model, add_series, model_path
+from core.cli.progress import Progress
+from core.report.export import FORMATS, TITLES, existing, parse_formats, write_order, write_report
 
-FORMATS = ("sr", "pdf", "csv", "json")
-WRITE_ORDER = ("csv", "json", "sr", "pdf")  # cheap and sure first: a slow or failing SR/PDF comes last
-FILE_NAMES = {"sr": "report.dcm", "pdf": "report.pdf", "csv": "ranking.csv", "json": "report.json"}
-TITLES = {"sr": "DICOM SR", "pdf": "PDF", "csv": "CSV", "json": "JSON"}
-MODULES = {"sr": "core.report.sr", "pdf": "core.report.pdf"}
+if TYPE_CHECKING:
+    from core.volume import CTVolume
 
 
 def add_parser(subparsers) -> None:
@@ -57,11 +50,9 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("study", help="study folder, DICOM file(s) or NIfTI/MHD/NRRD")
     parser.add_argument("--markers", required=True, help="markers.json (patient LPS mm; docs/markers.md)")
-    parser.add_argument("--model", help="checkpoint (default: the built-in demo model)")
-    parser.add_argument("--series", help="SeriesInstanceUID (default: the largest CT series)")
-    parser.add_argument(
-        "--device", default="auto", help="auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps"
-    )
+    add_model(parser)
+    add_series(parser)
+    add_device(parser)
     parser.add_argument(
         "--format", default=",".join(FORMATS), help="comma-separated: sr,pdf,csv,json (default: all)"
     )
@@ -77,226 +68,6 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-# -- the writer shared with the app --------------------------------------------------------------------
-@dataclass(frozen=True)
-class Outcome:
-    """One format of one export: where it went and, when it failed, why ("" when written)."""
-
-    format: str
-    path: Path
-    error: str = ""
-
-    @property
-    def written(self) -> bool:
-        return not self.error
-
-    @property
-    def text(self) -> str:
-        if self.written:
-            return f"{TITLES[self.format]}: {self.path}"
-        return f"{TITLES[self.format]} not written ({self.path.name}): {self.error}"
-
-
-@dataclass(frozen=True)
-class Export:
-    """What ``write_report`` did: the report as written (anonymised if asked) and one outcome per format."""
-
-    report: StudyReport
-    outcomes: tuple[Outcome, ...] = field(default_factory=tuple)
-
-    @property
-    def written(self) -> list[Path]:
-        return [o.path for o in self.outcomes if o.written]
-
-    @property
-    def failed(self) -> list[Outcome]:
-        return [o for o in self.outcomes if not o.written]
-
-
-def parse_formats(text: str | Iterable[str]) -> tuple[str, ...]:
-    """``"csv,json"`` (or a list) as format names in ``FORMATS`` order; ValueError names a bad one."""
-    items = text.split(",") if isinstance(text, str) else list(text)
-    chosen = {item.strip().lower() for item in items if item.strip()}
-    unknown = sorted(chosen - set(FORMATS))
-    if unknown:
-        raise ValueError(f"unknown format {', '.join(unknown)} (choose from {','.join(FORMATS)})")
-    if not chosen:
-        raise ValueError(f"no format chosen (choose from {','.join(FORMATS)})")
-    return tuple(f for f in FORMATS if f in chosen)
-
-
-def targets(folder: str | Path, formats: Iterable[str]) -> dict[str, Path]:
-    """Format -> the file it is written to in ``folder``."""
-    return {fmt: Path(folder) / FILE_NAMES[fmt] for fmt in formats}
-
-
-def existing(folder: str | Path, formats: Iterable[str]) -> list[Path]:
-    """The files an export of ``formats`` into ``folder`` would replace."""
-    return [path for path in targets(folder, formats).values() if path.exists()]
-
-
-def unavailable(fmt: str) -> str:
-    """Why ``fmt`` cannot be written on this installation, or "" when it can."""
-    module = MODULES.get(fmt)
-    if module is None:
-        return ""
-    try:
-        found = importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        found = False
-    return "" if found else f"not available in this installation ({module} is missing)"
-
-
-def write_report(
-    report: StudyReport,
-    folder: str | Path,
-    formats: Sequence[str],
-    *,
-    volume: CTVolume | None = None,
-    source_files: Sequence[str | Path] = (),
-    anonymise: bool = False,
-    overwrite: bool = False,
-) -> Export:
-    """Write ``formats`` of ``report`` into ``folder`` (which must exist), each atomically; a failure
-    in one is recorded in its ``Outcome`` and the others are still written. An existing file is left
-    alone unless ``overwrite``. ``volume`` feeds the PDF's images, ``source_files`` (the series' DICOM
-    files) the SR's evidence. With ``anonymise`` the report and the volume's metadata are de-identified
-    and the SR's references to the CT instances remapped, all with one fresh salt, so their UIDs agree."""
-    from core.report.anonymise import anonymised, new_salt
-
-    folder = Path(folder)
-    formats = parse_formats(formats)
-    original, original_volume = report, volume
-    salt = new_salt() if anonymise else None
-    if salt is not None:
-        report = anonymised(report, salt)
-        if volume is not None:
-            volume = _anonymised_volume(volume, report)
-    paths = targets(folder, formats)
-    outcomes: list[Outcome] = []
-    for fmt in (f for f in WRITE_ORDER if f in formats):
-        path = paths[fmt]
-        if path.exists() and not overwrite:
-            outcomes.append(Outcome(fmt, path, "the file exists and was not overwritten"))
-            continue
-        reason = unavailable(fmt)
-        if not reason and fmt == "pdf" and volume is None:
-            reason = "needs the study's images"
-        if not reason and fmt == "sr" and not source_files:
-            reason = "needs the study's DICOM files (this study was not opened from DICOM)"
-        if reason:
-            outcomes.append(Outcome(fmt, path, reason))
-            continue
-        try:
-            if fmt == "csv":
-                from core.report.tables import write_csv
-
-                write_csv(report, path)
-            elif fmt == "json":
-                from core.report.tables import write_json
-
-                write_json(report, path)
-            elif fmt == "sr":
-                from core.report.sr import write_sr
-
-                sources = [Path(f) for f in source_files]
-                sr_report = report if salt is None else _with_source_uids(report, sources, salt)
-                _write_atomically(path, partial(write_sr, sr_report, sources))
-            else:
-                from core.report.pdf import write_pdf
-
-                _write_atomically(path, partial(write_pdf, report, volume))
-        except Exception as exc:  # one format must never stop the others
-            reason = str(exc) or exc.__class__.__name__
-            if not isinstance(exc, OSError | ValueError):
-                reason = f"{exc.__class__.__name__}: {reason}"
-            outcomes.append(Outcome(fmt, path, scrub(reason, original, original_volume)))
-            continue
-        outcomes.append(Outcome(fmt, path))
-    return Export(report, tuple(outcomes))
-
-
-def _write_atomically(path: Path, write: Callable[[Path], object]) -> None:
-    """Let ``write`` make a temporary file beside ``path`` (same suffix), then move it into place."""
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.{secrets.token_hex(4)}{path.suffix}")
-    try:
-        write(tmp)
-        if not tmp.is_file():
-            raise OSError("the writer produced no file")
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-
-
-def _anonymised_volume(volume: CTVolume, report: StudyReport) -> CTVolume:
-    """The volume with de-identified metadata whose UIDs are the anonymised report's."""
-    meta = volume.metadata
-    study = report.study
-    clean = replace(
-        meta.anonymised(),
-        patient_sex="",
-        study_uid=study.get("study_uid", ""),
-        series_uid=study.get("series_uid", ""),
-        frame_of_reference_uid=study.get("frame_of_reference_uid", ""),
-        study_date="",
-        study_description="",
-        series_description="",
-    )
-    return replace(volume, metadata=clean, source=None)
-
-
-def _with_source_uids(report: StudyReport, files: Sequence[Path], salt: bytes) -> StudyReport:
-    """The anonymised report with the series' instance UIDs added to its ``uid_map``, remapped with
-    the same salt as ``anonymise_dataset`` would: the SR's evidence references agree with
-    de-identified copies of the CT made with this salt."""
-    import pydicom
-
-    from core.report.anonymise import remap_uid
-
-    uid_map = dict(report.uid_map)
-    keywords = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "FrameOfReferenceUID")
-    for source in files:
-        ds = pydicom.dcmread(source, stop_before_pixels=True, specific_tags=list(keywords))
-        for keyword in keywords:
-            uid = str(ds.get(keyword, "") or "")
-            if uid:
-                uid_map.setdefault(uid, remap_uid(uid, salt))
-    return replace(report, uid_map=uid_map)
-
-
-def phi_values(report: StudyReport, volume: CTVolume | None = None) -> list[str]:
-    """The texts that identify the patient or the study in ``report`` and ``volume`` (for scrubbing)."""
-    values = [str(v) for v in report.patient.values() if v]
-    values += [
-        str(report.study.get(k) or "") for k in ("study_date", "study_description", "series_description")
-    ]
-    values.append(report.reader_name)
-    if volume is not None:
-        meta = volume.metadata
-        values += [meta.patient_name, meta.patient_id, meta.patient_birth_date, meta.study_date]
-        values += [meta.study_description, meta.series_description]
-    pieces = set()
-    for value in values:
-        value = value.strip()
-        if len(value) >= 3:
-            pieces.add(value)
-            pieces.update(part.strip() for part in value.split("^") if len(part.strip()) >= 3)
-    return sorted(pieces, key=len, reverse=True)
-
-
-def scrub(text: str, report: StudyReport, volume: CTVolume | None = None) -> str:
-    """``text`` with every identifying value of the report (and volume) replaced by ``***``."""
-    for value in phi_values(report, volume):
-        text = text.replace(value, "***")
-    return text
-
-
 # -- the command --------------------------------------------------------------------------------------
 def run(args: argparse.Namespace) -> int:
     from core.dicom.errors import StudyLoadError
@@ -304,11 +75,11 @@ def run(args: argparse.Namespace) -> int:
     from core.imaging.open_study import open_study
     from core.model.checkpoints import CheckpointError
     from core.model.inference import Predictor
-    from core.model.store import default_model_path
     from core.nodule.markers import check_inside, read_markers
     from core.report.content import build_report
 
     err = sys.stderr
+    progress = Progress(err)
     try:
         formats = parse_formats(args.format)
     except ValueError as exc:
@@ -328,20 +99,20 @@ def run(args: argparse.Namespace) -> int:
         markers = read_markers(Path(args.markers))
         if not markers:
             raise ValueError(f"{args.markers}: no markers: nothing to report")
-        print(f"report: loading {args.study} ...", file=err, flush=True)
+        progress.say(f"report: loading {args.study} ...")
         volume, found = open_study(args.study, args.series)
         for marker in markers:
             try:
                 check_inside(volume, marker.centre_mm)
             except ValueError as exc:
                 raise ValueError(f"{args.markers}: {marker.name or marker.id}: {exc}") from exc
-        predictor = Predictor(Path(args.model) if args.model else default_model_path(), device=args.device)
-        print(f"report: {len(markers)} marker(s); model {predictor.description}", file=err, flush=True)
+        predictor = Predictor(model_path(args), device=args.device)
+        progress.say(f"report: {len(markers)} marker(s); model {predictor.description}")
         results = predictor.predict(volume, [m.to_inference() for m in markers])
     except (StudyLoadError, CheckpointError, ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=err)
         return 2
-    labels = _session_labels(volume, markers, err)
+    labels = _session_labels(volume, markers, progress)
     lungs = LungMap(volume)
     locations = {}
     for marker in markers:
@@ -365,11 +136,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {out}: the folder cannot be made ({exc.strerror or exc})", file=err)
         return 2
 
-    print(
-        f"report: writing {', '.join(f for f in WRITE_ORDER if f in formats)} into {out} ...",
-        file=err,
-        flush=True,
-    )
+    progress.say(f"report: writing {', '.join(write_order(formats))} into {out} ...")
     done = write_report(
         report,
         out,
@@ -402,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _session_labels(volume: CTVolume, markers, err) -> dict:
+def _session_labels(volume: CTVolume, markers, progress: Progress) -> dict:
     """The reader's confirmed labels of these markers from the series' saved session, if any."""
     from core.reading.session import SessionCorrupt, SessionStore
     from core.reading.session_key import session_key
@@ -410,7 +177,7 @@ def _session_labels(volume: CTVolume, markers, err) -> dict:
     try:
         session = SessionStore().load(*session_key(volume))
     except SessionCorrupt as exc:
-        print(f"note: reader labels not used: {exc}", file=err)
+        progress.say(f"note: reader labels not used: {exc}")
         return {}
     except OSError:
         return {}
@@ -419,5 +186,5 @@ def _session_labels(volume: CTVolume, markers, err) -> dict:
     ids = {m.id for m in markers}
     labels = {k: v for k, v in session.labels.items() if k in ids}
     if labels:
-        print(f"report: {len(labels)} reader-confirmed label(s) from the saved session", file=err)
+        progress.say(f"report: {len(labels)} reader-confirmed label(s) from the saved session")
     return labels

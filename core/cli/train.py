@@ -22,23 +22,14 @@ import argparse
 import json
 import os
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
-from core.util.json_safe import json_safe
-
-ABLATIONS = {
-    "single-task": {"ranking": 0.0, "attributes": 0.0, "classification": 1.0},
-    "multi-task": {"ranking": 0.0},
-    "mtmr": {},
-}
-TRAINED_ON = (
-    "LIDC-IDRI nodule shapes and ratings rendered into phantom chest CT (research demo, not for clinical use)"
-)
-TRAINED_ON_CACHE = (
-    "LIDC-IDRI CT images and readers' ratings, train split (research use, not for clinical use)"
-)
+from core.cli.interrupted import interrupted
+from core.cli.options import add_device, add_model, model_path
+from core.cli.progress import Progress
+from core.training.ablations import ABLATIONS
+from core.training.card import plain_metrics, training_card
 
 
 def add_parsers(subparsers) -> None:
@@ -96,9 +87,7 @@ def add_parsers(subparsers) -> None:
         help="train on real LIDC-IDRI prepared by `lidc prepare` (its train patients; val selects) instead "
         "of phantoms; the cache's preprocessing replaces --patch-mode, --variants does not apply",
     )
-    train.add_argument(
-        "--device", default="auto", help="auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps"
-    )
+    add_device(train)
     train.add_argument("--deterministic", action="store_true", help="deterministic torch kernels (slower)")
     train.add_argument("--name", default="mtmr-compact", help="the model's name in its card")
     train.add_argument("--resume", help="start from this checkpoint's weights (the optimiser starts afresh)")
@@ -117,14 +106,12 @@ def add_parsers(subparsers) -> None:
         required=True,
         help="validation, or the reserved test split (final figures only)",
     )
-    evaluate.add_argument("--model", help="checkpoint (default: the built-in demo model)")
+    add_model(evaluate)
     evaluate.add_argument("--seed", type=int, default=1, help="fixes the phantom renderings")
     evaluate.add_argument("--slice-thickness", type=float, default=1.25, help="phantom slice thickness, mm")
     evaluate.add_argument("--pixel-spacing", type=float, default=0.7, help="phantom pixel spacing, mm")
     evaluate.add_argument("--noise", type=float, default=20.0, help="phantom noise standard deviation, HU")
-    evaluate.add_argument(
-        "--device", default="auto", help="auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps"
-    )
+    add_device(evaluate)
     evaluate.add_argument(
         "--data", metavar="CACHE", help="evaluate on a split of a `lidc prepare` cache instead of phantoms"
     )
@@ -134,12 +121,11 @@ def add_parsers(subparsers) -> None:
 
 
 def _progress(label: str):
-    last = [0.0]
+    """A ``(done, total)`` callback that shows ``label: done/total`` on stderr (``core.cli.progress``)."""
+    progress = Progress()
 
     def report(done: int, total: int) -> None:
-        if time.monotonic() - last[0] > 5 or done == total:
-            last[0] = time.monotonic()
-            print(f"{label}: {done}/{total}", file=sys.stderr, flush=True)
+        progress.status(f"{label}: {done}/{total}", done=done == total)
 
     return report
 
@@ -244,16 +230,12 @@ def run_train(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return interrupted(rank, state_path)
     if rank == 0 and result is not None:
-        card = {
-            "name": args.name,
-            "version": time.strftime("%Y%m%d"),
-            "trained_on": TRAINED_ON_CACHE if args.data else TRAINED_ON,
-            "intended_use": "research demo; not for clinical use",
-            "parent": None
-            if parent is None
-            else {"name": parent.get("name"), "weights_sha256": parent.get("weights_sha256")},
-            "preprocessing": patch.to_dict(),
-            "training": config.to_dict()
+        card = training_card(
+            name=args.name,
+            on_cache=bool(args.data),
+            parent=parent,
+            preprocessing=patch.to_dict(),
+            training=config.to_dict()
             | {
                 "ablation": args.ablation,
                 "world_size": world,
@@ -261,12 +243,12 @@ def run_train(args: argparse.Namespace) -> int:
                 "best_epoch": result["best_epoch"],
                 "seconds": round(result["seconds"]),
             },
-            "data": {
+            data={
                 "train": manifest(train_data, "train") | specs["train"],
                 "val": manifest(val_data, "val") | specs["val"],
             },
-            "metrics": {"val": _plain(result["val"]) | {"split": "val"}},
-        }
+            val_metrics=result["val"],
+        )
         save_checkpoint(Path(args.out), result["model"], card)
         state_path.unlink(missing_ok=True)  # the run is over: nothing left to continue
         print(f"wrote {args.out} (best epoch {result['best_epoch']}, val AUC {result['val']['auc']:.3f})")
@@ -285,37 +267,17 @@ def _cache_split(cache: str, split: str, patch=None):
     return cached, load_prepared(cache, split)
 
 
-def interrupted(rank: int, state_path: Path) -> int:
-    """Ctrl+C during training: say how to go on (rank 0 only), leave the process group, exit 130."""
-    from core.training.distributed import shutdown
-
-    if rank == 0:
-        print(
-            f"\ninterrupted: run the same command with --continue to go on from {state_path}"
-            if state_path.is_file()
-            else "\ninterrupted before the first epoch ended: nothing to continue",
-            file=sys.stderr,
-        )
-    shutdown()
-    return 130
-
-
-def _plain(metrics: dict) -> dict:
-    return json.loads(json.dumps(json_safe(metrics), default=float, allow_nan=False))
-
-
 def run_evaluate(args: argparse.Namespace) -> int:
     from core.lidc.table import load_nodules
     from core.model.checkpoints import CheckpointError, load_checkpoint, read_card
     from core.model.device import pick_device
     from core.model.patches import PatchConfig
-    from core.model.store import default_model_path
     from core.training.baselines import baselines
     from core.training.data import DatasetSpec, cached_dataset
     from core.training.metrics import youden_threshold
     from core.training.trainer import aggregate, nodule_metrics, slice_outputs
 
-    path = Path(args.model) if args.model else default_model_path()
+    path = model_path(args)
     try:
         card = read_card(path)
         device = pick_device(args.device)
@@ -374,8 +336,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         | {"path": str(path)},
         "split": args.split,
         **source,
-        "metrics": _plain(metrics),
-        "baselines": _plain(baseline_metrics) if baseline_metrics else None,
+        "metrics": plain_metrics(metrics),
+        "baselines": plain_metrics(baseline_metrics) if baseline_metrics else None,
     }
     tmp = Path(args.out).with_suffix(".tmp")
     tmp.write_text(json.dumps(report, indent=2, allow_nan=False))

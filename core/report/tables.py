@@ -3,7 +3,8 @@
 ``report_json(report)`` is the schema ``mtmr-reader/report/1`` documented in ``docs/report-json.md``;
 ``report_from_json`` reads it back into the same ``StudyReport``. ``report_csv_rows(report)`` gives one
 row per nodule, most suspicious first (unanalysed nodules last, with empty scores), with the columns
-of ``CSV_COLUMNS``. Both files are written atomically (``core.util.atomic``): UTF-8, ``\\n`` line ends.
+of ``CSV_COLUMNS`` (the cells it shares with ``main.py batch``'s ranking are built by
+``core.report.csv_rows``). Both files are written atomically (``core.util.atomic``): UTF-8, ``\\n`` line ends.
 
 Neither holds more about the patient than the report does: an anonymised report gives anonymised
 files. The CSV holds no patient data at all (studies are known by UID, as in ``main.py batch``).
@@ -11,8 +12,6 @@ files. The CSV holds no patient data at all (studies are known by UID, as in ``m
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 from collections.abc import Mapping
@@ -22,34 +21,35 @@ from typing import Any
 from core.nodule.meanings import TITLES, meaning
 from core.nodule.ratings import ATTRIBUTES, RATING_MAX
 from core.report.content import ModelIdentity, NoduleReport, StudyReport
+from core.report.csv_rows import (
+    LABEL_SOURCE_COLUMN,
+    LUNG_RADS_COLUMNS,
+    MARKER_COLUMNS,
+    MODEL_COLUMNS,
+    POSITION_COLUMNS,
+    READER_COLUMNS,
+    SCORE_COLUMNS,
+    STUDY_COLUMNS,
+    csv_text,
+    model_cells,
+    nodule_cells,
+)
 
 SCHEMA = "mtmr-reader/report/1"
 CSV_COLUMNS = (
     "rank",
-    "marker_id",
-    "marker_name",
-    "location",
+    *MARKER_COLUMNS,
     "slice",
-    "center_x_mm",
-    "center_y_mm",
-    "center_z_mm",
-    "diameter_mm",
-    "malignancy_probability",
-    "uncertainty",
-    *ATTRIBUTES,
-    "lung_rads",
-    "lung_rads_rule",
+    *POSITION_COLUMNS,
+    *SCORE_COLUMNS,
+    *LUNG_RADS_COLUMNS,
     "lung_rads_follow_up",
-    "reader_malignancy",
-    "reader_label",
+    *READER_COLUMNS,
     *(f"reader_{name}" for name in ATTRIBUTES),
-    "label_source",
+    LABEL_SOURCE_COLUMN,
     "tracking_uid",
-    "study_uid",
-    "series_uid",
-    "model_name",
-    "model_version",
-    "weights_sha256",
+    *STUDY_COLUMNS,
+    *MODEL_COLUMNS,
     "warnings",
 )
 
@@ -227,56 +227,26 @@ def report_csv_rows(report: StudyReport) -> list[dict]:
     model = report.model
     rows = []
     for nodule in report.nodules:
-        marker, result, label, rads = nodule.marker, nodule.result, nodule.reader, nodule.lung_rads
-        x, y, z = marker.centre_mm
+        result, label, rads = nodule.result, nodule.reader, nodule.lung_rads
         reader_attributes = dict(label.attributes) if label else {}
-        rows.append(
-            {
-                "rank": nodule.rank if result else None,
-                "marker_id": marker.id,
-                "marker_name": marker.name,
-                "location": nodule.location,
-                "slice": nodule.slice_number,
-                "center_x_mm": round(x, 2),
-                "center_y_mm": round(y, 2),
-                "center_z_mm": round(z, 2),
-                "diameter_mm": round(marker.diameter_mm, 2),
-                "malignancy_probability": _rounded(result.malignancy, 4) if result else None,
-                "uncertainty": _rounded(result.uncertainty, 4) if result else None,
-                **{name: _rounded(result.attributes.get(name), 3) if result else None for name in ATTRIBUTES},
-                "lung_rads": rads.category if rads else None,
-                "lung_rads_rule": rads.rule if rads else None,
-                "lung_rads_follow_up": rads.follow_up if rads else None,
-                "reader_malignancy": label.malignancy if label else None,
-                "reader_label": label.classification if label else None,
-                **{f"reader_{name}": reader_attributes.get(name) for name in ATTRIBUTES},
-                "label_source": label.source if label else None,
-                "tracking_uid": nodule.tracking_uid,
-                "study_uid": report.study.get("study_uid", ""),
-                "series_uid": report.study.get("series_uid", ""),
-                "model_name": model.name,
-                "model_version": model.version,
-                "weights_sha256": model.weights_sha256[:12],
-                "warnings": "; ".join(report.warnings) or None,
-            }
-        )
+        cells = nodule_cells(nodule.marker, nodule.location, result, rads, label) | {
+            "rank": nodule.rank if result else None,
+            "slice": nodule.slice_number,
+            "lung_rads_follow_up": rads.follow_up if rads else None,
+            **{f"reader_{name}": reader_attributes.get(name) for name in ATTRIBUTES},
+            "tracking_uid": nodule.tracking_uid,
+            "study_uid": report.study.get("study_uid", ""),
+            "series_uid": report.study.get("series_uid", ""),
+            **model_cells(model.name, model.version, model.weights_sha256),
+            "warnings": "; ".join(report.warnings) or None,
+        }
+        rows.append({key: cells[key] for key in CSV_COLUMNS})
     return rows
-
-
-def _rounded(value: float | None, digits: int) -> float | None:
-    if value is None or not math.isfinite(value):
-        return None
-    return round(float(value), digits)
 
 
 def report_csv_text(report: StudyReport) -> str:
     """The CSV file's text: a header row, then ``report_csv_rows`` (empty cells for ``None``)."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for row in report_csv_rows(report):
-        writer.writerow({key: "" if row[key] is None else row[key] for key in CSV_COLUMNS})
-    return buffer.getvalue()
+    return csv_text(CSV_COLUMNS, report_csv_rows(report))
 
 
 def write_csv(report: StudyReport, path: str | Path) -> None:

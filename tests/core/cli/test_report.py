@@ -14,7 +14,7 @@ import subprocess
 import pydicom
 import pytest
 
-import core.cli.report as cli_report
+import core.report.export as export
 import core.report.tables as tables
 from main import main
 from tests.dicom_factory import write_series
@@ -154,9 +154,9 @@ def test_a_failing_format_leaves_the_others(study, model, tmp_path, capsys, monk
 
 def test_unavailable_formats_are_named_and_the_rest_written(study, model, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(
-        cli_report, "unavailable", lambda fmt: "not available in this installation" if fmt == "sr" else ""
+        export, "unavailable", lambda fmt: "not available in this installation" if fmt == "sr" else ""
     )
-    monkeypatch.setattr(cli_report, "WRITE_ORDER", ("csv", "json", "sr"))  # leave the PDF out of it
+    monkeypatch.setattr(export, "WRITE_ORDER", ("csv", "json", "sr"))  # leave the PDF out of it
     out = tmp_path / "out"
     code = main(report(study, model, out, "--format", "sr,csv,json"))
     printed = capsys.readouterr()

@@ -1,0 +1,37 @@
+"""The command-line options several commands share, defined once: the model, the device, the series.
+
+``add_model``, ``add_device`` and ``add_series`` add the option to a command's parser with the same
+name, default and help everywhere; ``model_path(args)`` is the checkpoint ``--model`` names, else the
+built-in demo model.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+DEVICE_HELP = "auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps"
+
+
+def add_model(parser: argparse.ArgumentParser) -> None:
+    """``--model PATH``: the checkpoint to use (default: the built-in demo model)."""
+    parser.add_argument("--model", help="checkpoint (default: the built-in demo model)")
+
+
+def add_device(parser: argparse.ArgumentParser, default: str = "auto") -> None:
+    """``--device``: where torch runs (``core.model.device.pick_device``)."""
+    parser.add_argument("--device", default=default, help=DEVICE_HELP)
+
+
+def add_series(parser: argparse.ArgumentParser) -> None:
+    """``--series UID``: which series of the study (default: the largest CT series)."""
+    parser.add_argument("--series", help="SeriesInstanceUID (default: the largest CT series)")
+
+
+def model_path(args: argparse.Namespace) -> Path:
+    """The checkpoint ``--model`` names, else the built-in demo model's."""
+    if args.model:
+        return Path(args.model)
+    from core.model.store import default_model_path
+
+    return default_model_path()

@@ -1,0 +1,84 @@
+"""The columns and cells the two nodule tables share: the report's ``ranking.csv`` (``core.report.tables``)
+and the batch ranking of many studies (``core.report.batch_ranking``).
+
+A nodule's cells are worked out here once, so both tables round, name and leave empty the same way:
+``nodule_cells`` gives the marker, the model's scores, the Lung-RADS estimate and the reader's label;
+``model_cells`` the model's identity. Each table puts these columns in its own order, with its own
+extra columns (the report's slice and follow-up, the batch's study number and ranks), and writes
+them with ``csv_text``: a header row, then one row per nodule, an empty cell for ``None``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Mapping, Sequence
+
+from core.nodule.ratings import ATTRIBUTES
+
+MARKER_COLUMNS = ("marker_id", "marker_name", "location")
+POSITION_COLUMNS = ("center_x_mm", "center_y_mm", "center_z_mm", "diameter_mm")
+SCORE_COLUMNS = ("malignancy_probability", "uncertainty", *ATTRIBUTES)
+LUNG_RADS_COLUMNS = ("lung_rads", "lung_rads_rule")
+READER_COLUMNS = ("reader_malignancy", "reader_label")
+LABEL_SOURCE_COLUMN = "label_source"
+STUDY_COLUMNS = ("study_uid", "series_uid")
+MODEL_COLUMNS = ("model_name", "model_version", "weights_sha256")
+NODULE_COLUMNS = (
+    *MARKER_COLUMNS,
+    *POSITION_COLUMNS,
+    *SCORE_COLUMNS,
+    *LUNG_RADS_COLUMNS,
+    *READER_COLUMNS,
+    LABEL_SOURCE_COLUMN,
+)
+
+
+def rounded(value: float | None, digits: int) -> float | None:
+    """``value`` rounded to ``digits``; ``None`` when there is none or it is not finite."""
+    if value is None or not math.isfinite(value):
+        return None
+    return round(float(value), digits)
+
+
+def nodule_cells(marker, location: str, result=None, lung_rads=None, label=None) -> dict:
+    """The cells of ``NODULE_COLUMNS`` for one nodule: its marker (``NoduleMarker``) and lung
+    ``location``, the model's ``result`` (``NoduleResult``, or ``None`` when not analysed), its
+    Lung-RADS estimate (anything with ``category`` and ``rule``) and the reader's ``label``
+    (``NoduleLabel``). Probabilities have 4 decimals, attribute scores 3, millimetres 2."""
+    x, y, z = marker.centre_mm
+    return {
+        "marker_id": marker.id,
+        "marker_name": marker.name,
+        "location": location,
+        "center_x_mm": round(x, 2),
+        "center_y_mm": round(y, 2),
+        "center_z_mm": round(z, 2),
+        "diameter_mm": round(marker.diameter_mm, 2),
+        "malignancy_probability": rounded(result.malignancy, 4) if result else None,
+        "uncertainty": rounded(result.uncertainty, 4) if result else None,
+        **{name: rounded(result.attributes.get(name), 3) if result else None for name in ATTRIBUTES},
+        "lung_rads": lung_rads.category if lung_rads else None,
+        "lung_rads_rule": lung_rads.rule if lung_rads else None,
+        "reader_malignancy": label.malignancy if label else None,
+        "reader_label": label.classification if label else None,
+        "label_source": label.source if label else None,
+    }
+
+
+def model_cells(name: str, version: str, weights_sha256: str) -> dict:
+    """The cells of ``MODEL_COLUMNS``: the model's name, version and the first 12 hex digits of its
+    weights' hash."""
+    return {"model_name": name, "model_version": version, "weights_sha256": str(weights_sha256)[:12]}
+
+
+def csv_text(columns: Sequence[str], rows: Sequence[Mapping]) -> str:
+    """A CSV file's text: the header ``columns``, then the rows' cells in that order (``None`` empty),
+    ``\\n`` line ends."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: "" if row[key] is None else row[key] for key in columns})
+    return buffer.getvalue()
