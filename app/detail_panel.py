@@ -90,6 +90,9 @@ class _Scores(QWidget):
             self.words[name].setToolTip("" if value is None else describe(name, value))
 
 
+NOT_ANALYSED_NOTE = "Model input and its Grad-CAM map: shown once the nodule is analysed (press Analyse)."
+
+
 class _Patch(pg.GraphicsLayoutWidget):
     """A small fixed view of one image (no mouse interaction), with an optional circle; its title is
     a label above it (``titled``), never drawn over the image."""
@@ -234,6 +237,8 @@ class DetailPanel(QWidget):
         self.scores.show_result(result)
         self._form(result, label)
         self.cam.image.clear()
+        self.cam.circle.setVisible(False)
+        self.cam_note.setText(NOT_ANALYSED_NOTE if result is None else "")
 
     def _patches(self, volume: CTVolume, marker: NoduleMarker) -> None:
         voxel = volume.mm_to_voxel(np.asarray(marker.centre_mm, float))

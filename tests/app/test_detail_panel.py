@@ -113,3 +113,14 @@ def test_the_location_says_it_is_a_zone_not_a_lobe(shown):
     assert (
         "not a lobe" in table.item(0, 2).toolTip() and "not a lobe" in table.horizontalHeaderItem(2).toolTip()
     )
+
+
+@pytest.mark.parametrize("shown", [(1280, 800)], indirect=True)
+def test_a_nodule_not_yet_analysed_says_what_the_empty_model_input_will_show(shown):
+    _, panel = shown
+    panel.show_nodule(sphere_volume(6.0), NoduleMarker("m2", "N2", (0.0, 0.0, 0.0), 8.0), None, None, "")
+    assert "press Analyse" in panel.cam_note.text() and not panel.cam.circle.isVisible()
+    assert panel.cam.image.image is None  # the previous nodule's map is gone
+    result = NoduleResult("m2", 0.4, 0.05, dict(SCORES), rank=1)
+    panel.show_nodule(sphere_volume(6.0), NoduleMarker("m2", "N2", (0.0, 0.0, 0.0), 8.0), result, None, "")
+    assert panel.cam_note.text() == ""  # analysed: its map is on the way
