@@ -56,11 +56,12 @@ class Review(QObject):
     def set_study(
         self, volume: CTVolume, labels: dict[str, NoduleLabel], saved_results: dict, key: tuple[str, str]
     ) -> None:
+        """A new study; the window resets the marker store next, whose change refreshes the table and
+        the panel once (refreshing here too filled them twice while the window was held)."""
         self.volume, self.labels, self.lungs, self.key = volume, labels, None, key
         self.analysis.reset(saved_results)
         self._explained = {}
         self._start(lambda progress, cancelled: LungMap(volume), self._lungs_found)
-        self.refresh()
 
     def _lungs_found(self, lungs: LungMap) -> None:
         if self.volume is not None and lungs.volume is self.volume:

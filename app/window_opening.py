@@ -92,7 +92,8 @@ class StudyOpening:
         )
         self.markers.reset(session.markers if session else self._initial_markers(volume))
         self.panel.set_volume(volume)
-        QTimer.singleShot(0, lambda: self._show_views(volume, session))
+        # 1 ms, not 0: a zero timeout is a posted call, run before the pending paints and timers.
+        QTimer.singleShot(1, lambda: self._show_views(volume, session))
 
     def _show_views(self, volume: CTVolume, session) -> None:
         if self.volume is not volume:
@@ -101,7 +102,7 @@ class StudyOpening:
         marker = self._nodule_to_open_on()
         if marker is not None:
             self.workspace.centre_on_mm(marker.centre_mm)
-        QTimer.singleShot(0, lambda: self._show_ready(volume, session, marker))
+        QTimer.singleShot(1, lambda: self._show_ready(volume, session, marker))
 
     def _show_ready(self, volume: CTVolume, session, marker: NoduleMarker | None) -> None:
         if self.volume is not volume:
