@@ -54,6 +54,7 @@ class MainWindow(StudyOpening, BackgroundJobs, SessionKeeping, MarkerFiles, Wind
         self.source = ""  # the path the shown study was opened from (kept with its session)
         self._opening = ""  # the path being opened, until its volume is shown
         self._last_saved: tuple | None = None  # (key, session document) last written
+        self._showing = None  # the volume being shown, until its views and session are whole
         self.analyse_on_open = False  # python main.py --analyze
         self._select_on_open = ""  # a marker to select once the study is shown (from the worklist)
         self._worker: FunctionWorker | None = None

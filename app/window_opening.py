@@ -83,6 +83,7 @@ class StudyOpening:
         centred on the nodule to open on; that nodule's detail and the status line. The window stays
         busy until the last step."""
         self.save_session()  # the study being left, with its own source
+        self._showing = volume  # no saves until it is whole (the view would be the last study's)
         self.volume = volume
         self.source = self._opening
         self._claim(volume)
@@ -98,15 +99,14 @@ class StudyOpening:
     def _show_views(self, volume: CTVolume, session) -> None:
         if self.volume is not volume:
             return  # another study was shown meanwhile
-        self.workspace.set_volume(volume, session.view if session else None)
         marker = self._nodule_to_open_on()
-        if marker is not None:
-            self.workspace.centre_on_mm(marker.centre_mm)
+        self.workspace.set_volume(volume, session.view if session else None, marker and marker.centre_mm)
         QTimer.singleShot(1, lambda: self._show_ready(volume, session, marker))
 
     def _show_ready(self, volume: CTVolume, session, marker: NoduleMarker | None) -> None:
         if self.volume is not volume:
             return
+        self._showing = None
         if marker is not None:
             self.markers.select(marker.id)
         message = volume.summary()
@@ -120,6 +120,7 @@ class StudyOpening:
             self.review.analyse()
         else:
             self.review.analysis.preload()
+        self.save_session()
         self._idle(message)
 
     def _nodule_to_open_on(self) -> NoduleMarker | None:

@@ -37,7 +37,7 @@ class SessionKeeping:
             return None
 
     def save_session(self) -> None:
-        if self.volume is None or self.key is None or self.read_only:
+        if self.volume is None or self.key is None or self.read_only or self._showing is not None:
             return
         self._save_view.stop()
         session = Session(

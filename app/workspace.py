@@ -81,7 +81,9 @@ class Workspace(QWidget):
         self.set_layout(DEFAULT_LAYOUT)
 
     # -- volume --------------------------------------------------------------------------------------
-    def set_volume(self, volume: CTVolume, state: dict | None = None) -> None:
+    def set_volume(self, volume: CTVolume, state: dict | None = None, focus_mm=None) -> None:
+        """Show ``volume`` with a saved view ``state``; ``focus_mm``: a point to open on, centred in
+        every view (set before the first render, so the slices are cut once, not twice)."""
         self.cine.stop()
         self.volume = volume
         self.planes = {name: plane(volume, name) for name in VIEWS}
@@ -90,8 +92,13 @@ class Workspace(QWidget):
         for name, view in self.views.items():
             view.set_plane(self.planes[name])
         self._restore(state or {})
-        for view in self.views.values():
+        if focus_mm is not None:
+            size = np.array(volume.shape[::-1]) - 1
+            self.cursor = np.clip(volume.mm_to_voxel(np.asarray(focus_mm, float)), 0, size)
+        for name, view in self.views.items():
             view.reset_view()
+            if focus_mm is not None:
+                view.centre_on(*self.planes[name].to_screen(self.cursor)[:2])
         self.render_all()
         self._update_info()
         self._show_corners()

@@ -75,3 +75,20 @@ def test_a_saved_layout_equal_to_the_current_one_is_not_laid_out_again(window, m
     assert laid_out == [] and window.workspace.layout_name == state["layout"]
     window.workspace._restore({**state, "layout": "2x2"})
     assert laid_out == ["2x2"]
+
+
+def test_showing_a_study_writes_its_session_once_with_the_view_it_opened_on(window, qtbot, monkeypatch):
+    from core.nodule.markers import NoduleMarker
+
+    marker = NoduleMarker("m1", "N1", tuple(window.volume.voxel_to_mm([2.0, 3.0, 4.0])), 4.0)
+    window.markers.reset([marker])  # saved with the study
+    rendered, writes = [], []
+    real_render, real_save = window.workspace.render, window.sessions.save
+    monkeypatch.setattr(window.workspace, "render", lambda name: rendered.append(name) or real_render(name))
+    monkeypatch.setattr(window.sessions, "save", lambda session: writes.append(session) or real_save(session))
+    window.volume = None
+    window.open_path(window.source)
+    qtbot.waitUntil(lambda: window.volume is not None and not window.busy, timeout=30_000)
+    assert sorted(rendered) == ["axial", "coronal", "sagittal"]  # each slice cut once, on the nodule
+    assert len(writes) == 1  # not once half-shown (with the last study's view) and again
+    assert writes[0].view["cursor_mm"] == pytest.approx(list(marker.centre_mm), abs=0.5)
