@@ -78,6 +78,8 @@ class CTVolume:
         affine.flags.writeable = False
         object.__setattr__(self, "array", array)
         object.__setattr__(self, "affine", affine)
+        # mm_to_voxel runs for every marker at every slice change: invert once, not per call
+        object.__setattr__(self, "_from_mm", np.linalg.inv(affine[:3, :3]).T)
         object.__setattr__(self, "warnings", tuple(self.warnings))
 
     @property
@@ -113,7 +115,7 @@ class CTVolume:
     def mm_to_voxel(self, lps: np.ndarray) -> np.ndarray:
         """LPS mm ``(..., 3)`` to fractional voxel indices (x, y, z)."""
         lps = np.asarray(lps, dtype=np.float64)
-        return (lps - self.affine[:3, 3]) @ np.linalg.inv(self.affine[:3, :3]).T
+        return (lps - self.affine[:3, 3]) @ self._from_mm
 
     def contains_mm(self, lps: np.ndarray) -> bool:
         """Whether an LPS point lies inside the volume (voxel centres +/- half a voxel)."""
