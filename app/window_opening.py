@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QFileDialog
 from core.dicom.catalogue import Catalogue, SeriesEntry, catalogue
 from core.dicom.errors import StudyLoadError
 from core.dicom.series import load_series
+from core.imaging.mpr import VIEWS
 from core.imaging.volume_files import is_volume_file, load_volume_file
 from core.nodule.markers import NoduleMarker
 from core.volume import CTVolume
@@ -100,12 +101,26 @@ class StudyOpening:
         if self.volume is not volume:
             return  # another study was shown meanwhile
         marker = self._nodule_to_open_on()
-        self.workspace.set_volume(volume, session.view if session else None, marker and marker.centre_mm)
-        QTimer.singleShot(1, lambda: self._show_ready(volume, session, marker))
+        view = session.view if session else None
+        first = (view or {}).get("active")
+        first = first if first in VIEWS else self.workspace.active  # the view the reader works in
+        self.workspace.set_volume(volume, view, marker and marker.centre_mm, render_now=(first,))
+        later = [partial(self.workspace.render, name) for name in VIEWS if name != first]
+        self._step_by_step(volume, [*later, partial(self._show_ready, volume, session, marker)])
+
+    def _step_by_step(self, volume: CTVolume, steps: list) -> None:
+        """Each step in its own turn of the event loop, while ``volume`` is still the one shown."""
+        if not steps:
+            return
+
+        def run() -> None:
+            if self.volume is volume:
+                steps[0]()
+                self._step_by_step(volume, steps[1:])
+
+        QTimer.singleShot(1, run)
 
     def _show_ready(self, volume: CTVolume, session, marker: NoduleMarker | None) -> None:
-        if self.volume is not volume:
-            return
         self._showing = None
         if marker is not None:
             self.markers.select(marker.id)

@@ -7,6 +7,7 @@ repaints the axial image and moves the crosshair lines of the other two, nothing
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -81,9 +82,13 @@ class Workspace(QWidget):
         self.set_layout(DEFAULT_LAYOUT)
 
     # -- volume --------------------------------------------------------------------------------------
-    def set_volume(self, volume: CTVolume, state: dict | None = None, focus_mm=None) -> None:
+    def set_volume(
+        self, volume: CTVolume, state: dict | None = None, focus_mm=None, render_now: Sequence[str] = VIEWS
+    ) -> None:
         """Show ``volume`` with a saved view ``state``; ``focus_mm``: a point to open on, centred in
-        every view (set before the first render, so the slices are cut once, not twice)."""
+        every view (set before the first render, so the slices are cut once, not twice). Only the
+        views in ``render_now`` get their slice here (the others are left blank for the caller to
+        ``render`` in later turns of the event loop: three first paints in one turn held the window)."""
         self.cine.stop()
         self.volume = volume
         self.planes = {name: plane(volume, name) for name in VIEWS}
@@ -99,7 +104,13 @@ class Workspace(QWidget):
             view.reset_view()
             if focus_mm is not None:
                 view.centre_on(*self.planes[name].to_screen(self.cursor)[:2])
-        self.render_all()
+        for name in VIEWS:
+            if name in render_now:
+                self.render(name)
+            else:
+                self.views[name].image.clear()  # never the last study's slice under this one's overlays
+        self._crosshairs()
+        self.set_window(*self.window)
         self._update_info()
         self._show_corners()
 

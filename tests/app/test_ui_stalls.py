@@ -92,3 +92,14 @@ def test_showing_a_study_writes_its_session_once_with_the_view_it_opened_on(wind
     assert sorted(rendered) == ["axial", "coronal", "sagittal"]  # each slice cut once, on the nodule
     assert len(writes) == 1  # not once half-shown (with the last study's view) and again
     assert writes[0].view["cursor_mm"] == pytest.approx(list(marker.centre_mm), abs=0.5)
+
+
+def test_a_study_is_shown_one_view_per_turn_of_the_event_loop(window, monkeypatch):
+    rendered = []
+    real_render = window.workspace.render
+    monkeypatch.setattr(window.workspace, "render", lambda name: rendered.append(name) or real_render(name))
+    window.workspace.set_volume(window.volume, None, render_now=("axial",))
+    assert rendered == ["axial"]  # the others wait for their own turn, blank, never the last study's slice
+    assert window.workspace.views["coronal"].image.image is None
+    window.workspace.render("coronal")
+    assert window.workspace.views["coronal"].image.image is not None
