@@ -16,21 +16,10 @@ import pytest
 from core.model.registry import ModelRegistry
 from core.reading.library import Library
 from main import main
-from tests.core.reading.finetune.setup_helpers import everything, prepare
+from tests.core.reading.finetune.setup_helpers import everything, one_torch_thread, prepare  # noqa: F401 (autouse fixture)
 from tests.core.reading.test_library import snapshot
 
 REPO = Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: on a busy 2-core machine two threads wait on each other (100x slower)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -6,18 +6,7 @@ import pytest
 
 from core.reading.library import Library
 from tests.core.model.test_registry import make_registry
-from tests.core.reading.finetune.setup_helpers import prepare
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: on a busy 2-core machine two threads wait on each other (100x slower)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+from tests.core.reading.finetune.setup_helpers import one_torch_thread, prepare  # noqa: F401 (autouse fixture)
 
 
 @pytest.fixture

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import pytest
+
 from core.model.registry import ModelRegistry
 from core.reading.finetune.options import FinetuneOptions
 from core.reading.library import Library
@@ -12,6 +14,17 @@ from tests.core.model.test_registry import card, tiny_model
 from tests.core.reading.test_library import fill, snapshot
 
 FAST = FinetuneOptions(epochs=2, batch_size=8, device="cpu")
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One torch thread: on a busy 2-core machine two threads wait on each other (100x slower)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def sha(path: Path) -> str:
