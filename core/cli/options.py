@@ -2,7 +2,8 @@
 
 ``add_model``, ``add_device`` and ``add_series`` add the option to a command's parser with the same
 name, default and help everywhere; ``model_path(args)`` is the checkpoint ``--model`` names, else the
-built-in demo model.
+built-in demo model; ``positive_int`` is the argparse type of counts that must be at least 1 (epochs,
+batch size...), so that 0 or a negative number is refused at once with a usage message.
 """
 
 from __future__ import annotations
@@ -11,6 +12,17 @@ import argparse
 from pathlib import Path
 
 DEVICE_HELP = "auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps"
+
+
+def positive_int(text: str) -> int:
+    """An argparse ``type``: a whole number >= 1, else a usage error naming what was given."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
 
 
 def add_model(parser: argparse.ArgumentParser) -> None:

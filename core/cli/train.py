@@ -26,7 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from core.cli.interrupted import interrupted
-from core.cli.options import add_device, add_model, model_path
+from core.cli.options import add_device, add_model, model_path, positive_int
 from core.cli.progress import Progress
 from core.training.ablations import ABLATIONS
 from core.training.card import plain_metrics, training_card
@@ -40,9 +40,9 @@ def add_parsers(subparsers) -> None:
         help="checkpoint to write (.safetensors); until it is written, the run's state is kept after every "
         "epoch in OUT.state.safetensors (OUT's .safetensors suffix replaced, e.g. model.state.safetensors)",
     )
-    train.add_argument("--epochs", type=int, default=15, help="most epochs to train")
-    train.add_argument("--step-size", type=int, default=10, help="epochs between learning-rate drops (x0.1)")
-    train.add_argument("--batch-size", type=int, default=64, help="nodule slices per step")
+    train.add_argument("--epochs", type=positive_int, default=15, help="most epochs to train")
+    train.add_argument("--step-size", type=positive_int, default=10, help="epochs between learning-rate drops (x0.1)")
+    train.add_argument("--batch-size", type=positive_int, default=64, help="nodule slices per step")
     train.add_argument("--lr", type=float, default=3e-3, help="initial learning rate (Adam)")
     train.add_argument("--variants", type=int, default=2, help="jittered renderings per training nodule")
     train.add_argument(
