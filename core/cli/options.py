@@ -3,7 +3,8 @@
 ``add_model``, ``add_device`` and ``add_series`` add the option to a command's parser with the same
 name, default and help everywhere; ``model_path(args)`` is the checkpoint ``--model`` names, else the
 built-in demo model; ``positive_int`` is the argparse type of counts that must be at least 1 (epochs,
-batch size...), so that 0 or a negative number is refused at once with a usage message.
+batch size...), so that 0 or a negative number is refused at once with a usage message;
+``output_problem(out)`` says why a file named by ``--out`` could not be written, checked before any work.
 """
 
 from __future__ import annotations
@@ -47,3 +48,14 @@ def model_path(args: argparse.Namespace) -> Path:
     from core.model.store import default_model_path
 
     return default_model_path()
+
+
+def output_problem(out: Path, example: str = "results.json") -> str:
+    """Why the file ``out`` cannot be written (it is a folder, or its folder is missing), or "".
+    Every command checks its output this way before any work, never only after it."""
+    out = Path(out)
+    if out.is_dir():
+        return f"{out}: is a folder; --out takes a file name such as {out / example}"
+    if not out.parent.is_dir():
+        return f"{out}: its folder {out.parent} does not exist (make it first)"
+    return ""

@@ -26,7 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from core.cli.interrupted import interrupted
-from core.cli.options import add_device, add_model, model_path, positive_int
+from core.cli.options import add_device, add_model, model_path, output_problem, positive_int
 from core.cli.progress import Progress
 from core.training.ablations import ABLATIONS
 from core.training.card import plain_metrics, training_card
@@ -141,6 +141,10 @@ def run_train(args: argparse.Namespace) -> int:
     from core.training.trainer import TrainConfig, init_attribute_bias, manifest, train
     from models.mtmr import MTMRNet, MTMRNetConfig
 
+    problem = output_problem(Path(args.out), "model.safetensors")
+    if problem:  # before the data is rendered and the model trained, never after
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     state_path = state_path_for(args.out)
     if args.continue_run and not state_path.is_file():
         print(f"error: nothing to continue: no training state at {state_path}", file=sys.stderr)
@@ -277,6 +281,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from core.training.metrics import youden_threshold
     from core.training.trainer import aggregate, nodule_metrics, slice_outputs
 
+    problem = output_problem(Path(args.out), "metrics.json")
+    if problem:  # before the data is rendered and the model evaluated, never after
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     path = model_path(args)
     try:
         card = read_card(path)
