@@ -1,7 +1,7 @@
-"""Review of issues 15/16/21: ``--out`` is checked before any work. ``train`` and ``evaluate`` rendered
-the data and trained or evaluated, then died with a traceback on a missing folder (``train --out DIR``,
-a folder, failed only when the finished model was saved); ``batch --out FOLDER`` analysed every study
-and then could not write."""
+"""Review of issues 15/16/21: ``--out`` is checked before any work. ``evaluate`` rendered the data and
+evaluated, then died with a traceback on a missing folder or a folder; ``train --out FOLDER`` trained
+every epoch and failed only when the finished model was saved; ``batch --out FOLDER`` analysed every
+study and then could not write."""
 
 from __future__ import annotations
 
@@ -20,12 +20,21 @@ def no_work(monkeypatch):
 
 
 @pytest.mark.parametrize("command", [["train"], ["evaluate", "--split", "val"]])
-@pytest.mark.parametrize("where", ["missing-folder", "a-folder"])
-def test_train_and_evaluate_check_out_first(command, where, tmp_path, no_work, capsys):
-    out = tmp_path / "missing" / "m.safetensors" if where == "missing-folder" else tmp_path
-    assert main([*command, "--out", str(out)]) == 2
-    err = capsys.readouterr().err
-    assert ("does not exist" if where == "missing-folder" else "is a folder") in err
+def test_train_and_evaluate_refuse_a_folder_as_out_first(command, tmp_path, no_work, capsys):
+    assert main([*command, "--out", str(tmp_path)]) == 2
+    assert "is a folder; --out takes a file name such as" in capsys.readouterr().err
+
+
+def test_evaluate_refuses_a_missing_folder_first(tmp_path, no_work, capsys):
+    out = tmp_path / "missing" / "metrics.json"
+    assert main(["evaluate", "--split", "val", "--out", str(out)]) == 2
+    assert "does not exist (make it first)" in capsys.readouterr().err
+
+
+def test_train_still_makes_the_folder_of_out(tmp_path, no_work):
+    """train writes its state (and so the folder) itself: a missing folder is no reason to refuse."""
+    with pytest.raises(AssertionError, match="rendered"):
+        main(["train", "--out", str(tmp_path / "new" / "m.safetensors")])
 
 
 def test_batch_refuses_a_folder_as_out_before_analysing(tmp_path, capsys):

@@ -50,12 +50,13 @@ def model_path(args: argparse.Namespace) -> Path:
     return default_model_path()
 
 
-def output_problem(out: Path, example: str = "results.json") -> str:
-    """Why the file ``out`` cannot be written (it is a folder, or its folder is missing), or "".
-    Every command checks its output this way before any work, never only after it."""
+def output_problem(out: Path, example: str = "results.json", makes_folder: bool = False) -> str:
+    """Why the file ``out`` cannot be written (it is a folder, or its folder is missing where the command
+    does not make it: ``makes_folder``), or "". Every command checks its output this way before any
+    work, never only after it."""
     out = Path(out)
     if out.is_dir():
         return f"{out}: is a folder; --out takes a file name such as {out / example}"
-    if not out.parent.is_dir():
+    if not makes_folder and not out.parent.is_dir():
         return f"{out}: its folder {out.parent} does not exist (make it first)"
     return ""

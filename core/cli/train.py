@@ -141,7 +141,7 @@ def run_train(args: argparse.Namespace) -> int:
     from core.training.trainer import TrainConfig, init_attribute_bias, manifest, train
     from models.mtmr import MTMRNet, MTMRNetConfig
 
-    problem = output_problem(Path(args.out), "model.safetensors")
+    problem = output_problem(Path(args.out), "model.safetensors", makes_folder=True)  # as the state does
     if problem:  # before the data is rendered and the model trained, never after
         print(f"error: {problem}", file=sys.stderr)
         return 2
