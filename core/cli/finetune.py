@@ -54,7 +54,9 @@ def add_parser(subparsers) -> None:
         "--trunk-lr-factor", type=float, default=d.trunk_lr_factor, help="trunk learning rate / head rate"
     )
     parser.add_argument("--freeze-trunk", action="store_true", help="train the heads only")
-    parser.add_argument("--batch-size", type=positive_int, default=d.batch_size, help="nodule slices per step")
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=d.batch_size, help="nodule slices per step"
+    )
     parser.add_argument(
         "--val-fraction", type=float, default=d.val_fraction, help="share of studies held out (at least one)"
     )

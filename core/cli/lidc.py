@@ -74,7 +74,9 @@ def add_parser(subparsers) -> None:
 
     crossval = commands.add_parser("crossval", help="k-fold cross-validation by patient on a prepared cache")
     crossval.add_argument("cache", metavar="CACHE", help="a folder written by `lidc prepare`")
-    crossval.add_argument("--folds", type=positive_int, default=5, metavar="K", help="folds, split by patient")
+    crossval.add_argument(
+        "--folds", type=positive_int, default=5, metavar="K", help="folds, split by patient"
+    )
     crossval.add_argument(
         "--splits",
         nargs="+",

@@ -80,4 +80,3 @@ def run(args: argparse.Namespace) -> int:
         print(f"{r.rank}. {r.id}: malignancy {r.malignancy:.2f} +/- {r.uncertainty:.2f}")
     print(f"model: {predictor.description}")
     return code
-

@@ -41,7 +41,9 @@ def add_parsers(subparsers) -> None:
         "epoch in OUT.state.safetensors (OUT's .safetensors suffix replaced, e.g. model.state.safetensors)",
     )
     train.add_argument("--epochs", type=positive_int, default=15, help="most epochs to train")
-    train.add_argument("--step-size", type=positive_int, default=10, help="epochs between learning-rate drops (x0.1)")
+    train.add_argument(
+        "--step-size", type=positive_int, default=10, help="epochs between learning-rate drops (x0.1)"
+    )
     train.add_argument("--batch-size", type=positive_int, default=64, help="nodule slices per step")
     train.add_argument("--lr", type=float, default=3e-3, help="initial learning rate (Adam)")
     train.add_argument("--variants", type=int, default=2, help="jittered renderings per training nodule")
