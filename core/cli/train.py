@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -349,9 +348,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
         "metrics": plain_metrics(metrics),
         "baselines": plain_metrics(baseline_metrics) if baseline_metrics else None,
     }
-    tmp = Path(args.out).with_suffix(".tmp")
-    tmp.write_text(json.dumps(report, indent=2, allow_nan=False))
-    os.replace(tmp, args.out)
+    from core.util.atomic import atomic_write_text
+
+    # not OUT with a .tmp suffix: that replaced a reader's own metrics.tmp beside metrics.json
+    atomic_write_text(Path(args.out), json.dumps(report, indent=2, allow_nan=False))
     if args.record:
         from core.model.checkpoints import save_checkpoint
 
