@@ -44,3 +44,21 @@ def test_batch_refuses_a_folder_as_out_before_analysing(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "is a folder; --out takes a file name such as" in captured.err
     assert "reading the headers" not in captured.err
+
+
+@pytest.mark.parametrize(
+    "option, value, message",
+    [
+        ("--slice-thickness", "0", "slice thickness must be 0.625-3 mm"),
+        ("--noise", "nan", "noise must be >= 0 HU"),
+        ("--pixel-spacing", "-1", "pixel spacing must be 0.5-1.0 mm"),
+    ],
+)
+def test_evaluate_refuses_phantom_options_out_of_range_first(
+    option, value, message, tmp_path, no_work, capsys
+):
+    """Review: these were tracebacks (ZeroDivisionError; ValueError from the cache key's JSON; the
+    renderer's ValueError), the first two after the model was loaded."""
+    out = tmp_path / "metrics.json"
+    assert main(["evaluate", "--split", "val", "--out", str(out), option, value]) == 2
+    assert message in capsys.readouterr().err

@@ -283,6 +283,15 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from core.training.trainer import aggregate, nodule_metrics, slice_outputs
 
     problem = output_problem(Path(args.out), "metrics.json")
+    if not problem and not args.data:  # the phantom's ranges: 0 mm was a ZeroDivisionError traceback
+        from core.phantom.study import PhantomOptions
+
+        try:
+            PhantomOptions(
+                pixel_spacing=args.pixel_spacing, slice_thickness=args.slice_thickness, noise=args.noise
+            )
+        except ValueError as exc:
+            problem = str(exc)
     if problem:  # before the data is rendered and the model evaluated, never after
         print(f"error: {problem}", file=sys.stderr)
         return 2
