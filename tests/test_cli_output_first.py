@@ -62,3 +62,10 @@ def test_evaluate_refuses_phantom_options_out_of_range_first(
     out = tmp_path / "metrics.json"
     assert main(["evaluate", "--split", "val", "--out", str(out), option, value]) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option, value", [("--fov-mm", "0"), ("--fov-mm", "nan"), ("--neighbours", "-1")])
+def test_train_refuses_a_patch_option_out_of_range_as_a_message(option, value, tmp_path, no_work, capsys):
+    """Review: PatchConfig's ValueError was a traceback."""
+    assert main(["train", "--out", str(tmp_path / "m.safetensors"), option, value]) == 2
+    assert capsys.readouterr().err.startswith("error: ")

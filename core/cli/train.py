@@ -159,13 +159,17 @@ def run_train(args: argparse.Namespace) -> int:
         return 2
     torch.manual_seed(args.seed)
     # 3 slices: the CPU inference budget
-    patch = PatchConfig(
-        mode=args.patch_mode,
-        fov_mm=args.fov_mm,
-        max_slices=3,
-        channels=3 if args.neighbours > 0 else 1,
-        neighbour_fraction=args.neighbours,
-    )
+    try:  # --fov-mm 0 or --neighbours -1 were ValueError tracebacks
+        patch = PatchConfig(
+            mode=args.patch_mode,
+            fov_mm=args.fov_mm,
+            max_slices=3,
+            channels=3 if args.neighbours > 0 else 1,
+            neighbour_fraction=args.neighbours,
+        )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     model, parent = None, None
     if args.resume:  # continue from its weights, with its preprocessing
         from core.model.checkpoints import CheckpointError, load_checkpoint
