@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 from PySide6.QtCore import QSettings
 
@@ -70,6 +71,8 @@ class Settings:
         try:
             data = json.loads(raw) if raw else {}
             presets = {str(k): (float(v[0]), float(v[1])) for k, v in data.items()}
+            # json reads NaN and 1e999 (infinity): such a preset would stop every session save
+            presets = {k: v for k, v in presets.items() if all(math.isfinite(x) for x in v)}
         except (ValueError, TypeError, IndexError, AttributeError):
             presets = {}
         return presets or dict(DEFAULT_PRESETS)

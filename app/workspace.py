@@ -7,6 +7,7 @@ repaints the axial image and moves the crosshair lines of the other two, nothing
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -130,10 +131,13 @@ class Workspace(QWidget):
             if "cursor_mm" in state and self.volume.contains_mm(np.array(state["cursor_mm"], float)):
                 self.cursor = self.volume.mm_to_voxel(np.array(state["cursor_mm"], float))
             if "window" in state:
-                width, level = (float(v) for v in state["window"])
+                width, level = _finite(*state["window"])
                 self.window = (max(width, MIN_WIDTH), level)
-            self.slab_mm = float(state.get("slab_mm", 0.0))
-            self.slab_thickness = float(state.get("slab_thickness", self.slab_thickness))
+            # 1e999 reads back as infinity, which no save can write (allow_nan=False): every later
+            # save of this series would fail and its markers go unsaved
+            self.slab_mm, self.slab_thickness = _finite(
+                state.get("slab_mm", 0.0), state.get("slab_thickness", self.slab_thickness)
+            )
             if state.get("active") in VIEWS:
                 self.active = state["active"]
             layout = state.get("layout")
@@ -283,6 +287,8 @@ class Workspace(QWidget):
 
     # -- window / level, slab, cine --------------------------------------------------------------------
     def set_window(self, width: float, level: float) -> None:
+        if not (math.isfinite(width) and math.isfinite(level)):
+            return  # a hand-edited preset: a NaN window would make every session save fail
         self.window = (max(float(width), MIN_WIDTH), float(level))
         text = f"W {self.window[0]:.0f}  L {self.window[1]:.0f}" + ("  inverted" if self.inverted else "")
         for view in self.views.values():
@@ -429,3 +435,11 @@ class Workspace(QWidget):
             f"{sx:.2f} x {sy:.2f} x {sz:.2f} mm<br>{meta.manufacturer} {meta.convolution_kernel}<br><br>"
             f"Press F1 for the keys and mouse."
         )
+
+
+def _finite(*values) -> tuple[float, ...]:
+    """The values as floats; ValueError when one is NaN or infinite (a damaged view state)."""
+    numbers = tuple(float(v) for v in values)
+    if not all(math.isfinite(v) for v in numbers):
+        raise ValueError("not finite")
+    return numbers

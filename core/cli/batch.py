@@ -20,7 +20,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from core.cli.options import add_device, add_model, model_path
+from core.cli.options import add_device, add_model, model_path, output_problem
 from core.cli.progress import Progress, bar
 from core.reading.batch_plan import Job, plan
 from core.report.batch_ranking import analyse, rank, write_csv, write_json
@@ -49,9 +49,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {root}: not a folder", file=err)
         return 2
     outputs = [Path(args.out)] + ([Path(args.json)] if args.json else [])
-    for out in outputs:
-        if not out.parent.is_dir():
-            print(f"error: {out}: its folder {out.parent} does not exist", file=err)
+    for out, example in zip(outputs, ("ranking.csv", "ranking.json"), strict=False):
+        problem = output_problem(out, example)
+        if problem:  # before any study is analysed, never after
+            print(f"error: {problem}", file=err)
             return 2
     try:
         predictor = Predictor(model_path(args), device=args.device)

@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 
 from core.cli.interrupted import interrupted
-from core.cli.options import add_device
+from core.cli.options import add_device, positive_int
 from core.cli.progress import Progress
 
 RUN_SCHEMA = "mtmr-reader/finetune-run/1"
@@ -48,13 +48,15 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--with-phantoms", action="store_true", help="mix in the phantom train split (keeps what it knew)"
     )
-    parser.add_argument("--epochs", type=int, default=d.epochs, help="epochs to train")
+    parser.add_argument("--epochs", type=positive_int, default=d.epochs, help="epochs to train")
     parser.add_argument("--lr", type=float, default=d.lr, help="learning rate of the heads")
     parser.add_argument(
         "--trunk-lr-factor", type=float, default=d.trunk_lr_factor, help="trunk learning rate / head rate"
     )
     parser.add_argument("--freeze-trunk", action="store_true", help="train the heads only")
-    parser.add_argument("--batch-size", type=int, default=d.batch_size, help="nodule slices per step")
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=d.batch_size, help="nodule slices per step"
+    )
     parser.add_argument(
         "--val-fraction", type=float, default=d.val_fraction, help="share of studies held out (at least one)"
     )

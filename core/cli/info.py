@@ -71,6 +71,9 @@ def print_text(report: dict) -> None:
                 )
                 for problem in s["problems"]:
                     print(f"      ! {problem}")
+    if not report["patients"] and not report["skipped"] and not report.get("volume"):
+        where = f" under {report['root']}" if report.get("root") else ""  # anonymised: no path
+        print(f"No DICOM files found{where}")  # silence looked like a hang or a crash
     if report["skipped"]:
         print(f"Skipped {len(report['skipped'])} file(s):")
         for item in report["skipped"]:

@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from core.cli.options import add_device
+from core.cli.options import add_device, positive_int
 from core.cli.progress import Progress
 from core.lidc.annotations import LidcDataError
 from core.lidc.splits import SPLITS
@@ -45,7 +45,7 @@ def add_parser(subparsers) -> None:
     export.add_argument("--out", metavar="PATH", required=True, help="JSON file to write")
     export.add_argument("--split", choices=SPLITS, help="one patient split only (default: all)")
     export.add_argument(
-        "--min-readers", type=_positive, default=1, metavar="N", help="nodules marked by >= N readers"
+        "--min-readers", type=positive_int, default=1, metavar="N", help="nodules marked by >= N readers"
     )
     export.set_defaults(func=run_export)
 
@@ -59,22 +59,24 @@ def add_parser(subparsers) -> None:
         help="fixed-fov: 48 mm squares; paper: 1.25x the nodule",
     )
     prepare.add_argument(
-        "--max-slices", type=_positive, default=3, metavar="N", help="axial slices per nodule (default 3)"
+        "--max-slices", type=positive_int, default=3, metavar="N", help="axial slices per nodule (default 3)"
     )
     prepare.add_argument(
-        "--min-readers", type=_positive, default=1, metavar="N", help="nodules marked by >= N readers"
+        "--min-readers", type=positive_int, default=1, metavar="N", help="nodules marked by >= N readers"
     )
     prepare.add_argument(
         "--min-diameter", type=float, default=3.0, metavar="MM", help="nodules >= MM (default 3, the paper)"
     )
     prepare.add_argument(
-        "--workers", type=_positive, metavar="N", help="patients in parallel (default min(4, CPU cores))"
+        "--workers", type=positive_int, metavar="N", help="patients in parallel (default min(4, CPU cores))"
     )
     prepare.set_defaults(func=run_prepare)
 
     crossval = commands.add_parser("crossval", help="k-fold cross-validation by patient on a prepared cache")
     crossval.add_argument("cache", metavar="CACHE", help="a folder written by `lidc prepare`")
-    crossval.add_argument("--folds", type=_positive, default=5, metavar="K", help="folds, split by patient")
+    crossval.add_argument(
+        "--folds", type=positive_int, default=5, metavar="K", help="folds, split by patient"
+    )
     crossval.add_argument(
         "--splits",
         nargs="+",
@@ -83,10 +85,10 @@ def add_parser(subparsers) -> None:
         help="patient splits to cross-validate on (default: train val; the reserved test split only "
         "when named, and then it is no longer untouched)",
     )
-    crossval.add_argument("--epochs", type=_positive, default=30, help="most epochs per fold (default 30)")
+    crossval.add_argument("--epochs", type=positive_int, default=30, help="most epochs per fold (default 30)")
     crossval.add_argument("--patience", type=int, default=8, help="epochs without a better inner-val AUC")
-    crossval.add_argument("--step-size", type=_positive, default=20, help="epochs between lr drops (x0.1)")
-    crossval.add_argument("--batch-size", type=_positive, default=64, help="nodule slices per step")
+    crossval.add_argument("--step-size", type=positive_int, default=20, help="epochs between lr drops (x0.1)")
+    crossval.add_argument("--batch-size", type=positive_int, default=64, help="nodule slices per step")
     crossval.add_argument("--lr", type=float, default=3e-3, help="initial learning rate (Adam)")
     crossval.add_argument(
         "--inner-val",
@@ -98,16 +100,6 @@ def add_parser(subparsers) -> None:
     add_device(crossval)
     crossval.add_argument("--out", metavar="PATH", help="results JSON (per fold, summary, predictions)")
     crossval.set_defaults(func=run_crossval)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return value
 
 
 def run_build(args: argparse.Namespace) -> int:

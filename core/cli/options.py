@@ -2,7 +2,9 @@
 
 ``add_model``, ``add_device`` and ``add_series`` add the option to a command's parser with the same
 name, default and help everywhere; ``model_path(args)`` is the checkpoint ``--model`` names, else the
-built-in demo model.
+built-in demo model; ``positive_int`` is the argparse type of counts that must be at least 1 (epochs,
+batch size...), so that 0 or a negative number is refused at once with a usage message;
+``output_problem(out)`` says why a file named by ``--out`` could not be written, checked before any work.
 """
 
 from __future__ import annotations
@@ -11,6 +13,17 @@ import argparse
 from pathlib import Path
 
 DEVICE_HELP = "auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps"
+
+
+def positive_int(text: str) -> int:
+    """An argparse ``type``: a whole number >= 1, else a usage error naming what was given."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
 
 
 def add_model(parser: argparse.ArgumentParser) -> None:
@@ -35,3 +48,15 @@ def model_path(args: argparse.Namespace) -> Path:
     from core.model.store import default_model_path
 
     return default_model_path()
+
+
+def output_problem(out: Path, example: str = "results.json", makes_folder: bool = False) -> str:
+    """Why the file ``out`` cannot be written (it is a folder, or its folder is missing where the command
+    does not make it: ``makes_folder``), or "". Every command checks its output this way before any
+    work, never only after it."""
+    out = Path(out)
+    if out.is_dir():
+        return f"{out}: is a folder; --out takes a file name such as {out / example}"
+    if not makes_folder and not out.parent.is_dir():
+        return f"{out}: its folder {out.parent} does not exist (make it first)"
+    return ""

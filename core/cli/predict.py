@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from core.cli.options import add_device, add_model, add_series, model_path
+from core.cli.options import add_device, add_model, add_series, model_path, output_problem
 from core.cli.progress import Progress
 from core.util.json_safe import json_safe
 
@@ -80,12 +80,3 @@ def run(args: argparse.Namespace) -> int:
         print(f"{r.rank}. {r.id}: malignancy {r.malignancy:.2f} +/- {r.uncertainty:.2f}")
     print(f"model: {predictor.description}")
     return code
-
-
-def output_problem(out: Path) -> str:
-    """Why ``out`` cannot be written (its folder is missing, or it is a folder), or ""."""
-    if out.is_dir():
-        return f"{out}: is a folder; --out takes a file name such as {out / 'results.json'}"
-    if not out.parent.is_dir():
-        return f"{out}: its folder {out.parent} does not exist (make it first)"
-    return ""

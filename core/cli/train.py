@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from dataclasses import replace
 from pathlib import Path
 
 from core.cli.interrupted import interrupted
-from core.cli.options import add_device, add_model, model_path
+from core.cli.options import add_device, add_model, model_path, output_problem, positive_int
 from core.cli.progress import Progress
 from core.training.ablations import ABLATIONS
 from core.training.card import plain_metrics, training_card
@@ -40,9 +39,11 @@ def add_parsers(subparsers) -> None:
         help="checkpoint to write (.safetensors); until it is written, the run's state is kept after every "
         "epoch in OUT.state.safetensors (OUT's .safetensors suffix replaced, e.g. model.state.safetensors)",
     )
-    train.add_argument("--epochs", type=int, default=15, help="most epochs to train")
-    train.add_argument("--step-size", type=int, default=10, help="epochs between learning-rate drops (x0.1)")
-    train.add_argument("--batch-size", type=int, default=64, help="nodule slices per step")
+    train.add_argument("--epochs", type=positive_int, default=15, help="most epochs to train")
+    train.add_argument(
+        "--step-size", type=positive_int, default=10, help="epochs between learning-rate drops (x0.1)"
+    )
+    train.add_argument("--batch-size", type=positive_int, default=64, help="nodule slices per step")
     train.add_argument("--lr", type=float, default=3e-3, help="initial learning rate (Adam)")
     train.add_argument("--variants", type=int, default=2, help="jittered renderings per training nodule")
     train.add_argument(
@@ -141,6 +142,10 @@ def run_train(args: argparse.Namespace) -> int:
     from core.training.trainer import TrainConfig, init_attribute_bias, manifest, train
     from models.mtmr import MTMRNet, MTMRNetConfig
 
+    problem = output_problem(Path(args.out), "model.safetensors", makes_folder=True)  # as the state does
+    if problem:  # before the data is rendered and the model trained, never after
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     state_path = state_path_for(args.out)
     if args.continue_run and not state_path.is_file():
         print(f"error: nothing to continue: no training state at {state_path}", file=sys.stderr)
@@ -154,13 +159,17 @@ def run_train(args: argparse.Namespace) -> int:
         return 2
     torch.manual_seed(args.seed)
     # 3 slices: the CPU inference budget
-    patch = PatchConfig(
-        mode=args.patch_mode,
-        fov_mm=args.fov_mm,
-        max_slices=3,
-        channels=3 if args.neighbours > 0 else 1,
-        neighbour_fraction=args.neighbours,
-    )
+    try:  # --fov-mm 0 or --neighbours -1 were ValueError tracebacks
+        patch = PatchConfig(
+            mode=args.patch_mode,
+            fov_mm=args.fov_mm,
+            max_slices=3,
+            channels=3 if args.neighbours > 0 else 1,
+            neighbour_fraction=args.neighbours,
+        )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     model, parent = None, None
     if args.resume:  # continue from its weights, with its preprocessing
         from core.model.checkpoints import CheckpointError, load_checkpoint
@@ -277,6 +286,19 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from core.training.metrics import youden_threshold
     from core.training.trainer import aggregate, nodule_metrics, slice_outputs
 
+    problem = output_problem(Path(args.out), "metrics.json")
+    if not problem and not args.data:  # the phantom's ranges: 0 mm was a ZeroDivisionError traceback
+        from core.phantom.study import PhantomOptions
+
+        try:
+            PhantomOptions(
+                pixel_spacing=args.pixel_spacing, slice_thickness=args.slice_thickness, noise=args.noise
+            )
+        except ValueError as exc:
+            problem = str(exc)
+    if problem:  # before the data is rendered and the model evaluated, never after
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     path = model_path(args)
     try:
         card = read_card(path)
@@ -339,9 +361,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
         "metrics": plain_metrics(metrics),
         "baselines": plain_metrics(baseline_metrics) if baseline_metrics else None,
     }
-    tmp = Path(args.out).with_suffix(".tmp")
-    tmp.write_text(json.dumps(report, indent=2, allow_nan=False))
-    os.replace(tmp, args.out)
+    from core.util.atomic import atomic_write_text
+
+    # not OUT with a .tmp suffix: that replaced a reader's own metrics.tmp beside metrics.json
+    atomic_write_text(Path(args.out), json.dumps(report, indent=2, allow_nan=False))
     if args.record:
         from core.model.checkpoints import save_checkpoint
 

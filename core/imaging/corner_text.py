@@ -10,16 +10,20 @@ from __future__ import annotations
 from core.volume import VolumeMetadata
 
 
-def person_name(dicom_name: str) -> str:
-    """DICOM's ``FAMILY^GIVEN^MIDDLE^PREFIX^SUFFIX`` as "FAMILY, GIVEN MIDDLE"."""
-    family, *rest = dicom_name.split("^")
-    given = " ".join(part for part in rest if part.strip())
-    return f"{family}, {given}" if family and given else family or given
+def person_name(value: object) -> str:
+    """A DICOM person name (``FAMILY^GIVEN^MIDDLE^PREFIX^SUFFIX``) as "FAMILY, GIVEN MIDDLE": the
+    alphabetic representation only (before any ``=``: ideographic and phonetic ones follow it). The one
+    rule for the view's corners and the PDF report."""
+    parts = [p.strip() for p in str(value or "").split("=")[0].split("^")]
+    family, rest = parts[0], [p for p in parts[1:] if p]
+    if family and rest:
+        return f"{family}, {' '.join(rest)}"
+    return family or " ".join(rest)
 
 
-def study_date(dicom_date: str) -> str:
-    """``YYYYMMDD`` as ``YYYY-MM-DD``; anything else as it is."""
-    text = dicom_date.strip()
+def study_date(value: object) -> str:
+    """A DICOM date ``YYYYMMDD`` as ``YYYY-MM-DD``; anything else as it is (the corners and the PDF)."""
+    text = str(value or "").strip()
     return f"{text[:4]}-{text[4:6]}-{text[6:]}" if len(text) == 8 and text.isdigit() else text
 
 

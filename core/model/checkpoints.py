@@ -106,6 +106,14 @@ def load_checkpoint(path: str | Path, device: str = "cpu"):
         if result.unexpected_keys:
             parts.append(f"{len(result.unexpected_keys)} unexpected (e.g. {result.unexpected_keys[0]})")
         raise CheckpointError(path, "weights do not fit the model: " + "; ".join(parts))
+    # NaN weights (a run that diverged) give NaN scores that reports and rankings would carry as blanks
+    broken = next(
+        (name for name, t in state.items() if t.is_floating_point() and not t.isfinite().all()), None
+    )
+    if broken is not None:
+        raise CheckpointError(
+            path, f"weights are not finite (NaN or infinite, e.g. {broken}): a damaged model"
+        )
     return model.to(device).eval(), card
 
 

@@ -4,6 +4,7 @@ And of many: the results still current, ranked, and the markers to analyse again
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
@@ -44,6 +45,9 @@ class Analysed:
                 attributes={str(k): float(v) for k, v in data["attributes"].items()},
             )
             centre = tuple(float(v) for v in data["center_mm"])
+            numbers = [result.malignancy, result.uncertainty, *result.attributes.values(), *centre]
+            if not all(math.isfinite(v) for v in numbers):  # 1e999 in a damaged file reads as infinity;
+                raise ValueError("not finite")  # kept, it would make every save of the session fail
             return cls(result, centre, float(data["diameter_mm"]), str(data["weights_sha256"]))
         except (KeyError, TypeError, ValueError, AttributeError):
             return None  # from another version: it will simply be recomputed

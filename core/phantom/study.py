@@ -46,6 +46,16 @@ class PhantomOptions:
             raise ValueError(f"split must be one of {', '.join(SPLITS)}, not {self.split!r}")
         if not 0 <= self.nodules <= 20:
             raise ValueError(f"nodules must be 0..20, not {self.nodules}")
+        # the scanner's ranges (core.phantom.anatomy), checked here, before ``slices`` divides by the
+        # thickness (0 was a ZeroDivisionError traceback) and before any rendering is announced
+        if not 0.625 <= self.slice_thickness <= 3.0:  # NaN fails every comparison: refused too
+            raise ValueError(f"slice thickness must be 0.625-3 mm, not {self.slice_thickness}")
+        if not 0.5 <= self.pixel_spacing <= 1.0:
+            raise ValueError(f"pixel spacing must be 0.5-1.0 mm, not {self.pixel_spacing}")
+        if not self.noise >= 0:
+            raise ValueError(f"noise must be >= 0 HU, not {self.noise}")
+        if not 64 <= self.size <= 2048:
+            raise ValueError(f"size must be 64..2048 pixels, not {self.size}")
 
     @property
     def slices(self) -> int:

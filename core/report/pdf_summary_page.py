@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from core.imaging.corner_text import person_name
+from core.imaging.corner_text import study_date as dicom_date
 from core.report.content import StudyReport
 from core.report.pdf_parts import CONTENT_W, FILL_BAND, MARGIN, MUTED, TEXT, ReportCanvas
 
@@ -150,23 +152,6 @@ def created_at(text: str) -> dt.datetime:
     except (TypeError, ValueError):
         return dt.datetime.now(dt.timezone.utc)
     return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
-
-
-def dicom_date(value: object) -> str:
-    """A DICOM date (YYYYMMDD) as YYYY-MM-DD; anything else as given."""
-    text = str(value or "").strip()
-    if len(text) == 8 and text.isdigit():
-        return f"{text[:4]}-{text[4:6]}-{text[6:]}"
-    return text
-
-
-def person_name(value: object) -> str:
-    """A DICOM person name (family^given^middle^prefix^suffix) as "FAMILY, Given Middle"."""
-    parts = [p.strip() for p in str(value or "").split("=")[0].split("^")]
-    family, rest = (parts[0], [p for p in parts[1:] if p]) if parts else ("", [])
-    if family and rest:
-        return f"{family}, {' '.join(rest)}"
-    return family or " ".join(rest)
 
 
 def patient_line(report: StudyReport) -> str:

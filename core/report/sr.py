@@ -389,7 +389,14 @@ def _person_name(text: str) -> str:
     name = re.sub(r"[\\=\x00-\x1f]", " ", text).strip()
     if "^" not in name:
         name = f"{name}^"
-    return "^".join(part.strip()[:64] for part in name.split("^")[:5])
+    parts = [part.strip() for part in name.split("^")[:5]]
+    # 64 characters for the whole component group, carets included (PS3.5 6.2), not per component:
+    # a longer name made pydicom warn and the SR non-conformant
+    room, kept = 64 - (len(parts) - 1), []
+    for part in parts:
+        kept.append(part[: max(room, 0)])
+        room -= len(kept[-1])
+    return "^".join(kept)
 
 
 def _local_time(created: str) -> dt.datetime | None:

@@ -19,6 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.util.atomic import fsync_folder
+
 
 class SafetensorsFileError(Exception):
     """A file refused: ``path`` and ``reason``, the message naming both. Each kind of file has its own
@@ -65,9 +67,15 @@ def write_document_file(path: str | Path, tensors: Mapping, form: DocumentFormat
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         save_file(dict(tensors), str(tmp), metadata={form.key: document})
+        fd = os.open(tmp, os.O_RDONLY)  # the data on disk before the rename, as core.util.atomic does:
+        try:  # else a power cut can leave an empty model or training state in the previous one's place
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+    fsync_folder(path.parent)
 
 
 def read_document(path: str | Path, form: DocumentFormat) -> dict:

@@ -47,3 +47,12 @@ def test_info_bad_input_is_a_message_not_a_traceback(tmp_path):
     (tmp_path / "x.txt").write_text("x")
     result = run("info", str(tmp_path), "--load")
     assert result.returncode == 2 and "no CT series found" in result.stderr
+
+
+def test_info_on_an_empty_folder_says_so(tmp_path):
+    """Review: ``info EMPTY_FOLDER`` printed nothing at all (exit 0), as if it had hung or crashed."""
+    (tmp_path / "empty").mkdir()
+    result = run("info", str(tmp_path / "empty"))
+    assert result.returncode == 0 and result.stdout == f"No DICOM files found under {tmp_path / 'empty'}\n"
+    result = run("info", str(tmp_path / "empty"), "--anonymise")
+    assert result.stdout == "No DICOM files found\n"  # no path when anonymised

@@ -30,3 +30,10 @@ def test_hidden_or_anonymised_identity_leaves_only_the_date():
     assert who_and_when(META, hide_identity=True) == "2026-01-31"
     assert who_and_when(META.anonymised(), hide_identity=False) == "2026-01-31"
     assert what(VolumeMetadata()) == "" and who_and_when(VolumeMetadata(), hide_identity=False) == ""
+
+
+def test_a_name_with_ideographic_and_phonetic_parts_shows_its_alphabetic_one():
+    """Review: the corners had their own copy of person_name, without the PDF's rule for ``=``:
+    "YAMADA^TAROU=山田^太郎=やまだ^たろう" showed as "YAMADA, TAROU=山田 太郎=やまだ たろう"."""
+    assert person_name("YAMADA^TAROU=山田^太郎=やまだ^たろう") == "YAMADA, TAROU"
+    assert person_name(" DOE ^ JANE ") == "DOE, JANE"

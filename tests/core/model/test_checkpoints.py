@@ -88,3 +88,15 @@ def test_failed_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
         save_checkpoint(path, MTMRNet(SMALL), {"version": 2})
     assert read_card(path)["weights_sha256"] == first["weights_sha256"]
     assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]
+
+
+def test_non_finite_weights_are_refused(tmp_path):
+    """Review: a diverged model's NaN weights gave NaN scores: predict wrote nulls and exited 0, the
+    report's SR failed, batch died with a TypeError traceback. The model is refused on loading."""
+    model = MTMRNet(MTMRNetConfig(width=8, input_size=32))
+    with torch.no_grad():
+        next(model.parameters()).view(-1)[0] = float("nan")
+    path = tmp_path / "m.safetensors"
+    save_checkpoint(path, model, {"name": "diverged"})
+    with pytest.raises(CheckpointError, match="not finite"):
+        load_checkpoint(path)

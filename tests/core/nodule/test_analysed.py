@@ -44,3 +44,13 @@ def test_current_results_fit_their_markers_and_are_ranked_among_themselves():
     moved = replace(MARKER, centre_mm=(1.0, 2.0, 4.0))
     assert stale_markers(results, [moved, other, gone], "abc") == [moved, gone]
     assert stale_markers(results, [NoduleMarker("new", "N4", (0.0, 0.0, 0.0))], "abc")[0].id == "new"
+
+
+def test_a_saved_result_that_is_not_finite_is_dropped():
+    """Review: 1e999 in a session's results read back as infinity and was saved again with
+    ``allow_nan=False``: every later save of that session failed, its markers went unsaved."""
+    saved = ANALYSED.to_dict()
+    assert Analysed.from_dict("m1", saved | {"malignancy_probability": float("inf")}) is None
+    assert Analysed.from_dict("m1", saved | {"uncertainty": float("nan")}) is None
+    assert Analysed.from_dict("m1", saved | {"attributes": {"subtlety": float("inf")}}) is None
+    assert Analysed.from_dict("m1", saved | {"center_mm": [1.0, float("inf"), 3.0]}) is None

@@ -15,6 +15,7 @@ from core.dicom.catalogue import catalogue
 from core.dicom.series import load_series
 from core.lidc.table import load_nodules
 from core.phantom.study import PhantomOptions, build_phantom, choose_nodules, write_phantom
+from main import main
 from tests.nodule_factory import ellipsoid_nodule
 
 SMALL = PhantomOptions(seed=5, split="train", nodules=2, size=160, pixel_spacing=1.0, slice_thickness=2.5)
@@ -96,3 +97,26 @@ def test_phantom_command_writes_a_study_and_refuses_to_overwrite(tmp_path):
     ) > 10
     again = subprocess.run(args, capture_output=True, text=True, timeout=120)
     assert again.returncode == 2 and "already holds a phantom study" in again.stderr
+
+
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("slice_thickness", 0.0),
+        ("slice_thickness", float("nan")),
+        ("pixel_spacing", -1.0),
+        ("noise", float("nan")),
+        ("size", 0),
+    ],
+)
+def test_options_out_of_range_are_refused_before_any_work(option, value):
+    """Review: ``phantom OUT --slice-thickness 0`` died with ZeroDivisionError; NaN with "cannot convert
+    float NaN to integer"; the others announced "rendering a 0x0x0 chest" before being refused."""
+    with pytest.raises(ValueError, match=option.replace("_", " ")):
+        PhantomOptions(**{option: value})
+
+
+def test_phantom_command_refuses_a_zero_slice_thickness(tmp_path, capsys):
+    assert main(["phantom", str(tmp_path / "p"), "--slice-thickness", "0"]) == 2
+    captured = capsys.readouterr()
+    assert "slice thickness must be 0.625-3 mm, not 0.0" in captured.err and "rendering" not in captured.err

@@ -306,3 +306,13 @@ def test_writing_the_sr_raises_no_pydicom_warning(series, tmp_path):
         path = srmod.write_sr(make_report(volume, 1), files, tmp_path / "report.dcm")
     assert [str(w.message) for w in caught] == []
     assert list(pydicom.dcmread(path).SoftwareVersions)[-1].startswith("highdicom ")
+
+
+def test_a_long_reader_name_fits_the_person_name_limit():
+    """Review: each component was cut to 64 characters, but PN allows 64 for the whole group
+    (carets included): a 200-character reader name gave a 65-character PN and a pydicom warning."""
+    from core.report.sr import _person_name
+
+    assert len(_person_name("x" * 200)) == 64 and _person_name("x" * 200).endswith("x^")
+    assert len(_person_name("^".join(["y" * 30] * 5))) == 64
+    assert _person_name("Müller^Jane") == "Müller^Jane" and _person_name("Jane Müller") == "Jane Müller^"

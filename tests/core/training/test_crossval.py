@@ -171,3 +171,18 @@ def test_train_and_evaluate_on_a_prepared_cache(cache, tmp_path, capsys):
     # the built-in demo model was trained on other patches: refused, with the reason
     assert main(["evaluate", "--data", str(cache), "--split", "val", "--out", str(metrics)]) == 2
     assert "not the model's preprocessing" in capsys.readouterr().err
+
+
+def test_evaluate_writes_its_metrics_atomically_and_leaves_other_files_alone(cache, tmp_path, capsys):
+    """Review: evaluate wrote OUT.with_suffix('.tmp') unsynced, then renamed it: a reader's own
+    ``test.tmp`` beside ``test.json`` was overwritten and then gone."""
+    torch.set_num_threads(1)
+    model = tmp_path / "model.safetensors"
+    args = ["train", "--data", str(cache), "--epochs", "1", "--batch-size", "8", "--device", "cpu"]
+    assert main([*args, "--out", str(model)]) == 0
+    mine = tmp_path / "test.tmp"
+    mine.write_text("the reader's own notes")
+    args = ["evaluate", "--data", str(cache), "--split", "test", "--model", str(model), "--device", "cpu"]
+    assert main([*args, "--out", str(tmp_path / "test.json")]) == 0
+    assert mine.read_text() == "the reader's own notes"
+    assert json.loads((tmp_path / "test.json").read_text())["split"] == "test"

@@ -108,3 +108,21 @@ def test_missing_unreadable_foreign_and_damaged_files_are_refused_naming_them(tm
         with pytest.raises(ThingError, match=rf"t\.safetensors: {reason}") as caught:
             read_document_file(path, THING)
         assert caught.value.path == path and caught.value.reason.startswith(reason.split(" '")[0])
+
+
+def test_the_data_is_synced_before_it_replaces_the_previous_file(tmp_path, monkeypatch):
+    """Review: models and training states were renamed over the previous file unsynced (unlike
+    ``core.util.atomic``): after a power cut the new name could hold an empty file."""
+    import os
+
+    path = tmp_path / "t.safetensors"
+    events = []
+    real_replace = os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: events.append(("fsync", os.fstat(fd).st_ino)))
+    monkeypatch.setattr(
+        os, "replace", lambda a, b: events.append(("replace", os.stat(a).st_ino)) or real_replace(a, b)
+    )
+    write(path)
+    assert events and events[0][0] == "fsync"
+    replaced = next(inode for kind, inode in events if kind == "replace")
+    assert events[0][1] == replaced  # the temporary file itself, before the rename
