@@ -22,6 +22,25 @@ from tests.core.reading.test_library import snapshot
 REPO = Path(__file__).resolve().parents[3]
 
 
+def start_run(args: list[str]) -> subprocess.Popen:
+    """``main.py ARGS`` in its own process, returned once it has started its first epoch."""
+    process = subprocess.Popen(
+        [sys.executable, str(REPO / "main.py"), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    line = ""
+    while not line.startswith("epoch 1/"):
+        line = process.stdout.readline()
+        if not line:
+            process.wait(timeout=30)
+            raise AssertionError(process.stderr.read())
+    return process
+
+
 @pytest.fixture
 def home(tmp_path):
     """The default registry (real demo, tiny active version) and library of the test's user folder."""
@@ -89,19 +108,8 @@ def test_sigkill_during_a_cli_run_keeps_everything_and_the_run_continues(home, t
         "--out",
         str(out),
     ]
-    writer = subprocess.Popen(
-        [sys.executable, str(REPO / "main.py"), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=REPO,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
+    writer = start_run(args)
     try:
-        line = ""
-        while not line.startswith("epoch 1/"):
-            line = writer.stdout.readline()
-            assert line, writer.stderr.read()
         time.sleep(random.Random(3).uniform(0.0, 0.05))
     finally:
         writer.send_signal(signal.SIGKILL)
@@ -126,19 +134,8 @@ def test_a_second_cli_run_gets_its_own_state_and_never_takes_over_a_live_one(hom
     registry, _ = home
     out = tmp_path / "out"
     args = ["finetune", "--library", "--batch-size", "8", "--device", "cpu", "--out", str(out)]
-    first = subprocess.Popen(
-        [sys.executable, str(REPO / "main.py"), *args, "--epochs", "30"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=REPO,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
+    first = start_run([*args, "--epochs", "30"])
     try:
-        line = ""
-        while not line.startswith("epoch 1/"):
-            line = first.stdout.readline()
-            assert line, first.stderr.read()
         first.send_signal(signal.SIGSTOP)  # alive, holding its run, its state on disk
         state = out / "finetune.state.safetensors"
         held = state.read_bytes()
