@@ -183,3 +183,13 @@ def render_nodule(
     blended += calcium[local] * (CALCIUM_HU - blended)
     volume[region] = np.rint(blended) if volume.dtype.kind == "i" else blended
     return region
+
+
+def truth_mask_box(
+    nodule: LidcNodule, centre_zyx: tuple[int, int, int], spacing_xyz: tuple[float, float, float]
+) -> tuple[tuple[int, int, int], np.ndarray]:
+    """The consensus mask as rendered by ``render_nodule`` (occupancy >= 0.5, no spicules): the box's
+    origin in the volume's voxel grid (z, y, x; may reach past the volume's edges) and the bool box."""
+    shape = resample_mask(nodule, spacing_xyz)
+    origin = tuple(int(c) - int(o) for c, o in zip(centre_zyx, shape.centre_offset, strict=True))
+    return origin, shape.occupancy >= 0.5

@@ -223,3 +223,17 @@ def write_phantom(
     tmp.write_text(json.dumps(truth, indent=2, allow_nan=False))
     os.replace(tmp, out_dir / "ground_truth.json")
     return out_dir
+
+
+def truth_masks(volume: CTVolume, placed: Sequence[PlacedNodule]):
+    """Each placed nodule's consensus mask in the volume's grid, as ``NoduleMask`` (method "truth"),
+    keyed by the nodule's truth id (``n1``, ``n2``...): the reference for measuring segmentation."""
+    from core.measure.mask import NoduleMask
+    from core.phantom.nodules import truth_mask_box
+
+    masks = {}
+    for p in placed:
+        origin, box = truth_mask_box(p.nodule, p.centre_zyx, volume.spacing)
+        mask = NoduleMask(origin, box, "truth", p.centre_mm, p.nodule.diameter_mm)
+        masks[f"n{p.index + 1}"] = mask.clipped(volume.shape).cropped()  # a nodule at the edge
+    return masks

@@ -1,0 +1,72 @@
+"""The numbers read from one nodule's mask (``NoduleMeasurement``) and their JSON form.
+
+The definitions (with their sources) are in the docstring of ``measure_nodule`` (``core.measure.axes``
+once written); this module is only the record every consumer shares: the ``measure`` command, the
+reports (CSV/JSON/PDF/SR), Lung-RADS and the viewer.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+
+PLANES = ("axial", "coronal", "sagittal")
+TEXTURES = ("solid", "part-solid", "ground glass")
+
+Point = tuple[float, float, float]
+
+
+@dataclass(frozen=True)
+class NoduleMeasurement:
+    volume_mm3: float
+    effective_diameter_mm: float  # diameter of the sphere of the same volume
+    long_axis_mm: float  # longest in-plane diameter, on the plane (axial/coronal/sagittal) where greatest
+    short_axis_mm: float  # longest diameter perpendicular to it, on the same slice
+    mean_diameter_mm: float  # (long + short) / 2, rounded to 0.1 mm (Lung-RADS v2022)
+    plane: str  # "axial" | "coronal" | "sagittal": where the long axis was measured
+    slice_index: int  # the slice of that plane (0-based index along its normal axis in the volume)
+    long_axis_ends_mm: tuple[Point, Point]  # LPS mm end points, for calipers
+    short_axis_ends_mm: tuple[Point, Point]
+    texture: str  # "solid" | "part-solid" | "ground glass", from the mask's HU
+    solid_diameter_mm: float | None  # mean diameter of the solid component (part-solid only)
+    solid_volume_mm3: float
+    mean_hu: float
+    max_hu: float
+    calcification_fraction: float  # share of the mask's voxels at calcium density
+    touches_pleura: bool
+    method: str
+    edited: bool = False
+    warnings: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if self.plane not in PLANES:
+            raise ValueError(f"plane must be one of {PLANES}, not {self.plane!r}")
+        if self.texture not in TEXTURES:
+            raise ValueError(f"texture must be one of {TEXTURES}, not {self.texture!r}")
+        numbers = [self.volume_mm3, self.long_axis_mm, self.short_axis_mm, self.mean_hu, self.max_hu]
+        if not all(math.isfinite(v) for v in numbers):
+            raise ValueError("a nodule measurement holds a non-finite number")
+        object.__setattr__(self, "warnings", tuple(self.warnings))
+
+    def to_dict(self) -> dict:
+        """JSON-ready, with the key names of ``measure``'s output."""
+        data = asdict(self)
+        data["long_axis_ends_mm"] = [list(p) for p in self.long_axis_ends_mm]
+        data["short_axis_ends_mm"] = [list(p) for p in self.short_axis_ends_mm]
+        data["warnings"] = list(self.warnings)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> NoduleMeasurement:
+        """ValueError when a saved measurement is malformed."""
+        try:
+            values = dict(data)
+            values["long_axis_ends_mm"] = tuple(tuple(float(v) for v in p) for p in data["long_axis_ends_mm"])
+            values["short_axis_ends_mm"] = tuple(
+                tuple(float(v) for v in p) for p in data["short_axis_ends_mm"]
+            )
+            values["warnings"] = tuple(str(w) for w in data.get("warnings", ()))
+            return cls(**values)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"a saved measurement is malformed ({exc})") from exc
