@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.nodule.labels import NoduleLabel
+from core.measure.mask import NoduleMask
 from core.nodule.markers import MarkerSet, NoduleMarker
 from core.util.atomic import atomic_write_text
 from core.util.filelock import FileLock
@@ -58,6 +59,7 @@ class Session:
     saved_at: str = ""  # UTC ISO 8601, set by SessionStore.save
     results: dict[str, dict] = field(default_factory=dict)  # marker id -> the model's last result
     source: str = ""  # where the study was opened from on this workstation (to reopen it)
+    masks: dict[str, NoduleMask] = field(default_factory=dict)  # marker id -> its 3D mask (core.measure)
 
     @property
     def labelled_count(self) -> int:
@@ -75,6 +77,7 @@ class Session:
             "view": self.view,
             "results": self.results,
             "source": self.source,
+            "masks": {marker_id: mask.to_dict() for marker_id, mask in self.masks.items()},
         }
 
     @classmethod
@@ -114,6 +117,15 @@ class Session:
                 parsed_labels[marker_id] = NoduleLabel.from_dict(label)
             except ValueError as exc:
                 raise ValueError(f"label of marker {marker_id}: {exc}") from exc
+        masks = data.get("masks", {})
+        if not isinstance(masks, dict):
+            raise ValueError("masks is not an object")
+        parsed_masks = {}
+        for marker_id, mask in masks.items():
+            try:
+                parsed_masks[str(marker_id)] = NoduleMask.from_dict(mask)
+            except ValueError as exc:
+                raise ValueError(f"mask of marker {marker_id}: {exc}") from exc
         return cls(
             study_uid=data["study_uid"],
             series_uid=data["series_uid"],
@@ -123,6 +135,7 @@ class Session:
             saved_at=saved_at if isinstance(saved_at, str) else "",
             results=results,
             source=source,
+            masks=parsed_masks,
         )
 
 
