@@ -36,8 +36,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.nodule.labels import NoduleLabel
 from core.measure.mask import NoduleMask
+from core.nodule.labels import NoduleLabel
 from core.nodule.markers import MarkerSet, NoduleMarker
 from core.util.atomic import atomic_write_text
 from core.util.filelock import FileLock
