@@ -79,7 +79,8 @@ def test_file_names_are_hashes_and_no_patient_data_is_stored(tmp_path):
     store.save(session())
     data = json.loads(store.path_for(STUDY, SERIES).read_text())
     assert set(data) == {
-        "schema", "study_uid", "series_uid", "saved_at", "markers", "labels", "view", "results", "source", "masks",
+        "schema", "study_uid", "series_uid", "saved_at", "markers", "labels", "view", "results", "source",
+        "masks",
     }  # fmt: skip
     assert data["source"] == ""  # the local path is kept only when the app gives it (to reopen the study)
     assert "patient" not in json.dumps(data).lower()
