@@ -35,7 +35,7 @@ def agreement(truth: NoduleMask, mask: NoduleMask) -> Agreement:
 def _paste(mask: NoduleMask, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     out = np.zeros(tuple(hi - lo), dtype=bool)
     where = tuple(
-        slice(o - l, o - l + n) for o, l, n in zip(mask.origin_zyx, lo, mask.mask.shape, strict=True)
+        slice(o - a, o - a + n) for o, a, n in zip(mask.origin_zyx, lo, mask.mask.shape, strict=True)
     )
     out[where] = mask.mask
     return out
