@@ -14,6 +14,8 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from core.measure.mask import NoduleMask
+from core.measure.measurement import NoduleMeasurement
 from core.nodule.labels import NoduleLabel
 from core.nodule.lungrads import LungRads, nodule_category, study_category
 from core.nodule.markers import NoduleMarker
@@ -60,6 +62,8 @@ class NoduleReport:
     reader: NoduleLabel | None  # reader-confirmed values (None: not confirmed)
     lung_rads: LungRads | None
     tracking_uid: str  # stable per marker and series: the SR's Tracking Unique Identifier
+    measurement: NoduleMeasurement | None = None  # from the nodule's 3D mask (None: not segmented)
+    mask: NoduleMask | None = None  # the mask itself (the SEG's segment; None: not segmented)
 
     @property
     def attributes(self) -> dict[str, float]:
@@ -100,8 +104,11 @@ def build_report(
     reader_name: str = "",
     locations: Mapping[str, str] | None = None,
     now: dt.datetime | None = None,
+    masks: Mapping[str, NoduleMask] | None = None,
+    measurements: Mapping[str, NoduleMeasurement] | None = None,
 ) -> StudyReport:
-    """The report of one study; ``results`` and ``labels`` are keyed by marker id."""
+    """The report of one study; ``results``, ``labels``, ``masks`` and ``measurements`` are keyed by
+    marker id."""
     meta = volume.metadata
     nodules = []
     for marker in markers:
@@ -120,6 +127,8 @@ def build_report(
                 reader=label,
                 lung_rads=rads,
                 tracking_uid=tracking_uid(meta.series_uid, marker.id),
+                measurement=(measurements or {}).get(marker.id),
+                mask=(masks or {}).get(marker.id),
             )
         )
     nodules.sort(key=lambda n: (n.result is None, -(n.result.malignancy if n.result else 0.0), n.marker.name))
