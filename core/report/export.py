@@ -3,6 +3,8 @@
 ``write_report`` writes the chosen formats of a ``StudyReport`` into a folder::
 
     report.dcm    DICOM SR, TID 1500 Measurement Report (core.report.sr)
+    report-seg.dcm  with the SR when any nodule has a 3D mask: the masks as a DICOM SEG
+                  (core.report.seg), whose segments the SR's volumetric groups reference
     report.pdf    the printable report (core.report.pdf)
     ranking.csv   the ranked table, one row per nodule (core.report.tables)
     report.json   everything, schema mtmr-reader/report/1 (docs/report-json.md)
@@ -37,7 +39,8 @@ if TYPE_CHECKING:
 FORMATS = ("sr", "pdf", "csv", "json")
 WRITE_ORDER = ("csv", "json", "sr", "pdf")  # cheap and sure first: a slow or failing SR/PDF comes last
 FILE_NAMES = {"sr": "report.dcm", "pdf": "report.pdf", "csv": "ranking.csv", "json": "report.json"}
-TITLES = {"sr": "DICOM SR", "pdf": "PDF", "csv": "CSV", "json": "JSON"}
+TITLES = {"sr": "DICOM SR", "pdf": "PDF", "csv": "CSV", "json": "JSON", "seg": "DICOM SEG"}
+SEG_FILE = "report-seg.dcm"  # written with the SR when any nodule has a mask (not a format of its own)
 MODULES = {"sr": "core.report.sr", "pdf": "core.report.pdf"}
 
 
@@ -100,8 +103,11 @@ def targets(folder: str | Path, formats: Iterable[str]) -> dict[str, Path]:
 
 
 def existing(folder: str | Path, formats: Iterable[str]) -> list[Path]:
-    """The files an export of ``formats`` into ``folder`` would replace."""
-    return [path for path in targets(folder, formats).values() if path.exists()]
+    """The files an export of ``formats`` into ``folder`` would replace (the SR's SEG included)."""
+    paths = list(targets(folder, formats).values())
+    if "sr" in formats:
+        paths.append(Path(folder) / SEG_FILE)
+    return [path for path in paths if path.exists()]
 
 
 def unavailable(fmt: str) -> str:
@@ -170,19 +176,45 @@ def write_report(
 
                 sources = [Path(f) for f in source_files]
                 sr_report = report if salt is None else _with_source_uids(report, sources, salt)
-                _write_atomically(path, partial(write_sr, sr_report, sources))
+                seg = None
+                if any(nodule.mask is not None for nodule in sr_report.nodules):
+                    done, seg = _write_seg(sr_report, volume, sources, folder / SEG_FILE, overwrite)
+                    outcomes.append(replace(done, error=scrub(done.error, original, original_volume)))
+                _write_atomically(path, partial(write_sr, sr_report, sources, seg=seg))
             else:
                 from core.report.pdf import write_pdf
 
                 _write_atomically(path, partial(write_pdf, report, volume))
         except Exception as exc:  # one format must never stop the others
-            reason = str(exc) or exc.__class__.__name__
-            if not isinstance(exc, OSError | ValueError):
-                reason = f"{exc.__class__.__name__}: {reason}"
-            outcomes.append(Outcome(fmt, path, scrub(reason, original, original_volume)))
+            outcomes.append(Outcome(fmt, path, scrub(_reason(exc), original, original_volume)))
             continue
         outcomes.append(Outcome(fmt, path))
     return Export(report, tuple(outcomes))
+
+
+def _reason(exc: Exception) -> str:
+    reason = str(exc) or exc.__class__.__name__
+    return reason if isinstance(exc, OSError | ValueError) else f"{exc.__class__.__name__}: {reason}"
+
+
+def _write_seg(
+    report: StudyReport, volume: CTVolume | None, sources: list[Path], path: Path, overwrite: bool
+):
+    """The SEG of the report's masks beside the SR: (its outcome, its header for the SR's references,
+    None when not written: the SR then keeps the nodules' planar groups)."""
+    if path.exists() and not overwrite:
+        return Outcome("seg", path, "the file exists and was not overwritten"), None
+    if volume is None:
+        return Outcome("seg", path, "needs the study's images"), None
+    try:
+        import pydicom
+
+        from core.report.seg import write_seg
+
+        _write_atomically(path, partial(write_seg, report, volume, sources))
+        return Outcome("seg", path), pydicom.dcmread(path, stop_before_pixels=True)
+    except Exception as exc:  # the SR is still written, without references to a SEG
+        return Outcome("seg", path, _reason(exc)), None
 
 
 def _write_atomically(path: Path, write: Callable[[Path], object]) -> None:

@@ -20,7 +20,6 @@ import pytest
 from highdicom.sr.utils import find_content_items
 from pydicom.sr.codedict import codes
 
-from core.dicom.series import load_series
 from core.nodule.labels import NoduleLabel
 from core.nodule.markers import NoduleMarker
 from core.nodule.prediction import NoduleResult
@@ -66,19 +65,6 @@ def assert_valid(path: Path) -> None:
     parsed = subprocess.run([_tool("dsr2xml"), str(path)], capture_output=True, text=True, timeout=120)
     assert parsed.returncode == 0, parsed.stderr
     assert "<report" in parsed.stdout
-
-
-@pytest.fixture(scope="module")
-def series(tmp_path_factory):
-    """Six slices sharing one frame of reference, as a scanner writes them (the factory gives each
-    slice its own)."""
-    files = write_series(tmp_path_factory.mktemp("ct"), n=6)
-    frame = pydicom.dcmread(files[0]).FrameOfReferenceUID
-    for f in files:
-        ds = pydicom.dcmread(f)
-        ds.FrameOfReferenceUID = frame
-        ds.save_as(f, enforce_file_format=True)
-    return files, load_series(files)
 
 
 def markers(n: int) -> list[NoduleMarker]:
