@@ -41,7 +41,7 @@ from pydicom.sr.codedict import codes
 
 from core.measure.mask import NoduleMask
 from core.report.content import NoduleReport, StudyReport, build_report
-from core.report.sr_evidence import UidMap, derived_uid, evidence_headers
+from core.report.sr_evidence import UidMap, derived_uid, evidence_headers, quiet_person_names
 from core.report.sr_volumetric import version
 from core.util.atomic import atomic_write_bytes
 
@@ -95,29 +95,30 @@ def build_seg(
     planes, pixels = _frames(volume, [mask for _, mask in nodules])
     orientation, measures, positions = _geometry(volume, planes, sources[0])
     ct_series = report.study.get("series_uid", "")
-    seg = hd.seg.Segmentation(
-        source_images=sources,
-        pixel_array=pixels,
-        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-        segment_descriptions=[
-            _description(number, nodule, mask) for number, (nodule, mask) in enumerate(nodules, start=1)
-        ],
-        series_instance_uid=derived_uid("mtmr-reader/seg-series", ct_series) if ct_series else hd.UID(),
-        series_number=series_number,
-        sop_instance_uid=hd.UID(),
-        instance_number=instance_number,
-        manufacturer=manufacturer,
-        manufacturer_model_name=manufacturer,
-        software_versions=_software_versions(),
-        device_serial_number="0",
-        content_label="NODULES",
-        content_description="Lung nodule masks",
-        series_description=SERIES_DESCRIPTION,
-        plane_orientation=orientation,
-        pixel_measures=measures,
-        plane_positions=positions,
-        omit_empty_frames=True,
-    )
+    with quiet_person_names():  # highdicom would quote a one-part patient name in a warning
+        seg = hd.seg.Segmentation(
+            source_images=sources,
+            pixel_array=pixels,
+            segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+            segment_descriptions=[
+                _description(number, nodule, mask) for number, (nodule, mask) in enumerate(nodules, start=1)
+            ],
+            series_instance_uid=derived_uid("mtmr-reader/seg-series", ct_series) if ct_series else hd.UID(),
+            series_number=series_number,
+            sop_instance_uid=hd.UID(),
+            instance_number=instance_number,
+            manufacturer=manufacturer,
+            manufacturer_model_name=manufacturer,
+            software_versions=_software_versions(),
+            device_serial_number="0",
+            content_label="NODULES",
+            content_description="Lung nodule masks",
+            series_description=SERIES_DESCRIPTION,
+            plane_orientation=orientation,
+            pixel_measures=measures,
+            plane_positions=positions,
+            omit_empty_frames=True,
+        )
     if report.anonymised:
         seg.PatientIdentityRemoved = "YES"
         seg.DeidentificationMethod = "MTMR Reader export: names, IDs and dates removed, UIDs replaced"

@@ -132,7 +132,13 @@ from core.report.sr_codes import (
     UNCERTAINTY_POPULATION,
     coding_scheme,
 )
-from core.report.sr_evidence import UidMap, derived_uid, evidence_headers, image_library
+from core.report.sr_evidence import (
+    UidMap,
+    derived_uid,
+    evidence_headers,
+    image_library,
+    quiet_person_names,
+)
 from core.report.sr_volumetric import mask_measurements, seg_evidence, segment_references
 from core.util.atomic import atomic_write_bytes
 
@@ -197,24 +203,25 @@ def build_sr(
             "series_date": created.date(),
             "series_time": created.time(),
         }
-    sr = hd.sr.Comprehensive3DSR(
-        evidence=evidence,
-        content=content,
-        series_instance_uid=series_uid,
-        series_number=series_number,
-        sop_instance_uid=hd.UID(),
-        instance_number=instance_number,
-        manufacturer=manufacturer,
-        is_complete=True,
-        is_final=False,
-        is_verified=False,
-        coding_schemes=[coding_scheme()],
-        series_description=SERIES_DESCRIPTION,
-        manufacturer_model_name=manufacturer,
-        software_versions=_software_version(),
-        specific_character_set="ISO_IR 192",
-        **kwargs,
-    )
+    with quiet_person_names():  # highdicom would quote a one-part patient name in a warning
+        sr = hd.sr.Comprehensive3DSR(
+            evidence=evidence,
+            content=content,
+            series_instance_uid=series_uid,
+            series_number=series_number,
+            sop_instance_uid=hd.UID(),
+            instance_number=instance_number,
+            manufacturer=manufacturer,
+            is_complete=True,
+            is_final=False,
+            is_verified=False,
+            coding_schemes=[coding_scheme()],
+            series_description=SERIES_DESCRIPTION,
+            manufacturer_model_name=manufacturer,
+            software_versions=_software_version(),
+            specific_character_set="ISO_IR 192",
+            **kwargs,
+        )
     if report.anonymised:
         sr.PatientIdentityRemoved = "YES"
         sr.DeidentificationMethod = "MTMR Reader export: names, IDs and dates removed, UIDs replaced"

@@ -6,10 +6,12 @@ that lists them, grouped by their shared descriptors.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import secrets
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 
 import highdicom as hd
 from pydicom.dataset import Dataset
@@ -182,6 +184,17 @@ def _instance_order(ds: Dataset) -> tuple[int, str]:
     except (TypeError, ValueError):
         number = 0
     return number, str(ds.get("SOPInstanceUID", ""))
+
+
+@contextlib.contextmanager
+def quiet_person_names() -> Iterator[None]:
+    """Drop highdicom's warning about a one-part person name: it quotes the name, so a patient named
+    ``DOE`` in the CT's header ended up in the terminal and the logs. The name is copied as is."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=r"The string .* is unlikely to represent the intended person name"
+        )
+        yield
 
 
 def derived_uid(*parts: str) -> str:

@@ -20,3 +20,15 @@ def series(tmp_path_factory):
         ds.FrameOfReferenceUID = frame
         ds.save_as(f, enforce_file_format=True)
     return files, load_series(files)
+
+
+@pytest.fixture(scope="module")
+def doe_series(tmp_path_factory):
+    """Three slices of a patient whose name has one part ("DOE"), as many real headers have it."""
+    files = write_series(tmp_path_factory.mktemp("doe"), n=3)
+    frame = pydicom.dcmread(files[0]).FrameOfReferenceUID
+    for f in files:
+        ds = pydicom.dcmread(f)
+        ds.PatientName, ds.FrameOfReferenceUID = "DOE", frame
+        ds.save_as(f, enforce_file_format=True)
+    return files, load_series(files)

@@ -4,6 +4,7 @@ slice; dciodvfy finds no errors; bad input is refused with its reason and leaves
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 
 import highdicom as hd
@@ -196,3 +197,14 @@ def test_anonymised_seg_carries_no_identity_or_source_uids(series, tmp_path):
     assert referenced <= set(instance_map.values()) and referenced
     assert [s.TrackingUID for s in seg.SegmentSequence] == [n.tracking_uid for n in anonymous.nodules]
     assert dciodvfy(path)[0] == []
+
+
+def test_a_one_part_patient_name_is_not_quoted_in_a_warning(doe_series, tmp_path):
+    """highdicom quotes a person name without a caret in a warning: the patient's name in the logs."""
+    files, volume = doe_series
+    report = with_masks(make_report(volume, 1), {"N1": box((0, 2, 2), (2, 3, 3))})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        path = segmod.write_seg(report, volume, files, tmp_path / "seg.dcm")
+    assert [str(w.message) for w in caught if "DOE" in str(w.message)] == []
+    assert pydicom.dcmread(path).PatientName == "DOE"

@@ -302,3 +302,15 @@ def test_a_long_reader_name_fits_the_person_name_limit():
     assert len(_person_name("x" * 200)) == 64 and _person_name("x" * 200).endswith("x^")
     assert len(_person_name("^".join(["y" * 30] * 5))) == 64
     assert _person_name("Müller^Jane") == "Müller^Jane" and _person_name("Jane Müller") == "Jane Müller^"
+
+
+def test_a_one_part_patient_name_is_not_quoted_in_a_warning(doe_series, tmp_path):
+    """Review (issue 17): highdicom warns about a person name without a caret and quotes it, so a
+    patient named DOE in the CT header was printed to the terminal and the logs when the SR was
+    written. The name is still copied into the SR."""
+    files, volume = doe_series
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        path = srmod.write_sr(make_report(volume, 1), files, tmp_path / "report.dcm")
+    assert [str(w.message) for w in caught if "DOE" in str(w.message)] == []
+    assert pydicom.dcmread(path).PatientName == "DOE"
