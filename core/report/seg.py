@@ -93,7 +93,7 @@ def build_seg(
     if not frame_of_reference:
         raise ValueError("the CT series has no frame of reference: the masks cannot be placed")
     planes, pixels = _frames(volume, [mask for _, mask in nodules])
-    orientation, measures, positions = _geometry(volume, planes, sources[0])
+    orientation, measures, positions = _geometry(volume, planes, sources)
     ct_series = report.study.get("series_uid", "")
     with quiet_person_names():  # highdicom would quote a one-part patient name in a warning
         seg = hd.seg.Segmentation(
@@ -207,23 +207,46 @@ def _slices(mask: NoduleMask) -> list[int]:
     return [int(mask.origin_zyx[0] + k) for k in filled]
 
 
-def _geometry(volume: CTVolume, planes: Sequence[int], source: Dataset):
+def _geometry(volume: CTVolume, planes: Sequence[int], sources: Sequence[Dataset]):
     """Plane orientation, pixel measures and one plane position per slice index, from the affine
-    (voxel (x, y, z) -> LPS mm): DICOM's row direction is the volume's x axis, its column direction y."""
+    (voxel (x, y, z) -> LPS mm): DICOM's row direction is the volume's x axis, its column direction y.
+    Where the volume has one slice per CT image (not resampled), each plane is moved along the normal
+    onto its image: the affine's even spacing only approximates a series with a gap or uneven steps,
+    and the mask lies on the image's pixels."""
     affine = np.asarray(volume.affine, dtype=float)
     sx, sy, sz = (float(np.linalg.norm(affine[:3, i])) for i in range(3))
-    cosines = [*(affine[:3, 0] / sx), *(affine[:3, 1] / sy)]
+    row, column = affine[:3, 0] / sx, affine[:3, 1] / sy
     patient = hd.CoordinateSystemNames.PATIENT
-    orientation = hd.PlaneOrientationSequence(patient, [round(float(v), 8) for v in cosines])
-    thickness = source.get("SliceThickness") or volume.metadata.slice_thickness or sz
+    orientation = hd.PlaneOrientationSequence(patient, [round(float(v), 8) for v in (*row, *column)])
+    thickness = sources[0].get("SliceThickness") or volume.metadata.slice_thickness or sz
     measures = hd.PixelMeasuresSequence(
         pixel_spacing=[round(sy, 6), round(sx, 6)], slice_thickness=round(float(thickness), 6)
     )
-    positions = [
-        hd.PlanePositionSequence(patient, [round(float(v), 6) for v in (affine @ [0.0, 0.0, z, 1.0])[:3]])
-        for z in planes
-    ]
+    points = np.array([(affine @ [0.0, 0.0, z, 1.0])[:3] for z in planes])
+    images = _image_positions(sources)
+    normal = np.cross(row, column)
+    if len(images) == volume.array.shape[0]:
+        depth = images @ (affine[:3, 2] / sz)
+        ordered = images[np.argsort(depth)]  # the images in the volume's slice order
+        offsets = (ordered[list(planes)] - points) @ normal
+        if np.all(np.diff(np.sort(depth)) > 0):
+            points = points + offsets[:, None] * normal
+    positions = [hd.PlanePositionSequence(patient, [round(float(v), 6) for v in point]) for point in points]
     return orientation, measures, positions
+
+
+def _image_positions(sources: Sequence[Dataset]) -> np.ndarray:
+    """(n, 3) Image Position (Patient) of every CT image (frame), or (0, 3) when some have none."""
+    positions = []
+    for ds in sources:
+        frames = ds.get("PerFrameFunctionalGroupsSequence") or [ds]
+        for frame in frames:
+            plane = frame.get("PlanePositionSequence")
+            position = plane[0].get("ImagePositionPatient") if plane else frame.get("ImagePositionPatient")
+            if position is None or len(position) != 3:
+                return np.zeros((0, 3))
+            positions.append([float(v) for v in position])
+    return np.array(positions, dtype=float).reshape(-1, 3)
 
 
 # --- segments and sources -------------------------------------------------------------------------

@@ -11,12 +11,15 @@ import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
+from pydicom.uid import generate_uid
 
+from core.dicom.series import load_series
 from core.measure.mask import NoduleMask
 from core.report import seg as segmod
 from core.report.anonymise import anonymised, new_salt, remap_uid
 from core.report.content import tracking_uid
 from tests.core.report.test_sr import dciodvfy, make_report
+from tests.dicom_factory import ct_dataset
 
 
 def box(origin, shape, fill=None, **kwargs) -> NoduleMask:
@@ -38,8 +41,10 @@ def read_segments(path, volume) -> dict[int, np.ndarray]:
     inverse = np.linalg.inv(volume.affine)
     pixels = seg.pixel_array.reshape(-1, seg.Rows, seg.Columns)
     out: dict[int, np.ndarray] = {}
+    shared = seg.SharedFunctionalGroupsSequence[0]  # one segment: its number is shared by all frames
     for frame, item in zip(pixels, seg.PerFrameFunctionalGroupsSequence, strict=True):
-        number = int(item.SegmentIdentificationSequence[0].ReferencedSegmentNumber)
+        identification = item.get("SegmentIdentificationSequence") or shared.SegmentIdentificationSequence
+        number = int(identification[0].ReferencedSegmentNumber)
         position = [float(v) for v in item.PlanePositionSequence[0].ImagePositionPatient]
         x, y, z = (inverse @ [*position, 1.0])[:3]
         assert abs(x) < 1e-3 and abs(y) < 1e-3 and abs(z - round(z)) < 1e-3
@@ -208,3 +213,51 @@ def test_a_one_part_patient_name_is_not_quoted_in_a_warning(doe_series, tmp_path
         path = segmod.write_seg(report, volume, files, tmp_path / "seg.dcm")
     assert [str(w.message) for w in caught if "DOE" in str(w.message)] == []
     assert pydicom.dcmread(path).PatientName == "DOE"
+
+
+def _series(folder, positions, orientation=(1.0, 0.0, 0.0, 0.0, 1.0, 0.0)) -> list:
+    """One CT series (one frame of reference) with an image at each of ``positions``."""
+    series_uid, study_uid, frame = generate_uid(), generate_uid(), generate_uid()
+    folder.mkdir()
+    files = []
+    for k, position in enumerate(positions):
+        ds = ct_dataset(k, series_uid, study_uid, position=position, orientation=orientation)
+        ds.FrameOfReferenceUID = frame
+        ds.save_as(folder / f"{k}.dcm", enforce_file_format=True)
+        files.append(folder / f"{k}.dcm")
+    return files
+
+
+def test_frames_lie_on_the_ct_images_of_a_series_with_a_gap(tmp_path):
+    """The loader spaces a series with a gap evenly (with a warning); the mask on the slice after the
+    gap belongs to the image at z = 10 mm, not to the even grid's 7.5 mm."""
+    files = _series(tmp_path / "gap", [(-10.0, -12.0, z) for z in (0.0, 2.5, 5.0, 10.0, 12.5)])
+    volume = load_series(files)
+    assert any("gap" in w for w in volume.warnings)
+    path = segmod.write_seg({"a": box((3, 10, 10), (1, 3, 4))}, volume, files, tmp_path / "seg.dcm")
+    (frame,) = pydicom.dcmread(path).PerFrameFunctionalGroupsSequence
+    assert [float(v) for v in frame.PlanePositionSequence[0].ImagePositionPatient] == [-10.0, -12.0, 10.0]
+    (source,) = frame.DerivationImageSequence[0].SourceImageSequence
+    assert source.ReferencedSOPInstanceUID == pydicom.dcmread(files[3]).SOPInstanceUID
+
+
+@pytest.mark.parametrize(
+    "positions, orientation",
+    [
+        ([(-10.0, -12.0, -2.5 * k) for k in range(5)], (1, 0, 0, 0, 1, 0)),  # feet first: z falls
+        ([(2.0 * k, -12.0, 20.0) for k in range(5)], (0, 1, 0, 0, 0, -1)),  # sagittal images
+        ([(-16.0, -16.0 + 0.5 * k, 2.0 * k) for k in range(5)], (1, 0, 0, 0, 0.966, -0.259)),  # tilt
+    ],
+    ids=["descending", "sagittal", "tilted"],
+)
+def test_masks_read_back_on_other_geometries(tmp_path, positions, orientation):
+    files = _series(tmp_path / "ct", positions, orientation)
+    volume = load_series(files)
+    mask = box((1, 10, 10), (2, 3, 4))
+    path = segmod.write_seg({"a": mask}, volume, files, tmp_path / "seg.dcm")
+    assert np.array_equal(read_segments(path, volume)[1], mask.in_volume(volume.array.shape))
+    uids = slice_uids(files, volume)
+    for item in pydicom.dcmread(path).PerFrameFunctionalGroupsSequence:
+        (source,) = item.DerivationImageSequence[0].SourceImageSequence
+        assert source.ReferencedSOPInstanceUID in uids.values()
+    assert dciodvfy(path)[0] == []
