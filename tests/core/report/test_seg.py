@@ -80,7 +80,7 @@ def written(series, tmp_path_factory):
 
 
 def test_segments_read_back_equal_to_the_masks_with_the_report_labels(written, series):
-    _, volume = series
+    files, volume = series
     report, path = written
     seg = hd.seg.segread(path)
     segmented = [n for n in report.nodules if n.mask is not None]  # numbered in the report's order
@@ -93,6 +93,13 @@ def test_segments_read_back_equal_to_the_masks_with_the_report_labels(written, s
     rebuilt = read_segments(path, volume)
     for number, nodule in enumerate(segmented, start=1):
         assert np.array_equal(rebuilt[number], nodule.mask.in_volume(volume.array.shape)), nodule.marker.name
+    # highdicom's own reader, by CT instance in the volume's slice order, agrees
+    uids = slice_uids(files, volume)
+    pixels = seg.get_pixels_by_source_instance(
+        [uids[k] for k in range(volume.array.shape[0])], segment_numbers=[1, 2, 3]
+    )
+    expected = np.stack([n.mask.in_volume(volume.array.shape) for n in segmented], axis=-1)
+    assert np.array_equal(pixels.astype(bool), expected)
     # only the frames that hold a mask: N1 on 2 slices, N2 on 2, N3 (clipped) on 2
     assert seg.NumberOfFrames == 6 and seg.SegmentationType == "BINARY"
     assert seg.StudyInstanceUID == report.study["study_uid"] and seg.PatientID == "TEST-001"
