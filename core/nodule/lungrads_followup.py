@@ -177,7 +177,7 @@ def _evaluate(
     """The fired row, its category and the extra numbers to show."""
     mean, solid = current.mean_mm, current.solid_mm
     jux = row("juxtapleural-2")
-    if juxtapleural and status in ("baseline", "new") and jux.matches(current.texture, "any", mean, 0):
+    if juxtapleural and status in ("baseline", "new") and jux.matches(current.texture, jux.status, mean, 0.0):
         return jux, "2", ""
     if status != "stable" or current.texture == "ground glass":
         fired = size_row(current.texture, status, mean, solid)

@@ -1,11 +1,11 @@
 """The Lung-RADS v2022 table with priors, as data: one ``Row`` per rule, each with the ACR text it implements.
 
 Source: ACR Lung-RADS v2022 assessment categories and notes (American College of Radiology, Nov 2022;
-summarised in Christensen et al., CHEST 2024;165(3):738-753). Sizes are mean diameters (long + short
-axis) / 2 in mm, to 0.1 mm; for a part-solid nodule the solid component's mean diameter drives the
-category. ``core.nodule.lungrads`` holds the baseline rules from a marker and the model's guesses;
-``core.nodule.lungrads_followup`` evaluates these rows from measured sizes and the nodule's priors and
-returns the same ``LungRads`` record.
+summarised in Christensen et al., J Am Coll Radiol 2024;21(3):473-488). Sizes are mean diameters
+(long + short axis) / 2 in mm, to 0.1 mm; for a part-solid nodule the solid component's mean
+diameter drives the category. ``core.nodule.lungrads`` holds the baseline rules from a marker and
+the model's guesses; ``core.nodule.lungrads_followup`` evaluates these rows from measured sizes and
+the nodule's priors and returns the same ``LungRads`` record.
 
 Readings of the table that are this module's, not the ACR's, each said in its row's ``note``:
 
