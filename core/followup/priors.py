@@ -1,9 +1,11 @@
 """Where a patient's other studies come from, and which of them is the prior.
 
-One interface, ``StudySource`` (a Protocol): ``studies()`` lists the studies a source knows, each a
-``StudyRef`` with its study UID, date, description, the patient identity of its header and where to
-open it. Sources: ``CatalogueSource`` (the folder a study was opened from, ``core.dicom.catalogue``) and
-``SessionSource`` (the sessions behind the worklist); the PACS source will be a third.
+One interface, ``StudySource`` (a Protocol): ``studies(patient)`` lists the studies a source knows
+that may be the patient's (a superset is fine: a folder lists what it holds, a PACS will query by
+Patient ID and by name and birth date), each a ``StudyRef`` with its study UID, date, description,
+the patient identity of its header and where to open it. Sources: ``CatalogueSource`` (the folder a
+study was opened from, ``core.dicom.catalogue``) and ``SessionSource`` (the sessions behind the
+worklist); the PACS source will be a third.
 
 ``find_priors`` keeps the studies of the same patient: the same Patient ID, name and birth date. A study
 that agrees on the Patient ID, or on the name and birth date, but not on all three (or lacks one of them)
@@ -68,12 +70,13 @@ class StudyRef:
 
 
 class StudySource(Protocol):
-    """Anything that can list studies; ``problems`` says, without patient data, what it could not read."""
+    """Anything that can list a patient's studies; ``problems`` says, without patient data, what it
+    could not read."""
 
     name: str
     problems: list[str]
 
-    def studies(self) -> Iterable[StudyRef]: ...
+    def studies(self, patient: PatientIdentity) -> Iterable[StudyRef]: ...
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,7 @@ def find_priors(
     seen: set[str] = {current_uid}
     candidates = []
     for source in sources:
-        for study in source.studies():
+        for study in source.studies(patient):
             if study.study_uid in seen:
                 continue
             mismatches = patient.mismatches(study.patient)
@@ -126,9 +129,12 @@ class CatalogueSource:
     name: str = "folder"
     problems: list[str] = field(default_factory=list)
 
-    def studies(self) -> Iterable[StudyRef]:
-        for patient in self.catalogue.patients:
-            for study in patient.studies:
+    def studies(self, patient: PatientIdentity) -> Iterable[StudyRef]:
+        wanted = (patient.patient_id, _name(patient.name))
+        for entry in self.catalogue.patients:
+            if entry.patient_id != wanted[0] and _name(entry.name) != wanted[1]:
+                continue  # neither the ID nor the name: not worth reading its headers again
+            for study in entry.studies:
                 files = [path for series in study.series for path in series.files]
                 if not files:
                     continue
@@ -166,8 +172,8 @@ class SessionSource:
             found.problems.append(f"{unreadable} saved session(s) could not be read")
         return found
 
-    def studies(self) -> Iterable[StudyRef]:
-        missing = 0
+    def studies(self, patient: PatientIdentity) -> Iterable[StudyRef]:
+        missing = 0  # sessions hold no patient data: each study's header says whose it is
         for study_uid, source in self.entries:
             try:
                 header = _header(iter_files(source), study_uid)

@@ -126,7 +126,7 @@ class ListSource:
     name: str = "list"
     problems: list = field(default_factory=list)
 
-    def studies(self):
+    def studies(self, patient):
         return iter(self.refs)
 
 
