@@ -137,16 +137,10 @@ def growth(prior: TimePoint, current: TimePoint, error: Repeatability | None = N
     if volumes:
         volume_change = current.volume_mm3 - prior.volume_mm3
         volume_percent = 100.0 * volume_change / prior.volume_mm3
-    if volumes:
-        change, threshold, ratio, power = (
-            volume_percent,
-            error.volume_percent,
-            current.volume_mm3 / prior.volume_mm3,
-            1,
-        )
-    else:
+        change, threshold, ratio, power = volume_percent, error.volume_percent, 1 + volume_percent / 100, 1
+    else:  # a sphere's volume goes with the cube of its diameter
         change, threshold, ratio, power = diameter_change, error.diameter_mm, d2 / d1, 3
-    within = abs(change) < threshold if threshold > 0 else False
+    within = abs(change) < threshold
     if change == 0:
         trend = "stable"
     elif within:

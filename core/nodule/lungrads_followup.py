@@ -6,8 +6,8 @@ row's text with the numbers that fired it and its ``inputs["row"]`` the row's ke
 The nodule's status at the current exam decides which rows apply (``lungrads_table.STATUSES``):
 baseline (no earlier screening), new (earlier screening, nodule absent), growing, slow-growing or
 stable (against its earlier exams). The size that growth is judged on is the one that drives the
-category: the mean diameter (solid, ground glass) or the solid component's (part-solid; 0 for ground
-glass, so a solid component appearing in a ground glass nodule is a new, growing one).
+category: the mean diameter (solid, ground glass) or the solid component's (part-solid). A solid
+component appearing in what was a ground glass nodule is a new solid component, whatever its size.
 """
 
 from __future__ import annotations
@@ -27,7 +27,15 @@ from core.nodule.lungrads import (
     TEXTURES,
     LungRads,
 )
-from core.nodule.lungrads_table import INTERVAL_MONTHS, YEAR_DAYS, Row, lungrads_growth, row, size_row
+from core.nodule.lungrads_table import (
+    GROWTH_MM,
+    INTERVAL_MONTHS,
+    YEAR_DAYS,
+    Row,
+    lungrads_growth,
+    row,
+    size_row,
+)
 
 
 @dataclass(frozen=True)
@@ -150,12 +158,14 @@ def _status(current: NoduleExam, earlier: list[NoduleExam], screened_before: boo
     if not earlier:
         return ("new" if screened_before else "baseline"), ""
     texture, growth, slow = current.texture, None, None
+    if texture == "part-solid" and earlier[-1].texture == "ground glass":  # a new solid component
+        return "growing", f"; solid component new since {earlier[-1].date}"
     for prior in reversed(earlier):  # the most recent growth wins: it is the one the reader sees
         increase = round(current.growth_size(texture) - prior.growth_size(texture), 1)
         days = (current.date - prior.date).days
         if growth is None and lungrads_growth(increase, days):
             growth = f"; +{increase:.1f} mm in {days} days since {prior.date}"
-        elif slow is None and increase > 1.5:
+        elif slow is None and increase > GROWTH_MM:
             slow = f"; +{increase:.1f} mm in {days} days since {prior.date}, < 1.5 mm per 12 months"
     if growth:
         return "growing", growth

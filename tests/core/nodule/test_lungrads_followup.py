@@ -50,6 +50,7 @@ CASES = [
     ("part-growing-4A", "4A", at(6, P, 10.0, 3.8), [at(0, P, 10.0, 2.0)], {}),
     ("part-growing-4B", "4B", at(6, P, 10.0, 5.0), [at(0, P, 10.0, 3.0)], {}),
     ("part-growing-4A", "4A", at(12, P, 10.0, 2.0), [at(0, G, 10.0)], {}),
+    ("part-growing-4A", "4A", at(6, P, 10.0, 1.0), [at(0, G, 10.0)], {}),  # new, though only 1 mm
     # slow-growing part-solid: 4B
     ("part-slow-growing-4B", "4B", at(24, P, 12.0, 6.6), [at(0, P, 12.0, 5.0), at(12, P, 12.0, 5.8)], {}),
     # ground glass: 2 < 30 mm baseline, new or growing; 3 >= 30 mm baseline or new
