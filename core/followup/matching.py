@@ -67,11 +67,19 @@ class Overrides:
 
     @classmethod
     def from_dict(cls, data: Mapping) -> Overrides:
-        """ValueError when saved overrides are malformed."""
-        try:
-            return cls(*(tuple((str(a), str(b)) for a, b in data.get(k, ())) for k in ("pairs", "unpaired")))
-        except (AttributeError, TypeError, ValueError) as exc:
-            raise ValueError(f"saved nodule pairings are malformed ({exc})") from exc
+        """ValueError when saved overrides are malformed (each entry a [prior id, current id] list)."""
+        if not isinstance(data, Mapping):
+            raise ValueError("saved nodule pairings are malformed (not an object)")
+        found = []
+        for key in ("pairs", "unpaired"):
+            entries = data.get(key, [])
+            ok = isinstance(entries, list) and all(
+                isinstance(e, list) and len(e) == 2 and all(isinstance(i, str) for i in e) for e in entries
+            )
+            if not ok:
+                raise ValueError(f"saved nodule pairings are malformed ({key} is not a list of id pairs)")
+            found.append(tuple((a, b) for a, b in entries))
+        return cls(*found)
 
 
 @dataclass(frozen=True)

@@ -75,8 +75,9 @@ def test_reader_overrides_win_over_the_assignment():
 def test_overrides_round_trip_and_bad_ones_say_why():
     overrides = Overrides(pairs=(("a", "1"),), unpaired=(("b", "2"),))
     assert Overrides.from_dict(overrides.to_dict()) == overrides
-    with pytest.raises(ValueError, match="malformed"):
-        Overrides.from_dict({"pairs": [["only-one"]]})
+    for bad in ({"pairs": [["only-one"]]}, {"pairs": ["ab"]}, {"unpaired": "a"}, ["a", "1"]):
+        with pytest.raises(ValueError, match="malformed"):
+            Overrides.from_dict(bad)
     priors, currents = (
         [Candidate("a", (0, 0, 0), 6)],
         [Candidate("1", (0, 0, 0), 6), Candidate("2", (0, 0, 0), 6)],
