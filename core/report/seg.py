@@ -29,19 +29,25 @@ from __future__ import annotations
 
 import copy
 import io
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import highdicom as hd
 import numpy as np
-import pydicom
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 
 from core.measure.mask import NoduleMask
 from core.report.content import NoduleReport, StudyReport, build_report
-from core.report.sr_evidence import UidMap, derived_uid, evidence_headers, quiet_person_names
+from core.report.sr_evidence import (
+    UidMap,
+    derived_uid,
+    evidence_headers,
+    quiet_person_names,
+    read_headers,
+)
 from core.report.sr_volumetric import version
 from core.util.atomic import atomic_write_bytes
 
@@ -144,7 +150,7 @@ def write_seg(
     then not written and an existing one is left as it was."""
     if not isinstance(report, StudyReport):
         report = mask_report(volume, report, names or {})
-    datasets = [pydicom.dcmread(str(f), stop_before_pixels=True) for f in source_files]
+    datasets = read_headers(source_files)
     seg = build_seg(report, volume, datasets, **options)
     buffer = io.BytesIO()
     seg.save_as(buffer, enforce_file_format=True)
@@ -252,8 +258,14 @@ def _image_positions(sources: Sequence[Dataset]) -> np.ndarray:
 # --- segments and sources -------------------------------------------------------------------------
 
 
+def _lo(text: str) -> str:
+    """``text`` as a DICOM LO value: 64 characters, no backslash (LO's value separator) or control
+    characters."""
+    return re.sub(r"[\\\x00-\x1f]", " ", text).strip()[:64]
+
+
 def _description(number: int, nodule: NoduleReport, mask: NoduleMask) -> hd.seg.SegmentDescription:
-    name = (nodule.marker.name or f"marker {nodule.marker.id}")[:64]
+    name = nodule.marker.name or f"marker {nodule.marker.id}"  # the SR's tracking identifier
     method = mask.method or "unknown"
     if mask.edited:
         kind, family = hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC, codes.cid7162.ManualProcessing
@@ -266,10 +278,10 @@ def _description(number: int, nodule: NoduleReport, mask: NoduleMask) -> hd.seg.
     algorithm = None
     if family is not None:
         label = f"{method} (reader-edited)" if mask.edited else method
-        algorithm = hd.AlgorithmIdentificationSequence(name=label[:64], family=family, version=version())
+        algorithm = hd.AlgorithmIdentificationSequence(name=_lo(label), family=family, version=version())
     return hd.seg.SegmentDescription(
         segment_number=number,
-        segment_label=name,
+        segment_label=_lo(name),
         segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
         segmented_property_type=codes.SCT.Nodule,
         algorithm_type=kind,

@@ -138,6 +138,7 @@ from core.report.sr_evidence import (
     evidence_headers,
     image_library,
     quiet_person_names,
+    read_headers,
 )
 from core.report.sr_volumetric import mask_measurements, seg_evidence, segment_references
 from core.util.atomic import atomic_write_bytes
@@ -236,7 +237,7 @@ def write_sr(
 ) -> Path:
     """Build the SR from the CT files' headers and write it atomically to ``path`` (Part 10 file).
     ``options`` go to ``build_sr`` (series_number, instance_number, manufacturer)."""
-    datasets = [pydicom.dcmread(str(f), stop_before_pixels=True) for f in source_files]
+    datasets = read_headers(source_files)
     sr = build_sr(report, datasets, **options)
     buffer = io.BytesIO()
     pydicom.dcmwrite(buffer, sr, enforce_file_format=True)

@@ -11,9 +11,11 @@ import hashlib
 import re
 import secrets
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 
 import highdicom as hd
+import pydicom
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 
@@ -184,6 +186,19 @@ def _instance_order(ds: Dataset) -> tuple[int, str]:
     except (TypeError, ValueError):
         number = 0
     return number, str(ds.get("SOPInstanceUID", ""))
+
+
+def read_headers(files: Iterable[str | Path]) -> list[Dataset]:
+    """The headers of the CT files; ValueError naming the first that is not a readable DICOM file."""
+    headers = []
+    for path in map(Path, files):
+        try:
+            headers.append(pydicom.dcmread(path, stop_before_pixels=True))
+        except Exception as exc:  # pydicom raises anything from OSError to struct.error on a bad file
+            text = str(exc).splitlines()[0][:200] if str(exc) else ""
+            reason = getattr(exc, "strerror", None) or text or type(exc).__name__
+            raise ValueError(f"{path.name}: not a readable DICOM file ({reason})") from exc
+    return headers
 
 
 @contextlib.contextmanager

@@ -268,3 +268,27 @@ def test_masks_read_back_on_other_geometries(tmp_path, positions, orientation):
         (source,) = item.DerivationImageSequence[0].SourceImageSequence
         assert source.ReferencedSOPInstanceUID in uids.values()
     assert dciodvfy(path)[0] == []
+
+
+def test_a_long_marker_name_with_a_backslash_is_a_valid_label(series, tmp_path):
+    """SegmentLabel is LO: 64 characters at most and no backslash (its value separator); the tracking
+    ID (UT) keeps the whole name, as the SR's tracking identifier has it."""
+    files, volume = series
+    report = with_masks(make_report(volume, 1), {"N1": box((1, 2, 2), (2, 3, 3))})
+    name = "left\\upper " + "x" * 80
+    (nodule,) = report.nodules
+    report = replace(report, nodules=(replace(nodule, marker=replace(nodule.marker, name=name)),))
+    path = segmod.write_seg(report, volume, files, tmp_path / "seg.dcm")
+    (item,) = pydicom.dcmread(path).SegmentSequence
+    assert item.SegmentLabel == ("left upper " + "x" * 80)[:64] and item.TrackingID == name
+    assert dciodvfy(path)[0] == []
+
+
+def test_a_source_that_is_not_dicom_is_named_and_nothing_written(series, tmp_path):
+    files, volume = series
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not an image")
+    report = with_masks(make_report(volume, 1), {"N1": box((1, 2, 2), (2, 3, 3))})
+    with pytest.raises(ValueError, match=r"^notes\.txt: not a readable DICOM file \(.+\)$"):
+        segmod.write_seg(report, volume, [*files, bad], tmp_path / "seg.dcm")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]

@@ -314,3 +314,14 @@ def test_a_one_part_patient_name_is_not_quoted_in_a_warning(doe_series, tmp_path
         path = srmod.write_sr(make_report(volume, 1), files, tmp_path / "report.dcm")
     assert [str(w.message) for w in caught if "DOE" in str(w.message)] == []
     assert pydicom.dcmread(path).PatientName == "DOE"
+
+
+def test_a_source_that_is_not_dicom_is_named(series, tmp_path):
+    """A file among the sources that is not DICOM: a message naming it, not pydicom's bare
+    InvalidDicomError; nothing written."""
+    files, volume = series
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not an image")
+    with pytest.raises(ValueError, match=r"^notes\.txt: not a readable DICOM file \(.+\)$"):
+        srmod.write_sr(make_report(volume, 1), [*files, bad], tmp_path / "report.dcm")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
