@@ -5,11 +5,17 @@ planar groups."""
 from __future__ import annotations
 
 import highdicom as hd
+import numpy as np
 import pydicom
+import pytest
 
+from core.dicom.series import load_series
+from core.report.content import build_report
 from core.report.export import SEG_FILE, existing, write_report
-from tests.core.report.test_sr import make_report
-from tests.core.report.test_sr_volumetric import measured_report
+from core.report.sr_codes import VOLUME
+from tests.core.report.test_seg import slice_uids
+from tests.core.report.test_sr import dciodvfy, make_report
+from tests.core.report.test_sr_volumetric import measured_report, measurement
 
 
 def groups(path):
@@ -74,3 +80,46 @@ def test_anonymised_export_seg_and_sr_agree_and_name_nobody(series, tmp_path):
     sources = {i.ReferencedSOPInstanceUID for i in seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence}
     assert sources and sources <= evidence and seg.SOPInstanceUID in evidence
     assert seg.PatientIdentityRemoved == "YES" and seg.StudyInstanceUID == sr.StudyInstanceUID
+
+
+def test_a_phantom_segmented_from_its_markers_round_trips(tmp_path):
+    """End to end on a small rendered study: markers -> segment_nodule -> report -> SEG + SR; the SEG
+    reads back (highdicom, by CT instance) equal to the masks, the SR's volumes to the record's, and
+    both validate."""
+    from core.measure.segment import segment_nodule
+    from core.nodule.markers import read_markers
+    from core.phantom.study import PhantomOptions, write_phantom
+    from tests.nodule_factory import ellipsoid_nodule
+
+    options = PhantomOptions(
+        seed=5, split="train", nodules=2, size=160, pixel_spacing=1.0, slice_thickness=2.5
+    )
+    nodules = [
+        ellipsoid_nodule("LIDC-IDRI-0003/scan-1/nodule-1", radii_mm=(5, 4, 4)),
+        ellipsoid_nodule("LIDC-IDRI-0007/scan-1/nodule-2", radii_mm=(4, 4, 3)),
+    ]
+    study = write_phantom(tmp_path / "study", options, nodules)
+    files = sorted((study / "CT").iterdir())
+    volume = load_series(files)
+    markers = read_markers(study / "markers.json")
+    masks = {m.id: segment_nodule(volume, m.centre_mm, m.diameter_mm) for m in markers}
+    voxel_mm3 = float(np.prod(volume.spacing))
+    sizes = {k: measurement("solid", None, volume_mm3=mask.voxels * voxel_mm3) for k, mask in masks.items()}
+    report = build_report(volume, markers, {}, {}, {}, masks=masks, measurements=sizes)
+    out = tmp_path / "out"
+    out.mkdir()
+    done = write_report(report, out, ["sr"], volume=volume, source_files=files)
+    assert [o.error for o in done.outcomes] == ["", ""]
+
+    seg = hd.seg.segread(out / SEG_FILE)
+    by_slice = slice_uids(files, volume)
+    uids = [by_slice[k] for k in range(volume.array.shape[0])]
+    numbers = {item.TrackingUID: int(item.SegmentNumber) for item in seg.SegmentSequence}
+    pixels = seg.get_pixels_by_source_instance(uids, segment_numbers=sorted(numbers.values()))
+    volumetric, _ = groups(out / "report.dcm")
+    volumes = {str(g.tracking_uid): g.get_measurements(name=VOLUME)[0].value for g in volumetric}
+    for nodule in report.nodules:
+        number = numbers[nodule.tracking_uid]
+        assert np.array_equal(pixels[..., number - 1].astype(bool), nodule.mask.in_volume(volume.array.shape))
+        assert volumes[nodule.tracking_uid] == pytest.approx(nodule.measurement.volume_mm3, abs=0.01)
+    assert dciodvfy(out / SEG_FILE)[0] == [] and dciodvfy(out / "report.dcm")[0] == []
