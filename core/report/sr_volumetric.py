@@ -34,12 +34,37 @@ from core.report.sr_codes import (
 
 
 def segment_references(seg: Dataset) -> dict[str, hd.sr.ReferencedSegment]:
-    """Tracking UID -> the reference to its segment in ``seg``."""
-    return {
-        str(item.TrackingUID): hd.sr.ReferencedSegment.from_segmentation(seg, int(item.SegmentNumber))
-        for item in seg.SegmentSequence
-        if "TrackingUID" in item
-    }
+    """Tracking UID -> the reference to its segment in ``seg``, with the CT images its frames lie on
+    (the SEG's series when its frames name none). Built here, not by highdicom's
+    ``ReferencedSegment.from_segmentation``: that reads the segment number per frame, which highdicom
+    itself writes once, shared, when the SEG has one segment."""
+    shared = seg.SharedFunctionalGroupsSequence[0] if "SharedFunctionalGroupsSequence" in seg else Dataset()
+    images: dict[int, dict[str, str]] = {}  # segment number -> SOP instance UID -> SOP class UID
+    for frame in seg.get("PerFrameFunctionalGroupsSequence", []):
+        identification = frame.get("SegmentIdentificationSequence") or shared.get(
+            "SegmentIdentificationSequence"
+        )
+        if not identification:
+            continue
+        found = images.setdefault(int(identification[0].ReferencedSegmentNumber), {})
+        for derivation in frame.get("DerivationImageSequence", []):
+            for source in derivation.get("SourceImageSequence", []):
+                found[source.ReferencedSOPInstanceUID] = source.ReferencedSOPClassUID
+    series = hd.sr.SourceSeriesForSegmentation(seg.ReferencedSeriesSequence[0].SeriesInstanceUID)
+    references = {}
+    for item in seg.SegmentSequence:
+        if "TrackingUID" not in item:
+            continue
+        found = images.get(int(item.SegmentNumber))
+        sources = [hd.sr.SourceImageForSegmentation(cls, uid) for uid, cls in (found or {}).items()]
+        references[str(item.TrackingUID)] = hd.sr.ReferencedSegment(
+            sop_class_uid=seg.SOPClassUID,
+            sop_instance_uid=seg.SOPInstanceUID,
+            segment_number=int(item.SegmentNumber),
+            source_images=sources or None,
+            source_series=None if sources else series,
+        )
+    return references
 
 
 def seg_evidence(seg: Dataset) -> Dataset:

@@ -137,3 +137,23 @@ def test_anonymised_sr_and_seg_reference_the_same_instances(series, tmp_path):
     assert not {s.SOPInstanceUID for s in sources} & evidence
     assert seg.StudyInstanceUID == sr.StudyInstanceUID == report.study["study_uid"]
     assert_valid(path)
+
+
+def test_a_seg_with_one_segment_is_referenced_with_the_images_it_lies_on(series, tmp_path):
+    """highdicom writes a lone segment's number once, in the shared functional groups, and its own
+    ReferencedSegment.from_segmentation then failed ('no attribute SegmentIdentificationSequence'),
+    so no SR was written for a study with one segmented nodule."""
+    files, volume = series
+    report = measured_report(volume, 2, masks={"N1": MASKS["N1"]})
+    seg, path = sr_with_seg(report, files, volume, tmp_path / "report.dcm")
+    assert "SegmentIdentificationSequence" in seg.SharedFunctionalGroupsSequence[0]
+    (group,) = hd.sr.srread(path).content.get_volumetric_roi_measurement_groups()
+    segment, *sources = group.referenced_segment
+    assert segment.ReferencedSOPSequence[0].ReferencedSegmentNumber == 1
+    frames = {
+        item.DerivationImageSequence[0].SourceImageSequence[0].ReferencedSOPInstanceUID
+        for item in seg.PerFrameFunctionalGroupsSequence
+    }
+    assert {s.ReferencedSOPSequence[0].ReferencedSOPInstanceUID for s in sources} == frames
+    assert len(frames) == 2
+    assert_valid(path)
