@@ -95,9 +95,13 @@ def build_seg(
         raise ValueError("no nodule has a 3D mask: there is nothing to write as a DICOM SEG")
     uids = uids if uids is not None else UidMap(report)
     sources = _source_headers(report, source_datasets, uids)
-    frame_of_reference = next((ds.FrameOfReferenceUID for ds in sources if "FrameOfReferenceUID" in ds), "")
+    frame_of_reference = report.study.get("frame_of_reference_uid") or next(
+        (ds.FrameOfReferenceUID for ds in sources if "FrameOfReferenceUID" in ds), ""
+    )  # as the SR has it
     if not frame_of_reference:
         raise ValueError("the CT series has no frame of reference: the masks cannot be placed")
+    for ds in sources:  # one series, one frame of reference (PS3.3 C.7.4.1): the volume was read as one
+        ds.FrameOfReferenceUID = frame_of_reference
     planes, pixels = _frames(volume, [mask for _, mask in nodules])
     orientation, measures, positions = _geometry(volume, planes, sources)
     ct_series = report.study.get("series_uid", "")

@@ -19,7 +19,7 @@ from core.report import seg as segmod
 from core.report.anonymise import anonymised, new_salt, remap_uid
 from core.report.content import tracking_uid
 from tests.core.report.test_sr import dciodvfy, make_report
-from tests.dicom_factory import ct_dataset
+from tests.dicom_factory import ct_dataset, write_series
 
 
 def box(origin, shape, fill=None, **kwargs) -> NoduleMask:
@@ -292,3 +292,16 @@ def test_a_source_that_is_not_dicom_is_named_and_nothing_written(series, tmp_pat
     with pytest.raises(ValueError, match=r"^notes\.txt: not a readable DICOM file \(.+\)$"):
         segmod.write_seg(report, volume, [*files, bad], tmp_path / "seg.dcm")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_a_series_whose_slices_name_different_frames_of_reference(tmp_path):
+    """A frame of reference is one per series, but some writers (and this test factory) give each
+    slice its own: highdicom refused them as 'not part of the same series'. The volume was read as
+    one, so the SEG is placed in the frame the SR names (the first slice's)."""
+    files = write_series(tmp_path / "ct", n=4)
+    assert len({pydicom.dcmread(f).FrameOfReferenceUID for f in files}) == 4
+    volume = load_series(files)
+    mask = box((1, 4, 4), (2, 3, 3))
+    path = segmod.write_seg({"a": mask}, volume, files, tmp_path / "seg.dcm")
+    assert pydicom.dcmread(path).FrameOfReferenceUID == volume.metadata.frame_of_reference_uid
+    assert np.array_equal(read_segments(path, volume)[1], mask.in_volume(volume.array.shape))
