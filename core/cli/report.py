@@ -2,9 +2,12 @@
 
 Loads the study (the largest CT series, or ``--series``), runs the model on the markers (patient LPS
 mm, ``core.nodule.markers``), finds each nodule's lung zone (``core.imaging.location``), takes the reader's
-confirmed values from the saved reading session of that series when there is one, and writes into DIR::
+confirmed values and nodule masks from the saved reading session of that series when there is one,
+and writes into DIR::
 
     report.dcm    DICOM SR, TID 1500 Measurement Report (core.report.sr)
+    report-seg.dcm  with the SR when the series' saved session holds 3D masks of these markers: the
+                  masks as a DICOM SEG (core.report.seg), referenced by the SR's volumetric groups
     report.pdf    the printable report (core.report.pdf)
     ranking.csv   the ranked table, one row per nodule (core.report.tables)
     report.json   everything, schema mtmr-reader/report/1 (docs/report-json.md)
@@ -112,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     except (StudyLoadError, CheckpointError, ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=err)
         return 2
-    labels = _session_labels(volume, markers, progress)
+    labels, masks = _saved_reading(volume, markers, progress)
     lungs = LungMap(volume)
     locations = {}
     for marker in markers:
@@ -126,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
         predictor.card,
         reader_name=args.reader,
         locations=locations,
+        masks=masks,
     )
     source_files: Sequence[Path] = ()
     if found is not None and "sr" in formats:
@@ -169,22 +173,30 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _session_labels(volume: CTVolume, markers, progress: Progress) -> dict:
-    """The reader's confirmed labels of these markers from the series' saved session, if any."""
+def _saved_reading(volume: CTVolume, markers, progress: Progress) -> tuple[dict, dict]:
+    """The reader's confirmed labels of these markers and their 3D masks (each while it still fits its
+    marker: same centre and diameter, or edited by the reader) from the series' saved session, if any."""
     from core.reading.session import SessionCorrupt, SessionStore
     from core.reading.session_key import session_key
 
     try:
         session = SessionStore().load(*session_key(volume))
     except SessionCorrupt as exc:
-        progress.say(f"note: reader labels not used: {exc}")
-        return {}
+        progress.say(f"note: reader labels and masks not used: {exc}")
+        return {}, {}
     except OSError:
-        return {}
+        return {}, {}
     if session is None:
-        return {}
-    ids = {m.id for m in markers}
-    labels = {k: v for k, v in session.labels.items() if k in ids}
+        return {}, {}
+    by_id = {m.id: m for m in markers}
+    labels = {k: v for k, v in session.labels.items() if k in by_id}
+    masks = {
+        k: mask
+        for k, mask in session.masks.items()
+        if k in by_id and mask.fits(by_id[k].centre_mm, by_id[k].diameter_mm)
+    }
     if labels:
         progress.say(f"report: {len(labels)} reader-confirmed label(s) from the saved session")
-    return labels
+    if masks:
+        progress.say(f"report: {len(masks)} nodule mask(s) from the saved session")
+    return labels, masks

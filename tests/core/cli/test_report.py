@@ -213,3 +213,30 @@ def test_all_four_formats_anonymised(study, model, tmp_path, capsys):
         ).stdout
         assert "Probability" in text or "malignancy" in text.lower()
         assert no_phi(text) and study[2].StudyInstanceUID not in text
+
+
+def test_saved_masks_that_fit_their_markers_are_written_as_a_seg(study, model, tmp_path, capsys):
+    """The series' saved session holds a mask for N1 (made at its marker) and a stale one for N2 (made
+    before the reader resized it): the SEG has N1's alone and the SR references it."""
+    import highdicom as hd
+    import numpy as np
+
+    from core.dicom.series import load_series
+    from core.measure.mask import NoduleMask
+    from core.reading.session import Session, SessionStore
+    from core.reading.session_key import session_key
+
+    folder, _, _ = study
+    volume = load_series(sorted(folder.iterdir()))
+    fitting = NoduleMask((1, 10, 10), np.ones((2, 3, 3), bool), "classical/test", (0.0, 0.0, 6.0), 6.0)
+    stale = NoduleMask((2, 20, 20), np.ones((2, 2, 2), bool), "classical/test", (3.0, 2.0, 5.0), 7.0)
+    SessionStore().save(Session(*session_key(volume), masks={"a1": fitting, "b2": stale}))
+    out = tmp_path / "out"
+    assert main(report(study, model, out, "--format", "sr")) == 0
+    captured = capsys.readouterr()
+    assert "1 nodule mask(s) from the saved session" in captured.err and no_phi(captured.out + captured.err)
+    seg = hd.seg.segread(out / "report-seg.dcm")
+    assert [s.SegmentLabel for s in seg.SegmentSequence] == ["N1"]
+    sr = hd.sr.srread(out / "report.dcm")
+    (group,) = sr.content.get_volumetric_roi_measurement_groups()
+    assert group.tracking_identifier == "N1" and len(sr.content.get_planar_roi_measurement_groups()) == 1
