@@ -177,7 +177,7 @@ def write_report(
                 sources = [Path(f) for f in source_files]
                 sr_report = report if salt is None else _with_source_uids(report, sources, salt)
                 seg = None
-                if any(nodule.mask is not None for nodule in sr_report.nodules):
+                if any(nodule.mask is not None and nodule.mask.voxels for nodule in sr_report.nodules):
                     done, seg = _write_seg(sr_report, volume, sources, folder / SEG_FILE, overwrite)
                     outcomes.append(replace(done, error=scrub(done.error, original, original_volume)))
                 _write_atomically(path, partial(write_sr, sr_report, sources, seg=seg))

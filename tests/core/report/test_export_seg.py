@@ -10,6 +10,7 @@ import pydicom
 import pytest
 
 from core.dicom.series import load_series
+from core.measure.mask import NoduleMask
 from core.report.content import build_report
 from core.report.export import SEG_FILE, existing, write_report
 from core.report.sr_codes import VOLUME
@@ -123,3 +124,13 @@ def test_a_phantom_segmented_from_its_markers_round_trips(tmp_path):
         assert np.array_equal(pixels[..., number - 1].astype(bool), nodule.mask.in_volume(volume.array.shape))
         assert volumes[nodule.tracking_uid] == pytest.approx(nodule.measurement.volume_mm3, abs=0.01)
     assert dciodvfy(out / SEG_FILE)[0] == [] and dciodvfy(out / "report.dcm")[0] == []
+
+
+def test_masks_with_no_voxels_write_no_seg_and_no_error(series, tmp_path):
+    """A mask the reader erased to nothing is no mask: no SEG, no failed outcome, a planar SR."""
+    files, volume = series
+    empty = NoduleMask((1, 1, 1), np.zeros((2, 2, 2), dtype=bool), "edited", edited=True)
+    report = measured_report(volume, 2, masks={"N1": empty})
+    done = write_report(report, tmp_path, ["sr"], volume=volume, source_files=files)
+    assert [(o.format, o.error) for o in done.outcomes] == [("sr", "")]
+    assert not (tmp_path / SEG_FILE).exists() and groups(tmp_path / "report.dcm")[0] == []
