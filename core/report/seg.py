@@ -4,7 +4,8 @@
 atomically. One BINARY segment per nodule of the report that has a non-empty mask
 (``NoduleReport.mask``), numbered 1.. in the report's order (rank):
 
-* label and Tracking ID: the marker's name; Tracking UID: ``NoduleReport.tracking_uid``, the one the
+* label: the marker's name as an LO value (64 characters, no backslash); Tracking ID: the whole
+  name, as the SR's tracking identifier has it; Tracking UID: ``NoduleReport.tracking_uid``, the one the
   SR's measurement group carries (``core.report.content.tracking_uid``), so the two can be joined;
 * property category (49755003, SCT, "Morphologically Abnormal Structure"), type (27925004, SCT,
   "Nodule"), anatomic region (39607008, SCT, "Lung"), as the SR's finding category, type and site;
@@ -14,10 +15,12 @@ atomically. One BINARY segment per nodule of the report that has a non-empty mas
   name, family (CID 7162) and version.
 
 Geometry: the masks are boxes in the CT volume's own voxel grid, so the frames are planes of that
-grid (the volume's affine gives their orientation, spacing and positions). Only the planes that hold
-a mask are written, each at full CT size (rows x columns), so viewers overlay it on the CT slice;
-highdicom links each frame to the CT instance at that position (Derivation Image Sequence) and omits
-a segment's empty frames. The SEG belongs to the CT's study and frame of reference.
+grid (the volume's affine gives their orientation, spacing and positions; where the volume has one
+slice per CT image, each plane sits exactly on its image, also where the loader spaced an uneven
+series evenly). Only the planes that hold a mask are written, each at full CT size (rows x columns),
+so viewers overlay it on the CT slice; highdicom links each frame to the CT image at that position
+(Derivation Image Sequence) and omits a segment's empty frames. The SEG belongs to the CT's study and
+to the frame of reference the SR names (the first slice's, should the slices name several).
 
 Patient and study come from the CT headers, or from the report alone when it is anonymised, and
 every UID passes through the same ``UidMap`` as the SR (``core.report.sr_evidence``): pass one map
