@@ -12,7 +12,9 @@ on the nodule's 3D mask") and the segmenter (``NoduleMask.method``) as Algorithm
     NUM (SOLIDDIAMETER, 99MTMR, "Mean diameter of the solid component") [mm], Derivation Mean:
         solid_diameter_mm, part-solid nodules only
 
-(the codes dcmqi and highdicom use for volumetric measurements; UCUM units). The marker's own
+(the codes dcmqi and highdicom use for volumetric measurements; UCUM units). Neither DCM nor SNOMED CT
+has a concept for a part-solid nodule's solid component, so its diameter has this project's code
+(national lung screening guides define local codes for it too). The marker's own
 diameter stays as in the planar group: SCT Diameter without a method.
 """
 
