@@ -15,16 +15,18 @@ Definitions (the mask is the nodule; HU are the CT's own, unsmoothed unless said
   the voxels each line passes through plus one voxel's width. Long axes within half a voxel of each
   other on two planes are a tie (raster noise): the plane with the longer short axis wins (where the
   nodule looks largest), then axial before coronal before sagittal.
-* **solid component**: mask voxels whose HU, averaged over their 3 x 3 in-plane neighbourhood (the
-  noise of a low-dose scan would otherwise speckle ground glass), are >= ``SOLID_HU`` = -300 HU. Pure
+* **solid component**: mask voxels whose HU, averaged over their 3 x 3 in-plane neighbours within the
+  mask (the noise of a low-dose scan would otherwise speckle ground glass; the lung outside is left out
+  so that it does not darken a thin nodule), are >= ``SOLID_HU`` = -300 HU. Pure
   ground glass sits at about -750 to -350 HU and soft tissue at about -100 to +60 HU; semi-automatic
   solid-part measurement in the subsolid-nodule literature commonly cuts near -300 HU, which keeps
   both clear of the cut with room for noise and partial volume. Its **mean diameter** is measured by
   the same long/short rule on its own largest image.
-* **texture** from the solid share of the mask's *interior* (the mask less its 1-voxel in-plane rim,
-  where partial volume makes even a solid nodule's edge read as ground glass; the whole mask when the
-  interior is empty): share < ``GROUND_GLASS_SHARE`` (2 %) ground glass, >= ``SOLID_SHARE`` (90 %)
-  solid, part-solid between. ``solid_diameter_mm`` is given for part-solid nodules only.
+* **texture** from the solid share of the mask's *interior*: the voxels more than ``RIM_MM`` = 1.5 mm
+  in-plane from its edge (half the deepest voxel's depth in a smaller nodule), since partial volume
+  and a blurred margin make even a solid nodule's edge read as ground glass for about a millimetre:
+  share < ``GROUND_GLASS_SHARE`` (2 %) ground glass, >= ``SOLID_SHARE`` (90 %) solid, part-solid
+  between. ``solid_diameter_mm`` is given for part-solid nodules only.
 * **mean / max HU** over the mask; **calcification fraction**: the share of mask voxels >=
   ``CALCIUM_HU`` = 200 HU (calcium; benign calcified nodules measure above about 160-200 HU on CT
   densitometry, and no soft tissue does without contrast).
@@ -53,6 +55,7 @@ WALL_RADIUS_MM = 4.0
 GROUND_GLASS_SHARE = 0.02
 DIRECTIONS = 90  # caliper directions per 180 degrees: 2 degree steps, under 0.02 % short on a diameter
 SOLID_SHARE = 0.90
+RIM_MM = 1.5
 
 # for each plane: the volume axis (z, y, x) it is normal to, and its two in-plane axes
 _PLANE_AXES = {"axial": (0, (1, 2)), "coronal": (1, (0, 2)), "sagittal": (2, (0, 1))}
@@ -84,10 +87,9 @@ def measure_nodule(volume: CTVolume, mask: NoduleMask) -> NoduleMeasurement:
     def to_mm(zyx: np.ndarray) -> tuple[float, float, float]:
         return tuple(float(v) for v in volume.voxel_to_mm((zyx + origin)[::-1]))
 
-    smooth = ndimage.uniform_filter(hu.astype(np.float32), size=(1, 3, 3), mode="nearest")
+    smooth = _mean_within(hu, box)
     solid = box & (smooth >= SOLID_HU)
-    interior = _eroded_in_plane(box)
-    core = interior if interior.any() else box
+    core = _interior(box, spacing)
     share = float(solid[core].sum()) / float(core.sum())
     texture = "part-solid"
     if share < GROUND_GLASS_SHARE or share >= SOLID_SHARE:
@@ -225,13 +227,20 @@ def _mean_diameter(long_axis: float, short_axis: float) -> float:
     return math.floor(round((long_axis + short_axis) / 2.0 * 10.0, 6) + 0.5) / 10.0
 
 
-def _eroded_in_plane(box: np.ndarray) -> np.ndarray:
-    """The mask less its 1-voxel rim in each axial image (4-neighbour erosion; the box edge is outside)."""
-    inner = box.copy()
-    inner[:, [0, -1], :] = False
-    inner[:, :, [0, -1]] = False
-    inner[:, 1:-1, 1:-1] &= box[:, :-2, 1:-1] & box[:, 2:, 1:-1] & box[:, 1:-1, :-2] & box[:, 1:-1, 2:]
-    return inner
+def _mean_within(hu: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """Each voxel's HU averaged over its 3 x 3 in-plane neighbours inside the mask (the lung around a
+    thin nodule must not pull it below the solid cut)."""
+    weight = ndimage.uniform_filter(box.astype(np.float32), size=(1, 3, 3), mode="constant")
+    total = ndimage.uniform_filter(np.where(box, hu, 0).astype(np.float32), size=(1, 3, 3), mode="constant")
+    return total / np.maximum(weight, 1e-6)
+
+
+def _interior(box: np.ndarray, spacing_zyx: np.ndarray) -> np.ndarray:
+    """The mask's voxels deeper than ``RIM_MM`` in-plane (half the deepest's depth if none is)."""
+    padded = np.pad(box, ((0, 0), (1, 1), (1, 1)))  # outside the box is outside the mask
+    far = 1e6  # another slice never counts as "nearer the edge": the depth is within the image
+    depth = ndimage.distance_transform_edt(padded, sampling=(far, *spacing_zyx[1:]))[:, 1:-1, 1:-1]
+    return depth > min(RIM_MM, float(depth.max()) / 2)
 
 
 def _shell(mask: np.ndarray) -> np.ndarray:

@@ -180,3 +180,15 @@ def test_a_mask_outside_the_volume_is_refused_and_one_past_its_edge_warned():
     assert m.volume_mm3 == 8.0
     assert any("past the volume's edge" in w for w in m.warnings)
     assert m.method == "classical/x" and m.edited
+
+
+def test_a_thin_solid_nodule_is_not_darkened_by_the_lung_around_it():
+    spacing = (0.7, 0.7, 0.7)
+    shape = (21, 21, 21)
+    z, y, x = np.indices(shape)
+    # a thin plate on the diagonal of the axial image (two voxels across): partial volume leaves it at
+    # about -100 HU, and its box holds lung on either side
+    inside = (z >= 4) & (z < 17) & (y >= 4) & (y < 17) & (x - y >= 0) & (x - y <= 1)
+    m = _measure(np.where(inside, -100, LUNG_HU) + _noise(shape), inside, spacing)
+    assert m.texture == "solid"
+    assert m.solid_volume_mm3 == pytest.approx(m.volume_mm3)
