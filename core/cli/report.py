@@ -2,12 +2,14 @@
 
 Loads the study (the largest CT series, or ``--series``), runs the model on the markers (patient LPS
 mm, ``core.nodule.markers``), finds each nodule's lung zone (``core.imaging.location``), takes the reader's
-confirmed values and nodule masks from the saved reading session of that series when there is one,
-and writes into DIR::
+confirmed values from the saved reading session of that series when there is one, measures each
+nodule on its 3D mask (the session's while it still fits its marker, else segmented; a marker that
+cannot be measured is named with its reason and keeps its marker diameter: core.measure.markers), and
+writes into DIR::
 
     report.dcm    DICOM SR, TID 1500 Measurement Report (core.report.sr)
-    report-seg.dcm  with the SR when the series' saved session holds 3D masks of these markers: the
-                  masks as a DICOM SEG (core.report.seg), referenced by the SR's volumetric groups
+    report-seg.dcm  with the SR: the nodules' 3D masks as a DICOM SEG (core.report.seg), referenced by
+                  the SR's volumetric groups
     report.pdf    the printable report (core.report.pdf)
     ranking.csv   the ranked table, one row per nodule (core.report.tables)
     report.json   everything, schema mtmr-reader/report/1 (docs/report-json.md)
@@ -76,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     from core.dicom.errors import StudyLoadError
     from core.imaging.location import LungMap
     from core.imaging.open_study import open_study
+    from core.measure.markers import measure_markers
     from core.model.checkpoints import CheckpointError
     from core.model.inference import Predictor
     from core.nodule.markers import check_inside, read_markers
@@ -115,7 +118,12 @@ def run(args: argparse.Namespace) -> int:
     except (StudyLoadError, CheckpointError, ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=err)
         return 2
-    labels, masks = _saved_reading(volume, markers, progress)
+    session = saved_session(volume, progress)
+    labels = _session_labels(session, markers, progress)
+    measured = measure_markers(volume, markers, session.masks if session is not None else None)
+    for marker in markers:
+        if marker.id in measured.errors:
+            progress.say(f"note: {marker.name or marker.id} not measured: {measured.errors[marker.id]}")
     lungs = LungMap(volume)
     locations = {}
     for marker in markers:
@@ -129,7 +137,8 @@ def run(args: argparse.Namespace) -> int:
         predictor.card,
         reader_name=args.reader,
         locations=locations,
-        masks=masks,
+        masks=measured.masks,
+        measurements=measured.measurements,
     )
     source_files: Sequence[Path] = ()
     if found is not None and "sr" in formats:
@@ -173,30 +182,26 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _saved_reading(volume: CTVolume, markers, progress: Progress) -> tuple[dict, dict]:
-    """The reader's confirmed labels of these markers and their 3D masks (each while it still fits its
-    marker: same centre and diameter, or edited by the reader) from the series' saved session, if any."""
+def _session_labels(session, markers, progress: Progress) -> dict:
+    """The reader's confirmed labels of these markers from the series' saved session, if any."""
+    if session is None:
+        return {}
+    ids = {m.id for m in markers}
+    labels = {k: v for k, v in session.labels.items() if k in ids}
+    if labels:
+        progress.say(f"report: {len(labels)} reader-confirmed label(s) from the saved session")
+    return labels
+
+
+def saved_session(volume: CTVolume, progress: Progress):
+    """The series' saved reading session, or None (none saved, unreadable: said on ``progress``)."""
     from core.reading.session import SessionCorrupt, SessionStore
     from core.reading.session_key import session_key
 
     try:
-        session = SessionStore().load(*session_key(volume))
+        return SessionStore().load(*session_key(volume))
     except SessionCorrupt as exc:
-        progress.say(f"note: reader labels and masks not used: {exc}")
-        return {}, {}
+        progress.say(f"note: the saved session is not used: {exc}")
     except OSError:
-        return {}, {}
-    if session is None:
-        return {}, {}
-    by_id = {m.id: m for m in markers}
-    labels = {k: v for k, v in session.labels.items() if k in by_id}
-    masks = {
-        k: mask
-        for k, mask in session.masks.items()
-        if k in by_id and mask.fits(by_id[k].centre_mm, by_id[k].diameter_mm)
-    }
-    if labels:
-        progress.say(f"report: {len(labels)} reader-confirmed label(s) from the saved session")
-    if masks:
-        progress.say(f"report: {len(masks)} nodule mask(s) from the saved session")
-    return labels, masks
+        pass
+    return None
