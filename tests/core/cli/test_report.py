@@ -253,3 +253,22 @@ def test_saved_masks_that_fit_their_markers_are_written_as_a_seg(study, model, t
     groups = {g.tracking_identifier: g for g in content.get_volumetric_roi_measurement_groups()}
     (n1_volume,) = groups["N1"].get_measurements(name=VOLUME)
     assert n1_volume.value == pytest.approx(18 * float(np.prod(volume.spacing)), rel=1e-3)
+
+
+def test_a_marker_that_cannot_be_measured_is_noted_and_the_report_written(study, model, tmp_path, capsys):
+    """A marker on air cannot be segmented: the report says so on stderr, keeps that nodule's marker
+    diameter (a planar SR group, no segment) and writes everything else."""
+    import highdicom as hd
+
+    _, markers_path, _ = study
+    markers = json.loads(markers_path.read_text())
+    markers["markers"].append({"id": "c3", "name": "N3", "center_mm": [-9.0, -11.0, 6.0], "diameter_mm": 5.0})
+    markers_path.write_text(json.dumps(markers))
+    out = tmp_path / "out"
+    assert main(report(study, model, out, "--format", "sr")) == 0
+    err = capsys.readouterr().err
+    assert re.search(r"note: N3 not measured: .+", err) and no_phi(err)
+    seg = hd.seg.segread(out / "report-seg.dcm")
+    assert "N3" not in {s.SegmentLabel for s in seg.SegmentSequence}
+    content = hd.sr.srread(out / "report.dcm").content
+    assert [g.tracking_identifier for g in content.get_planar_roi_measurement_groups()] == ["N3"]
