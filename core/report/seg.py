@@ -71,9 +71,6 @@ def segmented(report: StudyReport, shape_zyx: tuple[int, int, int]) -> list[tupl
     for nodule in report.nodules:
         if nodule.mask is None:
             continue
-        end = np.add(nodule.mask.origin_zyx, nodule.mask.mask.shape)
-        if np.any(end <= 0) or np.any(np.asarray(nodule.mask.origin_zyx) >= shape_zyx):
-            continue  # wholly outside (``clipped`` would keep a one-voxel slab of it)
         mask = nodule.mask.clipped(tuple(shape_zyx))
         if mask.voxels:
             out.append((nodule, mask))
