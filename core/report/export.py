@@ -26,7 +26,7 @@ import contextlib
 import importlib.util
 import os
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -172,15 +172,10 @@ def write_report(
 
                 write_json(report, path)
             elif fmt == "sr":
-                from core.report.sr import write_sr
-
                 sources = [Path(f) for f in source_files]
                 sr_report = report if salt is None else _with_source_uids(report, sources, salt)
-                seg = None
-                if any(nodule.mask is not None and nodule.mask.voxels for nodule in sr_report.nodules):
-                    done, seg = _write_seg(sr_report, volume, sources, folder / SEG_FILE, overwrite)
-                    outcomes.append(replace(done, error=scrub(done.error, original, original_volume)))
-                _write_atomically(path, partial(write_sr, sr_report, sources, seg=seg))
+                clean = partial(scrub, report=original, volume=original_volume)
+                _write_sr(sr_report, volume, sources, path, overwrite, outcomes, clean)
             else:
                 from core.report.pdf import write_pdf
 
@@ -197,28 +192,60 @@ def _reason(exc: Exception) -> str:
     return reason if isinstance(exc, OSError | ValueError) else f"{exc.__class__.__name__}: {reason}"
 
 
-def _write_seg(
-    report: StudyReport, volume: CTVolume | None, sources: list[Path], path: Path, overwrite: bool
-):
-    """The SEG of the report's masks beside the SR: (its outcome, its header for the SR's references,
-    None when not written: the SR then keeps the nodules' planar groups)."""
+def _write_sr(report, volume, sources, path: Path, overwrite: bool, outcomes: list, clean) -> None:
+    """The SR, and beside it the SEG of the report's masks when any has voxels (its outcome goes to
+    ``outcomes``; when it is not written the SR keeps the nodules' planar groups). The SEG is staged
+    first and moved into place just before the SR: a failing SR leaves both previous files."""
+    import pydicom
+
+    from core.report.sr import write_sr
+
+    if not any(nodule.mask is not None and nodule.mask.voxels for nodule in report.nodules):
+        _write_atomically(path, partial(write_sr, report, sources))
+        return
+    seg_path = path.with_name(SEG_FILE)
+    with contextlib.ExitStack() as stack:
+        error, staged = _stage_seg(stack, report, volume, sources, seg_path, overwrite)
+        try:
+            header = pydicom.dcmread(staged, stop_before_pixels=True) if staged else None
+            place = partial(os.replace, staged, seg_path) if staged else None
+            _write_atomically(path, partial(write_sr, report, sources, seg=header), place)
+        except Exception:
+            error = error or "not written: the DICOM SR it belongs to failed"
+            raise
+        finally:
+            outcomes.append(Outcome("seg", seg_path, clean(error)))
+
+
+def _stage_seg(stack, report, volume, sources, path: Path, overwrite: bool) -> tuple[str, Path | None]:
+    """(why the SEG is not written, or ""; its staged temporary file, removed when ``stack`` closes)."""
     if path.exists() and not overwrite:
-        return Outcome("seg", path, "the file exists and was not overwritten"), None
+        return "the file exists and was not overwritten", None
     if volume is None:
-        return Outcome("seg", path, "needs the study's images"), None
+        return "needs the study's images", None
+    from core.report.seg import write_seg
+
     try:
-        import pydicom
-
-        from core.report.seg import write_seg
-
-        _write_atomically(path, partial(write_seg, report, volume, sources))
-        return Outcome("seg", path), pydicom.dcmread(path, stop_before_pixels=True)
+        return "", stack.enter_context(_staged(path, partial(write_seg, report, volume, sources)))
     except Exception as exc:  # the SR is still written, without references to a SEG
-        return Outcome("seg", path, _reason(exc)), None
+        return _reason(exc), None
 
 
-def _write_atomically(path: Path, write: Callable[[Path], object]) -> None:
-    """Let ``write`` make a temporary file beside ``path`` (same suffix), then move it into place."""
+def _write_atomically(
+    path: Path, write: Callable[[Path], object], before_replace: Callable[[], object] | None = None
+) -> None:
+    """Let ``write`` make a temporary file beside ``path`` (same suffix), then move it into place
+    (``before_replace`` runs just before)."""
+    with _staged(path, write) as tmp:
+        if before_replace is not None:
+            before_replace()
+        os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def _staged(path: Path, write: Callable[[Path], object]) -> Iterator[Path]:
+    """A temporary file beside ``path`` (same suffix) made by ``write`` and synced; removed on leaving
+    unless it was moved into place."""
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.{secrets.token_hex(4)}{path.suffix}")
     try:
         write(tmp)
@@ -229,7 +256,7 @@ def _write_atomically(path: Path, write: Callable[[Path], object]) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, path)
+        yield tmp
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)

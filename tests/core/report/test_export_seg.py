@@ -134,3 +134,27 @@ def test_masks_with_no_voxels_write_no_seg_and_no_error(series, tmp_path):
     done = write_report(report, tmp_path, ["sr"], volume=volume, source_files=files)
     assert [(o.format, o.error) for o in done.outcomes] == [("sr", "")]
     assert not (tmp_path / SEG_FILE).exists() and groups(tmp_path / "report.dcm")[0] == []
+
+
+def test_a_failing_sr_leaves_the_previous_sr_and_seg(series, tmp_path, monkeypatch):
+    """The SEG is staged and moved into place only with its SR: an SR that fails must not leave a new
+    SEG beside the old SR (which references the old one)."""
+    import core.report.sr as srmod
+
+    files, volume = series
+    (tmp_path / "report.dcm").write_bytes(b"old sr")
+    (tmp_path / SEG_FILE).write_bytes(b"old seg")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(srmod, "write_sr", broken)
+    report = measured_report(volume)
+    done = write_report(report, tmp_path, ["sr"], volume=volume, source_files=files, overwrite=True)
+    assert [(o.format, o.error) for o in done.outcomes] == [
+        ("seg", "not written: the DICOM SR it belongs to failed"),
+        ("sr", "RuntimeError: disk on fire"),
+    ]
+    assert (tmp_path / "report.dcm").read_bytes() == b"old sr"
+    assert (tmp_path / SEG_FILE).read_bytes() == b"old seg"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report-seg.dcm", "report.dcm"]  # no temporaries
