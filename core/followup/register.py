@@ -31,7 +31,7 @@ BOX_MARGIN_BLOCKS = 3
 RIGID_LEVELS = ((4, 2.0), (2, 1.0), (1, 0.0))  # shrink factor, smoothing sigma in blocks
 AFFINE_LEVELS = ((2, 1.0), (1, 0.0))
 ITERATIONS = 60
-SAMPLES = 20000
+SAMPLES = 10000
 PATCH_MM = 24.0  # refine_point: the prior patch's side
 SEARCH_MM = 8.0  # ... and how far it is slid each way
 PATCH_HU = (-1000.0, 300.0)
@@ -226,13 +226,14 @@ def register(
     current: CTVolume,
     progress: Callable[[int, int], None] | None = None,
     cancelled: Callable[[], bool] | None = None,
-    names: Sequence[str] = ("prior study", "current study"),
+    names: Sequence[str] | None = None,
 ) -> Registration:
     """Register ``prior`` to ``current`` (see the module docstring).
 
     ``progress(done, total)`` is told about every optimiser iteration; ``cancelled()`` is asked as
     often and a True answer raises ``Cancelled`` (nothing is returned, nothing kept). ``ValueError``
-    (naming the study by ``names``) when a study shows no lungs.
+    when a study shows no lungs, naming it by ``names`` (prior, current), else by its role and the
+    file or folder it was read from.
     """
     import time
 
@@ -248,6 +249,11 @@ def register(
             progress(done[0], total)
 
     check(cancelled)
+    if names is None:
+        names = [
+            f"{role} study" + (f" {v.source}" if v.source else "")
+            for role, v in (("prior", prior), ("current", current))
+        ]
     fixed = _reduce(current, names[1], with_distance=False)
     check(cancelled)
     moving = _reduce(prior, names[0], with_distance=True)

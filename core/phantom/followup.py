@@ -176,6 +176,9 @@ def build_follow_up(
     # The current study lists its nodules in another order, so ids never pair them by themselves.
     order = [in_current[j] for j in np.random.default_rng([options.seed, 7]).permutation(len(in_current))]
     placed_current = [_placed(k, later[i], sites[i], prior, current, motion) for k, i in enumerate(order)]
+    outside = [p.nodule.nodule_id for p in placed_current if not current.contains_mm(np.array(p.centre_mm))]
+    if outside:  # a nodule near the scan's end moved out of it
+        raise ValueError(f"nodule {outside[0]} moved out of the current scan; choose another seed")
 
     ids_prior = {i: p.truth()["id"] for i, p in zip(in_prior, placed_prior, strict=True)}
     ids_current = {i: p.truth()["id"] for i, p in zip(order, placed_current, strict=True)}

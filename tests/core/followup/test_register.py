@@ -142,6 +142,11 @@ def test_a_study_without_lungs_is_a_clear_message():
         register(_volume(), soft)
     with pytest.raises(ValueError, match=r"^prior CT\.nii: no lungs found"):
         register(soft, _volume(), names=("prior CT.nii", "current"))
+    from dataclasses import replace
+    from pathlib import Path
+
+    with pytest.raises(ValueError, match=r"^prior study soft\.nii\.gz: no lungs found"):
+        register(replace(soft, source=Path("soft.nii.gz")), _volume())
 
 
 def test_refinement_corrects_a_registration_that_is_a_few_mm_off(pair):

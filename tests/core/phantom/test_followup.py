@@ -208,3 +208,17 @@ def test_phantom_command_writes_a_follow_up(tmp_path, capsys, monkeypatch):
     assert truth["interval_days"] == 90 and len(truth["pairs"]) == 2
     assert truth["new"] and truth["resolved"]
     assert (tmp_path / "fu" / "prior" / "CT").is_dir() and (tmp_path / "fu" / "current" / "CT").is_dir()
+
+
+def test_a_nodule_moved_out_of_the_current_scan_is_refused(monkeypatch):
+    """A motion that carries a nodule past the scan's end would give a current truth outside its study."""
+    real = followup_module.rigid_motion
+
+    def far(seed, options, follow):
+        matrix, described = real(seed, options, follow)
+        matrix[2, 3] += 60.0  # the small chest's scan is 56 slices of 2 mm
+        return matrix, described
+
+    monkeypatch.setattr(followup_module, "rigid_motion", far)
+    with pytest.raises(ValueError, match="moved out of the current scan; choose another seed"):
+        build_follow_up(SMALL, FOLLOW, four_nodules())
