@@ -117,11 +117,14 @@ class _Lungs:
     to_index: np.ndarray  # 4x4: LPS mm -> block index (x, y, z)
 
 
-def _reduce(volume: CTVolume, name: str, with_distance: bool) -> _Lungs:
+def _reduce(volume: CTVolume, name: str, with_distance: bool, lung_map: LungMap | None) -> _Lungs:
     import SimpleITK as sitk
     from scipy import ndimage
 
-    lung_map = LungMap(volume)
+    if lung_map is None:
+        lung_map = LungMap(volume)
+    elif lung_map.volume is not volume:
+        raise ValueError(f"{name}: the lung map given was found on another volume")
     if not lung_map.found:
         raise ValueError(
             f"{name}: no lungs found ({lung_map.lung_ml:.0f} ml of air inside the body), so it cannot be "
@@ -227,13 +230,15 @@ def register(
     progress: Callable[[int, int], None] | None = None,
     cancelled: Callable[[], bool] | None = None,
     names: Sequence[str] | None = None,
+    lung_maps: Sequence[LungMap | None] = (None, None),
 ) -> Registration:
     """Register ``prior`` to ``current`` (see the module docstring).
 
     ``progress(done, total)`` is told about every optimiser iteration; ``cancelled()`` is asked as
     often and a True answer raises ``Cancelled`` (nothing is returned, nothing kept). ``ValueError``
     when a study shows no lungs, naming it by ``names`` (prior, current), else by its role and the
-    file or folder it was read from.
+    file or folder it was read from. ``lung_maps`` (prior, current): the studies' ``LungMap`` where
+    the caller has them already (the viewer keeps one per study), which saves finding the lungs again.
     """
     import time
 
@@ -254,9 +259,9 @@ def register(
             f"{role} study" + (f" {v.source}" if v.source else "")
             for role, v in (("prior", prior), ("current", current))
         ]
-    fixed = _reduce(current, names[1], with_distance=False)
+    fixed = _reduce(current, names[1], with_distance=False, lung_map=lung_maps[1])
     check(cancelled)
-    moving = _reduce(prior, names[0], with_distance=True)
+    moving = _reduce(prior, names[0], with_distance=True, lung_map=lung_maps[0])
     report()
     rigid = sitk.Euler3DTransform()
     rigid.SetCenter(tuple(float(v) for v in fixed.centroid_mm))

@@ -87,6 +87,16 @@ def test_a_known_shift_and_rotation_is_recovered_within_a_millimetre(pair):
     assert result.lung_surface_mm < 0.5 * result.lung_surface_before_mm
 
 
+def test_the_lung_maps_a_caller_has_are_used_and_checked(pair):
+    from core.imaging.location import LungMap
+
+    prior, current, _, result = pair
+    again = register(prior, current, lung_maps=(LungMap(prior), LungMap(current)))
+    assert np.allclose(again.current_to_prior, result.current_to_prior, atol=1e-9)
+    with pytest.raises(ValueError, match=r"^current study: the lung map given was found on another volume$"):
+        register(prior, current, lung_maps=(None, LungMap(prior)))
+
+
 def test_the_result_is_saved_and_read_back_unchanged(pair):
     result = pair[3]
     text = json.dumps(result.to_dict(), allow_nan=False)
