@@ -1,8 +1,9 @@
 """Register a prior CT study to the current one: rigid, then affine, on the lungs (SimpleITK).
 
-Both volumes are reduced once to blocks of about 3 mm (block means, the ``LungMap`` grid of
-``core.imaging.location``), HU clipped to the lung range, and compared only inside the current
-study's lungs (its ``LungMap`` lungs grown by two blocks, so the lung borders count). The current
+Both volumes are reduced once to one voxel every ~3 mm (the voxels ``LungMap`` of
+``core.imaging.location`` judges, cropped to the box round the lungs), HU clipped to the lung range
+(bone would dominate a difference), and compared only inside the current study's lungs (its
+``LungMap`` lungs grown by two blocks, so the lung borders count). The current
 study is ITK's fixed image, so the transform found maps current LPS mm to prior LPS mm; it starts
 from the difference of the lungs' centroids and runs rigid (Euler) on three levels (shrink 4, 2,
 1), then affine on the two finer ones. ``Registration`` holds the result as a 4x4 matrix both ways,
