@@ -8,7 +8,10 @@ motion, nodules grown or shrunk, one new, one resolved) is rendered in memory; t
   prior in the current frame costs at the least), so the ratio carries across machines;
 * at every prior nodule, the distance (mm) from where the truth motion puts it in the current study
   to: the prior position itself (no registration), the registration's position, and the position
-  after ``refine_point``.
+  after ``refine_point``;
+* the truth's nodules (centre, diameter) of both studies paired by ``core.followup.matching.match``
+  through the registration: pairs found right of the truth's pairs, and whether exactly the truth's
+  new and resolved nodules were left unpaired.
 
 Targets (issue 18, a 512x512x300 pair on a 2-core CPU): registration floor <= 10 s, goal <= 3 s.
 
@@ -74,8 +77,10 @@ def one_seed(seed: int, size: int, thickness: float, pool) -> dict:
         moved = refine_point(pair.prior, pair.current, point, result)
         refine_s.append(time.perf_counter() - start)
         refined.append(float(np.linalg.norm(np.array(moved.current_mm) - truth)))
+    found = _pairing(pair, result)
     return {
         "seed": seed,
+        "pairs": found,
         "shape": f"{pair.prior.shape[2]}x{pair.prior.shape[1]}x{pair.prior.shape[0]}",
         "current_slices": pair.current.shape[0],
         "build_s": built,
@@ -87,6 +92,20 @@ def one_seed(seed: int, size: int, thickness: float, pool) -> dict:
         "refined": refined,
         "refine_ms": 1000 * statistics.median(refine_s),
     }
+
+
+def _pairing(pair, result) -> tuple[int, int, bool]:
+    """(right pairs, truth pairs, new and resolved exactly right) of matching the truth's nodules."""
+    from core.followup.matching import Candidate, match
+
+    def candidates(placed):
+        return [Candidate(p.truth()["id"], p.centre_mm, p.nodule.diameter_mm) for p in placed]
+
+    found = match(candidates(pair.prior_nodules), candidates(pair.current_nodules), result.to_current)
+    truth = {(p["prior_id"], p["current_id"]) for p in pair.truth["pairs"]}
+    right = len(truth & {(p.prior_id, p.current_id) for p in found.pairs})
+    rest = set(found.new) == set(pair.truth["new"]) and set(found.resolved) == set(pair.truth["resolved"])
+    return right, len(truth), rest
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     head = (
         f"{'seed':>4} {'prior grid':>12} {'cur sl':>6} {'register s':>10} {'resample s':>10} {'ratio':>5} "
         f"{'lung surf mm':>13} {'no reg mm':>9} {'reg mm (med/max)':>16} {'refined mm (med/max)':>20} "
-        f"{'refine ms':>9}"
+        f"{'refine ms':>9} {'pairs':>5} {'new/res':>7}"
     )
     print(head)
     for seed in args.seeds:
@@ -114,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{row['surface'][0]:>6.2f}->{row['surface'][1]:<5.2f} {statistics.median(row['before']):>9.1f} "
             f"{statistics.median(row['after']):>8.2f}/{max(row['after']):<7.2f} "
             f"{statistics.median(row['refined']):>11.2f}/{max(row['refined']):<8.2f} "
-            f"{row['refine_ms']:>9.0f}",
+            f"{row['refine_ms']:>9.0f} {row['pairs'][0]:>2}/{row['pairs'][1]:<2} "
+            f"{'right' if row['pairs'][2] else 'WRONG':>7}",
             flush=True,
         )
     times = [r["register_s"] for r in rows]
@@ -127,6 +147,11 @@ def main(argv: list[str] | None = None) -> int:
         f"(max {max(times):.2f} s; {statistics.median(ratios):.1f}x one full-volume resample), "
         f"floor {FLOOR_S:g} s {'met' if max(times) <= FLOOR_S else 'NOT met'}, "
         f"goal {GOAL_S:g} s {'met' if statistics.median(times) <= GOAL_S else 'NOT met'} (median)"
+    )
+    right, total = sum(r["pairs"][0] for r in rows), sum(r["pairs"][1] for r in rows)
+    print(
+        f"pairing (truth centres as markers): {right}/{total} pairs right, new and resolved right in "
+        f"{sum(r['pairs'][2] for r in rows)}/{len(rows)} pairs of studies"
     )
     print(
         f"error at the nodules: registered median {statistics.median(after):.2f} mm (max {max(after):.2f}), "

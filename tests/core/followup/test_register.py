@@ -188,3 +188,27 @@ def test_refinement_of_a_point_outside_a_study_is_a_clear_message(pair):
         refine_point(prior, current, (-80.0, 0.0, 0.0), shifted)
     with pytest.raises(ValueError, match="three finite"):
         refine_point(prior, current, (float("nan"), 0.0, 0.0), result)
+
+
+def test_a_phantom_follow_up_registers_within_a_millimetre_and_pairs_as_its_truth_says():
+    from core.followup.matching import Candidate, match
+    from core.phantom.followup import FollowUpOptions, build_follow_up
+    from tests.core.phantom.test_followup import SMALL, four_nodules
+
+    pair = build_follow_up(SMALL, FollowUpOptions(current_slice_thickness=2.5), four_nodules())
+    result = register(pair.prior, pair.current)
+    motion = pair.prior_to_current
+    for nodule in pair.prior_nodules:
+        truth = motion[:3, :3] @ np.array(nodule.centre_mm) + motion[:3, 3]
+        assert np.linalg.norm(result.to_current(nodule.centre_mm) - truth) < 1.0
+        refined = refine_point(pair.prior, pair.current, nodule.centre_mm, result)
+        assert np.linalg.norm(np.array(refined.current_mm) - truth) < 1.0
+
+    def candidates(placed):
+        return [Candidate(p.truth()["id"], p.centre_mm, p.nodule.diameter_mm) for p in placed]
+
+    found = match(candidates(pair.prior_nodules), candidates(pair.current_nodules), result.to_current)
+    assert {(p.prior_id, p.current_id) for p in found.pairs} == {
+        (p["prior_id"], p["current_id"]) for p in pair.truth["pairs"]
+    }
+    assert list(found.new) == pair.truth["new"] and list(found.resolved) == pair.truth["resolved"]
