@@ -5,8 +5,8 @@ Both volumes are reduced once to one voxel every ~3 mm (the voxels ``LungMap`` o
 (bone would dominate a difference), and compared only inside the current study's lungs (its
 ``LungMap`` lungs grown by two blocks, so the lung borders count). The current
 study is ITK's fixed image, so the transform found maps current LPS mm to prior LPS mm; it starts
-from the difference of the lungs' centroids and runs rigid (Euler) on three levels (shrink 4, 2,
-1), then affine on the two finer ones. ``Registration`` holds the result as a 4x4 matrix both ways,
+from the difference of the lungs' centroids and runs rigid (Euler) on two levels (shrink 4, then 2),
+then affine on the full ~3 mm copy. ``Registration`` holds the result as a 4x4 matrix both ways,
 with ``lung_surface_mm``: the mean distance (mm) from the current lungs' surface, carried into the
 prior, to the prior lungs' surface (before: the same without the registration).
 
@@ -29,8 +29,8 @@ SCHEMA = "mtmr-reader/registration/1"
 HU_RANGE = (-1000.0, 100.0)  # lung, vessels and the borders; bone would dominate a plain difference
 MASK_GROW_BLOCKS = 2
 BOX_MARGIN_BLOCKS = 3
-RIGID_LEVELS = ((4, 2.0), (2, 1.0), (1, 0.0))  # shrink factor, smoothing sigma in blocks
-AFFINE_LEVELS = ((2, 1.0), (1, 0.0))
+RIGID_LEVELS = ((4, 2.0), (2, 1.0))  # shrink factor, smoothing sigma in blocks
+AFFINE_LEVELS = ((1, 0.0),)
 ITERATIONS = 60
 SAMPLES = 10000
 PATCH_MM = 24.0  # refine_point: the prior patch's side
