@@ -29,6 +29,7 @@ SCHEMA = "mtmr-reader/registration/1"
 HU_RANGE = (-1000.0, 100.0)  # lung, vessels and the borders; bone would dominate a plain difference
 MASK_GROW_BLOCKS = 2
 BOX_MARGIN_BLOCKS = 3
+MIN_BLOCKS = 4
 RIGID_LEVELS = ((4, 2.0), (2, 1.0))  # shrink factor, smoothing sigma in blocks
 AFFINE_LEVELS = ((1, 0.0),)
 ITERATIONS = 60
@@ -141,6 +142,13 @@ def _reduce(volume: CTVolume, name: str, with_distance: bool, lung_map: LungMap 
     )
     crop = tuple(slice(a, b) for a, b in zip(low, high, strict=True))
     grown, lungs = grown[crop], lung_map.lungs[crop]
+    if min(grown.shape) < MIN_BLOCKS:  # ITK's smoothing needs 4 voxels along every axis
+        span = " x ".join(
+            f"{n * v:.0f}" for n, v in zip(grown.shape[::-1], np.array(volume.spacing) * steps, strict=True)
+        )
+        raise ValueError(
+            f"{name}: its lungs span too little ({span} mm) to be registered; is the study whole?"
+        )
     # one voxel per block (the voxels LungMap judged): a block mean costs seconds on 2 cores, and the
     # pyramid smooths anyway
     start = low * steps[::-1].astype(int)
@@ -246,7 +254,7 @@ def register(
     import SimpleITK as sitk
 
     start = time.perf_counter()
-    total = ITERATIONS * (len(RIGID_LEVELS) + len(AFFINE_LEVELS)) + 2
+    total = ITERATIONS * (len(RIGID_LEVELS) + len(AFFINE_LEVELS)) + 3
     done = [0]
 
     def report(step: int = 1) -> None:
@@ -261,6 +269,7 @@ def register(
             for role, v in (("prior", prior), ("current", current))
         ]
     fixed = _reduce(current, names[1], with_distance=False, lung_map=lung_maps[1])
+    report()  # finding each study's lungs takes a good part of the whole
     check(cancelled)
     moving = _reduce(prior, names[0], with_distance=True, lung_map=lung_maps[0])
     report()

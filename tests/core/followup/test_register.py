@@ -159,6 +159,16 @@ def test_a_study_without_lungs_is_a_clear_message():
         register(replace(soft, source=Path("soft.nii.gz")), _volume())
 
 
+def test_a_study_with_too_few_slices_is_a_clear_message():
+    """Two slices of a chest: ITK's smoothing raised a RuntimeError with its C++ source path."""
+    chest = _volume()
+    two = CTVolume(np.ascontiguousarray(chest.array[20:22]), chest.affine)
+    with pytest.raises(
+        ValueError, match=r"^prior study: its lungs span too little \(.* mm\) to be registered"
+    ):
+        register(two, chest)
+
+
 def test_refinement_corrects_a_registration_that_is_a_few_mm_off(pair):
     prior, current, motion, result = pair
     off = result.current_to_prior.copy()
