@@ -87,6 +87,19 @@ def test_a_known_shift_and_rotation_is_recovered_within_a_millimetre(pair):
     assert result.lung_surface_mm < 0.5 * result.lung_surface_before_mm
 
 
+def test_a_prior_stored_in_another_voxel_order_registers_as_well(pair):
+    """Scanners store slices feet-first or head-first and columns either way: only LPS mm count."""
+    prior, current, motion, _ = pair
+    nz, _, nx = prior.shape
+    flip = np.diag([-1.0, 1.0, -1.0, 1.0])
+    flip[0, 3], flip[2, 3] = nx - 1, nz - 1  # columns and slices reversed
+    stored = CTVolume(np.ascontiguousarray(prior.array[::-1, :, ::-1]), prior.affine @ flip)
+    result = register(stored, current)
+    points = _lung_points()
+    truth = points @ motion[:3, :3].T + motion[:3, 3]
+    assert np.linalg.norm(result.to_current(points) - truth, axis=1).max() < 1.0
+
+
 def test_the_lung_maps_a_caller_has_are_used_and_checked(pair):
     from core.imaging.location import LungMap
 
