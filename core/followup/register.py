@@ -343,9 +343,9 @@ def refine_point(
     grid_mm = current_vol.voxel_to_mm(centre + offsets)  # (x, y, z) patch positions in the current
     at_prior = prior_vol.mm_to_voxel(transform.to_prior(grid_mm))[..., ::-1]  # (z, y, x)
     template = ndimage.map_coordinates(
-        prior_vol.array, np.moveaxis(at_prior, -1, 0), order=1, mode="nearest"
+        prior_vol.array, np.moveaxis(at_prior, -1, 0), order=1, mode="nearest", output=np.float32
     ).transpose(2, 1, 0)  # (z, y, x)
-    template = np.clip(template.astype(np.float32), *PATCH_HU)
+    template = np.clip(template, *PATCH_HU)
     around = half + reach
     shape = np.array(current_vol.shape[::-1])
     low, high = centre - around, centre + around + 1
