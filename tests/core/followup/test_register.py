@@ -26,9 +26,9 @@ def _motion(angles_deg=(1.5, 0.0, 3.0), shift_mm=(6.0, -4.0, 3.0)) -> np.ndarray
     return matrix
 
 
-def _affine() -> np.ndarray:
-    affine = np.diag([*SPACING, 1.0])
-    affine[:3, 3] = -(np.array(SHAPE[::-1]) - 1) / 2 * np.array(SPACING)
+def _affine(spacing=SPACING, shape=SHAPE) -> np.ndarray:
+    affine = np.diag([*spacing, 1.0])
+    affine[:3, 3] = -(np.array(shape[::-1]) - 1) / 2 * np.array(spacing)
     return affine
 
 
@@ -51,15 +51,17 @@ def _chest(points_mm: np.ndarray, rng_seed: int = 0) -> np.ndarray:
     return hu
 
 
-def _volume(motion: np.ndarray | None = None, noise: float = 10.0, seed: int = 1) -> CTVolume:
-    """The synthetic chest on the test grid, the patient moved by ``motion`` (prior -> this study)."""
-    k, j, i = np.indices(SHAPE)
-    affine = _affine()
+def _volume(
+    motion: np.ndarray | None = None, noise: float = 10.0, seed: int = 1, spacing=SPACING, shape=SHAPE
+) -> CTVolume:
+    """The synthetic chest on a grid, the patient moved by ``motion`` (prior -> this study)."""
+    k, j, i = np.indices(shape)
+    affine = _affine(spacing, shape)
     points = np.stack([i, j, k], axis=-1) @ affine[:3, :3].T + affine[:3, 3]
     if motion is not None:  # this study's point q shows the prior's anatomy at motion^-1 q
         back = np.linalg.inv(motion)
         points = points @ back[:3, :3].T + back[:3, 3]
-    hu = _chest(points) + np.random.default_rng(seed).normal(0, noise, SHAPE)
+    hu = _chest(points) + np.random.default_rng(seed).normal(0, noise, shape)
     return CTVolume(np.rint(hu).astype(np.int16), affine)
 
 
@@ -95,6 +97,16 @@ def test_a_prior_stored_in_another_voxel_order_registers_as_well(pair):
     flip[0, 3], flip[2, 3] = nx - 1, nz - 1  # columns and slices reversed
     stored = CTVolume(np.ascontiguousarray(prior.array[::-1, :, ::-1]), prior.affine @ flip)
     result = register(stored, current)
+    points = _lung_points()
+    truth = points @ motion[:3, :3].T + motion[:3, 3]
+    assert np.linalg.norm(result.to_current(points) - truth, axis=1).max() < 1.0
+
+
+def test_a_current_study_on_another_grid_registers_as_well(pair):
+    """Another reconstruction: other pixel size, slice spacing and field of view."""
+    prior, _, motion, _ = pair
+    current = _volume(motion, seed=3, spacing=(2.4, 2.4, 3.0), shape=(40, 84, 84))
+    result = register(prior, current)
     points = _lung_points()
     truth = points @ motion[:3, :3].T + motion[:3, 3]
     assert np.linalg.norm(result.to_current(points) - truth, axis=1).max() < 1.0
