@@ -143,6 +143,16 @@ def test_written_pair_is_one_patient_two_studies(tmp_path):
         assert prior.get(keyword) != current.get(keyword)
     days = dt.datetime.strptime(current.StudyDate, "%Y%m%d") - dt.datetime.strptime(prior.StudyDate, "%Y%m%d")
     assert days.days == 400 == truth["interval_days"]
+    # the app finds the prior as the current study's default prior: same ID, name and birth date
+    from core.followup.priors import CatalogueSource, PatientIdentity, find_priors
+
+    found = find_priors(
+        PatientIdentity.of(current),
+        current.StudyInstanceUID,
+        current.StudyDate,
+        [CatalogueSource(catalogue(out))],
+    )
+    assert found.default is not None and found.default.study.study_uid == prior.StudyInstanceUID
     with pytest.raises(FileExistsError, match="already holds a phantom follow-up"):
         write_follow_up(out, SMALL, FOLLOW, four_nodules())
 
