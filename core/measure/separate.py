@@ -1,12 +1,14 @@
-"""Cut a nodule off what touches it (vessels, chest wall, mediastinum) at the narrowest neck between them.
+"""Cut a nodule off what touches it (vessels; the wall is cut by ``core.measure.lungs``) by erosion
+and reconstruction.
 
-The dense region grown from the marker holds the nodule and whatever touches it. Its depth (Euclidean
-distance to the nearest non-dense voxel, in mm, so slices of any thickness are treated alike) has a
-ridge along every vessel and a plateau in the wall, and a hill in the nodule; where a nodule touches
-them the depth drops at the neck. A marker-based watershed of the depth, flooded from the nodule's
-core and from everything dense beyond the marker's reach, splits the region along those necks; the
-nodule is the part flooded from its core. An isolated nodule (nothing dense beyond the reach) is its
-whole connected region.
+The dense region grown from the marker holds the nodule and whatever touches it. Eroding it by a
+growing ball (radius rho, mm) leaves, once rho passes the width of a vessel's neck, the nodule's core
+as a part of its own that stays inside the marker's reach, while vessels run on out of it. The nodule
+is that core dilated back by rho inside the dense region (a reconstruction): attachments thinner than
+the ball do not come back. Erosion and dilation are Euclidean distance thresholds in mm (one distance
+transform each), so slices of any thickness are treated alike. The idea is that of Kuhnigk et al.
+(IEEE TMI 2006), written from its description. A vessel thicker than the nodule cannot be cut this
+way; the reach then bounds the mask.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import numpy as np
 from scipy import ndimage
 
 _CONNECT = ndimage.generate_binary_structure(3, 1)
-NODULE, OTHER, OUTSIDE = 1, 2, -1
 
 
 def separate(
@@ -25,9 +26,9 @@ def separate(
     core: np.ndarray,
     reach: np.ndarray,
 ) -> np.ndarray:
-    """The nodule part of ``dense`` (bool box) that holds ``seed``; its summit is the deepest voxel
-    within ``core`` (bool box, near the marker's centre); ``reach`` (bool box) is where the nodule may
-    lie: dense voxels outside it belong to something else. Empty when ``seed`` is not dense."""
+    """The nodule part of ``dense`` (bool box) that holds ``seed``. The erosion follows the deepest
+    voxel within ``core`` (bool box, near the marker's centre); ``reach`` (bool box) is where the
+    nodule may lie: what stays joined beyond it is something else. Empty when ``seed`` is not dense."""
     labels, _ = ndimage.label(dense, _CONNECT)
     if not labels[seed]:
         return np.zeros_like(dense)
@@ -37,7 +38,7 @@ def separate(
     depth = ndimage.distance_transform_edt(part, sampling=spacing_zyx)
     top = np.unravel_index(np.argmax(np.where(core & part, depth, -1.0)), depth.shape)
     step = float(spacing_zyx.min()) / 2
-    rho, limit = step, 0.8 * float(depth[top])
+    rho, limit = step, 0.8 * float(depth[top])  # never erode the nodule's own core away
     while True:
         labels, _ = ndimage.label(depth > rho, _CONNECT)
         kernel = labels == labels[top]
