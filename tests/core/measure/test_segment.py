@@ -6,7 +6,7 @@ import pytest
 
 from core.measure.evaluate import agreement
 from core.measure.mask import NoduleMask
-from core.measure.segment import SegmentationError, segment_nodule
+from core.measure.segment import SegmentationError, partial_volume_mm3, segment_nodule
 from core.volume import CTVolume
 
 LUNG, TISSUE, GROUND_GLASS = -850.0, 30.0, -600.0
@@ -122,3 +122,32 @@ def test_a_marker_without_a_valid_diameter_is_refused(diameter):
     volume, centre, _ = _chest()
     with pytest.raises(SegmentationError, match="diameter"):
         segment_nodule(volume, centre, diameter)
+
+
+def _shifted_sphere(shift_z):
+    """A 4 mm-radius sphere on 3 mm slices, its centre moved ``shift_z`` of a slice."""
+    spacing = (3.0, 0.8, 0.8)
+    shape, sub, (z, y, x) = _grid(spacing, sub=5)
+    middle = np.array(SHAPE_MM) / 2 + [shift_z * spacing[0], 0.0, 0.0]
+    inside = (z - middle[0]) ** 2 + (y - middle[1]) ** 2 + (x - middle[2]) ** 2 <= 4.0**2
+    hu = LUNG + _occupancy(inside, shape, sub) * (TISSUE - LUNG)
+    affine = np.diag([spacing[2], spacing[1], spacing[0], 1.0])
+    volume = CTVolume(np.rint(hu).astype(np.int16), affine)
+    return volume, volume.voxel_to_mm((middle / np.array(spacing) - 0.5)[::-1])
+
+
+def test_partial_volume_counts_edge_voxels_by_share_so_a_sub_voxel_shift_barely_moves_it():
+    true_mm3 = 4 / 3 * np.pi * 4.0**3
+    counts, partial = [], []
+    for shift in (0.0, 0.5):
+        volume, centre = _shifted_sphere(shift)
+        mask = segment_nodule(volume, centre, 8.0)
+        counts.append(mask.voxels * np.prod(volume.spacing))
+        partial.append(partial_volume_mm3(volume, mask))
+    assert partial == pytest.approx([true_mm3] * 2, rel=0.08)
+    assert abs(partial[0] - partial[1]) < 0.5 * abs(counts[0] - counts[1])
+
+
+def test_partial_volume_of_an_empty_mask_is_zero():
+    volume, _, _ = _chest()
+    assert partial_volume_mm3(volume, NoduleMask((0, 0, 0), np.zeros((2, 2, 2), bool), "m")) == 0.0
