@@ -49,6 +49,30 @@ def segment_nodule(volume: CTVolume, centre_mm: Sequence[float], diameter_mm: fl
     diameter = float(np.clip(float(diameter_mm), MIN_DIAMETER_MM, MAX_DIAMETER_MM))
     if not volume.contains_mm(centre):
         raise SegmentationError(f"the marker at {where} lies outside the volume")
+    for size in (diameter, min(2 * diameter, MAX_DIAMETER_MM), min(4 * diameter, MAX_DIAMETER_MM)):
+        # a marker drawn too small leaves the nodule outside its reach: try it larger
+        lo, mask = _segment(volume, centre, size, where)
+        if mask is not None:
+            break
+    else:
+        raise SegmentationError(f"the nodule at the marker {where} cannot be told from what touches it")
+    warnings = []
+    thickness = max(float(volume.spacing[2]), float(volume.metadata.slice_thickness or 0.0))
+    if thickness >= THICK_SLICE_MM:
+        warnings.append(f"{thickness:g} mm slices: the volume is less reliable than on thin slices")
+    return NoduleMask(
+        tuple(int(v) for v in lo),
+        mask,
+        METHOD,
+        tuple(float(v) for v in centre),
+        float(diameter_mm),
+        warnings=tuple(warnings),
+    ).cropped()
+
+
+def _segment(volume: CTVolume, centre: np.ndarray, diameter: float, where: str):
+    """(box origin, bool box mask) of the nodule for a marker of ``diameter``; mask None when the
+    nodule cannot be cut off what touches it at that size."""
     spacing = np.array(volume.spacing[::-1], dtype=np.float64)  # (z, y, x) mm
     centre_zyx = volume.mm_to_voxel(centre)[::-1]
     half = 0.8 * diameter + 4.0
@@ -78,20 +102,7 @@ def segment_nodule(volume: CTVolume, centre_mm: Sequence[float], diameter_mm: fl
             break
         mask = found
         tissue = _edge_tissue(box, mask, spacing)
-    if mask is None or not mask.any():
-        raise SegmentationError(f"the nodule at the marker {where} cannot be told from what touches it")
-    warnings = []
-    thickness = max(float(spacing[0]), float(volume.metadata.slice_thickness or 0.0))
-    if thickness >= THICK_SLICE_MM:
-        warnings.append(f"{thickness:g} mm slices: the volume is less reliable than on thin slices")
-    return NoduleMask(
-        tuple(int(v) for v in lo),
-        mask,
-        METHOD,
-        tuple(float(v) for v in centre),
-        float(diameter_mm),
-        warnings=tuple(warnings),
-    ).cropped()
+    return lo, mask
 
 
 def _sigma(raw: np.ndarray, spacing: np.ndarray) -> tuple[float, float, float]:

@@ -151,3 +151,9 @@ def test_partial_volume_counts_edge_voxels_by_share_so_a_sub_voxel_shift_barely_
 def test_partial_volume_of_an_empty_mask_is_zero():
     volume, _, _ = _chest()
     assert partial_volume_mm3(volume, NoduleMask((0, 0, 0), np.zeros((2, 2, 2), bool), "m")) == 0.0
+
+
+def test_a_marker_drawn_much_smaller_than_the_nodule_still_gets_the_whole_nodule():
+    volume, centre, truth = _chest()
+    mask = segment_nodule(volume, centre, 2.0)
+    assert agreement(truth, mask).dice >= 0.85 and mask.diameter_mm == 2.0
