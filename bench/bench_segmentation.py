@@ -8,7 +8,8 @@ registered method, beside the baselines measured in the same run:
 * ``sitk-400``: SimpleITK ConnectedThreshold region growing from the centre voxel at -400..3000 HU, in
   a box of the marker's diameter + 5 mm each side (so that a leak stays bounded);
 * ``sphere``: the marker itself, a ball of its diameter;
-* ``learned``: ``core.measure.learned.segment_nodule_learned``, when that module imports.
+* ``learned``: ``core.measure.learned.segment_nodule_learned``, when that module imports (and
+  ``learned-cuda`` on the GPU where torch sees one).
 
 Prints, per thickness and subset (site: isolated/juxtapleural/juxtavascular = parenchymal/juxtapleural/
 perivascular; the truth's texture class; the truth's LIDC diameter < 6, 6-10, >= 10 mm): n, and per
@@ -26,6 +27,7 @@ Not a test. Run from the repository root::
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 import time
@@ -85,6 +87,10 @@ def methods() -> dict[str, Callable]:
         print(f"(no learned method: {exc})")
     else:
         registry["learned"] = segment_nodule_learned
+        import torch
+
+        if torch.cuda.is_available():
+            registry["learned-cuda"] = functools.partial(segment_nodule_learned, device="cuda")
     return registry
 
 
@@ -114,8 +120,8 @@ def run_one(volume, placed, truths, registry, axis, tag) -> list[dict]:
             start = time.perf_counter()
             try:
                 mask = method(volume, p.centre_mm, p.nodule.diameter_mm)
-            except ValueError as exc:  # SegmentationError and its kin: a refused marker
-                mask, error = None, str(exc)
+            except Exception as exc:  # a refused marker (SegmentationError), or a method that cannot run
+                mask, error = None, f"{type(exc).__name__}: {exc}"
             seconds = time.perf_counter() - start
             if mask is None or mask.voxels == 0:
                 row[name] = (0.0, 1.0, None, seconds, error if mask is None else "empty mask")
