@@ -20,7 +20,7 @@ nodules rendered again with other noise and a sub-voxel shift (``build_phantom(n
 shift_zyx=)``), the share of nodules >= 6 mm whose two volumes differ by <= 10 % of the smaller.
 Not a test. Run from the repository root::
 
-    .venv/bin/python bench/bench_segmentation.py [--quick] [--seeds 1 2 3 4] [--nodules 20]
+    .venv/bin/python bench/bench_segmentation.py [--quick] [--seeds 11 12 13 14] [--nodules 20]
         [--thickness 1.25 2.5]
 """
 
@@ -191,7 +191,8 @@ def _within(u: float, v: float) -> bool:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one seed, 6 nodules: a smoke run")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4])
+    # seeds 1-3 served while the method was tuned; the default seeds are other draws from the split
+    parser.add_argument("--seeds", type=int, nargs="+", default=[11, 12, 13, 14])
     parser.add_argument("--nodules", type=int, default=20)
     parser.add_argument("--thickness", type=float, nargs="+", default=[1.25, 2.5])
     args = parser.parse_args(argv)
