@@ -112,7 +112,9 @@ def run(args: argparse.Namespace) -> int:
     except (StudyLoadError, CheckpointError, ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=err)
         return 2
-    labels = _session_labels(volume, markers, progress)
+    session = saved_session(volume, progress)
+    labels = _session_labels(session, markers, progress)
+    masks = {m.id: session.masks[m.id] for m in markers if session is not None and m.id in session.masks}
     lungs = LungMap(volume)
     locations = {}
     for marker in markers:
@@ -126,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
         predictor.card,
         reader_name=args.reader,
         locations=locations,
+        masks=masks,
     )
     source_files: Sequence[Path] = ()
     if found is not None and "sr" in formats:
@@ -136,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {out}: the folder cannot be made ({exc.strerror or exc})", file=err)
         return 2
 
+    progress.say(f"report: measuring the nodules ({len(masks)} mask(s) from the saved session) ...")
     progress.say(f"report: writing {', '.join(write_order(formats))} into {out} ...")
     done = write_report(
         report,
@@ -169,9 +173,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _session_labels(volume: CTVolume, markers, progress: Progress) -> dict:
+def _session_labels(session, markers, progress: Progress) -> dict:
     """The reader's confirmed labels of these markers from the series' saved session, if any."""
-    session = saved_session(volume, progress)
     if session is None:
         return {}
     ids = {m.id for m in markers}

@@ -130,11 +130,15 @@ def write_report(
     in one is recorded in its ``Outcome`` and the others are still written. An existing file is left
     alone unless ``overwrite``. ``volume`` feeds the PDF's images, ``source_files`` (the series' DICOM
     files) the SR's evidence. With ``anonymise`` the report and the volume's metadata are de-identified
-    and the SR's references to the CT instances remapped, all with one fresh salt, so their UIDs agree."""
+    and the SR's references to the CT instances remapped, all with one fresh salt, so their UIDs agree.
+    With ``volume``, nodules not yet measured are measured first (their mask while it fits, else a new
+    segmentation; ``content.with_measurements``), so every format carries the same measured sizes."""
     from core.report.anonymise import anonymised, new_salt
 
     folder = Path(folder)
     formats = parse_formats(formats)
+    if volume is not None:
+        report = _measured(report, volume)
     original, original_volume = report, volume
     salt = new_salt() if anonymise else None
     if salt is not None:
@@ -183,6 +187,19 @@ def write_report(
             continue
         outcomes.append(Outcome(fmt, path))
     return Export(report, tuple(outcomes))
+
+
+def _measured(report: StudyReport, volume: CTVolume) -> StudyReport:
+    """``with_measurements``, or the report as it was with the reason on each unmeasured nodule: a
+    failing segmenter must not stop the export."""
+    from core.report.content import with_measurements
+
+    try:
+        return with_measurements(report, volume)
+    except Exception as exc:  # any failure: the report is still written, unmeasured
+        reason = f"measurement failed ({exc.__class__.__name__}: {exc})"
+        nodules = tuple(n if n.measurement else replace(n, measurement_error=reason) for n in report.nodules)
+        return replace(report, nodules=nodules)
 
 
 def _write_atomically(path: Path, write: Callable[[Path], object]) -> None:
