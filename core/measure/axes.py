@@ -53,7 +53,7 @@ CALCIUM_HU = 200.0
 TISSUE_HU = -300.0  # chest wall, mediastinum (fat at about -100 HU included)
 WALL_RADIUS_MM = 4.0
 GROUND_GLASS_SHARE = 0.02
-DIRECTIONS = 90  # caliper directions per 180 degrees: 2 degree steps, under 0.02 % short on a diameter
+DIRECTIONS = 45  # caliper directions per 180 degrees: 4 degree steps pick the pair; its own distance counts
 SOLID_SHARE = 0.90
 RIM_MM = 1.5
 
@@ -237,9 +237,12 @@ def _mean_within(hu: np.ndarray, box: np.ndarray) -> np.ndarray:
 
 def _interior(box: np.ndarray, spacing_zyx: np.ndarray) -> np.ndarray:
     """The mask's voxels deeper than ``RIM_MM`` in-plane (half the deepest's depth if none is)."""
-    padded = np.pad(box, ((0, 0), (1, 1), (1, 1)))  # outside the box is outside the mask
-    far = 1e6  # another slice never counts as "nearer the edge": the depth is within the image
-    depth = ndimage.distance_transform_edt(padded, sampling=(far, *spacing_zyx[1:]))[:, 1:-1, 1:-1]
+    # the slices side by side in one 2D image, an empty row and column between them: one 2D distance
+    # transform gives each voxel's depth within its own image (a 3D one with a huge slice gap is slower)
+    padded = np.pad(box, ((0, 0), (1, 1), (1, 1)))
+    count, height, width = padded.shape
+    flat = ndimage.distance_transform_edt(padded.reshape(count * height, width), sampling=spacing_zyx[1:])
+    depth = flat.reshape(count, height, width)[:, 1:-1, 1:-1]
     return depth > min(RIM_MM, float(depth.max()) / 2)
 
 
