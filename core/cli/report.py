@@ -2,7 +2,10 @@
 
 Loads the study (the largest CT series, or ``--series``), runs the model on the markers (patient LPS
 mm, ``core.nodule.markers``), finds each nodule's lung zone (``core.imaging.location``), takes the reader's
-confirmed values from the saved reading session of that series when there is one, and writes into DIR::
+confirmed values from the saved reading session of that series when there is one, measures each
+nodule on its 3D mask (the session's while it still fits its marker, else segmented; a marker that
+cannot be measured is named with its reason and keeps its marker diameter: core.measure.markers), and
+writes into DIR::
 
     report.dcm    DICOM SR, TID 1500 Measurement Report (core.report.sr)
     report.pdf    the printable report (core.report.pdf)
@@ -73,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
     from core.dicom.errors import StudyLoadError
     from core.imaging.location import LungMap
     from core.imaging.open_study import open_study
+    from core.measure.markers import measure_markers
     from core.model.checkpoints import CheckpointError
     from core.model.inference import Predictor
     from core.nodule.markers import check_inside, read_markers
@@ -114,7 +118,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     session = saved_session(volume, progress)
     labels = _session_labels(session, markers, progress)
-    masks = {m.id: session.masks[m.id] for m in markers if session is not None and m.id in session.masks}
+    measured = measure_markers(volume, markers, session.masks if session is not None else None)
+    for marker in markers:
+        if marker.id in measured.errors:
+            progress.say(f"note: {marker.name or marker.id} not measured: {measured.errors[marker.id]}")
     lungs = LungMap(volume)
     locations = {}
     for marker in markers:
@@ -128,7 +135,8 @@ def run(args: argparse.Namespace) -> int:
         predictor.card,
         reader_name=args.reader,
         locations=locations,
-        masks=masks,
+        masks=measured.masks,
+        measurements=measured.measurements,
     )
     source_files: Sequence[Path] = ()
     if found is not None and "sr" in formats:
@@ -139,7 +147,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {out}: the folder cannot be made ({exc.strerror or exc})", file=err)
         return 2
 
-    progress.say(f"report: measuring the nodules ({len(masks)} mask(s) from the saved session) ...")
     progress.say(f"report: writing {', '.join(write_order(formats))} into {out} ...")
     done = write_report(
         report,

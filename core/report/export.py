@@ -116,6 +116,19 @@ def unavailable(fmt: str) -> str:
     return "" if found else f"not available in this installation ({module} is missing)"
 
 
+def _measured(report: StudyReport, volume: CTVolume) -> StudyReport:
+    """``with_measurements``, or the report as it was with the reason on each unmeasured nodule: a
+    failing segmenter must not stop the export."""
+    from core.report.content import with_measurements
+
+    try:
+        return with_measurements(report, volume)
+    except Exception as exc:  # any failure: the report is still written, unmeasured
+        reason = f"measurement failed ({exc.__class__.__name__}: {exc})"
+        nodules = tuple(n if n.measurement else replace(n, measurement_error=reason) for n in report.nodules)
+        return replace(report, nodules=nodules)
+
+
 def write_report(
     report: StudyReport,
     folder: str | Path,
@@ -187,19 +200,6 @@ def write_report(
             continue
         outcomes.append(Outcome(fmt, path))
     return Export(report, tuple(outcomes))
-
-
-def _measured(report: StudyReport, volume: CTVolume) -> StudyReport:
-    """``with_measurements``, or the report as it was with the reason on each unmeasured nodule: a
-    failing segmenter must not stop the export."""
-    from core.report.content import with_measurements
-
-    try:
-        return with_measurements(report, volume)
-    except Exception as exc:  # any failure: the report is still written, unmeasured
-        reason = f"measurement failed ({exc.__class__.__name__}: {exc})"
-        nodules = tuple(n if n.measurement else replace(n, measurement_error=reason) for n in report.nodules)
-        return replace(report, nodules=nodules)
 
 
 def _write_atomically(path: Path, write: Callable[[Path], object]) -> None:
