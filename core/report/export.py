@@ -138,19 +138,21 @@ def write_report(
     source_files: Sequence[str | Path] = (),
     anonymise: bool = False,
     overwrite: bool = False,
+    measure: bool = False,
 ) -> Export:
     """Write ``formats`` of ``report`` into ``folder`` (which must exist), each atomically; a failure
     in one is recorded in its ``Outcome`` and the others are still written. An existing file is left
     alone unless ``overwrite``. ``volume`` feeds the PDF's images, ``source_files`` (the series' DICOM
     files) the SR's evidence. With ``anonymise`` the report and the volume's metadata are de-identified
     and the SR's references to the CT instances remapped, all with one fresh salt, so their UIDs agree.
-    With ``volume``, nodules not yet measured are measured first (their mask while it fits, else a new
-    segmentation; ``content.with_measurements``), so every format carries the same measured sizes."""
+    With ``measure`` (and ``volume``), nodules not yet measured are measured first (their mask while it
+    fits, else a new segmentation; ``content.with_measurements``), so every format carries the same
+    measured sizes and a nodule that cannot be measured says why."""
     from core.report.anonymise import anonymised, new_salt
 
     folder = Path(folder)
     formats = parse_formats(formats)
-    if volume is not None:
+    if measure and volume is not None:
         report = _measured(report, volume)
     original, original_volume = report, volume
     salt = new_salt() if anonymise else None

@@ -106,11 +106,14 @@ def test_a_part_solid_measurement_fills_the_solid_column():
 
 def test_write_report_measures_before_writing(tmp_path):
     volume = chest_with_a_nodule()
-    done = write_report(report_of(volume), tmp_path, ["csv", "json"], volume=volume)
+    done = write_report(report_of(volume), tmp_path, ["csv", "json"], volume=volume, measure=True)
     assert len(done.written) == 2 and done.report.nodules[0].measurement is not None
     with (tmp_path / "ranking.csv").open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert rows[0]["volume_mm3"] and rows[0]["lung_rads"] == "4A" and rows[0]["lung_rads_basis"] == "measured"
+    (tmp_path / "as-given").mkdir()  # without measure=True the report is written as given
+    given = write_report(report_of(volume), tmp_path / "as-given", ["json"], volume=volume)
+    assert all(n.measurement is None and not n.measurement_error for n in given.report.nodules)
 
 
 def test_a_failing_segmenter_never_stops_the_export(tmp_path, monkeypatch):
@@ -119,7 +122,7 @@ def test_a_failing_segmenter_never_stops_the_export(tmp_path, monkeypatch):
 
     monkeypatch.setattr(core.measure.markers, "measure_markers", broken)
     volume = chest_with_a_nodule()
-    done = write_report(report_of(volume), tmp_path, ["csv", "json"], volume=volume)
+    done = write_report(report_of(volume), tmp_path, ["csv", "json"], volume=volume, measure=True)
     assert len(done.written) == 2
     nodules = json.loads((tmp_path / "report.json").read_text())["nodules"]
     assert all(
