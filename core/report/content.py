@@ -168,14 +168,18 @@ def build_report(
     )
 
 
-def with_measurements(report: StudyReport, volume: CTVolume) -> StudyReport:
+def with_measurements(report: StudyReport, volume: CTVolume, segment: bool = True) -> StudyReport:
     """The report with every nodule measured: a nodule without a measurement is measured from its mask
     while that still fits the marker, else segmented (``core.measure.markers``); its Lung-RADS and the
     study's are then worked out again from the measured sizes. A nodule that cannot be measured keeps
-    its marker-based values and says why (``measurement_error``)."""
+    its marker-based values and says why (``measurement_error``). Without ``segment`` only the nodules
+    with a fitting mask are measured; the others are left as they are."""
     from core.measure.markers import measure_markers
 
-    todo = [n for n in report.nodules if n.measurement is None]
+    def fitting(n: NoduleReport) -> bool:
+        return n.mask is not None and n.mask.fits(n.marker.centre_mm, n.marker.diameter_mm)
+
+    todo = [n for n in report.nodules if n.measurement is None and (segment or fitting(n))]
     if not todo:
         return report
     done = measure_markers(volume, [n.marker for n in todo], {n.marker.id: n.mask for n in todo if n.mask})
@@ -193,7 +197,7 @@ def with_measurements(report: StudyReport, volume: CTVolume) -> StudyReport:
             nodule = replace(
                 nodule, measurement=measurement, mask=done.masks[key], lung_rads=rads, measurement_error=""
             )
-        elif nodule.measurement is None:
+        elif key in done.errors:
             nodule = replace(nodule, measurement_error=done.errors[key])
         nodules.append(nodule)
     return replace(

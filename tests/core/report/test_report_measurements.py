@@ -111,9 +111,15 @@ def test_write_report_measures_before_writing(tmp_path):
     with (tmp_path / "ranking.csv").open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert rows[0]["volume_mm3"] and rows[0]["lung_rads"] == "4A" and rows[0]["lung_rads_basis"] == "measured"
-    (tmp_path / "as-given").mkdir()  # without measure=True the report is written as given
-    given = write_report(report_of(volume), tmp_path / "as-given", ["json"], volume=volume)
-    assert all(n.measurement is None and not n.measurement_error for n in given.report.nodules)
+
+
+def test_without_measure_only_a_given_mask_is_measured_nothing_segmented(tmp_path):
+    volume = chest_with_a_nodule()
+    edited = NoduleMask((8, 16, 16), np.ones((1, 3, 3), bool), "edited", NODULE, 7.5, edited=True)
+    done = write_report(report_of(volume, masks={"n": edited}), tmp_path, ["json"], volume=volume)
+    nodule, air = done.report.nodules
+    assert nodule.measurement.edited and nodule.lung_rads.inputs["size_basis"] == "measured"
+    assert air.measurement is None and not air.measurement_error  # not segmented, so no reason either
 
 
 def test_a_failing_segmenter_never_stops_the_export(tmp_path, monkeypatch):
