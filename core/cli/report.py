@@ -8,6 +8,8 @@ cannot be measured is named with its reason and keeps its marker diameter: core.
 writes into DIR::
 
     report.dcm    DICOM SR, TID 1500 Measurement Report (core.report.sr)
+    report-seg.dcm  with the SR: the nodules' 3D masks as a DICOM SEG (core.report.seg), referenced by
+                  the SR's volumetric groups
     report.pdf    the printable report (core.report.pdf)
     ranking.csv   the ranked table, one row per nodule (core.report.tables)
     report.json   everything, schema mtmr-reader/report/1 (docs/report-json.md)
