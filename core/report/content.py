@@ -23,9 +23,8 @@ from core.nodule.prediction import NoduleResult
 from core.volume import CTVolume
 
 DISCLAIMER = (
-    "Research use only; not for clinical decisions. Scores come from a machine-learning model and "
-    "Lung-RADS categories from the nodule's measured 3D mask where it was segmented, else from the "
-    "model's texture guess and the reader's marker diameter."
+    "Research use only; not for clinical decisions. Scores come from a machine-learning model, "
+    "Lung-RADS categories from measured sizes (else the texture guess and the marker diameter)."
 )
 
 

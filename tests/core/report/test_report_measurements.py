@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -143,7 +144,11 @@ def test_the_pdf_page_shows_the_measurement_or_why_not(tmp_path):
 
     volume = chest_with_a_nodule()
     report = with_measurements(report_of(volume), volume)
+    notes = "reader's note, long enough to need its own line below the measurement " * 2
+    first = replace(report.nodules[0], marker=replace(report.nodules[0].marker, notes=notes))
+    report = replace(report, nodules=(first, *report.nodules[1:]))
     texts = pages_text(write_pdf(report, volume, tmp_path / "r.pdf"))
+    assert len(texts) == 3  # the summary and one page per nodule: the extra lines do not spill over
     m = report.nodules[0].measurement
     measured = next(t for t in texts[1:] if "Nodule N1" in t)
     assert (
