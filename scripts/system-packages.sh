@@ -13,7 +13,7 @@ set -eu
 PACKAGES="libegl1 libgl1 libfontconfig1 fonts-dejavu-core libdbus-1-3 libglib2.0-0 libxkbcommon0
   xvfb libx11-xcb1 libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1
   libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-sync1 libxcb-xfixes0 libxcb-xkb1
-  dicom3tools dcmtk poppler-utils"
+  dicom3tools dcmtk poppler-utils orthanc orthanc-dicomweb"
 
 if ! command -v dpkg >/dev/null 2>&1; then
   command -v Xvfb >/dev/null 2>&1 || echo "system-packages: not Debian; without Xvfb the Xvfb test skips."
