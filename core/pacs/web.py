@@ -53,7 +53,11 @@ def client(node: WebNode) -> DICOMwebClient:
     if node.auth == "basic":
         session.auth = (node.username, node.secret)
     headers = {"Authorization": f"Bearer {node.secret}"} if node.auth == "bearer" else None
-    return DICOMwebClient(node.url.rstrip("/"), session=session, headers=headers, timeout=node.timeout_s)
+    web = DICOMwebClient(node.url.rstrip("/"), session=session, headers=headers, timeout=node.timeout_s)
+    # its default retries every failed request up to 5 times with waits of 1, 2, 4, 8 s: a closed port
+    # would take half a minute to report instead of failing within the node's timeout
+    web.set_http_retry_params(retry=False)
+    return web
 
 
 def failure(node: WebNode, exc: Exception, doing: str) -> PacsError:
