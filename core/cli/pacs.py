@@ -175,8 +175,12 @@ def run_get(args: argparse.Namespace) -> int:
     from core.pacs import client
 
     progress = Progress(sys.stderr)
+    shown: list = [None]
 
     def show(series, done: int, total: int) -> None:
+        if shown[0] == (series.series_uid, done):
+            return  # the final answer repeats the last count
+        shown[0] = (series.series_uid, done)
         text = f"get: series {series.number or '?'} {series.modality} {bar(done, total)} {done}/{total}"
         progress.status(text, done=done == total)
 
