@@ -154,7 +154,8 @@ def get(
     if series_uids is not None:
         listing = [s for s in listing if s.series_uid in set(series_uids)]
     if not listing:
-        raise PacsError(f"{node.label}: the study {study_uid} has no such series there")
+        what = "none of the given series is in" if series_uids is not None else "no series found for"
+        raise PacsError(f"{node.label}: {what} study {study_uid}")
     for info in listing:
         check(cancelled)
         series_uid = storage.check_uid(info.series_uid, "series UID")

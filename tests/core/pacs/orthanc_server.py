@@ -96,6 +96,8 @@ class OrthancServer:
             try:
                 self.rest("GET", "/system")
                 return self
+            except urllib.error.HTTPError:  # it answers (401 when it asks for a password)
+                return self
             except OSError:
                 time.sleep(0.1)
         self.kill()
