@@ -65,9 +65,13 @@ def get(
     def on_store(event) -> int:
         sop = event.request.AffectedSOPInstanceUID
         try:
+            ds = event.dataset
+            if (ds.get("StudyInstanceUID"), ds.get("SeriesInstanceUID")) != (study_uid, target["series"]):
+                # never file another study's (another patient's) instance under the one asked for
+                raise ValueError("an instance of another series than the one asked for")
             path = storage.instance_path(root, study_uid, target["series"], sop)
             storage.write_encoded(path, event.encoded_dataset())
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, AttributeError) as exc:
             with lock:
                 failed.append(f"{sop}: {exc}")
             return 0xA700  # out of resources: the server counts it as a failed sub-operation
@@ -94,16 +98,19 @@ def get(
             arrived[0] = 0
             if progress:
                 progress(info, len(wanted) - len(missing), len(wanted))
+            code = 0x0000
             if missing:
-                _get_series(node, assoc, study_uid, info, missing, len(wanted), arrived, progress, cancelled)
+                code = _get_series(
+                    node, assoc, study_uid, info, missing, len(wanted), arrived, progress, cancelled
+                )
             result.received += arrived[0]
             result.series.append(info.series_uid)
             still = set(missing) - storage.present(root, study_uid, info.series_uid)
-            if still or failed:
-                detail = f" ({failed[0]})" if failed else ""
+            if still or failed or code not in (0x0000, 0xB000):
+                detail = f"; {failed[0]}" if failed else ""
                 raise PacsError(
                     f"{node.label}: {len(still)} of {len(wanted)} instances of series {info.series_uid} "
-                    f"not received{detail}; run again to fetch the rest"
+                    f"not received (C-GET status 0x{code:04X}{detail}); run again to fetch the rest"
                 )
     except Cancelled:
         assoc.abort()
@@ -114,7 +121,8 @@ def get(
     return result
 
 
-def _get_series(node, assoc, study_uid, info, missing, total, arrived, progress, cancelled) -> None:
+def _get_series(node, assoc, study_uid, info, missing, total, arrived, progress, cancelled) -> int:
+    """C-GET the ``missing`` instances of one series; the final status."""
     from pydicom.dataset import Dataset
 
     ident = Dataset()
@@ -135,12 +143,11 @@ def _get_series(node, assoc, study_uid, info, missing, total, arrived, progress,
             )
         if progress:
             progress(info, base + arrived[0], total)
-        if code in (0xFF00, 0xFF01):
-            if cancelled is not None and cancelled():
-                raise Cancelled()
-            continue
-        if code not in (0x0000, 0xB000):
-            raise PacsError(f"{node.label}: C-GET failed with status 0x{code:04X}")
+        if code not in (0xFF00, 0xFF01):
+            return code
+        if cancelled is not None and cancelled():
+            raise Cancelled()
+    return 0x0000
 
 
 def store(node: DimseNode, paths: Sequence[Path]) -> list[SendResult]:
