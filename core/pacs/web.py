@@ -172,6 +172,11 @@ def get(
             arriving = (web.retrieve_instance(study_uid, series_uid, uid) for uid in missing)
         try:
             for ds in arriving:
+                if (ds.get("StudyInstanceUID"), ds.get("SeriesInstanceUID")) != (study_uid, series_uid):
+                    raise PacsError(
+                        f"{node.label}: the server sent an instance of another series than the one "
+                        f"asked for; {result.received} instance(s) kept"
+                    )
                 storage.write_dataset(root, ds)
                 done += 1
                 result.received += 1

@@ -62,3 +62,13 @@ def test_an_instance_of_another_study_is_refused(liar, tmp_path):
         client.get(resolve(address, Settings(timeout_s=5)), listed.StudyInstanceUID, tmp_path / "out")
     assert not list((tmp_path / "out").rglob("*.dcm"))
 
+
+def test_wado_rs_refuses_an_instance_of_another_study(orthanc, demo, tmp_path, monkeypatch):
+    from dicomweb_client.api import DICOMwebClient
+
+    stranger = pydicom.dcmread(write_series(tmp_path / "b", 1)[0])
+    monkeypatch.setattr(DICOMwebClient, "iter_series", lambda self, *args, **kwargs: iter([stranger]))
+    node = resolve(orthanc.web_url, Settings())
+    with pytest.raises(PacsError, match="another series than the one asked for"):
+        client.get(node, demo.study_uid, tmp_path / "out", series_uids=[demo.ct_series])
+    assert not list((tmp_path / "out").rglob("*.dcm"))
