@@ -13,7 +13,8 @@ from core.pacs.sendlog import SendResult
 
 
 def echo(node: Node) -> str:
-    """ "reachable: ..." or PacsError saying why not (refused, rejected and why, timeout, TLS failure)."""
+    """A line that starts "reachable", or PacsError saying why not (refused, rejected and why, timeout,
+    TLS failure)."""
     return dimse.echo(node) if isinstance(node, DimseNode) else web.echo(node)
 
 

@@ -45,6 +45,27 @@ def dimse_outcome(status: int | None) -> str:
     return FAILURE
 
 
+def read_for_sending(path: Path):
+    """(data set, "") or (None, why the file cannot be sent) before anything goes on the wire."""
+    from pydicom import dcmread
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        ds = dcmread(path)
+        ds.SOPInstanceUID, ds.SOPClassUID, ds.file_meta.TransferSyntaxUID  # noqa: B018 (what sending needs)
+        return ds, ""
+    except InvalidDicomError:
+        return None, "not a DICOM file"
+    except IsADirectoryError:
+        return None, "is a folder"
+    except FileNotFoundError:
+        return None, "no such file"
+    except OSError as exc:
+        return None, f"cannot be read ({exc.strerror or type(exc).__name__})"
+    except (AttributeError, KeyError):
+        return None, "not a DICOM object that can be sent (no SOP class, instance UID or transfer syntax)"
+
+
 def log_path() -> Path:
     return user_dir("data") / LOG_NAME
 

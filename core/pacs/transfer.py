@@ -14,8 +14,6 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from pydicom import dcmread
-from pydicom.errors import InvalidDicomError
 from pynetdicom import ALL_TRANSFER_SYNTAXES, StoragePresentationContexts, build_context, build_role, evt
 from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelFind,
@@ -27,7 +25,7 @@ from core.pacs.dimse import STORAGE_SYNTAXES, associate, list_instances, list_se
 from core.pacs.errors import PacsError
 from core.pacs.nodes import DimseNode
 from core.pacs.query import SeriesInfo
-from core.pacs.sendlog import FAILURE, SendResult, dimse_outcome
+from core.pacs.sendlog import FAILURE, SendResult, dimse_outcome, read_for_sending
 from core.util.cancellation import Cancelled, check
 
 Progress = Callable[[SeriesInfo, int, int], None]
@@ -155,12 +153,11 @@ def store(node: DimseNode, paths: Sequence[Path]) -> list[SendResult]:
     results: dict[int, SendResult] = {}
     datasets = {}
     for index, path in enumerate(paths):
-        try:
-            ds = dcmread(path)
-            datasets[index] = (ds, str(ds.SOPClassUID), str(ds.file_meta.TransferSyntaxUID))
-        except (OSError, InvalidDicomError, AttributeError, KeyError) as exc:
-            reason = "not a DICOM file" if isinstance(exc, InvalidDicomError) else type(exc).__name__
+        ds, reason = read_for_sending(path)
+        if ds is None:
             results[index] = SendResult(str(path), "", FAILURE, None, reason)
+        else:
+            datasets[index] = (ds, str(ds.SOPClassUID), str(ds.file_meta.TransferSyntaxUID))
     pairs = sorted({(cls, ts) for _, cls, ts in datasets.values()})
     contexts = [
         build_context(cls, [ts, *(t for t in ALL_TRANSFER_SYNTAXES[:2] if t != ts)]) for cls, ts in pairs

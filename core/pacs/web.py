@@ -15,15 +15,13 @@ from pathlib import Path
 
 import requests
 from dicomweb_client.api import DICOMwebClient
-from pydicom import dcmread
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
 
 from core.pacs import storage
 from core.pacs.errors import PacsError
 from core.pacs.nodes import WebNode
 from core.pacs.query import SERIES_KEYS, STUDY_KEYS, Found, Query, SeriesInfo, series_from, study_from
-from core.pacs.sendlog import FAILURE, SUCCESS, WARNING, SendResult
+from core.pacs.sendlog import FAILURE, SUCCESS, WARNING, SendResult, read_for_sending
 from core.util.cancellation import check
 
 PAGE = 100
@@ -207,13 +205,11 @@ def store(node: WebNode, paths: Sequence[Path]) -> list[SendResult]:
     web = client(node)
     results = []
     for path in paths:
-        try:
-            ds = dcmread(path)
-            sop = str(ds.SOPInstanceUID)
-        except (OSError, InvalidDicomError, AttributeError) as exc:
-            reason = "not a DICOM file" if isinstance(exc, InvalidDicomError) else type(exc).__name__
+        ds, reason = read_for_sending(path)
+        if ds is None:
             results.append(SendResult(str(path), "", FAILURE, None, reason))
             continue
+        sop = str(ds.SOPInstanceUID)
         try:
             answer = web.store_instances([ds])
         except (requests.RequestException, ValueError) as exc:

@@ -155,3 +155,24 @@ def test_send_log_appends_one_line_per_object(tmp_path):
         ("a.dcm", "success", 0),
     ]
     assert sendlog.dimse_outcome(0xB000) == "warning" and sendlog.dimse_outcome(0xC000) == "failure"
+
+
+def test_files_that_cannot_be_sent_say_why(tmp_path):
+    import pydicom
+
+    from tests.dicom_factory import write_series
+
+    (tmp_path / "text.dcm").write_text("hello")
+    no_uid = write_series(tmp_path / "s", 1)[0]
+    ds = pydicom.dcmread(no_uid)
+    del ds.SOPInstanceUID
+    ds.save_as(no_uid)
+    reasons = {
+        tmp_path / "text.dcm": "not a DICOM file",
+        tmp_path: "is a folder",
+        tmp_path / "missing.dcm": "no such file",
+        no_uid: "not a DICOM object that can be sent",
+    }
+    for path, reason in reasons.items():
+        found, why = sendlog.read_for_sending(path)
+        assert found is None and why.startswith(reason), (path, why)
