@@ -106,7 +106,7 @@ def main() -> int:
             server.kill()
     for method in METHODS:
         runs = ", ".join(f"{t:.2f}" for t in times[method])
-        print(f"{method:8} median {statistics.median(times[method]):6.2f} s  ({runs})")
+        print(f"{method:11} median {statistics.median(times[method]):6.2f} s  ({runs})")
     reference = statistics.median(times["getscu"])
     ratios = "  ".join(f"{m} {statistics.median(times[m]) / reference:.2f}x" for m in METHODS[2:])
     large = statistics.median(times["getscu-128k"])

@@ -92,7 +92,7 @@ def _node(args: argparse.Namespace):
         return None, _fail(str(exc), 2)
 
 
-def _run(args: argparse.Namespace, action) -> int:
+def _run(args: argparse.Namespace, action, interrupted: str = "interrupted") -> int:
     """Resolve the node, run ``action(node)``; PacsError is a one-line error, Ctrl+C exit 130."""
     from core.pacs.errors import PacsError
 
@@ -106,7 +106,7 @@ def _run(args: argparse.Namespace, action) -> int:
     except (ValueError, OSError) as exc:
         return _fail(f"{node.label}: {exc}")
     except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
+        print(f"\n{interrupted}", file=sys.stderr)
         return 130
 
 
@@ -194,7 +194,7 @@ def run_get(args: argparse.Namespace) -> int:
         )
         return 0
 
-    return _run(args, action)
+    return _run(args, action, "interrupted: what arrived is kept; run the same command again to resume")
 
 
 def run_send(args: argparse.Namespace) -> int:

@@ -110,12 +110,10 @@ def get(
                     f"{node.label}: {len(still)} of {len(wanted)} instances of series {info.series_uid} "
                     f"not received (C-GET status 0x{code:04X}{detail}); run again to fetch the rest"
                 )
-    except Cancelled:
+    except BaseException:  # cancelled, interrupted, failed: stop the server sending at once
         assoc.abort()
         raise
-    finally:
-        if assoc.is_established:
-            assoc.release()
+    assoc.release()
     return result
 
 

@@ -153,3 +153,40 @@ def test_listen_on_a_port_in_use_is_one_line(capsys):
         assert main(["pacs", "listen", "--port", str(sock.getsockname()[1])]) == 1
     err = capsys.readouterr().err
     assert one_line_error(err) and "cannot listen" in err
+
+
+def test_get_interrupted_exits_130_keeps_what_arrived_and_resumes(
+    orthanc, demo, tmp_path, capsys, monkeypatch
+):
+    from core.cli.progress import Progress
+
+    calls = []
+    real = Progress.status
+
+    def interrupt_third(self, text, **kwargs):
+        calls.append(text)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        real(self, text, **kwargs)
+
+    monkeypatch.setattr(Progress, "status", interrupt_third)
+    command = [
+        "pacs",
+        "get",
+        orthanc.inline,
+        demo.study_uid,
+        "--series",
+        demo.ct_series,
+        "--out",
+        str(tmp_path),
+    ]
+    started = time.monotonic()
+    assert main([*command, "--timeout", "20"]) == 130
+    # the association is aborted, not released: a release would wait for the server up to the timeout
+    assert time.monotonic() - started < 20
+    assert "run the same command again to resume" in capsys.readouterr().err
+    kept = len(list(tmp_path.rglob("*.dcm")))
+    assert 1 <= kept < CT_SLICES
+    monkeypatch.setattr(Progress, "status", real)
+    assert main(command) == 0
+    assert f"{CT_SLICES - kept} received, {kept} already there" in capsys.readouterr().err
