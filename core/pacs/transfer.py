@@ -14,7 +14,8 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from pynetdicom import ALL_TRANSFER_SYNTAXES, StoragePresentationContexts, build_context, build_role, evt
+from pydicom import uid
+from pynetdicom import StoragePresentationContexts, build_context, build_role, evt
 from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelGet,
@@ -156,24 +157,23 @@ def store(node: DimseNode, paths: Sequence[Path]) -> list[SendResult]:
             results[index] = SendResult(str(path), "", FAILURE, None, reason)
         else:
             datasets[index] = (ds, str(ds.SOPClassUID), str(ds.file_meta.TransferSyntaxUID))
-    pairs = sorted({(cls, ts) for _, cls, ts in datasets.values()})
-    contexts = [
-        build_context(cls, [ts, *(t for t in ALL_TRANSFER_SYNTAXES[:2] if t != ts)]) for cls, ts in pairs
-    ]
     if datasets:
+        uncompressed = (uid.ExplicitVRLittleEndian, uid.ImplicitVRLittleEndian)
+        pairs = sorted({(cls, ts) for _, cls, ts in datasets.values()})
+        contexts = [build_context(cls, [ts, *(t for t in uncompressed if t != ts)]) for cls, ts in pairs]
         try:
-            assoc = associate(node, contexts[:128])
+            assoc = associate(node, contexts[:128])  # the most one association may propose
         except PacsError as exc:
             for index, (ds, _, _) in datasets.items():
                 results[index] = SendResult(
                     str(paths[index]), str(ds.SOPInstanceUID), FAILURE, None, str(exc)
                 )
-            datasets = {}
+            return [results[i] for i in range(len(paths))]
         try:
             for index, (ds, _, _) in datasets.items():
                 results[index] = _store_one(node, assoc, Path(paths[index]), ds)
         finally:
-            if datasets and assoc.is_established:
+            if assoc.is_established:
                 assoc.release()
     return [results[i] for i in range(len(paths))]
 
