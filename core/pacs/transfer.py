@@ -62,6 +62,10 @@ def get(
     lock = threading.Lock()
 
     def on_store(event) -> int:
+        # runs on pynetdicom's thread, as each instance arrives: a cancel stops the writing here at once,
+        # whatever the caller's thread is doing (it raises Cancelled at its next look)
+        if cancelled is not None and cancelled():
+            return 0xA700  # refused: the server counts a failed sub-operation and goes on to the end
         sop = event.request.AffectedSOPInstanceUID
         try:
             ds = event.dataset
@@ -103,6 +107,7 @@ def get(
                     node, assoc, study_uid, info, missing, len(wanted), arrived, progress, cancelled
                 )
             result.received += arrived[0]
+            check(cancelled)
             result.series.append(info.series_uid)
             still = set(missing) - storage.present(root, study_uid, info.series_uid)
             if still or failed or code not in (0x0000, 0xB000):

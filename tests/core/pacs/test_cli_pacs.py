@@ -185,8 +185,8 @@ def test_get_interrupted_exits_130_keeps_what_arrived_and_resumes(
     # the association is aborted, not released: a release would wait for the server up to the timeout
     assert time.monotonic() - started < 20
     assert "run the same command again to resume" in capsys.readouterr().err
-    kept = len(list(tmp_path.rglob("*.dcm")))
-    assert 1 <= kept < CT_SLICES
+    kept = len(list(tmp_path.rglob("*.dcm")))  # (all of them when the interrupt came after the last)
+    assert 1 <= kept <= CT_SLICES
     monkeypatch.setattr(Progress, "status", real)
     assert main(command) == 0
     assert f"{CT_SLICES - kept} received, {kept} already there" in capsys.readouterr().err

@@ -51,11 +51,11 @@ def test_silent_server_fails_within_the_timeout():
     with socket.socket() as sock:  # accepts connections (the kernel does) and never says a word
         sock.bind(("127.0.0.1", 0))
         sock.listen()
-        node = resolve(f"ANY@127.0.0.1:{sock.getsockname()[1]}", Settings(timeout_s=1.5))
+        node = resolve(f"ANY@127.0.0.1:{sock.getsockname()[1]}", Settings(timeout_s=2))
         started = time.monotonic()
         with pytest.raises(PacsError, match="timeout"):
             client.echo(node)
-        assert time.monotonic() - started < 1.5 + 1.0
+        assert time.monotonic() - started < 2 + 3  # the timeout, and room for a loaded machine
 
 
 def test_tls_to_a_plain_server_is_a_tls_failure(orthanc):
@@ -127,15 +127,18 @@ def test_cancel_keeps_what_arrived_and_the_next_try_finishes(orthanc, demo, tmp_
             cancelled=lambda: bool(files_under(tmp_path)),
         )
     kept = len(files_under(tmp_path))
-    assert 1 <= kept < CT_SLICES
+    assert kept == 1  # the cancel is seen as the next instance arrives, whatever the caller's thread does
     done = client.get(node, demo.study_uid, tmp_path, series_uids=[demo.ct_series])
     assert (done.received, done.skipped) == (CT_SLICES - kept, kept)
     assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
 
 
 def test_server_killed_mid_transfer_then_resumed_without_duplicates(own_orthanc, tmp_path):
+    # the kill comes from the progress callback, which may lag the arrivals: enough slices that the
+    # server is still sending when it dies
+    slices = 40
     study = generate_uid()
-    paths = write_series(tmp_path / "big", 12, study_uid=study)
+    paths = write_series(tmp_path / "big", slices, study_uid=study)
     own_orthanc.upload(paths)
     node = node_of(own_orthanc, timeout_s=5)
 
@@ -147,14 +150,14 @@ def test_server_killed_mid_transfer_then_resumed_without_duplicates(own_orthanc,
     with pytest.raises(PacsError, match="run again"):
         client.get(node, study, out, progress=kill_at_three)
     kept = len(files_under(out))
-    assert 3 <= kept < 12
+    assert 3 <= kept < slices
     for path in files_under(out):
         pydicom.dcmread(path)  # whole files only
     own_orthanc.start()
     done = client.get(node, study, out)
-    assert (done.received, done.skipped) == (12 - kept, kept)
+    assert (done.received, done.skipped) == (slices - kept, kept)
     stems = [p.stem for p in files_under(out)]
-    assert len(stems) == len(set(stems)) == 12
+    assert len(stems) == len(set(stems)) == slices
 
 
 def test_huge_find_answer_is_limited(own_orthanc, tmp_path):

@@ -44,8 +44,8 @@ def test_a_closed_port_fails_within_the_timeout_without_retries(orthanc):
     # dicomweb-client's default retried a refused connection 5 times, waiting 1+2+4+8 s in between
     started = time.monotonic()
     with pytest.raises(PacsError, match="connection refused"):
-        client.echo(web_node(orthanc, url="http://127.0.0.1:1/dicom-web", timeout_s=3))
-    assert time.monotonic() - started < 3
+        client.echo(web_node(orthanc, url="http://127.0.0.1:1/dicom-web", timeout_s=10))
+    assert time.monotonic() - started < 10
 
 
 def test_a_failed_search_names_neither_the_patient_nor_the_url_query(orthanc):
