@@ -10,6 +10,14 @@ from PySide6.QtWidgets import QDoubleSpinBox
 
 from app.settings import DEFAULT_SHORTCUTS, MAX_PRESETS
 from app.workspace import LAYOUTS
+from app.workspace_tools import BRUSH_RANGE_MM
+
+
+def _toggler(window, tool: str):
+    def toggled(on: bool) -> None:
+        window._tool_toggled(on, tool)
+
+    return toggled
 
 
 def _action(window, key: str, handler, menu=None, checkable: bool = False) -> QAction:
@@ -53,6 +61,15 @@ def build_menus(window) -> None:
     window.undo_action, window.redo_action = undo, redo
     edit.addSeparator()
     window.tool_action = _action(window, "marker_tool", window._tool_toggled, edit, checkable=True)
+    seg = window.review.segmentation
+    for key, tool in (("ruler_tool", "ruler"), ("brush_tool", "brush"), ("eraser_tool", "eraser")):
+        _action(window, key, _toggler(window, tool), edit, checkable=True)
+    _action(
+        window, "clear_rulers", lambda: window.help.hide() if window.help.isVisible() else ws.clear_rulers()
+    )
+    _action(window, "grow_mask", lambda: seg.grow(window.markers.selected, 1), edit)
+    _action(window, "shrink_mask", lambda: seg.grow(window.markers.selected, -1), edit)
+    _action(window, "resegment", lambda: seg.resegment(window.markers.selected), edit)
     window.analyse_action = _action(window, "analyse", window.review.analyse, edit)
     window.analyse_action.setText("Analyse")
     window.auto_action = QAction("Analyse automatically after each change", window, checkable=True)
@@ -87,6 +104,8 @@ def build_menus(window) -> None:
     _action(window, "reset_view", ws.reset_views, view)
     crosshair = _action(window, "crosshair", ws.show_crosshair, view, checkable=True)
     crosshair.setChecked(True)
+    outlines = _action(window, "outlines", ws.show_masks, view, checkable=True)
+    outlines.setChecked(True)
 
     def hide_identity(on: bool) -> None:
         ws.set_hide_identity(on)
@@ -104,6 +123,16 @@ def build_menus(window) -> None:
     tools = window.addToolBar("Reading")
     tools.setObjectName("Reading")
     tools.addAction(window.tool_action)
+    for key in ("ruler_tool", "brush_tool", "eraser_tool"):
+        tools.addAction(window.actions_by_key[key])
+    window.brush = QDoubleSpinBox()
+    window.brush.setRange(*BRUSH_RANGE_MM)
+    window.brush.setSingleStep(0.5)
+    window.brush.setSuffix(" mm")
+    window.brush.setValue(ws.brush_mm)
+    window.brush.setToolTip("Brush and eraser radius")
+    window.brush.valueChanged.connect(ws.set_brush_mm)
+    tools.addWidget(window.brush)
     tools.addAction(window.analyse_action)
     tools.addActions([undo, redo])
     tools.addSeparator()

@@ -15,6 +15,7 @@ from app.analysis import Analysis
 from app.detail_panel import DetailPanel
 from app.marker_store import MarkerStore
 from app.nodule_table import NoduleTable
+from app.segmentation import Segmentation
 from app.workers import FunctionWorker
 from core.imaging.location import LungMap
 from core.model.store import default_model_path
@@ -33,6 +34,7 @@ class Review(QObject):
         super().__init__(parent)
         self.markers = markers
         self.analysis = Analysis(model_path or default_model_path(), parent=self)
+        self.segmentation = Segmentation(markers, self)
         self.table = NoduleTable()
         self.detail = DetailPanel()
         self.volume: CTVolume | None = None
@@ -47,6 +49,8 @@ class Review(QObject):
         self.analysis.finished.connect(self._analysed)
         self.analysis.failed.connect(self._failed)
         self.analysis.cancelled.connect(lambda: self.message.emit("Analysis cancelled; earlier results kept"))
+        self.segmentation.changed.connect(self._segmented)
+        self.segmentation.message.connect(self.message)
         self.table.marker_selected.connect(self._row_selected)
         self.detail.label_confirmed.connect(self._label_confirmed)
         markers.selection_changed.connect(self._selection_changed)
@@ -54,12 +58,18 @@ class Review(QObject):
 
     # -- the study -----------------------------------------------------------------------------------
     def set_study(
-        self, volume: CTVolume, labels: dict[str, NoduleLabel], saved_results: dict, key: tuple[str, str]
+        self,
+        volume: CTVolume,
+        labels: dict[str, NoduleLabel],
+        saved_results: dict,
+        key: tuple[str, str],
+        masks: dict | None = None,
     ) -> None:
         """A new study; the window resets the marker store next, whose change refreshes the table and
         the panel once (refreshing here too filled them twice while the window was held)."""
         self.volume, self.labels, self.lungs, self.key = volume, labels, None, key
         self.analysis.reset(saved_results)
+        self.segmentation.reset(volume, masks or {})
         self._explained = {}
         self._start(lambda progress, cancelled: LungMap(volume), self._lungs_found)
 
@@ -78,6 +88,7 @@ class Review(QObject):
         if self.volume is None or not len(self.markers):
             self.message.emit("Nothing to analyse: place markers on the nodules first (N, then click)")
             return
+        self.segmentation.run()  # outlines and measurements, beside the model's scores
         if not self.analysis.run(self.volume, list(self.markers.markers)):
             self.message.emit("An analysis is already running")
 
@@ -103,8 +114,14 @@ class Review(QObject):
         self.message.emit(text)
         self.refresh()
 
+    def _segmented(self) -> None:
+        self.refresh()
+        self.changed.emit()
+
     def _markers_changed(self) -> None:
         self.refresh()
+        if self.auto and self.volume is not None:
+            self.segmentation.run()
         if self.auto and self.volume is not None and self.analysis.stale(self.markers.markers):
             self.analysis.run(self.volume, list(self.markers.markers))
 
@@ -114,7 +131,9 @@ class Review(QObject):
         results = self.analysis.current(markers)
         locations = {m.id: self.location(m) for m in markers}
         rads = {m.id: r for m in markers if (r := self.rads(m, results.get(m.id))) is not None}
-        self.table.fill(markers, results, self.labels, locations, rads, self.markers.selected)
+        seg = self.segmentation
+        sizes = {m.id: (seg.mask(m.id), seg.measurement(m.id), seg.error(m.id)) for m in markers}
+        self.table.fill(markers, results, self.labels, locations, rads, self.markers.selected, sizes)
         self._show_detail(self.markers.selected)
 
     def location(self, marker) -> str:
@@ -127,8 +146,10 @@ class Review(QObject):
 
     def rads(self, marker, result: NoduleResult | None) -> LungRads | None:
         label = self.labels.get(marker.id)
+        measured = self.segmentation.measurement(marker.id)
+        diameter = measured.mean_diameter_mm if measured is not None else marker.diameter_mm
         return nodule_category(
-            marker.diameter_mm, result.attributes if result else None, label.attributes if label else None
+            diameter, result.attributes if result else None, label.attributes if label else None
         )
 
     def _row_selected(self, marker_id: str) -> None:
@@ -151,6 +172,9 @@ class Review(QObject):
         self.detail.show_nodule(
             self.volume, marker, result, self.labels.get(marker_id), self.analysis.model_text(), location
         )
+        seg = self.segmentation
+        if marker is not None:
+            self.detail.show_size(seg.mask(marker_id), seg.measurement(marker_id), seg.error(marker_id))
         if marker is not None and result is not None and self.analysis.predictor is not None:
             self._explain(marker)
 
@@ -227,4 +251,4 @@ class Review(QObject):
 
     @property
     def busy(self) -> bool:
-        return self.analysis.busy or any(not w.done for w in self._workers)
+        return self.analysis.busy or self.segmentation.busy or any(not w.done for w in self._workers)

@@ -90,7 +90,11 @@ class StudyOpening:
         self._claim(volume)
         session = self._restore_session(volume)
         self.review.set_study(
-            volume, dict(session.labels) if session else {}, session.results if session else {}, self.key
+            volume,
+            dict(session.labels) if session else {},
+            session.results if session else {},
+            self.key,
+            session.masks if session else {},
         )
         self.markers.reset(session.markers if session else self._initial_markers(volume))
         self.panel.set_volume(volume)

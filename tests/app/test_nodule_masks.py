@@ -1,0 +1,243 @@
+"""Issue 17 in the viewer: nodules segmented after Analyse, outlined in every view with their calipers,
+measured in the table; the ruler; grow/shrink, brush and eraser, undoable and kept with the session;
+a marker that cannot be segmented says why and leaves the others working."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+
+from app.main_window import MainWindow
+from app.nodule_table import AXES, VOLUME
+from core.measure.measurement import NoduleMeasurement
+from core.reading.session import SessionStore
+from tests.dicom_factory import write_series
+
+CENTRE = np.array([15.5, 15.5, 10.0])  # voxel (x, y, z): inside the bright block of every slice
+AIR = np.array([2.0, 2.0, 10.0])
+
+
+def fake_measure(volume, mask) -> NoduleMeasurement:
+    """A measurement as core.measure.axes would give (written by another engineer): axial calipers
+    through the mask's centre, on the slice of the marker's centre."""
+    voxel = volume.mm_to_voxel(np.asarray(mask.centre_mm, float))
+    centre = volume.voxel_to_mm(np.round(voxel))
+    step = np.array([3.0, 0.0, 0.0]), np.array([0.0, 2.0, 0.0])
+    ends = [tuple(tuple(float(v) for v in centre + sign * s) for sign in (-1, 1)) for s in step]
+    return NoduleMeasurement(
+        volume_mm3=mask.voxels * float(np.prod(volume.spacing)),
+        effective_diameter_mm=5.0,
+        long_axis_mm=6.0,
+        short_axis_mm=4.0,
+        mean_diameter_mm=5.0,
+        plane="axial",
+        slice_index=round(float(voxel[2])),
+        long_axis_ends_mm=ends[0],
+        short_axis_ends_mm=ends[1],
+        texture="solid",
+        solid_diameter_mm=None,
+        solid_volume_mm3=0.0,
+        mean_hu=40.0,
+        max_hu=90.0,
+        calcification_fraction=0.0,
+        touches_pleura=False,
+        method=mask.method,
+        edited=mask.edited,
+    )
+
+
+@pytest.fixture
+def series(tmp_path):
+    folder = tmp_path / "study"
+    write_series(folder, 20)
+    return folder
+
+
+def _open(qtbot, folder) -> MainWindow:
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.show()
+    window.review.segmentation.measure = fake_measure
+    window.open_path(folder)
+    qtbot.waitUntil(lambda: window.volume is not None and not window.busy, timeout=30_000)
+    return window
+
+
+def _mark(window, voxel, diameter: float = 8.0):
+    return window.markers.new_marker(window.volume.voxel_to_mm(voxel), diameter)
+
+
+def _analysed(qtbot, window) -> None:
+    window.analyse_action.trigger()
+    qtbot.waitUntil(lambda: not window.busy and not window.review.segmentation.busy, timeout=60_000)
+
+
+def _row(window, marker_id: str) -> int:
+    table = window.review.table
+    return next(r for r in range(table.rowCount()) if table.marker_at(r) == marker_id)
+
+
+def test_analyse_segments_outlines_and_measures_every_marker(qtbot, series):
+    window = _open(qtbot, series)
+    marker = _mark(window, CENTRE)
+    seg, table = window.review.segmentation, window.review.table
+    assert seg.mask(marker.id) is None and table.item(0, VOLUME).text() == ""
+    _analysed(qtbot, window)
+    mask = seg.mask(marker.id)
+    assert mask is not None and mask.voxels > 0 and not mask.edited
+    expected = mask.voxels * np.prod(window.volume.spacing)
+    assert table.item(0, VOLUME).text() == f"{expected:.0f} mm³"
+    assert table.item(0, AXES).text() == "6.0 × 4.0 (5.0)"
+    assert "Volume" in window.review.detail.size.text()
+    # Lung-RADS from the measured mean diameter (5.0 mm), not the marker's 8 mm.
+    rads = window.review.rads(marker, window.review.analysis.current(window.markers.markers)[marker.id])
+    assert rads is not None and "5.0 mm" in rads.rule + rads.basis
+    # Kept with the session.
+    assert SessionStore().load(*window.key).masks[marker.id].voxels == mask.voxels
+
+
+def test_outline_and_calipers_are_drawn_on_the_right_slice(qtbot, series):
+    window = _open(qtbot, series)
+    marker = _mark(window, CENTRE)
+    _analysed(qtbot, window)
+    ws, mask = window.workspace, window.review.segmentation.mask(marker.id)
+    ws.move_cursor(CENTRE)
+    layer = ws.mask_layers["axial"]
+    assert layer.drawn == [marker.id]
+    assert ws.mask_layers["coronal"].drawn == [marker.id] and ws.mask_layers["sagittal"].drawn == [marker.id]
+    # The outline covers the mask's box in the scene (mm), in the view's orientation.
+    item = layer.images[0]
+    rect = item.mapRectToParent(item.boundingRect())
+    sx, sy, _ = window.volume.spacing
+    z0, y0, x0 = mask.origin_zyx
+    assert rect.left() == pytest.approx(x0 * sx) and rect.top() == pytest.approx(y0 * sy)
+    assert rect.width() == pytest.approx(mask.mask.shape[2] * sx)
+    # Calipers: long and short axis with their lengths, only on the slice they were measured on.
+    assert [(w, length) for _, w, length in layer.calipers] == [("long", 6.0), ("short", 4.0)]
+    assert layer.texts[0].toPlainText() == "6.0 mm"
+    ws.scroll(1, "axial")
+    assert layer.calipers == []
+    # Off the mask's box: no outline; the toggle hides them all.
+    ws.set_slice("axial", z0 + mask.mask.shape[0] + 1)
+    assert layer.drawn == []
+    ws.move_cursor(CENTRE)
+    qtbot.keyClick(window, Qt.Key.Key_O)
+    assert layer.drawn == [] and layer.calipers == [] and not layer.images[0].isVisible()
+    qtbot.keyClick(window, Qt.Key.Key_O)
+    assert layer.drawn == [marker.id]
+
+
+def test_the_ruler_measures_a_distance_and_esc_clears_it(qtbot, series):
+    window = _open(qtbot, series)
+    ws = window.workspace
+    view = ws.views["axial"]
+    qtbot.keyClick(window, Qt.Key.Key_L)
+    assert ws.tool == "ruler"
+    start = np.array([5.0, 5.0, view.index])
+    for phase, voxel in (
+        ("start", start),
+        ("move", start + np.array([2, 0, 0])),
+        ("finish", start + np.array([3, 4, 0])),
+    ):
+        view.dragged.emit(phase, voxel)
+    sx, sy, _ = window.volume.spacing  # 0.8 x 0.7 mm
+    expected = float(np.hypot(3 * sx, 4 * sy))
+    assert ws.ruler_layers["axial"].shown == [pytest.approx(expected)]
+    assert f"{expected:.1f} mm" in window.statusBar().currentMessage()
+    assert ws.ruler_layers["coronal"].shown == []  # drawn where it was measured only
+    qtbot.keyClick(window, Qt.Key.Key_Escape)
+    assert ws.rulers == [] and ws.ruler_layers["axial"].shown == []
+    qtbot.keyClick(window, Qt.Key.Key_N)  # another tool turns the ruler off
+    assert ws.tool == "marker" and not window.actions_by_key["ruler_tool"].isChecked()
+
+
+def test_grow_brush_erase_undo_and_reopen(qtbot, series):
+    window = _open(qtbot, series)
+    marker = _mark(window, CENTRE)
+    _analysed(qtbot, window)
+    seg, ws = window.review.segmentation, window.workspace
+    window.markers.select(marker.id)
+    auto = seg.mask(marker.id)
+
+    qtbot.keyClick(window, Qt.Key.Key_BracketRight)
+    grown = seg.mask(marker.id)
+    assert grown.voxels > auto.voxels and grown.edited and grown.method == "edited"
+    qtbot.waitUntil(lambda: seg.measurement(marker.id) is not None)
+    assert "✎" in window.review.table.item(0, VOLUME).text()
+    assert "edited" in window.review.detail.size.text()
+    window.undo_action.trigger()
+    assert seg.mask(marker.id) is auto
+    qtbot.keyClick(window, Qt.Key.Key_BracketLeft)
+    assert seg.mask(marker.id).voxels < auto.voxels
+    window.undo_action.trigger()
+
+    # The brush adds a ball outside the nodule in one undoable drag; the eraser takes one away.
+    view = ws.views["axial"]
+    ws.move_cursor(CENTRE)
+    qtbot.keyClick(window, Qt.Key.Key_B)
+    far = np.array([26.0, 26.0, view.index])
+    for phase in ("start", "move", "finish"):
+        view.dragged.emit(phase, far)
+    painted = seg.mask(marker.id)
+    z, y, x = (int(v) for v in far[::-1])
+    assert painted.in_volume(window.volume.shape)[z, y, x] and painted.edited
+    assert ws.mask_layers["axial"].images[0].isVisible()
+    window.undo_action.trigger()
+    assert seg.mask(marker.id) is auto
+    window.redo_action.trigger()
+    qtbot.keyClick(window, Qt.Key.Key_E)
+    view.clicked.emit(CENTRE)
+    erased = seg.mask(marker.id)
+    z, y, x = (int(v) for v in np.round(CENTRE[::-1]))
+    assert not erased.in_volume(window.volume.shape)[z, y, x]
+    assert erased.voxels < painted.voxels
+
+    # Kept with the session: a new window opens the edited mask as it was left.
+    qtbot.waitUntil(lambda: not window.busy)
+    key = window.key
+    window.close()
+    again = _open(qtbot, series)
+    assert again.key == key
+    kept = again.review.segmentation.mask(marker.id)
+    assert kept is not None and kept.edited
+    np.testing.assert_array_equal(kept.in_volume(again.volume.shape), erased.in_volume(again.volume.shape))
+
+
+def test_a_moved_marker_is_segmented_again_an_edited_mask_stays(qtbot, series):
+    window = _open(qtbot, series)
+    marker = _mark(window, CENTRE)
+    _analysed(qtbot, window)
+    seg = window.review.segmentation
+    first = seg.mask(marker.id)
+    moved = window.markers.get(marker.id)
+    shifted = window.volume.voxel_to_mm(CENTRE + np.array([1, 0, 0]))
+    window.markers.edit(replace(moved, centre_mm=tuple(float(v) for v in shifted)), "move")
+    qtbot.waitUntil(lambda: not seg.busy and seg.mask(marker.id) is not None, timeout=10_000)
+    again = seg.mask(marker.id)
+    assert again is not first and again.centre_mm == pytest.approx(tuple(shifted))
+    window.markers.select(marker.id)
+    seg.grow(marker.id, 1)
+    edited = seg.mask(marker.id)
+    window.markers.edit(replace(window.markers.get(marker.id), diameter_mm=12.0), "resize")
+    qtbot.waitUntil(lambda: not seg.busy)
+    assert seg.mask(marker.id) is edited
+
+
+def test_a_marker_that_cannot_be_segmented_says_why_and_the_others_are_measured(qtbot, series):
+    window = _open(qtbot, series)
+    good, bad = _mark(window, CENTRE), _mark(window, AIR, 4.0)
+    _analysed(qtbot, window)
+    seg, table = window.review.segmentation, window.review.table
+    assert seg.mask(good.id) is not None and seg.mask(bad.id) is None
+    assert "air" in seg.error(bad.id) or "nothing denser" in seg.error(bad.id)
+    cell = table.item(_row(window, bad.id), VOLUME)
+    assert cell.text() == "failed" and seg.error(bad.id) in cell.toolTip()
+    assert table.item(_row(window, good.id), VOLUME).text().endswith("mm³")
+    window.markers.select(bad.id)
+    assert "Not segmented" in window.review.detail.size.text()
+    # Grow on the failed one says so and changes nothing; the window keeps working.
+    qtbot.keyClick(window, Qt.Key.Key_BracketRight)
+    assert seg.mask(bad.id) is None and "segmented nodule" in window.statusBar().currentMessage()
