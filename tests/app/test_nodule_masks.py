@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
+from app.export_dialog import ExportDialog
 from app.main_window import MainWindow
 from app.nodule_table import AXES, VOLUME
 from core.measure.measurement import NoduleMeasurement
@@ -95,8 +96,12 @@ def test_analyse_segments_outlines_and_measures_every_marker(qtbot, series):
     # Lung-RADS from the measured mean diameter (5.0 mm), not the marker's 8 mm.
     rads = window.review.rads(marker, window.review.analysis.current(window.markers.markers)[marker.id])
     assert rads is not None and "5.0 mm" in rads.rule + rads.basis
-    # Kept with the session.
+    # Kept with the session, and in the report the Export dialog builds (SEG, SR, PDF, CSV/JSON).
     assert SessionStore().load(*window.key).masks[marker.id].voxels == mask.voxels
+    dialog = ExportDialog(window)
+    qtbot.addWidget(dialog)
+    (nodule,) = dialog.build_report().nodules
+    assert nodule.mask is mask and nodule.measurement == seg.measurement(marker.id)
 
 
 def test_outline_and_calipers_are_drawn_on_the_right_slice(qtbot, series):
