@@ -47,6 +47,7 @@ class Segmentation(QObject):
         self._workers: list[FunctionWorker] = []
         self._again = False
         self._generation = 0
+        self._current: dict[str, NoduleMask] | None = None
         markers.changed.connect(self._markers_changed)
 
     # -- reading -------------------------------------------------------------------------------------
@@ -62,7 +63,11 @@ class Segmentation(QObject):
         return mask
 
     def current(self) -> dict[str, NoduleMask]:
-        return {m.id: mask for m in self.markers.markers if (mask := self.mask(m.id)) is not None}
+        """The masks that fit their markers (a copy; the views ask on every slice change, so it is
+        kept until the markers or masks change)."""
+        if self._current is None:
+            self._current = {m.id: k for m in self.markers.markers if (k := self.mask(m.id)) is not None}
+        return dict(self._current)
 
     def measurement(self, marker_id: str) -> NoduleMeasurement | None:
         mask = self.mask(marker_id)
@@ -70,7 +75,8 @@ class Segmentation(QObject):
         return measured[1] if mask is not None and measured and measured[0] is mask else None
 
     def measurements(self) -> dict[str, NoduleMeasurement]:
-        return {k: m for k in self.current() if (m := self.measurement(k)) is not None}
+        found = self.current()
+        return {k: m[1] for k, m in self._measured.items() if found.get(k) is m[0] and m[1] is not None}
 
     def error(self, marker_id: str) -> str:
         """Why the marker as it is now could not be segmented ("" when it was, or was not tried)."""
@@ -85,10 +91,9 @@ class Segmentation(QObject):
         """Another study with its saved masks (measured again in the background)."""
         self.cancel()
         self._generation += 1
-        self.volume, self.masks = volume, dict(masks)
+        self.volume, self.masks, self._current = volume, dict(masks), None
         self._measured, self._errors, self.requested = {}, {}, False
-        if self.masks:
-            self.run(segment=False)
+        # measured once the study's markers are in the store (its change calls _markers_changed)
 
     # -- running -------------------------------------------------------------------------------------
     def run(self, segment: bool = True) -> None:
@@ -147,6 +152,7 @@ class Segmentation(QObject):
         for marker_id, mask in made.items():
             if self.markers.get(marker_id) is not None and self.mask(marker_id) is None:
                 self.masks[marker_id] = mask  # an edit made meanwhile is the reader's: kept
+                self._current = None
         self._errors.update(failed)
         self._measured.update(measured)
         if failed:
@@ -171,12 +177,16 @@ class Segmentation(QObject):
             self.run(segment=self.requested)
 
     def _markers_changed(self) -> None:
+        self._current = None
+        self._markers_update()
+
+    def _markers_update(self) -> None:
         """A moved or resized marker's automatic mask no longer fits: segmented again once Analyse
-        was pressed for this study; its measurement meanwhile is gone from the table."""
-        if self.volume is None:
+        was pressed for this study; its measurement meanwhile is gone from the table. A study's
+        saved masks are measured once its markers are in."""
+        if self.volume is None or not (self.masks or self._errors):
             return
-        if self.requested:
-            self.run()
+        self.run(segment=self.requested)
         self.changed.emit()
 
     # -- editing (undoable) --------------------------------------------------------------------------
@@ -227,6 +237,7 @@ class Segmentation(QObject):
             self.masks.pop(marker_id, None)
         else:
             self.masks[marker_id] = mask
+        self._current = None
         self._errors.pop(marker_id, None)
         self.changed.emit()
         self.run(segment=False)  # measure the edited mask

@@ -208,6 +208,8 @@ def test_grow_brush_erase_undo_and_reopen(qtbot, series):
     assert again.key == key
     kept = again.review.segmentation.mask(marker.id)
     assert kept is not None and kept.edited
+    qtbot.waitUntil(lambda: again.review.segmentation.measurement(marker.id) is not None)
+    assert again.review.segmentation.measurement(marker.id).edited  # measured again on opening
     np.testing.assert_array_equal(kept.in_volume(again.volume.shape), erased.in_volume(again.volume.shape))
 
 
@@ -246,3 +248,27 @@ def test_a_marker_that_cannot_be_segmented_says_why_and_the_others_are_measured(
     # Grow on the failed one says so and changes nothing; the window keeps working.
     qtbot.keyClick(window, Qt.Key.Key_BracketRight)
     assert seg.mask(bad.id) is None and "segmented nodule" in window.statusBar().currentMessage()
+
+
+def test_the_measuring_keys_are_in_f1_and_settings_and_esc_still_closes_f1(qtbot, series):
+    from app.settings_dialog import SettingsDialog
+
+    window = _open(qtbot, series)
+    qtbot.keyClick(window, Qt.Key.Key_F1)
+    text = window.help.text()
+    for words in (
+        "outlines",
+        "ruler",
+        "brush",
+        "eraser",
+        "grow the selected",
+        "shrink",
+        "segment the selected",
+    ):
+        assert words in text
+    qtbot.keyClick(window, Qt.Key.Key_Escape)
+    assert not window.help.isVisible()
+    dialog = SettingsDialog(window.settings)
+    qtbot.addWidget(dialog)
+    keys = {key: editor.keySequence().toString() for key, editor in dialog.keys.items()}
+    assert keys["clear_rulers"] == "Esc" and keys["grow_mask"] == "]" and keys["brush_tool"] == "B"
