@@ -245,13 +245,14 @@ class DetailPanel(QWidget):
         self.cam.circle.setVisible(False)
         self.cam_note.setText(NOT_ANALYSED_NOTE if result is None else "")
 
-    def show_size(self, mask, measured, error: str = "") -> None:
+    def show_size(self, mask, measured, error: str = "", unmeasured: str = "") -> None:
         """The nodule's measured size (``NoduleMeasurement``), or why it has none."""
         if measured is None:
             if error:
                 text = f"<b>Not segmented:</b> {escape(error)}"
             elif mask is not None:
-                text = "Mask " + ("edited by the reader" if mask.edited else "segmented") + "; measuring..."
+                text = "Mask " + ("edited by the reader" if mask.edited else "segmented") + "; "
+                text += f"not measured: {escape(unmeasured)}" if unmeasured else "measuring..."
             else:
                 text = "Not segmented yet: press Analyse to outline and measure it."
             self.size.setText(text)

@@ -119,7 +119,7 @@ class NoduleTable(QTableWidget):
             cells.append(
                 self._number(f"{marker.diameter_mm:.1f} mm", marker.diameter_mm, marker.diameter_mm / 30)
             )
-            cells.extend(self._sizes(*(sizes or {}).get(marker.id, (None, None, ""))))
+            cells.extend(self._sizes(*(sizes or {}).get(marker.id, (None, None, "", ""))))
             cells.append(self._malignancy(result, label))
             for name in ATTRIBUTES:
                 cells.append(self._attribute(name, result, label))
@@ -145,14 +145,16 @@ class NoduleTable(QTableWidget):
             item.setData(BAR, bar)
         return item
 
-    def _sizes(self, mask, measured, error: str) -> list[QTableWidgetItem]:
+    def _sizes(self, mask, measured, error: str, unmeasured: str = "") -> list[QTableWidgetItem]:
         """Volume, axes and solid part; "failed" with its reason, or blank until segmented."""
         if measured is None:
             volume = self._text("failed" if error else "", None)
             volume.setToolTip(f"Not segmented: {error}" if error else "Segmented when you press Analyse")
             if mask is not None and not error:
-                volume.setText("edited" if mask.edited else "…")
-                volume.setToolTip("Segmented; being measured")
+                volume.setText(("edited" if mask.edited else "segmented") if unmeasured else "…")
+                volume.setToolTip(
+                    f"Segmented, not measured: {unmeasured}" if unmeasured else "Being measured"
+                )
             return [volume, self._text("", None), self._text("", None)]
         edited = " ✎" if measured.edited or (mask is not None and mask.edited) else ""
         volume = self._number(f"{measured.volume_mm3:.0f} mm³{edited}", measured.volume_mm3)

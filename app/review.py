@@ -132,7 +132,10 @@ class Review(QObject):
         locations = {m.id: self.location(m) for m in markers}
         rads = {m.id: r for m in markers if (r := self.rads(m, results.get(m.id))) is not None}
         seg = self.segmentation
-        sizes = {m.id: (seg.mask(m.id), seg.measurement(m.id), seg.error(m.id)) for m in markers}
+        sizes = {
+            m.id: (seg.mask(m.id), seg.measurement(m.id), seg.error(m.id), seg.unmeasured(m.id))
+            for m in markers
+        }
         self.table.fill(markers, results, self.labels, locations, rads, self.markers.selected, sizes)
         self._show_detail(self.markers.selected)
 
@@ -174,7 +177,8 @@ class Review(QObject):
         )
         seg = self.segmentation
         if marker is not None:
-            self.detail.show_size(seg.mask(marker_id), seg.measurement(marker_id), seg.error(marker_id))
+            mask, error, unmeasured = seg.mask(marker_id), seg.error(marker_id), seg.unmeasured(marker_id)
+            self.detail.show_size(mask, seg.measurement(marker_id), error, unmeasured)
         if marker is not None and result is not None and self.analysis.predictor is not None:
             self._explain(marker)
 

@@ -39,7 +39,8 @@ class Segmentation(QObject):
         self.markers = markers
         self.volume = None
         self.masks: dict[str, NoduleMask] = {}
-        self._measured: dict[str, tuple[NoduleMask, NoduleMeasurement | None]] = {}
+        # id -> (the mask measured, its measurement or None, why none)
+        self._measured: dict[str, tuple[NoduleMask, NoduleMeasurement | None, str]] = {}
         self._errors: dict[str, tuple[tuple, float, str]] = {}  # id -> (centre, diameter, reason)
         self.requested = False  # Analyse was pressed for this study: changed markers are redone
         self.measure = measure
@@ -73,6 +74,11 @@ class Segmentation(QObject):
         mask = self.mask(marker_id)
         measured = self._measured.get(marker_id)
         return measured[1] if mask is not None and measured and measured[0] is mask else None
+
+    def unmeasured(self, marker_id: str) -> str:
+        """Why the marker's mask has no measurement ("" when it has one or is still being measured)."""
+        mask, measured = self.mask(marker_id), self._measured.get(marker_id)
+        return measured[2] if mask is not None and measured and measured[0] is mask else ""
 
     def measurements(self) -> dict[str, NoduleMeasurement]:
         found = self.current()
@@ -123,10 +129,10 @@ class Segmentation(QObject):
                 progress(n + 1, len(todo))
             for marker_id, mask in {**unmeasured, **made}.items():
                 try:
-                    measured[marker_id] = (mask, measure_fn(volume, mask))
+                    found = measure_fn(volume, mask)
+                    measured[marker_id] = (mask, found, "" if found else "this version cannot measure")
                 except ValueError as exc:
-                    measured[marker_id] = (mask, None)
-                    failed[marker_id] = (mask.centre_mm, mask.diameter_mm, f"not measured: {exc}")
+                    measured[marker_id] = (mask, None, str(exc))
             return made, failed, measured
 
         worker = FunctionWorker(job)
@@ -138,7 +144,7 @@ class Segmentation(QObject):
         worker.start()
 
     def _fresh(self) -> set[str]:
-        return {k for k, (mask, _) in self._measured.items() if self.masks.get(k) is mask}
+        return {k for k, (mask, *_) in self._measured.items() if self.masks.get(k) is mask}
 
     def cancel(self) -> None:
         if self._worker is not None:

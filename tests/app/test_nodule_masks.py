@@ -272,3 +272,20 @@ def test_the_measuring_keys_are_in_f1_and_settings_and_esc_still_closes_f1(qtbot
     qtbot.addWidget(dialog)
     keys = {key: editor.keySequence().toString() for key, editor in dialog.keys.items()}
     assert keys["clear_rulers"] == "Esc" and keys["grow_mask"] == "]" and keys["brush_tool"] == "B"
+
+
+def test_a_mask_that_cannot_be_measured_says_why(qtbot, series):
+    window = _open(qtbot, series)
+
+    def refuse(volume, mask):
+        raise ValueError("the mask touches the volume's edge")
+
+    window.review.segmentation.measure = refuse
+    marker = _mark(window, CENTRE)
+    _analysed(qtbot, window)
+    seg = window.review.segmentation
+    assert seg.mask(marker.id) is not None and seg.measurement(marker.id) is None
+    cell = window.review.table.item(0, VOLUME)
+    assert cell.text() == "segmented" and "touches the volume's edge" in cell.toolTip()
+    window.markers.select(marker.id)
+    assert "not measured: the mask touches" in window.review.detail.size.text()
