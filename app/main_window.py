@@ -138,7 +138,7 @@ class MainWindow(StudyOpening, BackgroundJobs, SessionKeeping, MarkerFiles, Wind
         current = order.index(self.markers.selected) if self.markers.selected in order else -1
         marker = self.markers.get(order[(current + step) % len(order)])
         self.markers.select(marker.id)
-        self.workspace.centre_on_mm(marker.centre_mm)
+        self.workspace.centre_on_mm(self.review.focus_mm(marker))
 
     def dragEnterEvent(self, event) -> None:
         if event.mimeData().hasUrls():

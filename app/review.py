@@ -101,7 +101,7 @@ class Review(QObject):
             top = self.top_nodule()
             self.provisional = top.id
             self.markers.select(top.id)
-            self.centre.emit(top.centre_mm)
+            self.centre.emit(self.focus_mm(top))
 
     def top_nodule(self):
         """The most suspicious nodule once analysed, else the first marker; None without markers."""
@@ -117,6 +117,18 @@ class Review(QObject):
     def _segmented(self) -> None:
         self.refresh()
         self.changed.emit()
+        chosen = self.markers.get(self.markers.selected)
+        if chosen is not None and chosen.id == self.provisional and self.segmentation.measurement(chosen.id):
+            self.centre.emit(self.focus_mm(chosen))  # the app's pick: show its calipers
+
+    def focus_mm(self, marker):
+        """Where to centre the views on a nodule: the middle of its long axis once measured (so the
+        view it was measured in shows the calipers' slice), else the marker's centre."""
+        measured = self.segmentation.measurement(marker.id)
+        if measured is None:
+            return marker.centre_mm
+        a, b = measured.long_axis_ends_mm
+        return tuple((p + q) / 2 for p, q in zip(a, b, strict=True))
 
     def _markers_changed(self) -> None:
         self.refresh()
@@ -159,7 +171,7 @@ class Review(QObject):
         self.markers.select(marker_id)
         marker = self.markers.get(marker_id)
         if marker is not None:
-            self.centre.emit(marker.centre_mm)
+            self.centre.emit(self.focus_mm(marker))
 
     def _selection_changed(self, marker_id: str) -> None:
         if marker_id != self.provisional:

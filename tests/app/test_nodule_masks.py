@@ -23,9 +23,9 @@ AIR = np.array([2.0, 2.0, 10.0])
 
 def fake_measure(volume, mask) -> NoduleMeasurement:
     """A measurement as core.measure.axes would give (written by another engineer): axial calipers
-    through the mask's centre, on the slice of the marker's centre."""
-    voxel = volume.mm_to_voxel(np.asarray(mask.centre_mm, float))
-    centre = volume.voxel_to_mm(np.round(voxel))
+    on the slice after the marker's centre (where the long axis is greatest, say)."""
+    voxel = np.round(volume.mm_to_voxel(np.asarray(mask.centre_mm, float))) + np.array([0, 0, 1])
+    centre = volume.voxel_to_mm(voxel)
     step = np.array([3.0, 0.0, 0.0]), np.array([0.0, 2.0, 0.0])
     ends = [tuple(tuple(float(v) for v in centre + sign * s) for sign in (-1, 1)) for s in step]
     return NoduleMeasurement(
@@ -109,7 +109,11 @@ def test_outline_and_calipers_are_drawn_on_the_right_slice(qtbot, series):
     marker = _mark(window, CENTRE)
     _analysed(qtbot, window)
     ws, mask = window.workspace, window.review.segmentation.mask(marker.id)
-    ws.move_cursor(CENTRE)
+    measured = window.review.segmentation.measurement(marker.id)
+    # Choosing the nodule in the table shows the slice its calipers were measured on.
+    window.markers.select("")
+    window.review.table.selectRow(0)
+    assert ws.views["axial"].index == measured.slice_index == round(CENTRE[2]) + 1
     layer = ws.mask_layers["axial"]
     assert layer.drawn == [marker.id]
     assert ws.mask_layers["coronal"].drawn == [marker.id] and ws.mask_layers["sagittal"].drawn == [marker.id]
@@ -128,7 +132,7 @@ def test_outline_and_calipers_are_drawn_on_the_right_slice(qtbot, series):
     # Off the mask's box: no outline; the toggle hides them all.
     ws.set_slice("axial", z0 + mask.mask.shape[0] + 1)
     assert layer.drawn == []
-    ws.move_cursor(CENTRE)
+    ws.set_slice("axial", measured.slice_index)
     qtbot.keyClick(window, Qt.Key.Key_O)
     assert layer.drawn == [] and layer.calipers == [] and not layer.images[0].isVisible()
     qtbot.keyClick(window, Qt.Key.Key_O)
