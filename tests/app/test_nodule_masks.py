@@ -8,10 +8,11 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPointF, Qt
 
 from app.export_dialog import ExportDialog
 from app.main_window import MainWindow
+from app.mask_layer import AUTOMATIC, EDITED
 from app.nodule_table import AXES, VOLUME
 from core.measure.measurement import NoduleMeasurement
 from core.reading.session import SessionStore
@@ -116,8 +117,20 @@ def test_outline_and_calipers_are_drawn_on_the_right_slice(qtbot, series):
     assert ws.views["axial"].index == measured.slice_index == round(CENTRE[2]) + 1
     layer = ws.mask_layers["axial"]
     assert layer.drawn == [marker.id]
+    assert {tuple(c[:3]) for c in layer.images[0].image.reshape(-1, 4) if c[3]} == {AUTOMATIC}
     assert ws.mask_layers["coronal"].drawn == [marker.id] and ws.mask_layers["sagittal"].drawn == [marker.id]
-    # The outline covers the mask's box in the scene (mm), in the view's orientation.
+    # Every outlined pixel lies on a voxel of the mask, in each view's own orientation.
+    full = mask.in_volume(window.volume.shape)
+    for name in ("axial", "coronal", "sagittal"):
+        item = ws.mask_layers[name].images[0]
+        rows, cols = np.nonzero(item.image[..., 3])
+        assert len(rows) > 0
+        for r, c in zip(rows, cols, strict=True):
+            x, y, z = np.round(ws.views[name].voxel_at(item.mapToParent(QPointF(c + 0.5, r + 0.5)))).astype(
+                int
+            )
+            assert full[z, y, x], (name, r, c)
+    # The outline covers the mask's box in the scene (mm).
     item = layer.images[0]
     rect = item.mapRectToParent(item.boundingRect())
     sx, sy, _ = window.volume.spacing
@@ -132,6 +145,9 @@ def test_outline_and_calipers_are_drawn_on_the_right_slice(qtbot, series):
     # Off the mask's box: no outline; the toggle hides them all.
     ws.set_slice("axial", z0 + mask.mask.shape[0] + 1)
     assert layer.drawn == []
+    ws.set_slab(True, 10.0)  # a MIP slab reaching back into the box shows its outline
+    assert layer.drawn == [marker.id] and layer.calipers == []
+    ws.set_slab(False)
     ws.set_slice("axial", measured.slice_index)
     qtbot.keyClick(window, Qt.Key.Key_O)
     assert layer.drawn == [] and layer.calipers == [] and not layer.images[0].isVisible()
@@ -176,6 +192,9 @@ def test_grow_brush_erase_undo_and_reopen(qtbot, series):
     assert grown.voxels > auto.voxels and grown.edited and grown.method == "edited"
     qtbot.waitUntil(lambda: seg.measurement(marker.id) is not None)
     assert "✎" in window.review.table.item(0, VOLUME).text()
+    ws.move_cursor(CENTRE)
+    colours = {tuple(c[:3]) for c in ws.mask_layers["axial"].images[0].image.reshape(-1, 4) if c[3]}
+    assert colours == {EDITED}  # outlined as edited
     assert "edited" in window.review.detail.size.text()
     window.undo_action.trigger()
     assert seg.mask(marker.id) is auto
@@ -293,3 +312,27 @@ def test_a_mask_that_cannot_be_measured_says_why(qtbot, series):
     assert cell.text() == "segmented" and "touches the volume's edge" in cell.toolTip()
     window.markers.select(marker.id)
     assert "not measured: the mask touches" in window.review.detail.size.text()
+
+
+def test_a_mask_slice_lands_where_the_view_shows_its_voxels(qtbot, series):
+    """Any mask (an irregular one here), any view: the box's slice, flipped and placed as the view
+    shows the volume, holds exactly the pixels of the whole-volume mask's slice."""
+    from app.mask_layer import box_slice
+    from core.imaging.mpr import plane
+    from core.measure.mask import NoduleMask
+
+    window = _open(qtbot, series)
+    volume = window.volume
+    bits = np.random.default_rng(3).random((5, 7, 9)) > 0.6
+    mask = NoduleMask((6, 4, 11), bits, "test")
+    full = mask.in_volume(volume.shape)
+    for name in ("axial", "coronal", "sagittal"):
+        p = plane(volume, name)
+        for index in range(p.depth):
+            expected = p.image(full, index)
+            cut = box_slice(mask, p, index, index + 1)
+            shown = np.zeros_like(expected)
+            if cut is not None:
+                image, u0, v0 = cut
+                shown[round(v0) : round(v0) + image.shape[0], round(u0) : round(u0) + image.shape[1]] = image
+            np.testing.assert_array_equal(shown, expected, err_msg=f"{name} {index}")
