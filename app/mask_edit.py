@@ -53,3 +53,22 @@ def painted(
     ball = distance <= radius_mm**2
     box = box | ball if add else box & ~ball
     return _edited(mask, box, lo, shape_zyx)
+
+
+def thresholded(mask: NoduleMask, array: np.ndarray, threshold_hu: float, reach: int = 2) -> NoduleMask:
+    """The voxels at or above ``threshold_hu`` within ``reach`` voxels of the mask, in the parts that
+    overlap it: a lower threshold takes in fainter tissue around the nodule (a little per step), a
+    higher one keeps its denser core. ``array``: the volume's HU (z, y, x)."""
+    origin = np.subtract(mask.origin_zyx, reach)
+    box = np.pad(mask.mask, reach)
+    near = ndimage.binary_dilation(box, iterations=reach)
+    hu = np.full(box.shape, -1024, dtype=array.dtype)
+    lo, hi = np.maximum(origin, 0), np.minimum(origin + box.shape, array.shape)
+    if np.all(hi > lo):
+        hu[tuple(slice(a - o, b - o) for a, b, o in zip(lo, hi, origin, strict=True))] = array[
+            tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+        ]
+    dense = near & (hu >= threshold_hu)
+    labels, _ = ndimage.label(dense)
+    keep = np.unique(labels[box & dense])
+    return _edited(mask, np.isin(labels, keep[keep > 0]), origin, array.shape)

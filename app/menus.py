@@ -69,6 +69,12 @@ def build_menus(window) -> None:
     )
     _action(window, "grow_mask", lambda: seg.grow(window.markers.selected, 1), edit)
     _action(window, "shrink_mask", lambda: seg.grow(window.markers.selected, -1), edit)
+    _action(
+        window,
+        "threshold_mask",
+        lambda: seg.threshold(window.markers.selected, window.threshold.value()),
+        edit,
+    )
     _action(window, "resegment", lambda: seg.resegment(window.markers.selected), edit)
     window.analyse_action = _action(window, "analyse", window.review.analyse, edit)
     window.analyse_action.setText("Analyse")
@@ -133,6 +139,18 @@ def build_menus(window) -> None:
     window.brush.setToolTip("Brush and eraser radius")
     window.brush.valueChanged.connect(ws.set_brush_mm)
     tools.addWidget(window.brush)
+    window.threshold = QDoubleSpinBox()
+    window.threshold.setRange(-1000.0, 1000.0)
+    window.threshold.setDecimals(0)
+    window.threshold.setSingleStep(50.0)
+    window.threshold.setSuffix(" HU")
+    window.threshold.setValue(-500.0)
+    window.threshold.setToolTip(
+        f"Mask threshold (applied to the selected nodule with {window.settings.shortcut('threshold_mask')})"
+    )
+    tools.addWidget(window.threshold)
+    window.actions_by_key["threshold_mask"].setText("Threshold")
+    tools.addAction(window.actions_by_key["threshold_mask"])
     tools.addAction(window.analyse_action)
     tools.addActions([undo, redo])
     tools.addSeparator()

@@ -13,7 +13,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand
 
 from app.marker_store import MarkerStore
-from app.mask_edit import grown, shrunk
+from app.mask_edit import grown, shrunk, thresholded
 from app.workers import FunctionWorker
 from core.measure.mask import NoduleMask
 from core.measure.measurement import NoduleMeasurement
@@ -212,6 +212,20 @@ class Segmentation(QObject):
             self.message.emit(f"{marker.name}: {exc}; the mask is unchanged")
             return
         self.edit(marker_id, edited, "grow mask of" if steps > 0 else "shrink mask of")
+
+    def threshold(self, marker_id: str, threshold_hu: float) -> None:
+        """The selected nodule's mask re-thresholded at ``threshold_hu`` near its edge (one undoable
+        edit): lower takes in fainter tissue next to it, higher keeps the denser part."""
+        mask, marker = self.mask(marker_id), self.markers.get(marker_id)
+        if mask is None or self.volume is None:
+            self.message.emit("Select a segmented nodule first (press Analyse to outline the nodules)")
+            return
+        try:
+            edited = thresholded(mask, self.volume.array, threshold_hu)
+        except ValueError as exc:
+            self.message.emit(f"{marker.name}: nothing at or above {threshold_hu:g} HU there ({exc})")
+            return
+        self.edit(marker_id, edited, f"threshold {threshold_hu:g} HU,")
 
     def resegment(self, marker_id: str) -> None:
         """Segment the nodule afresh from its marker (the reader's edits go, undoably)."""

@@ -50,6 +50,7 @@ DEFAULT_SHORTCUTS: dict[str, tuple[str, str]] = {
     "eraser_tool": ("E", "eraser: take away from the selected nodule's mask"),
     "grow_mask": ("]", "grow the selected nodule's mask by a voxel"),
     "shrink_mask": ("[", "shrink the selected nodule's mask by a voxel"),
+    "threshold_mask": ("T", "re-threshold the selected nodule's mask at the toolbar's HU, near its edge"),
     "resegment": ("S", "segment the selected nodule again (discards its edits; undoable)"),
     "help": ("F1", "help: keys and mouse"),
 }

@@ -202,6 +202,26 @@ def test_grow_brush_erase_undo_and_reopen(qtbot, series):
     assert seg.mask(marker.id).voxels < auto.voxels
     window.undo_action.trigger()
 
+    # The threshold control: each slice of the block is 10 x its index HU; above 105 HU only the
+    # slices from 11 on are kept; at -500 HU the mask takes in the block next to it.
+    hu = window.volume.array
+    window.threshold.setValue(105)
+    qtbot.keyClick(window, Qt.Key.Key_T)
+    dense = seg.mask(marker.id)
+    inside = dense.in_volume(hu.shape)
+    assert dense.edited and inside.any() and (hu[inside] >= 105).all()
+    assert np.argwhere(inside)[:, 0].min() == 11
+    window.undo_action.trigger()
+    window.threshold.setValue(-500)
+    qtbot.keyClick(window, Qt.Key.Key_T)
+    assert seg.mask(marker.id).voxels > auto.voxels
+    assert (hu[seg.mask(marker.id).in_volume(hu.shape)] >= -500).all()
+    window.undo_action.trigger()
+    assert seg.mask(marker.id) is auto
+    window.threshold.setValue(1000)  # nothing that dense: said, and the mask is left alone
+    qtbot.keyClick(window, Qt.Key.Key_T)
+    assert seg.mask(marker.id) is auto and "nothing at or above" in window.statusBar().currentMessage()
+
     # The brush adds a ball outside the nodule in one undoable drag; the eraser takes one away.
     view = ws.views["axial"]
     ws.move_cursor(CENTRE)
@@ -287,6 +307,7 @@ def test_the_measuring_keys_are_in_f1_and_settings_and_esc_still_closes_f1(qtbot
         "grow the selected",
         "shrink",
         "segment the selected",
+        "re-threshold",
     ):
         assert words in text
     qtbot.keyClick(window, Qt.Key.Key_Escape)
