@@ -236,6 +236,11 @@ def test_grow_brush_erase_undo_and_reopen(qtbot, series):
     window.undo_action.trigger()
     assert seg.mask(marker.id) is auto
     window.redo_action.trigger()
+    qtbot.keyClick(window, Qt.Key.Key_S)  # segmented afresh: the edit goes, undoably
+    qtbot.waitUntil(lambda: not seg.mask(marker.id).edited)
+    assert seg.mask(marker.id).voxels == auto.voxels
+    window.undo_action.trigger()
+    assert seg.mask(marker.id) is painted
     qtbot.keyClick(window, Qt.Key.Key_E)
     view.clicked.emit(CENTRE)
     erased = seg.mask(marker.id)
@@ -288,9 +293,19 @@ def test_a_marker_that_cannot_be_segmented_says_why_and_the_others_are_measured(
     assert table.item(_row(window, good.id), VOLUME).text().endswith("mm³")
     window.markers.select(bad.id)
     assert "Not segmented" in window.review.detail.size.text()
-    # Grow on the failed one says so and changes nothing; the window keeps working.
+    # Grow on the failed one says so and changes nothing; segmenting it again fails with its reason.
     qtbot.keyClick(window, Qt.Key.Key_BracketRight)
     assert seg.mask(bad.id) is None and "segmented nodule" in window.statusBar().currentMessage()
+    qtbot.keyClick(window, Qt.Key.Key_S)
+    qtbot.waitUntil(lambda: not seg.busy)
+    assert seg.mask(bad.id) is None and "N2 not segmented" in window.statusBar().currentMessage()
+    # The reader can paint it by hand: the brush makes an edited mask where there was none.
+    qtbot.keyClick(window, Qt.Key.Key_B)
+    window.workspace.views["axial"].clicked.emit(AIR)
+    painted = seg.mask(bad.id)
+    assert painted is not None and painted.edited and seg.error(bad.id) == ""
+    window.undo_action.trigger()
+    assert seg.mask(bad.id) is None
 
 
 def test_the_measuring_keys_are_in_f1_and_settings_and_esc_still_closes_f1(qtbot, series):
