@@ -124,15 +124,15 @@ class Segmentation(QObject):
                     raise Cancelled()
                 try:
                     made[marker.id] = segment_nodule(volume, marker.centre_mm, marker.diameter_mm)
-                except (SegmentationError, ValueError) as exc:
-                    failed[marker.id] = (marker.centre_mm, marker.diameter_mm, str(exc))
+                except Exception as exc:  # one marker's failure, whatever it is, is that marker's
+                    failed[marker.id] = (marker.centre_mm, marker.diameter_mm, _reason(exc))
                 progress(n + 1, len(todo))
             for marker_id, mask in {**unmeasured, **made}.items():
                 try:
                     found = measure_fn(volume, mask)
                     measured[marker_id] = (mask, found, "" if found else "this version cannot measure")
-                except ValueError as exc:
-                    measured[marker_id] = (mask, None, str(exc))
+                except Exception as exc:
+                    measured[marker_id] = (mask, None, _reason(exc))
             return made, failed, measured
 
         worker = FunctionWorker(job)
@@ -261,6 +261,13 @@ class Segmentation(QObject):
         self._errors.pop(marker_id, None)
         self.changed.emit()
         self.run(segment=False)  # measure the edited mask
+
+
+def _reason(error: Exception) -> str:
+    """A failure as one line for the reader: the message of an expected refusal, else its type too."""
+    if isinstance(error, (SegmentationError, ValueError)):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
 
 
 class _MaskEdit(QUndoCommand):
