@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand
+from shiboken6 import isValid
 
 from app.marker_store import MarkerStore
 from app.mask_edit import grown, shrunk, thresholded
@@ -136,9 +137,10 @@ class Segmentation(QObject):
             return made, failed, measured
 
         worker = FunctionWorker(job)
-        worker.signals.finished.connect(lambda outcome: self._done(outcome, generation))
-        worker.signals.errored.connect(lambda error: self._errored(error, generation))
-        worker.signals.cancelled.connect(lambda: self._finish(generation))
+        # a run ending after the window closed is dropped (its objects are deleted)
+        worker.signals.finished.connect(lambda outcome: isValid(self) and self._done(outcome, generation))
+        worker.signals.errored.connect(lambda error: isValid(self) and self._errored(error, generation))
+        worker.signals.cancelled.connect(lambda: isValid(self) and self._finish(generation))
         self._worker = worker
         self._workers = [w for w in self._workers if not w.done] + [worker]
         worker.start()
@@ -247,8 +249,8 @@ class Segmentation(QObject):
         worker = FunctionWorker(
             lambda progress, cancelled: segment_nodule(volume, marker.centre_mm, marker.diameter_mm)
         )
-        worker.signals.finished.connect(done)
-        worker.signals.errored.connect(failed)
+        worker.signals.finished.connect(lambda mask: isValid(self) and done(mask))
+        worker.signals.errored.connect(lambda error: isValid(self) and failed(error))
         self._workers = [w for w in self._workers if not w.done] + [worker]
         worker.start()
 

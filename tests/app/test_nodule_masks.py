@@ -379,3 +379,38 @@ def test_a_mask_slice_lands_where_the_view_shows_its_voxels(qtbot, series):
                 image, u0, v0 = cut
                 shown[round(v0) : round(v0) + image.shape[0], round(u0) : round(u0) + image.shape[1]] = image
             np.testing.assert_array_equal(shown, expected, err_msg=f"{name} {index}")
+
+
+def test_a_slow_segmentation_leaves_the_window_working_and_a_closed_window_drops_it(qtbot, series):
+    import threading
+
+    import shiboken6
+
+    window = _open(qtbot, series)
+    gate = threading.Event()
+
+    def slow(volume, mask):
+        gate.wait(30)
+        return fake_measure(volume, mask)
+
+    seg = window.review.segmentation
+    seg.measure = slow
+    marker = _mark(window, CENTRE)
+    seg.run()
+    assert seg.busy
+    before = window.workspace.views["axial"].index
+    qtbot.keyClick(window, Qt.Key.Key_Down)  # the window answers meanwhile
+    assert window.workspace.views["axial"].index == before + 1
+    window.markers.new_marker(window.volume.voxel_to_mm(AIR), 4.0)
+    assert len(window.markers) == 2 and seg.measurement(marker.id) is None
+    gate.set()
+    qtbot.waitUntil(lambda: seg.measurement(marker.id) is not None, timeout=10_000)
+
+    # A run still going when its window is deleted ends quietly (it raised in the event loop).
+    gate.clear()
+    seg.grow(marker.id, 1)  # measuring the edit waits on the gate
+    assert seg.busy
+    shiboken6.delete(seg)
+    gate.set()
+    qtbot.waitUntil(lambda: all(w.done for w in seg._workers), timeout=10_000)
+    qtbot.wait(50)  # the queued "finished" is delivered, and dropped
