@@ -2,8 +2,10 @@
 open study's markers and the reader's labels.
 
 Locations (side and lung zone) come from a lung map computed once per study in the background;
-Lung-RADS from the marker's diameter and the model's texture, calcification and spiculation (or
-the reader's, once confirmed); Grad-CAM explanations in the background when a nodule is selected.
+the nodules' masks and measurements from ``app.segmentation`` (run on Analyse, beside the model);
+Lung-RADS from the measured mean diameter (the marker's diameter until measured) and the model's
+texture, calcification and spiculation (or the reader's, once confirmed); Grad-CAM explanations in
+the background when a nodule is selected.
 """
 
 from __future__ import annotations
