@@ -10,7 +10,17 @@ from PySide6.QtWidgets import QDoubleSpinBox
 
 from app.settings import DEFAULT_SHORTCUTS, MAX_PRESETS
 from app.workspace import LAYOUTS
-from app.workspace_tools import BRUSH_RANGE_MM
+from app.workspace_tools import BRUSH_RANGE_MM, THRESHOLD_HU
+
+
+def _spin(limits: tuple[float, float], step: float, suffix: str, value: float, tip: str) -> QDoubleSpinBox:
+    spin = QDoubleSpinBox()
+    spin.setRange(*limits)
+    spin.setSingleStep(step)
+    spin.setSuffix(suffix)
+    spin.setValue(value)
+    spin.setToolTip(tip)
+    return spin
 
 
 def _toggler(window, tool: str):
@@ -131,23 +141,13 @@ def build_menus(window) -> None:
     tools.addAction(window.tool_action)
     for key in ("ruler_tool", "brush_tool", "eraser_tool"):
         tools.addAction(window.actions_by_key[key])
-    window.brush = QDoubleSpinBox()
-    window.brush.setRange(*BRUSH_RANGE_MM)
-    window.brush.setSingleStep(0.5)
-    window.brush.setSuffix(" mm")
-    window.brush.setValue(ws.brush_mm)
-    window.brush.setToolTip("Brush and eraser radius")
+    window.brush = _spin(BRUSH_RANGE_MM, 0.5, " mm", ws.brush_mm, "Brush and eraser radius")
     window.brush.valueChanged.connect(ws.set_brush_mm)
     tools.addWidget(window.brush)
-    window.threshold = QDoubleSpinBox()
-    window.threshold.setRange(-1000.0, 1000.0)
+    key = window.settings.shortcut("threshold_mask")
+    tip = f"Mask threshold (applied to the selected nodule with {key})"
+    window.threshold = _spin((-1000.0, 1000.0), 50.0, " HU", THRESHOLD_HU, tip)
     window.threshold.setDecimals(0)
-    window.threshold.setSingleStep(50.0)
-    window.threshold.setSuffix(" HU")
-    window.threshold.setValue(-500.0)
-    window.threshold.setToolTip(
-        f"Mask threshold (applied to the selected nodule with {window.settings.shortcut('threshold_mask')})"
-    )
     tools.addWidget(window.threshold)
     window.actions_by_key["threshold_mask"].setText("Threshold")
     tools.addAction(window.actions_by_key["threshold_mask"])
@@ -162,12 +162,7 @@ def build_menus(window) -> None:
     tools.addAction(window.invert_action)
     tools.addSeparator()
     tools.addAction(window.mip_action)
-    window.slab = QDoubleSpinBox()
-    window.slab.setRange(5.0, 20.0)
-    window.slab.setSingleStep(1.0)
-    window.slab.setSuffix(" mm")
-    window.slab.setValue(ws.slab_thickness)
-    window.slab.setToolTip("MIP slab thickness")
+    window.slab = _spin((5.0, 20.0), 1.0, " mm", ws.slab_thickness, "MIP slab thickness")
     window.slab.valueChanged.connect(lambda mm: ws.set_slab(window.mip_action.isChecked(), mm))
     tools.addWidget(window.slab)
     tools.addAction(window.actions_by_key["help"])

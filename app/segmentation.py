@@ -46,7 +46,8 @@ class Segmentation(QObject):
         self.requested = False  # Analyse was pressed for this study: changed markers are redone
         self.measure = measure
         self._worker: FunctionWorker | None = None
-        self._workers: list[FunctionWorker] = []
+        self._workers: list[FunctionWorker] = []  # kept until their thread has left run()
+        self._resegmenting: set[str] = set()  # markers segmented again, until their result is shown
         self._again = False
         self._generation = 0
         self._current: dict[str, NoduleMask] | None = None
@@ -55,7 +56,7 @@ class Segmentation(QObject):
     # -- reading -------------------------------------------------------------------------------------
     @property
     def busy(self) -> bool:
-        return self._worker is not None or any(not w.done for w in self._workers)
+        return self._worker is not None or bool(self._resegmenting)
 
     def mask(self, marker_id: str) -> NoduleMask | None:
         """The marker's mask while it fits the marker as it is now."""
@@ -238,12 +239,14 @@ class Segmentation(QObject):
         volume = self.volume
 
         def done(mask) -> None:
+            self._resegmenting.discard(marker_id)
             if self.markers.get(marker_id) == marker and self.volume is volume:
                 self.edit(marker_id, mask, "segment again")
 
         def failed(error) -> None:
-            self._errors[marker_id] = (marker.centre_mm, marker.diameter_mm, str(error))
-            self.message.emit(f"{marker.name} not segmented: {error}; its mask is unchanged")
+            self._resegmenting.discard(marker_id)
+            self._errors[marker_id] = (marker.centre_mm, marker.diameter_mm, _reason(error))
+            self.message.emit(f"{marker.name} not segmented: {_reason(error)}; its mask is unchanged")
             self.changed.emit()
 
         worker = FunctionWorker(
@@ -251,6 +254,7 @@ class Segmentation(QObject):
         )
         worker.signals.finished.connect(lambda mask: isValid(self) and done(mask))
         worker.signals.errored.connect(lambda error: isValid(self) and failed(error))
+        self._resegmenting.add(marker_id)
         self._workers = [w for w in self._workers if not w.done] + [worker]
         worker.start()
 

@@ -16,6 +16,7 @@ from core.measure.mask import NoduleMask
 
 TOOLS = ("ruler", "brush", "eraser")
 BRUSH_RANGE_MM = (0.5, 20.0)
+THRESHOLD_HU = -500.0  # the threshold control's first value: soft tissue and dense ground glass
 
 
 class WorkspaceTools:
