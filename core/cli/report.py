@@ -171,16 +171,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _session_labels(volume: CTVolume, markers, progress: Progress) -> dict:
     """The reader's confirmed labels of these markers from the series' saved session, if any."""
-    from core.reading.session import SessionCorrupt, SessionStore
-    from core.reading.session_key import session_key
-
-    try:
-        session = SessionStore().load(*session_key(volume))
-    except SessionCorrupt as exc:
-        progress.say(f"note: reader labels not used: {exc}")
-        return {}
-    except OSError:
-        return {}
+    session = saved_session(volume, progress)
     if session is None:
         return {}
     ids = {m.id for m in markers}
@@ -188,3 +179,17 @@ def _session_labels(volume: CTVolume, markers, progress: Progress) -> dict:
     if labels:
         progress.say(f"report: {len(labels)} reader-confirmed label(s) from the saved session")
     return labels
+
+
+def saved_session(volume: CTVolume, progress: Progress):
+    """The series' saved reading session, or None (none saved, unreadable: said on ``progress``)."""
+    from core.reading.session import SessionCorrupt, SessionStore
+    from core.reading.session_key import session_key
+
+    try:
+        return SessionStore().load(*session_key(volume))
+    except SessionCorrupt as exc:
+        progress.say(f"note: the saved session is not used: {exc}")
+    except OSError:
+        pass
+    return None

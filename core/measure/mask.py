@@ -66,7 +66,10 @@ class NoduleMask:
     def clipped(self, shape_zyx: tuple[int, int, int]) -> NoduleMask:
         """The part of the box inside a volume of ``shape_zyx`` (a nodule at the volume's edge)."""
         lo = np.maximum(self.origin_zyx, 0)
-        hi = np.maximum(np.minimum(np.add(self.origin_zyx, self.mask.shape), shape_zyx), lo + 1)
+        hi = np.minimum(np.add(self.origin_zyx, self.mask.shape), shape_zyx)
+        if np.any(hi <= lo):  # wholly outside: an empty voxel at the nearest corner
+            corner = tuple(int(v) for v in np.clip(lo, 0, np.subtract(shape_zyx, 1)))
+            return _replace(self, dict(origin_zyx=corner, mask=np.zeros((1, 1, 1), dtype=bool)))
         src = tuple(slice(a - o, b - o) for a, b, o in zip(lo, hi, self.origin_zyx, strict=True))
         box = np.zeros(tuple(hi - lo), dtype=bool)
         part = self.mask[src]
@@ -77,8 +80,11 @@ class NoduleMask:
         """The same mask in the tightest box around its voxels (unchanged when empty)."""
         if not self.mask.any():
             return self
-        idx = np.argwhere(self.mask)
-        lo, hi = idx.min(axis=0), idx.max(axis=0) + 1
+        lo, hi = [], []
+        for axis in range(3):  # per-axis projections: much cheaper than argwhere on a large box
+            used = np.flatnonzero(self.mask.any(axis=tuple(a for a in range(3) if a != axis)))
+            lo.append(used[0])
+            hi.append(used[-1] + 1)
         box = self.mask[tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))]
         origin = tuple(int(o + a) for o, a in zip(self.origin_zyx, lo, strict=True))
         return _replace(self, dict(origin_zyx=origin, mask=box))

@@ -1,13 +1,17 @@
-"""Lung-RADS v2022 category of one nodule at baseline screening, from the model's texture guess and the
-marker diameter; and the Fleischner 2017 recommendation for a single incidental nodule.
+"""Lung-RADS v2022 category of one nodule at baseline screening, from measured sizes when the nodule
+was segmented, else from the model's texture guess and the marker diameter; and the Fleischner 2017
+recommendation for a single incidental nodule.
 
-Both are estimates, never a reading: the texture class comes from the model's predicted LIDC texture
-score, the size from the reader's marker diameter, and a marker gives no solid component, so for a
-part-solid nodule the solid part is estimated from the texture score. Every result says so (``basis``).
+Both are research estimates, never a reading. With a measurement of the nodule's 3D mask (``Measured``:
+``core.measure``'s ``NoduleMeasurement`` fits it) the size is its mean of long and short axis, the
+texture its measured texture (unless the reader rated it) and a part-solid nodule's solid part its
+measured solid component. Without one the size is the reader's marker diameter, the texture class
+comes from the predicted LIDC texture score, and the solid part is estimated from that score. Every
+result says which ("measured" or "estimated", ``basis`` and ``inputs``).
 
 The rules, on the original LIDC scales (``core.lidc.records``):
 
-* size: the marker diameter stands for Lung-RADS' mean of long and short axis, rounded to 0.1 mm.
+* size: the measured mean of long and short axis, or the marker diameter standing for it, to 0.1 mm.
 * texture (1 non-solid/ground glass .. 3 part solid .. 5 solid): ``< 2.0`` ground glass,
   ``2.0 to < 4.0`` part-solid, ``>= 4.0`` solid (``TEXTURE_CUTOFFS``).
 * solid component of a part-solid nodule: the texture score read as a linear solid share of the
@@ -25,7 +29,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from numbers import Real
-from typing import Any
+from typing import Any, Protocol
 
 from core.nodule.ratings import RATING_MAX
 
@@ -72,8 +76,20 @@ class LungRads:
         return f"Lung-RADS {self.category}: {self.rule}. Follow-up: {self.follow_up}. {self.basis}"
 
 
+class Measured(Protocol):
+    """What Lung-RADS reads from a nodule's measured mask (``core.measure.NoduleMeasurement``)."""
+
+    mean_diameter_mm: float  # (long + short axis) / 2, to 0.1 mm
+    texture: str  # one of TEXTURES
+    solid_diameter_mm: float | None  # the solid component's mean diameter (part-solid only)
+
+
 _ASSESSED = ("texture", "calcification", "spiculation")
-_TEXTURE_BASIS = {"model": "the model's texture guess", "reader": "the reader's texture rating"}
+_TEXTURE_BASIS = {
+    "model": "the model's texture guess",
+    "reader": "the reader's texture rating",
+    "measured": "the measured texture",
+}
 
 
 def texture_class(texture_score: float) -> str:
@@ -93,54 +109,69 @@ def nodule_category(
     diameter_mm: float,
     model_attributes: Mapping[str, float] | None,
     reader_attributes: Mapping[str, float] | None = None,
+    measured: Measured | None = None,
 ) -> LungRads | None:
     """A nodule's category as every view shows it (review, worklist, ``batch``, SR/PDF/CSV/JSON).
 
     The reader's confirmed ratings win over the model's (texture, calcification, spiculation), and
-    ``basis`` and ``rule`` say whose each one is. ``None`` when there is no model result yet or the
-    ratings cannot be assessed (a rating missing or off its scale; ``lung_rads`` says why).
+    ``basis`` and ``rule`` say whose each one is; a measurement's size, texture and solid part win over
+    the marker and the model's texture (``lung_rads``). ``None`` when there is no model result yet or
+    the ratings cannot be assessed (a rating missing or off its scale; ``lung_rads`` says why).
     """
     if model_attributes is None:
         return None
     reader = dict(reader_attributes or {})
     try:
-        return lung_rads(diameter_mm, dict(model_attributes) | reader, from_reader=frozenset(reader))
+        return lung_rads(
+            diameter_mm, dict(model_attributes) | reader, from_reader=frozenset(reader), measured=measured
+        )
     except (ValueError, TypeError):
         return None
 
 
 def lung_rads(
-    diameter_mm: float, attributes: Mapping[str, float], from_reader: frozenset[str] = frozenset()
+    diameter_mm: float,
+    attributes: Mapping[str, float],
+    from_reader: frozenset[str] = frozenset(),
+    measured: Measured | None = None,
 ) -> LungRads:
-    """Lung-RADS v2022 category at baseline from the marker diameter and the predicted LIDC attributes.
+    """Lung-RADS v2022 category at baseline from the marker diameter and the predicted LIDC attributes,
+    or from a measurement of the nodule's mask when ``measured`` is given.
 
-    ``attributes`` must hold ``texture``; ``calcification`` and ``spiculation`` are used when present
-    (without them benign calcification and the 4X raise are not assessed, and ``rule`` says so).
-    Raises ``ValueError`` on a diameter that is not a positive finite number, or on a missing,
-    non-finite or out-of-scale rating. ``from_reader`` names the ratings a reader gave (the rule and
-    basis then say "reader", not "model").
+    ``attributes`` must hold ``texture`` unless ``measured`` gives it; ``calcification`` and
+    ``spiculation`` are used when present (without them benign calcification and the 4X raise are not
+    assessed, and ``rule`` says so). A measurement's mean diameter replaces the marker's; its texture
+    replaces the model's (a reader's texture rating still wins); its solid component is the solid part
+    of a part-solid nodule, estimated from the texture score only when it has none.
+    Raises ``ValueError`` on a diameter that is not a positive finite number, a measurement with an
+    unknown texture, or on a missing, non-finite or out-of-scale rating. ``from_reader`` names the
+    ratings a reader gave (the rule and basis then say "reader", not "model").
     """
-    diameter = _diameter(diameter_mm)
     if not isinstance(attributes, Mapping):
         raise ValueError(f"attributes must be a mapping of LIDC ratings, not {type(attributes).__name__}")
-    if attributes.get("texture") is None:
+    diameter = _diameter(measured.mean_diameter_mm if measured is not None else diameter_mm)
+    whose = {name: "reader" if name in from_reader else "model" for name in _ASSESSED}
+    if measured is not None and measured.texture not in TEXTURES:
+        raise ValueError(f"a measured texture must be one of {', '.join(TEXTURES)}, not {measured.texture!r}")
+    if measured is not None and whose["texture"] != "reader":
+        whose["texture"] = "measured"
+    if whose["texture"] != "measured" and attributes.get("texture") is None:
         raise ValueError("Lung-RADS needs the predicted texture score ('texture'), and it is missing")
-    texture_score = _rating(attributes, "texture")
+    texture_score = _rating(attributes, "texture") if attributes.get("texture") is not None else None
     calcification = _rating(attributes, "calcification") if "calcification" in attributes else None
     spiculation = _rating(attributes, "spiculation") if "spiculation" in attributes else None
-    texture = texture_class(texture_score)
-    whose = {name: "reader" if name in from_reader else "model" for name in _ASSESSED}
+    texture = measured.texture if whose["texture"] == "measured" else texture_class(texture_score)
     inputs: dict[str, Any] = {
         "diameter_mm": diameter,
+        "size_basis": "measured" if measured is not None else "marker",
         "texture_score": texture_score,
         "texture": texture,
+        "texture_basis": whose["texture"],
         "calcification_score": calcification,
         "spiculation_score": spiculation,
     }
-    basis = (
-        f"Basis: {_TEXTURE_BASIS[whose['texture']]} (texture {texture_score:.2f} -> {texture}) and the "
-        f"marker diameter ({diameter:.1f} mm), baseline screening rows only; {NOTICE}."
-    )
+    solid = _solid_part(diameter, texture, texture_score, measured, inputs)
+    basis = _basis(diameter, measured is not None, whose["texture"], texture_score, texture, inputs)
 
     if calcification is not None and calcification <= BENIGN_CALCIFICATION_MAX:
         rule = (
@@ -149,7 +180,8 @@ def lung_rads(
         )
         return LungRads("1", rule, FOLLOW_UP["1"], texture, inputs, basis)
 
-    category, rule = _table_row(diameter, texture, texture_score, inputs)
+    size = f"{'measured' if measured is not None else 'marker'} {diameter:.1f} mm"
+    category, rule = _table_row(diameter, texture, size, solid)
     if spiculation is None and category in ("3", "4A", "4B"):
         rule += "; spiculation not given, so 4X not assessed"
     elif spiculation is not None and category in ("3", "4A", "4B") and spiculation >= SPICULATION_4X:
@@ -163,9 +195,48 @@ def lung_rads(
     return LungRads(category, rule, FOLLOW_UP[category], texture, inputs, basis)
 
 
-def _table_row(diameter: float, texture: str, texture_score: float, inputs: dict) -> tuple[str, str]:
+def _solid_part(diameter, texture, texture_score, measured, inputs) -> tuple[float, str] | None:
+    """A part-solid nodule's solid part (mm) and how it was found: measured, else estimated from the
+    texture score; ``inputs`` gets both. ``None`` for other textures."""
+    if texture != "part-solid":
+        return None
+    if measured is not None and measured.solid_diameter_mm is not None:
+        solid = _diameter(measured.solid_diameter_mm)
+        inputs["solid_part_mm"], inputs["solid_part_basis"] = solid, "measured"
+        return solid, f"solid part {solid:.1f} mm, measured on its solid component"
+    if texture_score is None:
+        raise ValueError("a part-solid nodule needs a measured solid part or a texture score to estimate it")
+    fraction = solid_fraction(texture_score)
+    solid = round(diameter * fraction, 1)
+    inputs["solid_fraction"] = fraction
+    inputs["solid_part_mm"], inputs["solid_part_basis"] = solid, "estimated"
+    source = "a marker does not measure it" if measured is None else "its mask has no solid component"
+    return solid, (
+        f"solid part ~{solid:.1f} mm, estimated as {fraction:.0%} of the diameter from texture "
+        f"{texture_score:.2f}: {source}"
+    )
+
+
+def _basis(diameter, size_measured, texture_from, texture_score, texture, inputs) -> str:
+    """Where the numbers came from, "measured" or "estimated", in one sentence."""
+    tail = f"baseline screening rows only; {NOTICE}."
+    if not size_measured:  # the marker and a texture score: every number is an estimate
+        return (
+            f"Basis: estimated from {_TEXTURE_BASIS[texture_from]} (texture {texture_score:.2f} -> "
+            f"{texture}) and the marker diameter ({diameter:.1f} mm), {tail}"
+        )
+    parts = [f"size measured on the nodule's 3D mask (mean of long and short axis {diameter:.1f} mm)"]
+    if texture_from == "measured":
+        parts.append(f"texture measured ({texture})")
+    else:
+        parts.append(f"texture from {_TEXTURE_BASIS[texture_from]} ({texture_score:.2f} -> {texture})")
+    if "solid_part_mm" in inputs:
+        parts.append(f"solid part {inputs['solid_part_basis']} ({inputs['solid_part_mm']:.1f} mm)")
+    return f"Basis: {'; '.join(parts)}; {tail}"
+
+
+def _table_row(diameter: float, texture: str, size: str, solid: tuple[float, str] | None) -> tuple[str, str]:
     """The baseline row of the Lung-RADS v2022 table for a non-calcified nodule."""
-    size = f"marker {diameter:.1f} mm"
     if texture == "solid":
         if diameter < 6.0:
             return "2", f"solid < 6 mm at baseline ({size})"
@@ -178,21 +249,14 @@ def _table_row(diameter: float, texture: str, texture_score: float, inputs: dict
         if diameter < 30.0:
             return "2", f"ground glass < 30 mm ({size})"
         return "3", f"ground glass >= 30 mm at baseline ({size})"
-    fraction = solid_fraction(texture_score)
-    solid = round(diameter * fraction, 1)
-    inputs["solid_fraction"] = fraction
-    inputs["solid_part_mm"] = solid
-    estimate = (
-        f"solid part ~{solid:.1f} mm, estimated as {fraction:.0%} of the diameter from texture "
-        f"{texture_score:.2f}: a marker does not measure it"
-    )
+    part, how = solid
     if diameter < 6.0:
         return "2", f"part-solid < 6 mm total at baseline ({size})"
-    if solid < 6.0:
-        return "3", f"part-solid >= 6 mm total with solid part < 6 mm ({size}; {estimate})"
-    if solid < 8.0:
-        return "4A", f"part-solid with solid part 6.0 to < 8 mm ({size}; {estimate})"
-    return "4B", f"part-solid with solid part >= 8 mm ({size}; {estimate})"
+    if part < 6.0:
+        return "3", f"part-solid >= 6 mm total with solid part < 6 mm ({size}; {how})"
+    if part < 8.0:
+        return "4A", f"part-solid with solid part 6.0 to < 8 mm ({size}; {how})"
+    return "4B", f"part-solid with solid part >= 8 mm ({size}; {how})"
 
 
 def study_category(results: Iterable[Any]) -> LungRads | None:

@@ -24,7 +24,8 @@ from core.volume import CTVolume
 
 DISCLAIMER = (
     "Research use only; not for clinical decisions. Scores come from a machine-learning model and "
-    "Lung-RADS categories from the model's texture guess and the reader's marker diameter."
+    "Lung-RADS categories from the nodule's measured 3D mask where it was segmented, else from the "
+    "model's texture guess and the reader's marker diameter."
 )
 
 
@@ -113,8 +114,12 @@ def build_report(
     nodules = []
     for marker in markers:
         result, label = results.get(marker.id), labels.get(marker.id)
+        measurement = (measurements or {}).get(marker.id)
         rads = nodule_category(
-            marker.diameter_mm, result.attributes if result else None, label.attributes if label else None
+            marker.diameter_mm,
+            result.attributes if result else None,
+            label.attributes if label else None,
+            measured=measurement,
         )
         z = volume.mm_to_voxel(marker.centre_mm)[2]
         nodules.append(
@@ -127,7 +132,7 @@ def build_report(
                 reader=label,
                 lung_rads=rads,
                 tracking_uid=tracking_uid(meta.series_uid, marker.id),
-                measurement=(measurements or {}).get(marker.id),
+                measurement=measurement,
                 mask=(masks or {}).get(marker.id),
             )
         )

@@ -47,6 +47,12 @@ def test_clipping_and_cropping_keep_the_voxels_inside_the_volume():
     assert clipped.cropped().mask.shape == (1, 1, 1) and clipped.cropped().origin_zyx == (2, 3, 3)
 
 
+def test_a_mask_wholly_outside_the_volume_clips_to_nothing():
+    mask = NoduleMask((20, 0, 0), np.ones((2, 2, 2), dtype=bool), "t")
+    clipped = mask.clipped((10, 10, 10))
+    assert clipped.voxels == 0 and clipped.origin_zyx == (9, 0, 0)
+
+
 def test_an_automatic_mask_goes_stale_when_its_marker_moves_but_an_edited_one_does_not():
     assert _mask().fits((1.0, 2.0, 3.0), 8.0)
     assert not _mask().fits((1.0, 2.5, 3.0), 8.0)

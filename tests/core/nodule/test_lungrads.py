@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 import pytest
 
-from core.nodule.lungrads import CATEGORIES, LungRads, fleischner, lung_rads, solid_fraction, study_category
+from core.nodule.lungrads import (
+    CATEGORIES,
+    LungRads,
+    fleischner,
+    lung_rads,
+    nodule_category,
+    solid_fraction,
+    study_category,
+)
 from core.nodule.prediction import NoduleResult
 
 SOLID, PART_SOLID, GROUND_GLASS = 5.0, 3.0, 1.0  # texture 3.0 -> solid part is half the diameter
@@ -217,3 +226,84 @@ def test_nodule_category_lets_the_reader_win_and_says_so():
     assert reader.category == "2" and "reader's texture rating" in reader.basis
     assert nodule_category(10.0, None, {"texture": 1.0}) is None  # not analysed yet
     assert nodule_category(10.0, {"texture": 9.0}) is None  # off the scale: not assessed
+
+
+class Measured(NamedTuple):
+    mean_diameter_mm: float
+    texture: str
+    solid_diameter_mm: float | None = None
+
+
+@pytest.mark.parametrize(
+    ("marker", "measured", "category"), [(5.0, 8.2, "4A"), (9.0, 5.9, "2"), (7.0, 15.0, "4B")]
+)
+def test_a_measured_size_replaces_the_marker_diameter(marker, measured, category):
+    assert lung_rads(marker, attrs(SOLID)).category != category
+    result = lung_rads(marker, attrs(SOLID), measured=Measured(measured, "solid"))
+    assert result.category == category and f"(measured {measured:.1f} mm)" in result.rule
+    assert result.inputs["diameter_mm"] == measured and result.inputs["size_basis"] == "measured"
+    assert "size measured on the nodule's 3D mask" in result.basis and "estimated" not in result.basis
+
+
+@pytest.mark.parametrize(
+    ("solid", "category"),
+    [(5.9, "3"), (6.0, "4A"), (7.9, "4A"), (8.0, "4B")],  # ACR v2022 part-solid rows, baseline
+)
+def test_a_measured_solid_part_sets_the_part_solid_row(solid, category):
+    # the texture score's estimate would be half of 12 mm = 6.0 mm: category 4A whatever was measured
+    assert lung_rads(12.0, attrs(PART_SOLID)).category == "4A"
+    result = lung_rads(12.0, attrs(PART_SOLID), measured=Measured(12.0, "part-solid", solid))
+    assert result.category == category and result.texture == "part-solid"
+    assert result.inputs["solid_part_mm"] == solid and result.inputs["solid_part_basis"] == "measured"
+    assert "measured on its solid component" in result.rule and "estimated" not in result.rule
+    assert f"solid part measured ({solid:.1f} mm)" in result.basis
+
+
+def test_part_solid_under_6_mm_total_is_category_2_whatever_its_solid_part():
+    assert lung_rads(9.0, attrs(SOLID), measured=Measured(5.9, "part-solid", 5.0)).category == "2"
+
+
+def test_the_measured_texture_replaces_the_models_but_not_the_readers():
+    measured = Measured(12.0, "ground glass")
+    assert lung_rads(12.0, attrs(SOLID)).category == "4A"
+    by_mask = lung_rads(12.0, attrs(SOLID), measured=measured)
+    assert by_mask.category == "2" and by_mask.texture == "ground glass"
+    assert (
+        by_mask.inputs["texture_basis"] == "measured" and "texture measured (ground glass)" in by_mask.basis
+    )
+    by_reader = lung_rads(12.0, attrs(SOLID), from_reader=frozenset({"texture"}), measured=measured)
+    assert by_reader.category == "4A" and "the reader's texture rating" in by_reader.basis
+    # without any texture score the measurement alone is enough
+    assert lung_rads(12.0, {}, measured=measured).category == "2"
+
+
+def test_a_part_solid_rating_on_a_mask_without_solid_part_is_estimated_and_says_so():
+    result = lung_rads(
+        10.0, attrs(PART_SOLID), from_reader=frozenset({"texture"}), measured=Measured(16.0, "solid")
+    )
+    assert result.texture == "part-solid" and result.category == "4B"  # half of 16 mm: 8.0
+    assert result.inputs["solid_part_basis"] == "estimated"
+    assert "its mask has no solid component" in result.rule
+    assert "solid part estimated (8.0 mm)" in result.basis
+
+
+def test_the_marker_basis_says_estimated():
+    assert lung_rads(10.0, attrs(SOLID)).basis.startswith("Basis: estimated from the model's texture guess")
+
+
+@pytest.mark.parametrize(
+    ("measured", "message"),
+    [
+        (Measured(math.nan, "solid"), "diameter"),
+        (Measured(0.0, "solid"), "diameter"),
+        (Measured(8.0, "x"), "texture"),
+    ],
+)
+def test_a_nonsense_measurement_is_refused(measured, message):
+    with pytest.raises(ValueError, match=message):
+        lung_rads(8.0, attrs(SOLID), measured=measured)
+    assert nodule_category(8.0, attrs(SOLID), measured=measured) is None
+
+
+def test_nodule_category_uses_the_measurement():
+    assert nodule_category(5.0, attrs(SOLID), measured=Measured(8.0, "solid")).category == "4A"
