@@ -3,9 +3,9 @@ open study's markers and the reader's labels.
 
 Locations (side and lung zone) come from a lung map computed once per study in the background;
 the nodules' masks and measurements from ``app.segmentation`` (run on Analyse, beside the model);
-Lung-RADS from the measured mean diameter (the marker's diameter until measured) and the model's
-texture, calcification and spiculation (or the reader's, once confirmed); Grad-CAM explanations in
-the background when a nodule is selected.
+Lung-RADS from the measured size, texture and solid part (the marker's diameter and the model's
+texture until measured), the model's calcification and spiculation (or the reader's, once
+confirmed); Grad-CAM explanations in the background when a nodule is selected.
 """
 
 from __future__ import annotations
@@ -163,10 +163,11 @@ class Review(QObject):
 
     def rads(self, marker, result: NoduleResult | None) -> LungRads | None:
         label = self.labels.get(marker.id)
-        measured = self.segmentation.measurement(marker.id)
-        diameter = measured.mean_diameter_mm if measured is not None else marker.diameter_mm
         return nodule_category(
-            diameter, result.attributes if result else None, label.attributes if label else None
+            marker.diameter_mm,
+            result.attributes if result else None,
+            label.attributes if label else None,
+            measured=self.segmentation.measurement(marker.id),
         )
 
     def _row_selected(self, marker_id: str) -> None:

@@ -16,19 +16,11 @@ from shiboken6 import isValid
 from app.marker_store import MarkerStore
 from app.mask_edit import grown, shrunk, thresholded
 from app.workers import FunctionWorker
+from core.measure.axes import measure_nodule
 from core.measure.mask import NoduleMask
 from core.measure.measurement import NoduleMeasurement
 from core.measure.segment import SegmentationError, segment_nodule
 from core.util.cancellation import Cancelled
-
-
-def measure(volume, mask: NoduleMask) -> NoduleMeasurement | None:
-    """The mask's measurements (``core.measure.axes``); None while this version has no measuring."""
-    try:
-        from core.measure.axes import measure_nodule
-    except ImportError:
-        return None
-    return measure_nodule(volume, mask)
 
 
 class Segmentation(QObject):
@@ -44,7 +36,7 @@ class Segmentation(QObject):
         self._measured: dict[str, tuple[NoduleMask, NoduleMeasurement | None, str]] = {}
         self._errors: dict[str, tuple[tuple, float, str]] = {}  # id -> (centre, diameter, reason)
         self.requested = False  # Analyse was pressed for this study: changed markers are redone
-        self.measure = measure
+        self.measure = measure_nodule  # (volume, mask) -> NoduleMeasurement; tests put their own
         self._worker: FunctionWorker | None = None
         self._workers: list[FunctionWorker] = []  # kept until their thread has left run()
         self._resegmenting: set[str] = set()  # markers segmented again, until their result is shown
@@ -131,8 +123,7 @@ class Segmentation(QObject):
                 progress(n + 1, len(todo))
             for marker_id, mask in {**unmeasured, **made}.items():
                 try:
-                    found = measure_fn(volume, mask)
-                    measured[marker_id] = (mask, found, "" if found else "this version cannot measure")
+                    measured[marker_id] = (mask, measure_fn(volume, mask), "")
                 except Exception as exc:
                     measured[marker_id] = (mask, None, _reason(exc))
             return made, failed, measured

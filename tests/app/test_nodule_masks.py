@@ -94,9 +94,10 @@ def test_analyse_segments_outlines_and_measures_every_marker(qtbot, series):
     assert table.item(0, VOLUME).text() == f"{expected:.0f} mm³"
     assert table.item(0, AXES).text() == "6.0 × 4.0 (5.0)"
     assert "Volume" in window.review.detail.size.text()
-    # Lung-RADS from the measured mean diameter (5.0 mm), not the marker's 8 mm.
-    rads = window.review.rads(marker, window.review.analysis.current(window.markers.markers)[marker.id])
-    assert rads is not None and "5.0 mm" in rads.rule + rads.basis
+    # Lung-RADS from the measured mean diameter (5.0 mm) and texture, not the marker's 8 mm.
+    rads_cell = table.item(0, table.columnCount() - 1)
+    assert "measured 5.0 mm" in rads_cell.toolTip() and "texture measured" in rads_cell.toolTip()
+    assert "8.0 mm" not in rads_cell.toolTip()
     # Kept with the session, and in the report the Export dialog builds (SEG, SR, PDF, CSV/JSON).
     assert SessionStore().load(*window.key).masks[marker.id].voxels == mask.voxels
     dialog = ExportDialog(window)
