@@ -415,3 +415,23 @@ def test_a_slow_segmentation_leaves_the_window_working_and_a_closed_window_drops
     gate.set()
     qtbot.waitUntil(lambda: all(w.done for w in seg._workers), timeout=10_000)
     qtbot.wait(50)  # the queued "finished" is delivered, and dropped
+
+
+def test_the_real_measurement_reaches_the_table_and_its_calipers_their_slice(qtbot, series):
+    window = MainWindow()  # measure_nodule (core.measure.axes) this time, not the stand-in
+    qtbot.addWidget(window)
+    window.show()
+    window.open_path(series)
+    qtbot.waitUntil(lambda: window.volume is not None and not window.busy, timeout=30_000)
+    marker = _mark(window, CENTRE)
+    _analysed(qtbot, window)
+    measured = window.review.segmentation.measurement(marker.id)
+    assert measured is not None and measured.volume_mm3 > 0
+    assert window.review.table.item(0, AXES).text().startswith(f"{measured.long_axis_mm:.1f} × ")
+    window.markers.select("")
+    window.review.table.selectRow(0)
+    layer = window.workspace.mask_layers[measured.plane]
+    assert [(w, round(n, 1)) for _, w, n in layer.calipers] == [
+        ("long", round(measured.long_axis_mm, 1)),
+        ("short", round(measured.short_axis_mm, 1)),
+    ]
