@@ -183,11 +183,11 @@ class Segmentation(QObject):
     def _markers_update(self) -> None:
         """A moved or resized marker's automatic mask no longer fits: segmented again once Analyse
         was pressed for this study; its measurement meanwhile is gone from the table. A study's
-        saved masks are measured once its markers are in."""
+        saved masks are measured once its markers are in. (No ``changed`` here: the marker change
+        itself refreshes the table, the views and the session, once.)"""
         if self.volume is None or not (self.masks or self._errors):
             return
         self.run(segment=self.requested)
-        self.changed.emit()
 
     # -- editing (undoable) --------------------------------------------------------------------------
     def edit(self, marker_id: str, mask: NoduleMask | None, text: str) -> None:

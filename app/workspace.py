@@ -80,6 +80,7 @@ class Workspace(WorkspaceTools, QWidget):
         self.cine.setInterval(100)
         self.cine.timeout.connect(lambda: self.scroll(1, wrap=True))
         markers.changed.connect(self.redraw_markers)
+        markers.changed.connect(self.redraw_overlays)  # a moved marker's automatic mask is hidden
         markers.preview_changed.connect(self.redraw_markers)
         markers.selection_changed.connect(lambda _: (self.redraw_markers(), self.redraw_overlays()))
         self.set_layout(DEFAULT_LAYOUT)
