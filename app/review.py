@@ -10,6 +10,7 @@ confirmed); Grad-CAM explanations in the background when a nodule is selected.
 
 from __future__ import annotations
 
+import numpy as np
 from PySide6.QtCore import QObject, Signal
 from shiboken6 import isValid
 
@@ -20,6 +21,7 @@ from app.nodule_table import NoduleTable
 from app.segmentation import Segmentation
 from app.workers import FunctionWorker
 from core.imaging.location import LungMap
+from core.imaging.mpr import plane
 from core.model.store import default_model_path
 from core.nodule.labels import NoduleLabel
 from core.nodule.lungrads import LungRads, nodule_category
@@ -124,13 +126,14 @@ class Review(QObject):
             self.centre.emit(self.focus_mm(chosen))  # the app's pick: show its calipers
 
     def focus_mm(self, marker):
-        """Where to centre the views on a nodule: the middle of its long axis once measured (so the
-        view it was measured in shows the calipers' slice), else the marker's centre."""
+        """Where to centre the views on a nodule: its marker's centre, moved across the view its axes
+        were measured in onto their slice once measured (so that view shows the calipers)."""
         measured = self.segmentation.measurement(marker.id)
-        if measured is None:
+        if measured is None or self.volume is None:
             return marker.centre_mm
-        a, b = measured.long_axis_ends_mm
-        return tuple((p + q) / 2 for p, q in zip(a, b, strict=True))
+        voxel = self.volume.mm_to_voxel(np.asarray(marker.centre_mm, float))
+        voxel[plane(self.volume, measured.plane).normal] = measured.slice_index
+        return tuple(float(v) for v in self.volume.voxel_to_mm(voxel))
 
     def _markers_changed(self) -> None:
         self.refresh()
