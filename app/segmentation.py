@@ -92,7 +92,8 @@ class Segmentation(QObject):
         self.cancel()
         self._generation += 1
         self.volume, self.masks, self._current = volume, dict(masks), None
-        self._measured, self._errors, self.requested = {}, {}, False
+        self._measured, self._errors = {}, {}
+        self.requested = bool(masks)  # segmented before: a marker moved now is segmented again
         # measured once the study's markers are in the store (its change calls _markers_changed)
 
     # -- running -------------------------------------------------------------------------------------

@@ -281,6 +281,18 @@ def test_a_moved_marker_is_segmented_again_an_edited_mask_stays(qtbot, series):
     qtbot.waitUntil(lambda: not seg.busy)
     assert seg.mask(marker.id) is edited
 
+    # Reopened, a study segmented before segments a moved marker again without another Analyse.
+    other = _mark(window, CENTRE + np.array([0, 0, 5]))
+    qtbot.waitUntil(lambda: not seg.busy and seg.mask(other.id) is not None, timeout=10_000)
+    window.close()
+    again = _open(qtbot, series)
+    seg = again.review.segmentation
+    assert seg.mask(other.id) is not None
+    moved = replace(again.markers.get(other.id), diameter_mm=10.0)
+    again.markers.edit(moved, "resize")
+    qtbot.waitUntil(lambda: not seg.busy and seg.mask(other.id) is not None, timeout=10_000)
+    assert seg.mask(other.id).diameter_mm == 10.0
+
 
 def test_a_marker_that_cannot_be_segmented_says_why_and_the_others_are_measured(qtbot, series):
     window = _open(qtbot, series)
