@@ -4,7 +4,7 @@ the reader through the shared undo stack, kept with the session.
 A mask belongs to its marker while it ``fits`` it (``NoduleMask.fits``): a moved or resized marker
 hides its automatic mask until it is segmented again (an undone move brings the old one back), an
 edited mask stays. Segmenting never blocks the window and one marker's failure is kept as its reason
-(``errors``) while the others are measured.
+(``error``, ``unmeasured``) while the others are measured.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class Segmentation(QObject):
         # id -> (the mask measured, its measurement or None, why none)
         self._measured: dict[str, tuple[NoduleMask, NoduleMeasurement | None, str]] = {}
         self._errors: dict[str, tuple[tuple, float, str]] = {}  # id -> (centre, diameter, reason)
-        self.requested = False  # Analyse was pressed for this study: changed markers are redone
+        self.requested = False  # Analyse was pressed (or the study was segmented before): redo changes
         self.measure = measure_nodule  # (volume, mask) -> NoduleMeasurement; tests put their own
         self._worker: FunctionWorker | None = None
         self._workers: list[FunctionWorker] = []  # kept until their thread has left run()
