@@ -2,9 +2,14 @@
 
 Loads the study (the largest CT series, or ``--series``), runs the model on the markers (patient LPS
 mm, ``core.nodule.markers``), finds each nodule's lung zone (``core.imaging.location``), takes the reader's
-confirmed values from the saved reading session of that series when there is one, and writes into DIR::
+confirmed values from the saved reading session of that series when there is one, measures each
+nodule on its 3D mask (the session's while it still fits its marker, else segmented; a marker that
+cannot be measured is named with its reason and keeps its marker diameter: core.measure.markers), and
+writes into DIR::
 
     report.dcm    DICOM SR, TID 1500 Measurement Report (core.report.sr)
+    report-seg.dcm  with the SR: the nodules' 3D masks as a DICOM SEG (core.report.seg), referenced by
+                  the SR's volumetric groups
     report.pdf    the printable report (core.report.pdf)
     ranking.csv   the ranked table, one row per nodule (core.report.tables)
     report.json   everything, schema mtmr-reader/report/1 (docs/report-json.md)
@@ -73,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     from core.dicom.errors import StudyLoadError
     from core.imaging.location import LungMap
     from core.imaging.open_study import open_study
+    from core.measure.markers import measure_markers
     from core.model.checkpoints import CheckpointError
     from core.model.inference import Predictor
     from core.nodule.markers import check_inside, read_markers
@@ -112,7 +118,12 @@ def run(args: argparse.Namespace) -> int:
     except (StudyLoadError, CheckpointError, ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=err)
         return 2
-    labels = _session_labels(volume, markers, progress)
+    session = saved_session(volume, progress)
+    labels = _session_labels(session, markers, progress)
+    measured = measure_markers(volume, markers, session.masks if session is not None else None)
+    for marker in markers:
+        if marker.id in measured.errors:
+            progress.say(f"note: {marker.name or marker.id} not measured: {measured.errors[marker.id]}")
     lungs = LungMap(volume)
     locations = {}
     for marker in markers:
@@ -126,6 +137,8 @@ def run(args: argparse.Namespace) -> int:
         predictor.card,
         reader_name=args.reader,
         locations=locations,
+        masks=measured.masks,
+        measurements=measured.measurements,
     )
     source_files: Sequence[Path] = ()
     if found is not None and "sr" in formats:
@@ -145,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
         source_files=source_files,
         anonymise=args.anonymise,
         overwrite=args.overwrite,
+        measure=True,  # the markers measure_markers could not measure: their reasons into the report
     )
     for outcome in done.outcomes:
         if outcome.written:
@@ -169,9 +183,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _session_labels(volume: CTVolume, markers, progress: Progress) -> dict:
+def _session_labels(session, markers, progress: Progress) -> dict:
     """The reader's confirmed labels of these markers from the series' saved session, if any."""
-    session = saved_session(volume, progress)
     if session is None:
         return {}
     ids = {m.id for m in markers}

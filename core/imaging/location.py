@@ -74,6 +74,7 @@ class LungMap:
             seed_slice = int(np.argmax(crop.sum(axis=(1, 2))))
             seed[seed_slice] = crop[seed_slice]
             lungs[box] = _fill(seed, crop, axes=(0, 1, 2))
+        self.lungs = lungs  # on the copy taken every ``steps`` voxels (registration restricts itself to it)
         self.lung_ml = float(lungs.sum()) * voxel_ml
         self.found = self.lung_ml >= MIN_LUNG_ML and inside.any()
         self.extents: dict[str, tuple[float, float]] = {}

@@ -31,6 +31,7 @@ class SeriesIdentity:
     study_description: str
     series_description: str
     study_date: str = "20260101"
+    patient_birth_date: str = ""
     manufacturer: str = "MTMR Reader phantom generator"
 
     def uid(self, *parts: object) -> str:
@@ -60,7 +61,7 @@ def _template(volume: CTVolume, identity: SeriesIdentity) -> Dataset:
     ds.SeriesDescription = identity.series_description
     ds.PatientName = identity.patient_name
     ds.PatientID = identity.patient_id
-    ds.PatientBirthDate = ""
+    ds.PatientBirthDate = identity.patient_birth_date
     ds.PatientSex = "O"
     ds.BodyPartExamined = "CHEST"
     ds.SliceThickness = f"{volume.spacing[2]:.4g}"

@@ -7,7 +7,6 @@ label; how each looks comes from its mask and attribute ratings only (``core.pha
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from core.phantom.anatomy import Chest, ChestConfig, add_noise, build_chest
 from core.phantom.appearance import appearance_from_ratings
 from core.phantom.dicom_writer import SeriesIdentity, write_ct_series
 from core.phantom.nodules import render_nodule
+from core.util.atomic import atomic_write_text
 from core.volume import CTVolume, VolumeMetadata
 
 NOTICE = "Phantom CT with real LIDC-IDRI nodule shapes and ratings: research demo, not for clinical use."
@@ -69,6 +69,7 @@ class PlacedNodule:
     centre_zyx: tuple[int, int, int]
     centre_mm: tuple[float, float, float]
     site: str
+    shift_zyx: tuple[float, float, float] = (0.0, 0.0, 0.0)  # sub-voxel, see ``build_phantom``
 
     def truth(self) -> dict:
         n = self.nodule
@@ -111,7 +112,7 @@ def choose_nodules(pool: Sequence[LidcNodule], options: PhantomOptions) -> list[
     return [eligible[i] for i in sorted(picks)]
 
 
-def _place(chest: Chest, nodules: Sequence[LidcNodule], rng) -> list[tuple[tuple[int, int, int], str]]:
+def place_nodules(chest: Chest, nodules: Sequence[LidcNodule], rng) -> list[tuple[tuple[int, int, int], str]]:
     spacing = np.array(chest.spacing[::-1])  # (z, y, x) mm
     placed: list[tuple[np.ndarray, float]] = []
     sites = []
@@ -135,11 +136,9 @@ def _place(chest: Chest, nodules: Sequence[LidcNodule], rng) -> list[tuple[tuple
     return sites
 
 
-def build_phantom(
-    options: PhantomOptions, nodules: Sequence[LidcNodule]
-) -> tuple[CTVolume, list[PlacedNodule]]:
-    """Render the study in memory: the volume (int16 HU) and where each nodule went."""
-    config = ChestConfig(
+def chest_config(options: PhantomOptions) -> ChestConfig:
+    """The anatomy ``options`` asks for (one patient per seed)."""
+    return ChestConfig(
         rows=options.size,
         columns=options.size,
         slices=options.slices,
@@ -148,22 +147,44 @@ def build_phantom(
         noise_sigma=options.noise,
         seed=options.seed,
     )
-    chest = build_chest(config)
+
+
+def build_phantom(
+    options: PhantomOptions,
+    nodules: Sequence[LidcNodule],
+    *,
+    noise_seed: int | None = None,
+    shift_zyx: tuple[float, float, float] = (0.0, 0.0, 0.0),
+) -> tuple[CTVolume, list[PlacedNodule]]:
+    """Render the study in memory: the volume (int16 HU) and where each nodule went.
+
+    For repeatability (a second rendering of the same study): ``noise_seed`` draws other noise and
+    ``shift_zyx`` (voxels, each within +-0.5) moves every nodule that far against the grid; anatomy,
+    placement and the nodules' own texture stay the same."""
+    if len(shift_zyx) != 3 or not all(abs(float(v)) <= 0.5 for v in shift_zyx):
+        raise ValueError(f"the nodules' shift must be 3 values within +-0.5 voxel, not {shift_zyx}")
+    if noise_seed is not None and int(noise_seed) < 0:
+        raise ValueError(f"the noise seed must be a non-negative integer, not {noise_seed}")
+    shift = tuple(float(v) for v in shift_zyx)
+    chest = build_chest(chest_config(options))
     rng = np.random.default_rng([options.seed, 2])
-    sites = _place(chest, nodules, rng)
+    sites = place_nodules(chest, nodules, rng)
     hu = np.array(chest.hu, dtype=np.int16, copy=True)
     for nodule, (centre, _) in zip(nodules, sites, strict=True):
-        render_nodule(hu, nodule, centre, chest.spacing, options.seed)
-    hu = add_noise(hu, options.noise, chest.spacing, np.random.default_rng([options.seed, 3]))
-    volume = _as_volume(hu, chest.spacing, options)
+        render_nodule(hu, nodule, centre, chest.spacing, options.seed, shift)
+    # [seed, 3, 0] would draw the same noise as [seed, 3] (SeedSequence pads with zeros): hence 1 +
+    noise_key = [options.seed, 3] if noise_seed is None else [options.seed, 3, 1 + int(noise_seed)]
+    hu = add_noise(hu, options.noise, chest.spacing, np.random.default_rng(noise_key))
+    volume = as_volume(hu, chest.spacing, options)
     placed = [
-        PlacedNodule(i, n, centre, tuple(float(v) for v in volume.voxel_to_mm(centre[::-1])), site)
+        PlacedNodule(i, n, centre, tuple(float(v) for v in volume.voxel_to_mm(centre[::-1])), site, shift)
         for i, (n, (centre, site)) in enumerate(zip(nodules, sites, strict=True))
     ]
     return volume, placed
 
 
-def _as_volume(hu: np.ndarray, spacing_xyz, options: PhantomOptions) -> CTVolume:
+def as_volume(hu: np.ndarray, spacing_xyz, options: PhantomOptions) -> CTVolume:
+    """``hu`` on an axis-aligned grid of ``spacing_xyz`` mm, the patient centred in the scan."""
     affine = np.diag([*spacing_xyz, 1.0])
     shape_xyz = np.array(hu.shape[::-1])
     affine[:3, 3] = -(shape_xyz - 1) / 2 * np.array(spacing_xyz)  # patient centred in the scan
@@ -193,8 +214,6 @@ def write_phantom(
 
     ``nodules``: usually ``choose_nodules(load_nodules(), options)``; ``progress`` is told each stage.
     """
-    from core.nodule.markers import NoduleMarker, markers_entry, write_markers
-
     say = progress or (lambda text: None)
     wrong = [n.nodule_id for n in nodules if n.split != options.split]
     if wrong:
@@ -204,25 +223,32 @@ def write_phantom(
         raise FileExistsError(f"{out_dir}: already holds a phantom study; choose an empty folder")
     say(f"rendering a {options.size}x{options.size}x{options.slices} chest with {len(nodules)} nodule(s)")
     volume, placed = build_phantom(options, nodules)
-    out_dir.mkdir(parents=True, exist_ok=True)
     identity = identity_for(options)
     say(f"writing {options.slices} DICOM slices into {out_dir / 'CT'}")
+    write_study(
+        out_dir, volume, identity, {"options": asdict(options), "nodules": [p.truth() for p in placed]}
+    )
+    return out_dir
+
+
+def write_study(out_dir: Path, volume: CTVolume, identity: SeriesIdentity, truth: dict) -> None:
+    """``out_dir/CT/*.dcm``, then ``markers.json`` (``truth["nodules"]`` as markers) and last
+    ``ground_truth.json`` (``truth`` with the schema, notice and UIDs), each file written atomically."""
+    from core.nodule.markers import NoduleMarker, markers_entry, write_markers
+
+    out_dir.mkdir(parents=True, exist_ok=True)
     write_ct_series(volume, out_dir / "CT", identity)
     truth = {
         "schema": TRUTH_SCHEMA,
         "notice": NOTICE,
-        "options": asdict(options),
         "study_uid": identity.study_uid,
         "series_uid": identity.series_uid,
-        "nodules": [p.truth() for p in placed],
+        **truth,
     }
     write_markers(
         out_dir / "markers.json", [NoduleMarker.from_dict(markers_entry(n)) for n in truth["nodules"]]
     )
-    tmp = out_dir / "ground_truth.json.tmp"
-    tmp.write_text(json.dumps(truth, indent=2, allow_nan=False))
-    os.replace(tmp, out_dir / "ground_truth.json")
-    return out_dir
+    atomic_write_text(out_dir / "ground_truth.json", json.dumps(truth, indent=2, allow_nan=False))
 
 
 def truth_masks(volume: CTVolume, placed: Sequence[PlacedNodule]):
@@ -233,7 +259,7 @@ def truth_masks(volume: CTVolume, placed: Sequence[PlacedNodule]):
 
     masks = {}
     for p in placed:
-        origin, box = truth_mask_box(p.nodule, p.centre_zyx, volume.spacing)
+        origin, box = truth_mask_box(p.nodule, p.centre_zyx, volume.spacing, p.shift_zyx)
         mask = NoduleMask(origin, box, "truth", p.centre_mm, p.nodule.diameter_mm)
         masks[f"n{p.index + 1}"] = mask.clipped(volume.shape).cropped()  # a nodule at the edge
     return masks

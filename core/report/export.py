@@ -3,6 +3,8 @@
 ``write_report`` writes the chosen formats of a ``StudyReport`` into a folder::
 
     report.dcm    DICOM SR, TID 1500 Measurement Report (core.report.sr)
+    report-seg.dcm  with the SR when any nodule has a 3D mask: the masks as a DICOM SEG
+                  (core.report.seg), whose segments the SR's volumetric groups reference
     report.pdf    the printable report (core.report.pdf)
     ranking.csv   the ranked table, one row per nodule (core.report.tables)
     report.json   everything, schema mtmr-reader/report/1 (docs/report-json.md)
@@ -24,7 +26,7 @@ import contextlib
 import importlib.util
 import os
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -37,7 +39,8 @@ if TYPE_CHECKING:
 FORMATS = ("sr", "pdf", "csv", "json")
 WRITE_ORDER = ("csv", "json", "sr", "pdf")  # cheap and sure first: a slow or failing SR/PDF comes last
 FILE_NAMES = {"sr": "report.dcm", "pdf": "report.pdf", "csv": "ranking.csv", "json": "report.json"}
-TITLES = {"sr": "DICOM SR", "pdf": "PDF", "csv": "CSV", "json": "JSON"}
+TITLES = {"sr": "DICOM SR", "pdf": "PDF", "csv": "CSV", "json": "JSON", "seg": "DICOM SEG"}
+SEG_FILE = "report-seg.dcm"  # written with the SR when any nodule has a mask (not a format of its own)
 MODULES = {"sr": "core.report.sr", "pdf": "core.report.pdf"}
 
 
@@ -100,8 +103,11 @@ def targets(folder: str | Path, formats: Iterable[str]) -> dict[str, Path]:
 
 
 def existing(folder: str | Path, formats: Iterable[str]) -> list[Path]:
-    """The files an export of ``formats`` into ``folder`` would replace."""
-    return [path for path in targets(folder, formats).values() if path.exists()]
+    """The files an export of ``formats`` into ``folder`` would replace (the SR's SEG included)."""
+    paths = list(targets(folder, formats).values())
+    if "sr" in formats:
+        paths.append(Path(folder) / SEG_FILE)
+    return [path for path in paths if path.exists()]
 
 
 def unavailable(fmt: str) -> str:
@@ -116,6 +122,22 @@ def unavailable(fmt: str) -> str:
     return "" if found else f"not available in this installation ({module} is missing)"
 
 
+def _measured(report: StudyReport, volume: CTVolume, segment: bool) -> StudyReport:
+    """``with_measurements``, or the report as it was with the reason on each unmeasured nodule: a
+    failing segmenter must not stop the export."""
+    from core.report.content import with_measurements
+
+    try:
+        return with_measurements(report, volume, segment)
+    except Exception as exc:  # any failure: the report is still written, unmeasured
+        reason = f"measurement failed ({exc.__class__.__name__}: {exc})"
+        nodules = tuple(
+            n if n.measurement or (n.mask is None and not segment) else replace(n, measurement_error=reason)
+            for n in report.nodules
+        )
+        return replace(report, nodules=nodules)
+
+
 def write_report(
     report: StudyReport,
     folder: str | Path,
@@ -125,16 +147,23 @@ def write_report(
     source_files: Sequence[str | Path] = (),
     anonymise: bool = False,
     overwrite: bool = False,
+    measure: bool = False,
 ) -> Export:
     """Write ``formats`` of ``report`` into ``folder`` (which must exist), each atomically; a failure
     in one is recorded in its ``Outcome`` and the others are still written. An existing file is left
     alone unless ``overwrite``. ``volume`` feeds the PDF's images, ``source_files`` (the series' DICOM
     files) the SR's evidence. With ``anonymise`` the report and the volume's metadata are de-identified
-    and the SR's references to the CT instances remapped, all with one fresh salt, so their UIDs agree."""
+    and the SR's references to the CT instances remapped, all with one fresh salt, so their UIDs agree.
+    With ``volume``, a nodule with a mask that fits its marker but no measurement is measured first;
+    with ``measure`` too, every nodule not yet measured is (its fitting mask, else a new segmentation;
+    ``content.with_measurements``), so every format carries the same measured sizes and a nodule that
+    cannot be measured says why."""
     from core.report.anonymise import anonymised, new_salt
 
     folder = Path(folder)
     formats = parse_formats(formats)
+    if volume is not None:
+        report = _measured(report, volume, segment=measure)
     original, original_volume = report, volume
     salt = new_salt() if anonymise else None
     if salt is not None:
@@ -166,27 +195,80 @@ def write_report(
 
                 write_json(report, path)
             elif fmt == "sr":
-                from core.report.sr import write_sr
-
                 sources = [Path(f) for f in source_files]
                 sr_report = report if salt is None else _with_source_uids(report, sources, salt)
-                _write_atomically(path, partial(write_sr, sr_report, sources))
+                clean = partial(scrub, report=original, volume=original_volume)
+                _write_sr(sr_report, volume, sources, path, overwrite, outcomes, clean)
             else:
                 from core.report.pdf import write_pdf
 
                 _write_atomically(path, partial(write_pdf, report, volume))
         except Exception as exc:  # one format must never stop the others
-            reason = str(exc) or exc.__class__.__name__
-            if not isinstance(exc, OSError | ValueError):
-                reason = f"{exc.__class__.__name__}: {reason}"
-            outcomes.append(Outcome(fmt, path, scrub(reason, original, original_volume)))
+            outcomes.append(Outcome(fmt, path, scrub(_reason(exc), original, original_volume)))
             continue
         outcomes.append(Outcome(fmt, path))
     return Export(report, tuple(outcomes))
 
 
-def _write_atomically(path: Path, write: Callable[[Path], object]) -> None:
-    """Let ``write`` make a temporary file beside ``path`` (same suffix), then move it into place."""
+def _reason(exc: Exception) -> str:
+    reason = str(exc) or exc.__class__.__name__
+    return reason if isinstance(exc, OSError | ValueError) else f"{exc.__class__.__name__}: {reason}"
+
+
+def _write_sr(report, volume, sources, path: Path, overwrite: bool, outcomes: list, clean) -> None:
+    """The SR, and beside it the SEG of the report's masks when any has voxels (its outcome goes to
+    ``outcomes``; when it is not written the SR keeps the nodules' planar groups). The SEG is staged
+    first and moved into place just before the SR: a failing SR leaves both previous files."""
+    import pydicom
+
+    from core.report.sr import write_sr
+
+    if not any(nodule.mask is not None and nodule.mask.voxels for nodule in report.nodules):
+        _write_atomically(path, partial(write_sr, report, sources))
+        return
+    seg_path = path.with_name(SEG_FILE)
+    with contextlib.ExitStack() as stack:
+        error, staged = _stage_seg(stack, report, volume, sources, seg_path, overwrite)
+        try:
+            header = pydicom.dcmread(staged, stop_before_pixels=True) if staged else None
+            place = partial(os.replace, staged, seg_path) if staged else None
+            _write_atomically(path, partial(write_sr, report, sources, seg=header), place)
+        except Exception:
+            error = error or "not written: the DICOM SR it belongs to failed"
+            raise
+        finally:
+            outcomes.append(Outcome("seg", seg_path, clean(error)))
+
+
+def _stage_seg(stack, report, volume, sources, path: Path, overwrite: bool) -> tuple[str, Path | None]:
+    """(why the SEG is not written, or ""; its staged temporary file, removed when ``stack`` closes)."""
+    if path.exists() and not overwrite:
+        return "the file exists and was not overwritten", None
+    if volume is None:
+        return "needs the study's images", None
+    from core.report.seg import write_seg
+
+    try:
+        return "", stack.enter_context(_staged(path, partial(write_seg, report, volume, sources)))
+    except Exception as exc:  # the SR is still written, without references to a SEG
+        return _reason(exc), None
+
+
+def _write_atomically(
+    path: Path, write: Callable[[Path], object], before_replace: Callable[[], object] | None = None
+) -> None:
+    """Let ``write`` make a temporary file beside ``path`` (same suffix), then move it into place
+    (``before_replace`` runs just before)."""
+    with _staged(path, write) as tmp:
+        if before_replace is not None:
+            before_replace()
+        os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def _staged(path: Path, write: Callable[[Path], object]) -> Iterator[Path]:
+    """A temporary file beside ``path`` (same suffix) made by ``write`` and synced; removed on leaving
+    unless it was moved into place."""
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.{secrets.token_hex(4)}{path.suffix}")
     try:
         write(tmp)
@@ -197,7 +279,7 @@ def _write_atomically(path: Path, write: Callable[[Path], object]) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, path)
+        yield tmp
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)

@@ -54,6 +54,11 @@ in the Coding Scheme Identification Sequence with responsible organisation "MTMR
     |     +- CONTAINS  CODE (130400, DCM, "Geometric purpose of region") = (111010, DCM, "Center")
     |     +- CONTAINS  SCOORD3D (111030, DCM, "Image Region") POINT = the marker centre, patient LPS mm,
     |                    in the CT's frame of reference (the report's frame_of_reference_uid)
+    |  +- (a nodule with a segment in the SEG the SR is built with, ``seg``: the group follows template
+    |     1411 "Volumetric ROI Measurements" instead, with the same items and tracking identifier/UID
+    |     (the segment's), its region IMAGE (121191, DCM, "Referenced Segment") = the SEG instance and
+    |     segment number in place of the centre point, and the mask's volume, long and short axis,
+    |     mean diameter and solid component as NUMs: see core.report.sr_volumetric)
     +- CONTAINS         CONTAINER (C0034375, UMLS, "Qualitative Evaluations")
        +- CONTAINS  CODE (STUDYLUNGRADS, 99MTMR, "Lung-RADS v2022 category of the study") (when any)
        +- CONTAINS  TEXT (DISCLAIMER, 99MTMR, "Disclaimer") = report.disclaimer
@@ -127,7 +132,15 @@ from core.report.sr_codes import (
     UNCERTAINTY_POPULATION,
     coding_scheme,
 )
-from core.report.sr_evidence import UidMap, derived_uid, evidence_headers, image_library
+from core.report.sr_evidence import (
+    UidMap,
+    derived_uid,
+    evidence_headers,
+    image_library,
+    quiet_person_names,
+    read_headers,
+)
+from core.report.sr_volumetric import mask_measurements, seg_evidence, segment_references
 from core.util.atomic import atomic_write_bytes
 
 DEFAULT_SERIES_NUMBER = 900
@@ -140,19 +153,30 @@ def build_sr(
     series_number: int = DEFAULT_SERIES_NUMBER,
     instance_number: int = 1,
     manufacturer: str = "MTMR Reader",
+    *,
+    seg: Dataset | None = None,
+    uids: UidMap | None = None,
 ) -> Dataset:
     """The report as a Comprehensive 3D SR (TID 1500) referencing ``source_datasets``, the instances of
     the report's CT series (headers suffice; other series are skipped). Raises ``ValueError`` when none
     of them belongs to the report's series, or when nodules have no frame of reference to place them in.
+
+    ``seg``: the DICOM SEG of the report's masks (``core.report.seg.build_seg``, built with the same
+    ``uids``); each nodule with a segment in it gets a volumetric group (TID 1411) referencing that
+    segment, with the mask's measurements, and the SEG joins the evidence.
     """
-    uids = UidMap(report)
+    uids = uids if uids is not None else UidMap(report)
     evidence = evidence_headers(report, source_datasets, uids)
+    segments = segment_references(seg) if seg is not None else {}
     frame_of_reference = report.study.get("frame_of_reference_uid") or next(
         (ds.FrameOfReferenceUID for ds in evidence if "FrameOfReferenceUID" in ds), ""
     )
     if report.nodules and not frame_of_reference:
         raise ValueError("the CT series has no frame of reference: nodule positions cannot be placed")
-    groups = [_nodule_group(nodule, report, str(frame_of_reference)) for nodule in report.nodules]
+    groups = [
+        _nodule_group(nodule, report, str(frame_of_reference), segments.get(nodule.tracking_uid))
+        for nodule in report.nodules
+    ]
 
     content = hd.sr.MeasurementReport(
         observation_context=_observation_context(report, manufacturer),
@@ -166,6 +190,8 @@ def build_sr(
     # for every image: for a 300-slice CT that tripled the SR's size and its build time
     root.ContentSequence.insert(_after_procedure(root.ContentSequence), image_library(evidence))
     root.ContentSequence.append(_qualitative_evaluations(report))
+    if segments:
+        evidence.append(seg_evidence(seg))
 
     created = _local_time(report.created)
     ct_series = report.study.get("series_uid", "")
@@ -178,24 +204,25 @@ def build_sr(
             "series_date": created.date(),
             "series_time": created.time(),
         }
-    sr = hd.sr.Comprehensive3DSR(
-        evidence=evidence,
-        content=content,
-        series_instance_uid=series_uid,
-        series_number=series_number,
-        sop_instance_uid=hd.UID(),
-        instance_number=instance_number,
-        manufacturer=manufacturer,
-        is_complete=True,
-        is_final=False,
-        is_verified=False,
-        coding_schemes=[coding_scheme()],
-        series_description=SERIES_DESCRIPTION,
-        manufacturer_model_name=manufacturer,
-        software_versions=_software_version(),
-        specific_character_set="ISO_IR 192",
-        **kwargs,
-    )
+    with quiet_person_names():  # highdicom would quote a one-part patient name in a warning
+        sr = hd.sr.Comprehensive3DSR(
+            evidence=evidence,
+            content=content,
+            series_instance_uid=series_uid,
+            series_number=series_number,
+            sop_instance_uid=hd.UID(),
+            instance_number=instance_number,
+            manufacturer=manufacturer,
+            is_complete=True,
+            is_final=False,
+            is_verified=False,
+            coding_schemes=[coding_scheme()],
+            series_description=SERIES_DESCRIPTION,
+            manufacturer_model_name=manufacturer,
+            software_versions=_software_version(),
+            specific_character_set="ISO_IR 192",
+            **kwargs,
+        )
     if report.anonymised:
         sr.PatientIdentityRemoved = "YES"
         sr.DeidentificationMethod = "MTMR Reader export: names, IDs and dates removed, UIDs replaced"
@@ -210,7 +237,7 @@ def write_sr(
 ) -> Path:
     """Build the SR from the CT files' headers and write it atomically to ``path`` (Part 10 file).
     ``options`` go to ``build_sr`` (series_number, instance_number, manufacturer)."""
-    datasets = [pydicom.dcmread(str(f), stop_before_pixels=True) for f in source_files]
+    datasets = read_headers(source_files)
     sr = build_sr(report, datasets, **options)
     buffer = io.BytesIO()
     pydicom.dcmwrite(buffer, sr, enforce_file_format=True)
@@ -257,8 +284,11 @@ def _algorithm(report: StudyReport) -> hd.sr.AlgorithmIdentification:
 
 
 def _nodule_group(
-    nodule: NoduleReport, report: StudyReport, frame_of_reference: str
-) -> hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations:
+    nodule: NoduleReport,
+    report: StudyReport,
+    frame_of_reference: str,
+    segment: hd.sr.ReferencedSegment | None = None,
+) -> hd.sr.MeasurementsAndQualitativeEvaluations:
     marker = nodule.marker
     measurements = [
         hd.sr.Measurement(
@@ -328,21 +358,30 @@ def _nodule_group(
             ]
         )
         evaluations.append(evaluation)
-    return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
+    common = dict(
         tracking_identifier=hd.sr.TrackingIdentifier(
             uid=nodule.tracking_uid, identifier=marker.name or f"marker {marker.id}"
         ),
+        finding_category=codes.SCT.MorphologicallyAbnormalStructure,
+        finding_type=codes.SCT.Nodule,
+        finding_sites=[hd.sr.FindingSite(anatomic_location=codes.SCT.Lung)],
+        qualitative_evaluations=evaluations or None,
+    )
+    if segment is not None:  # TID 1411: the region is the SEG's segment
+        method = nodule.mask.method if nodule.mask is not None else ""
+        measurements += mask_measurements(nodule, method)
+        return hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
+            referenced_segment=segment, measurements=measurements, **common
+        )
+    return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
         referenced_region=hd.sr.ImageRegion3D(
             graphic_type=hd.sr.GraphicTypeValues3D.POINT,
             graphic_data=np.array([[round(float(v), 3) for v in marker.centre_mm]]),
             frame_of_reference_uid=frame_of_reference,
         ),
         geometric_purpose=codes.DCM.Center,
-        finding_category=codes.SCT.MorphologicallyAbnormalStructure,
-        finding_type=codes.SCT.Nodule,
-        finding_sites=[hd.sr.FindingSite(anatomic_location=codes.SCT.Lung)],
         measurements=measurements,
-        qualitative_evaluations=evaluations or None,
+        **common,
     )
 
 

@@ -53,6 +53,8 @@ LUNG_RADS_RULE = _code("LUNGRADS-RULE", "Lung-RADS rule")
 LUNG_RADS_FOLLOW_UP = _code("LUNGRADS-FU", "Lung-RADS follow-up")
 LUNG_RADS_BASIS = _code("LUNGRADS-BASIS", "Lung-RADS basis")
 NODULE_TEXTURE = _code("NODULE-TEXTURE", "Nodule texture class")
+METHOD_MASK = _code("MASK", "Measured on the nodule's 3D mask")
+SOLID_DIAMETER = _code("SOLIDDIAMETER", "Mean diameter of the solid component")
 DISCLAIMER = _code("DISCLAIMER", "Disclaimer")
 IMAGE_WARNING = _code("IMAGEWARNING", "Warning about the images read")
 
@@ -61,6 +63,11 @@ QUALITATIVE_EVALUATIONS = hd.sr.CodedConcept(
     value="C0034375", scheme_designator="UMLS", meaning="Qualitative Evaluations"
 )
 PROBABILITY_UNIT = codes.UCUM.NoUnits  # "1"
+CUBIC_MILLIMETER = hd.sr.CodedConcept(value="mm3", scheme_designator="UCUM", meaning="cubic millimeter")
+# the volumetric (mask) measurements: (concept, derivation); the units are mm3 and mm
+VOLUME = codes.SCT.Volume  # 118565006
+LONG_AXIS = codes.SCT.LongAxis  # 103339001
+SHORT_AXIS = codes.SCT.ShortAxis  # 103340004
 SCORE_UNIT = hd.sr.CodedConcept(value="{score}", scheme_designator="UCUM", meaning="score")
 UNCERTAINTY_POPULATION = (
     "malignancy probabilities of the nodule's slices and their mirror images; the reported "

@@ -6,12 +6,16 @@ that lists them, grouped by their shared descriptors.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import secrets
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 
 import highdicom as hd
+import pydicom
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 
@@ -182,6 +186,30 @@ def _instance_order(ds: Dataset) -> tuple[int, str]:
     except (TypeError, ValueError):
         number = 0
     return number, str(ds.get("SOPInstanceUID", ""))
+
+
+def read_headers(files: Iterable[str | Path]) -> list[Dataset]:
+    """The headers of the CT files; ValueError naming the first that is not a readable DICOM file."""
+    headers = []
+    for path in map(Path, files):
+        try:
+            headers.append(pydicom.dcmread(path, stop_before_pixels=True))
+        except Exception as exc:  # pydicom raises anything from OSError to struct.error on a bad file
+            text = str(exc).splitlines()[0][:200] if str(exc) else ""
+            reason = getattr(exc, "strerror", None) or text or type(exc).__name__
+            raise ValueError(f"{path.name}: not a readable DICOM file ({reason})") from exc
+    return headers
+
+
+@contextlib.contextmanager
+def quiet_person_names() -> Iterator[None]:
+    """Drop highdicom's warning about a one-part person name: it quotes the name, so a patient named
+    ``DOE`` in the CT's header ended up in the terminal and the logs. The name is copied as is."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=r"The string .* is unlikely to represent the intended person name"
+        )
+        yield
 
 
 def derived_uid(*parts: str) -> str:

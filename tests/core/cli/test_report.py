@@ -125,6 +125,26 @@ def test_anonymised_files_hold_no_phi(study, model, tmp_path, capsys):
     assert {n["tracking_uid"][:5] for n in data["nodules"]} == {"2.25."}
 
 
+def test_the_sessions_reader_edited_mask_is_measured_and_the_other_marker_segmented(
+    study, model, tmp_path, capsys
+):
+    import numpy as np
+
+    from core.measure.mask import NoduleMask
+    from core.reading.session import Session, SessionStore
+
+    ds = study[2]
+    edited = NoduleMask((2, 17, 12), np.ones((1, 1, 2), bool), "edited", (0.0, 0.0, 6.0), 6.0, edited=True)
+    SessionStore().save(Session(ds.StudyInstanceUID, ds.SeriesInstanceUID, masks={"a1": edited}))
+    out = tmp_path / "out"
+    assert main(report(study, model, out, "--format", "json")) == 0, capsys.readouterr().err
+    nodules = {n["marker"]["id"]: n for n in json.loads((out / "report.json").read_text())["nodules"]}
+    assert nodules["a1"]["measurement"]["edited"] is True
+    assert nodules["a1"]["measurement"]["volume_mm3"] == pytest.approx(2 * 0.7 * 0.8 * 2.5)
+    assert nodules["b2"]["measurement"] is not None or nodules["b2"]["measurement_error"]
+    assert nodules["b2"]["measurement"] is None or nodules["b2"]["measurement"]["edited"] is False
+
+
 def test_never_overwrites_without_asking(study, model, tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
@@ -199,12 +219,14 @@ def test_all_four_formats_anonymised(study, model, tmp_path, capsys):
     code = main(report(study, model, out, "--anonymise"))
     printed = capsys.readouterr()
     assert code == 0, printed.err
-    assert sorted(p.name for p in out.iterdir()) == sorted(FILES.values())
+    assert sorted(p.name for p in out.iterdir()) == sorted([*FILES.values(), "report-seg.dcm"])
     assert (out / "report.pdf").read_bytes().startswith(b"%PDF")
     data = json.loads((out / "report.json").read_text())
     sr = pydicom.dcmread(out / "report.dcm")
     assert sr.StudyInstanceUID == data["study"]["study_uid"]
     raw = (out / "report.dcm").read_bytes().decode("latin-1")
+    assert no_phi(raw) and study[2].StudyInstanceUID not in raw and study[2].SOPInstanceUID not in raw
+    raw = (out / "report-seg.dcm").read_bytes().decode("latin-1")  # the nodules segmented by the report
     assert no_phi(raw) and study[2].StudyInstanceUID not in raw and study[2].SOPInstanceUID not in raw
     assert no_phi(printed.out + printed.err)
     if shutil.which("pdftotext"):
@@ -213,3 +235,60 @@ def test_all_four_formats_anonymised(study, model, tmp_path, capsys):
         ).stdout
         assert "Probability" in text or "malignancy" in text.lower()
         assert no_phi(text) and study[2].StudyInstanceUID not in text
+
+
+def test_saved_masks_that_fit_their_markers_are_written_as_a_seg(study, model, tmp_path, capsys):
+    """The series' saved session holds a mask for N1 (made at its marker) and a stale one for N2 (made
+    before the reader resized it): the SEG holds N1's saved mask, never N2's stale one, and the SR
+    references it with N1's measured volume."""
+    import highdicom as hd
+    import numpy as np
+
+    from core.dicom.series import load_series
+    from core.measure.mask import NoduleMask
+    from core.reading.session import Session, SessionStore
+    from core.reading.session_key import session_key
+    from core.report.sr_codes import VOLUME
+
+    folder, _, _ = study
+    volume = load_series(sorted(folder.iterdir()))
+    fitting = NoduleMask((1, 10, 10), np.ones((2, 3, 3), bool), "classical/test", (0.0, 0.0, 6.0), 6.0)
+    stale = NoduleMask((2, 20, 20), np.ones((2, 2, 2), bool), "classical/test", (3.0, 2.0, 5.0), 7.0)
+    SessionStore().save(Session(*session_key(volume), masks={"a1": fitting, "b2": stale}))
+    out = tmp_path / "out"
+    main(report(study, model, out, "--format", "sr"))
+    captured = capsys.readouterr()
+    assert no_phi(captured.out + captured.err)
+    seg = hd.seg.segread(out / "report-seg.dcm")
+    labels = {int(s.SegmentNumber): s.SegmentLabel for s in seg.SegmentSequence}
+    uids = [
+        pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID
+        for f in sorted(folder.iterdir(), key=lambda f: float(pydicom.dcmread(f).ImagePositionPatient[2]))
+    ]
+    pixels = seg.get_pixels_by_source_instance(uids, segment_numbers=sorted(labels)).astype(bool)
+    by_label = {label: pixels[..., number - 1] for number, label in labels.items()}
+    assert np.array_equal(by_label["N1"], fitting.in_volume(volume.array.shape))
+    assert "N2" not in by_label or not np.array_equal(by_label["N2"], stale.in_volume(volume.array.shape))
+    content = hd.sr.srread(out / "report.dcm").content
+    groups = {g.tracking_identifier: g for g in content.get_volumetric_roi_measurement_groups()}
+    (n1_volume,) = groups["N1"].get_measurements(name=VOLUME)
+    assert n1_volume.value == pytest.approx(18 * float(np.prod(volume.spacing)), rel=1e-3)
+
+
+def test_a_marker_that_cannot_be_measured_is_noted_and_the_report_written(study, model, tmp_path, capsys):
+    """A marker on air cannot be segmented: the report says so on stderr, keeps that nodule's marker
+    diameter (a planar SR group, no segment) and writes everything else."""
+    import highdicom as hd
+
+    _, markers_path, _ = study
+    markers = json.loads(markers_path.read_text())
+    markers["markers"].append({"id": "c3", "name": "N3", "center_mm": [-9.0, -11.0, 6.0], "diameter_mm": 5.0})
+    markers_path.write_text(json.dumps(markers))
+    out = tmp_path / "out"
+    assert main(report(study, model, out, "--format", "sr")) == 0
+    err = capsys.readouterr().err
+    assert re.search(r"note: N3 not measured: .+", err) and no_phi(err)
+    seg = hd.seg.segread(out / "report-seg.dcm")
+    assert "N3" not in {s.SegmentLabel for s in seg.SegmentSequence}
+    content = hd.sr.srread(out / "report.dcm").content
+    assert [g.tracking_identifier for g in content.get_planar_roi_measurement_groups()] == ["N3"]

@@ -20,7 +20,6 @@ import pytest
 from highdicom.sr.utils import find_content_items
 from pydicom.sr.codedict import codes
 
-from core.dicom.series import load_series
 from core.nodule.labels import NoduleLabel
 from core.nodule.markers import NoduleMarker
 from core.nodule.prediction import NoduleResult
@@ -66,19 +65,6 @@ def assert_valid(path: Path) -> None:
     parsed = subprocess.run([_tool("dsr2xml"), str(path)], capture_output=True, text=True, timeout=120)
     assert parsed.returncode == 0, parsed.stderr
     assert "<report" in parsed.stdout
-
-
-@pytest.fixture(scope="module")
-def series(tmp_path_factory):
-    """Six slices sharing one frame of reference, as a scanner writes them (the factory gives each
-    slice its own)."""
-    files = write_series(tmp_path_factory.mktemp("ct"), n=6)
-    frame = pydicom.dcmread(files[0]).FrameOfReferenceUID
-    for f in files:
-        ds = pydicom.dcmread(f)
-        ds.FrameOfReferenceUID = frame
-        ds.save_as(f, enforce_file_format=True)
-    return files, load_series(files)
 
 
 def markers(n: int) -> list[NoduleMarker]:
@@ -316,3 +302,26 @@ def test_a_long_reader_name_fits_the_person_name_limit():
     assert len(_person_name("x" * 200)) == 64 and _person_name("x" * 200).endswith("x^")
     assert len(_person_name("^".join(["y" * 30] * 5))) == 64
     assert _person_name("Müller^Jane") == "Müller^Jane" and _person_name("Jane Müller") == "Jane Müller^"
+
+
+def test_a_one_part_patient_name_is_not_quoted_in_a_warning(doe_series, tmp_path):
+    """Review (issue 17): highdicom warns about a person name without a caret and quotes it, so a
+    patient named DOE in the CT header was printed to the terminal and the logs when the SR was
+    written. The name is still copied into the SR."""
+    files, volume = doe_series
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        path = srmod.write_sr(make_report(volume, 1), files, tmp_path / "report.dcm")
+    assert [str(w.message) for w in caught if "DOE" in str(w.message)] == []
+    assert pydicom.dcmread(path).PatientName == "DOE"
+
+
+def test_a_source_that_is_not_dicom_is_named(series, tmp_path):
+    """A file among the sources that is not DICOM: a message naming it, not pydicom's bare
+    InvalidDicomError; nothing written."""
+    files, volume = series
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not an image")
+    with pytest.raises(ValueError, match=r"^notes\.txt: not a readable DICOM file \(.+\)$"):
+        srmod.write_sr(make_report(volume, 1), [*files, bad], tmp_path / "report.dcm")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
