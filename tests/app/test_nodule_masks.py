@@ -16,10 +16,43 @@ from app.mask_layer import AUTOMATIC, EDITED
 from app.nodule_table import AXES, VOLUME
 from core.measure.measurement import NoduleMeasurement
 from core.reading.session import SessionStore
-from tests.dicom_factory import write_series
 
-CENTRE = np.array([15.5, 15.5, 10.0])  # voxel (x, y, z): inside the bright block of every slice
-AIR = np.array([2.0, 2.0, 10.0])
+# A small lung (48 x 48 x 24 voxels of 0.8 x 0.7 x 1.25 mm) holding three part-solid nodules: a solid
+# core of 3 mm radius in a 5 mm ground-glass halo, voxels by their share of each (partial volume).
+CENTRE, OTHER, THIRD = (np.array(v, float) for v in ((14, 14, 12), (34, 34, 12), (34, 14, 12)))
+AIR = np.array([4.0, 40.0, 12.0])  # lung, no nodule
+LUNG, GLASS, SOLID = -850.0, -550.0, 40.0
+SHAPE = (24, 48, 48)  # z, y, x
+SPACING_XYZ = (0.8, 0.7, 1.25)
+
+
+def _lung(sub: int = 3) -> np.ndarray:
+    frac = (np.arange(sub) + 0.5) / sub - 0.5
+    axes = [
+        ((np.arange(n)[:, None] + frac) * s).ravel() for n, s in zip(SHAPE, SPACING_XYZ[::-1], strict=True)
+    ]
+    z, y, x = np.meshgrid(*axes, indexing="ij")
+    hu = np.full(z.shape, LUNG)
+    for cx, cy, cz in (CENTRE, OTHER, THIRD):
+        d2 = (x - (cx + 0.5) * SPACING_XYZ[0]) ** 2 + (y - (cy + 0.5) * SPACING_XYZ[1]) ** 2
+        d2 += (z - (cz + 0.5) * SPACING_XYZ[2]) ** 2
+        hu = np.where(d2 <= 5.0**2, GLASS, hu)
+        hu = np.where(d2 <= 3.0**2, SOLID, hu)
+    (nz, ny, nx) = SHAPE
+    return hu.reshape(nz, sub, ny, sub, nx, sub).mean(axis=(1, 3, 5))
+
+
+def write_lung(folder) -> None:
+    from pydicom.uid import generate_uid
+
+    from tests.dicom_factory import ct_dataset
+
+    folder.mkdir(parents=True)
+    hu = np.rint(_lung()).astype(np.int16)
+    series_uid, study_uid = generate_uid(), generate_uid()
+    for k in range(SHAPE[0]):
+        ds = ct_dataset(k, series_uid, study_uid, z=SPACING_XYZ[2] * k, hu=hu[k], spacing=SPACING_XYZ[1::-1])
+        ds.save_as(folder / f"{k:03d}.dcm", enforce_file_format=True)
 
 
 def fake_measure(volume, mask) -> NoduleMeasurement:
@@ -54,7 +87,7 @@ def fake_measure(volume, mask) -> NoduleMeasurement:
 @pytest.fixture
 def series(tmp_path):
     folder = tmp_path / "study"
-    write_series(folder, 20)
+    write_lung(folder)
     return folder
 
 
@@ -203,20 +236,19 @@ def test_grow_brush_erase_undo_and_reopen(qtbot, series):
     assert seg.mask(marker.id).voxels < auto.voxels
     window.undo_action.trigger()
 
-    # The threshold control: each slice of the block is 10 x its index HU; above 105 HU only the
-    # slices from 11 on are kept; at -500 HU the mask takes in the block next to it.
+    # The threshold control: at -300 HU the solid core is kept without its ground-glass halo; at
+    # -800 HU the halo and the voxels it shares with the lung are taken in.
     hu = window.volume.array
-    window.threshold.setValue(105)
+    window.threshold.setValue(-300)
     qtbot.keyClick(window, Qt.Key.Key_T)
     dense = seg.mask(marker.id)
     inside = dense.in_volume(hu.shape)
-    assert dense.edited and inside.any() and (hu[inside] >= 105).all()
-    assert np.argwhere(inside)[:, 0].min() == 11
+    assert dense.edited and inside.any() and (hu[inside] >= -300).all() and dense.voxels < auto.voxels
     window.undo_action.trigger()
-    window.threshold.setValue(-500)
+    window.threshold.setValue(-800)
     qtbot.keyClick(window, Qt.Key.Key_T)
-    assert seg.mask(marker.id).voxels > auto.voxels
-    assert (hu[seg.mask(marker.id).in_volume(hu.shape)] >= -500).all()
+    faint = seg.mask(marker.id)
+    assert faint.voxels > dense.voxels and (hu[faint.in_volume(hu.shape)] >= -800).all()
     window.undo_action.trigger()
     assert seg.mask(marker.id) is auto
     window.threshold.setValue(1000)  # nothing that dense: said, and the mask is left alone
@@ -282,7 +314,7 @@ def test_a_moved_marker_is_segmented_again_an_edited_mask_stays(qtbot, series):
     assert seg.mask(marker.id) is edited
 
     # Reopened, a study segmented before segments a moved marker again without another Analyse.
-    other = _mark(window, CENTRE + np.array([0, 0, 5]))
+    other = _mark(window, OTHER)
     qtbot.waitUntil(lambda: not seg.busy and seg.mask(other.id) is not None, timeout=10_000)
     window.close()
     again = _open(qtbot, series)
@@ -348,7 +380,7 @@ def test_the_measuring_keys_are_in_f1_and_settings_and_esc_still_closes_f1(qtbot
 
 def test_a_mask_that_cannot_be_measured_says_why_and_the_others_are_measured(qtbot, series):
     window = _open(qtbot, series)
-    first, second = _mark(window, CENTRE), _mark(window, CENTRE + np.array([0, 0, 5]))
+    first, second = _mark(window, CENTRE), _mark(window, OTHER)
 
     def refuse(volume, mask):
         if mask.centre_mm == first.centre_mm:
@@ -358,7 +390,7 @@ def test_a_mask_that_cannot_be_measured_says_why_and_the_others_are_measured(qtb
         return fake_measure(volume, mask)
 
     window.review.segmentation.measure = refuse
-    third = _mark(window, CENTRE + np.array([0, 0, -5]))
+    third = _mark(window, THIRD)
     _analysed(qtbot, window)
     seg, table = window.review.segmentation, window.review.table
     assert seg.mask(first.id) is not None and seg.measurement(first.id) is None
