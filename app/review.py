@@ -48,6 +48,8 @@ class Review(QObject):
         self.lungs: LungMap | None = None
         self.auto = False
         self.provisional = ""  # a nodule the app selected on opening, until the reader picks one
+        self.calipers_due = ""  # the nodule the app showed (opening, analysis), centred on its
+        # calipers' slice once measured, unless the reader chose another meanwhile
         self._workers: list[FunctionWorker] = []
         self._explained: dict[tuple, object] = {}
         self.analysis.finished.connect(self._analysed)
@@ -104,6 +106,7 @@ class Review(QObject):
         if current and self.markers.selected in ("", self.provisional):
             top = self.top_nodule()
             self.provisional = top.id
+            self.calipers_due = "" if self.segmentation.measurement(top.id) else top.id
             self.markers.select(top.id)
             self.centre.emit(self.focus_mm(top))
 
@@ -121,9 +124,14 @@ class Review(QObject):
     def _segmented(self) -> None:
         self.refresh()
         self.changed.emit()
-        chosen = self.markers.get(self.markers.selected)
-        if chosen is not None and chosen.id == self.provisional and self.segmentation.measurement(chosen.id):
-            self.centre.emit(self.focus_mm(chosen))  # the app's pick: show its calipers
+        due = self.markers.get(self.calipers_due)
+        if (
+            due is not None
+            and self.markers.selected in ("", due.id)
+            and self.segmentation.measurement(due.id)
+        ):
+            self.calipers_due = ""  # once: a later edit or measurement leaves the view where it is
+            self.centre.emit(self.focus_mm(due))
 
     def focus_mm(self, marker):
         """Where to centre the views on a nodule: its marker's centre, moved across the view its axes
@@ -182,6 +190,8 @@ class Review(QObject):
     def _selection_changed(self, marker_id: str) -> None:
         if marker_id != self.provisional:
             self.provisional = ""  # the reader chose: an analysis ending later leaves the choice alone
+        if marker_id not in ("", self.calipers_due):
+            self.calipers_due = ""
         self.table.select(marker_id)
         self._show_detail(marker_id)
 

@@ -216,15 +216,19 @@ def test_the_ruler_measures_a_distance_and_esc_clears_it(qtbot, series):
 def test_grow_brush_erase_undo_and_reopen(qtbot, series):
     window = _open(qtbot, series)
     marker = _mark(window, CENTRE)
+    window.markers.select("")  # the analysis picks the top nodule and shows its calipers' slice
     _analysed(qtbot, window)
     seg, ws = window.review.segmentation, window.workspace
-    window.markers.select(marker.id)
+    assert window.markers.selected == marker.id
     auto = seg.mask(marker.id)
 
+    ws.scroll(3, "axial")  # the reader looks elsewhere: measuring an edit leaves the view there
+    where = ws.cursor.copy()
     qtbot.keyClick(window, Qt.Key.Key_BracketRight)
     grown = seg.mask(marker.id)
     assert grown.voxels > auto.voxels and grown.edited and grown.method == "edited"
     qtbot.waitUntil(lambda: seg.measurement(marker.id) is not None)
+    np.testing.assert_array_equal(ws.cursor, where)
     assert "✎" in window.review.table.item(0, VOLUME).text()
     ws.move_cursor(CENTRE)
     colours = {tuple(c[:3]) for c in ws.mask_layers["axial"].images[0].image.reshape(-1, 4) if c[3]}
