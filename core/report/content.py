@@ -10,7 +10,6 @@ the same new UIDs within one export and references between objects stay intact.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -20,6 +19,7 @@ from core.nodule.labels import NoduleLabel
 from core.nodule.lungrads import LungRads, nodule_category, study_category
 from core.nodule.markers import NoduleMarker
 from core.nodule.prediction import NoduleResult
+from core.nodule.tracking import tracking_uid
 from core.volume import CTVolume
 
 DISCLAIMER = (
@@ -87,13 +87,6 @@ class StudyReport:
     # what the loader had to assume or correct (a made-up voxel size, a gap, a tilt): every format shows it
     warnings: tuple[str, ...] = ()
     uid_map: dict = field(default_factory=dict, compare=False)  # old -> new UIDs when anonymised
-
-
-def tracking_uid(series_uid: str, marker_id: str) -> str:
-    """A DICOM UID (2.25 form) fixed by the series and the marker: the same nodule keeps it across
-    reports, so a PACS can follow it."""
-    digest = hashlib.sha256(f"mtmr-reader/nodule\n{series_uid}\n{marker_id}".encode()).digest()
-    return "2.25." + str(int.from_bytes(digest[:16], "big"))
 
 
 def build_report(
