@@ -92,6 +92,23 @@ class PairedNodule:
         entry["lung_rads"] = _lung_rads_dict(self.lung_rads)
         return entry
 
+    @classmethod
+    def from_dict(cls, data: Mapping) -> PairedNodule:
+        """The inverse of ``to_dict``; KeyError, TypeError or ValueError on a damaged entry."""
+        change = None
+        if "trend" in data:
+            change = Growth(**{name: data[name] for name in Growth.__dataclass_fields__})
+        return cls(
+            str(data["prior_id"]),
+            str(data["current_id"]),
+            str(data["tracking_uid"]),
+            float(data["distance_mm"]),
+            bool(data["manual"]),
+            change,
+            _lung_rads(data["lung_rads"]),
+            str(data.get("error", "")),
+        )
+
 
 @dataclass(frozen=True)
 class NewNodule:
@@ -171,7 +188,7 @@ class FollowUp:
                 prior=_study(data["prior"]),
                 current=_study(data["current"]),
                 registration=Registration.from_dict(data["registration"]),
-                pairs=tuple(_paired(p) for p in data["pairs"]),
+                pairs=tuple(PairedNodule.from_dict(p) for p in data["pairs"]),
                 new=tuple(_new(n) for n in data["new_nodules"]),
                 resolved=tuple(str(i) for i in data["resolved"]),
                 unmeasured=unmeasured,
@@ -352,22 +369,6 @@ def _lung_rads(data) -> LungRads | None:
 
 def _study(data: Mapping) -> StudyInfo:
     return StudyInfo(str(data["study_uid"]), str(data["series_uid"]), _dt.date.fromisoformat(data["date"]))
-
-
-def _paired(data: Mapping) -> PairedNodule:
-    change = None
-    if "trend" in data:
-        change = Growth(**{name: data[name] for name in Growth.__dataclass_fields__})
-    return PairedNodule(
-        str(data["prior_id"]),
-        str(data["current_id"]),
-        str(data["tracking_uid"]),
-        float(data["distance_mm"]),
-        bool(data["manual"]),
-        change,
-        _lung_rads(data["lung_rads"]),
-        str(data.get("error", "")),
-    )
 
 
 def _new(data: Mapping) -> NewNodule:

@@ -13,6 +13,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from core.followup.compare import FollowUp, PairedNodule
 from core.measure.mask import NoduleMask
 from core.measure.measurement import NoduleMeasurement
 from core.nodule.labels import NoduleLabel
@@ -65,6 +66,8 @@ class NoduleReport:
     tracking_uid: str  # stable per marker and series: the SR's Tracking Unique Identifier
     measurement: NoduleMeasurement | None = None  # from the nodule's 3D mask (None: not segmented)
     mask: NoduleMask | None = None  # the mask itself (the SEG's segment; None: not segmented)
+    prior: PairedNodule | None = None  # with a follow-up reading: this nodule's pair with a prior one
+    follow_up_status: str = ""  # with a follow-up reading: "new" or the pair's trend; "" without one
 
     @property
     def attributes(self) -> dict[str, float]:
@@ -100,10 +103,15 @@ def build_report(
     now: dt.datetime | None = None,
     masks: Mapping[str, NoduleMask] | None = None,
     measurements: Mapping[str, NoduleMeasurement] | None = None,
+    follow_up: FollowUp | None = None,
 ) -> StudyReport:
     """The report of one study; ``results``, ``labels``, ``masks`` and ``measurements`` are keyed by
-    marker id."""
+    marker id. With ``follow_up`` (``core.followup.compare``, this study the current one) a paired
+    nodule carries its pair (``prior``), the prior's tracking UID and its Lung-RADS with priors; an
+    unpaired one in the follow-up is "new", with its Lung-RADS as a new nodule."""
     meta = volume.metadata
+    pairs = {p.current_id: p for p in follow_up.pairs} if follow_up else {}
+    new = {n.current_id: n for n in follow_up.new} if follow_up else {}
     nodules = []
     for marker in markers:
         result, label = results.get(marker.id), labels.get(marker.id)
@@ -114,6 +122,12 @@ def build_report(
             label.attributes if label else None,
             measured=measurement,
         )
+        pair, status = pairs.get(marker.id), "new" if marker.id in new else ""
+        if pair is not None:
+            status = pair.growth.trend if pair.growth else "paired"
+            rads = pair.lung_rads or rads
+        elif status:
+            rads = new[marker.id].lung_rads or rads
         z = volume.mm_to_voxel(marker.centre_mm)[2]
         nodules.append(
             NoduleReport(
@@ -124,9 +138,11 @@ def build_report(
                 result=result,
                 reader=label,
                 lung_rads=rads,
-                tracking_uid=tracking_uid(meta.series_uid, marker.id),
+                tracking_uid=pair.tracking_uid if pair else tracking_uid(meta.series_uid, marker.id),
                 measurement=measurement,
                 mask=(masks or {}).get(marker.id),
+                prior=pair,
+                follow_up_status=status,
             )
         )
     nodules.sort(key=lambda n: (n.result is None, -(n.result.malignancy if n.result else 0.0), n.marker.name))

@@ -27,12 +27,14 @@ from core.report.csv_rows import (
     MARKER_COLUMNS,
     MODEL_COLUMNS,
     POSITION_COLUMNS,
+    PRIOR_COLUMNS,
     READER_COLUMNS,
     SCORE_COLUMNS,
     STUDY_COLUMNS,
     csv_text,
     model_cells,
     nodule_cells,
+    prior_cells,
 )
 
 SCHEMA = "mtmr-reader/report/1"
@@ -44,6 +46,7 @@ CSV_COLUMNS = (
     *SCORE_COLUMNS,
     *LUNG_RADS_COLUMNS,
     "lung_rads_follow_up",
+    *PRIOR_COLUMNS,
     *READER_COLUMNS,
     *(f"reader_{name}" for name in ATTRIBUTES),
     LABEL_SOURCE_COLUMN,
@@ -110,7 +113,14 @@ def _nodule(nodule: NoduleReport) -> dict:
             "confirmed_at": label.confirmed_at,
         },
         "lung_rads": _lung_rads(nodule.lung_rads),
+        "follow_up_status": nodule.follow_up_status,
+        # the pair's tracking UID is the nodule's (remapped with it when anonymised): not repeated
+        "prior": None if nodule.prior is None else _prior(nodule.prior),
     }
+
+
+def _prior(pair) -> dict:
+    return {k: _finite(v) for k, v in pair.to_dict().items() if k != "tracking_uid"}
 
 
 def _scores(attributes: Mapping[str, float]) -> dict:
@@ -194,6 +204,8 @@ def report_from_json(data: Mapping) -> StudyReport:
                     reader=label,
                     lung_rads=rads(item["lung_rads"]),
                     tracking_uid=item["tracking_uid"],
+                    prior=_read_prior(item.get("prior"), item["tracking_uid"]),  # absent before follow-ups
+                    follow_up_status=str(item.get("follow_up_status", "")),
                 )
             )
         model = {k: v for k, v in data["model"].items() if k != "description"}
@@ -211,6 +223,17 @@ def report_from_json(data: Mapping) -> StudyReport:
         )
     except (KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"not a report document ({exc.__class__.__name__}: {exc})") from exc
+
+
+def _read_prior(data, uid: str):
+    from core.followup.compare import PairedNodule
+
+    if data is None:
+        return None
+    try:
+        return PairedNodule.from_dict({**data, "tracking_uid": uid})
+    except ValueError as exc:
+        raise ValueError(f"not a report document (a damaged prior: {exc})") from exc
 
 
 def write_json(report: StudyReport, path: str | Path) -> None:
@@ -233,6 +256,7 @@ def report_csv_rows(report: StudyReport) -> list[dict]:
             "rank": nodule.rank if result else None,
             "slice": nodule.slice_number,
             "lung_rads_follow_up": rads.follow_up if rads else None,
+            **prior_cells(nodule.follow_up_status, nodule.prior),
             **{f"reader_{name}": reader_attributes.get(name) for name in ATTRIBUTES},
             "tracking_uid": nodule.tracking_uid,
             "study_uid": report.study.get("study_uid", ""),
