@@ -223,7 +223,7 @@ def print_readings(rows: list[dict]) -> None:
         f"({100 * right / max(total, 1):.0f} %, floor 100 % {'met' if right == total else 'NOT met'}), "
         f"new and resolved right in {sum(r['rest'] for r in readings)}/{len(readings)}; "
         f"volume change error {_med_max(vol)} percentage points (median/max); "
-        f"VDT error {_med_max(vdt)} % on {len(vdt)} growing nodules, {missed}/{growing} missed; "
+        f"VDT error {_med_max(vdt)} % on {len(vdt)} readings of growing nodules, {missed}/{growing} missed; "
         f"Lung-RADS agreement with the truth's sizes {agree}/{nodules} "
         f"({100 * agree / max(nodules, 1):.0f} %)"
     )
