@@ -54,6 +54,8 @@ in the Coding Scheme Identification Sequence with responsible organisation "MTMR
     |     +- CONTAINS  CODE (130400, DCM, "Geometric purpose of region") = (111010, DCM, "Center")
     |     +- CONTAINS  SCOORD3D (111030, DCM, "Image Region") POINT = the marker centre, patient LPS mm,
     |                    in the CT's frame of reference (the report's frame_of_reference_uid)
+    |  +- (with a follow-up reading, a nodule's group also holds the prior time point, the change and the
+    |     VDT as NUMs and its trend as a CODE, and keeps the prior's tracking UID: core.report.sr_follow_up)
     |  +- (a nodule with a segment in the SEG the SR is built with, ``seg``: the group follows template
     |     1411 "Volumetric ROI Measurements" instead, with the same items and tracking identifier/UID
     |     (the segment's), its region IMAGE (121191, DCM, "Referenced Segment") = the SEG instance and
@@ -140,6 +142,7 @@ from core.report.sr_evidence import (
     quiet_person_names,
     read_headers,
 )
+from core.report.sr_follow_up import prior_measurements, trend_evaluation
 from core.report.sr_volumetric import mask_measurements, seg_evidence, segment_references
 from core.util.atomic import atomic_write_bytes
 
@@ -358,6 +361,10 @@ def _nodule_group(
             ]
         )
         evaluations.append(evaluation)
+    trend = trend_evaluation(nodule)
+    if trend is not None:
+        evaluations.append(trend)
+    measurements += prior_measurements(nodule)
     common = dict(
         tracking_identifier=hd.sr.TrackingIdentifier(
             uid=nodule.tracking_uid, identifier=marker.name or f"marker {marker.id}"
