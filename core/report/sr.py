@@ -142,7 +142,7 @@ from core.report.sr_evidence import (
     quiet_person_names,
     read_headers,
 )
-from core.report.sr_follow_up import prior_measurements, trend_evaluation
+from core.report.sr_follow_up import prior_evidence, prior_measurements, trend_evaluation
 from core.report.sr_volumetric import mask_measurements, seg_evidence, segment_references
 from core.util.atomic import atomic_write_bytes
 
@@ -159,6 +159,7 @@ def build_sr(
     *,
     seg: Dataset | None = None,
     uids: UidMap | None = None,
+    prior_datasets: Sequence[Dataset] = (),
 ) -> Dataset:
     """The report as a Comprehensive 3D SR (TID 1500) referencing ``source_datasets``, the instances of
     the report's CT series (headers suffice; other series are skipped). Raises ``ValueError`` when none
@@ -167,6 +168,9 @@ def build_sr(
     ``seg``: the DICOM SEG of the report's masks (``core.report.seg.build_seg``, built with the same
     ``uids``); each nodule with a segment in it gets a volumetric group (TID 1411) referencing that
     segment, with the mask's measurements, and the SEG joins the evidence.
+
+    ``prior_datasets``: headers of the prior study's instances, with a follow-up reading; they join
+    the evidence as the prior study (``core.report.sr_follow_up.prior_evidence``).
     """
     uids = uids if uids is not None else UidMap(report)
     evidence = evidence_headers(report, source_datasets, uids)
@@ -195,6 +199,7 @@ def build_sr(
     root.ContentSequence.append(_qualitative_evaluations(report))
     if segments:
         evidence.append(seg_evidence(seg))
+    evidence += prior_evidence(report, prior_datasets, uids)
 
     created = _local_time(report.created)
     ct_series = report.study.get("series_uid", "")
@@ -236,11 +241,16 @@ def write_sr(
     report: StudyReport,
     source_files: Iterable[str | Path],
     path: str | Path,
+    prior_files: Iterable[str | Path] = (),
     **options,
 ) -> Path:
     """Build the SR from the CT files' headers and write it atomically to ``path`` (Part 10 file).
-    ``options`` go to ``build_sr`` (series_number, instance_number, manufacturer)."""
+    ``options`` go to ``build_sr`` (series_number, instance_number, manufacturer); ``prior_files``: the
+    prior study's files with a follow-up reading (their headers become ``prior_datasets``)."""
     datasets = read_headers(source_files)
+    prior_files = list(prior_files)
+    if prior_files:
+        options["prior_datasets"] = read_headers(prior_files)
     sr = build_sr(report, datasets, **options)
     buffer = io.BytesIO()
     pydicom.dcmwrite(buffer, sr, enforce_file_format=True)

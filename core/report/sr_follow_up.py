@@ -14,14 +14,20 @@ gives a paired nodule the prior's UID), so a PACS follows one nodule across both
                    TREND-STABLE | TREND-SHRINKING | TREND-WITHINERROR, 99MTMR)
 
 (a number that was not measured, the prior volume of a nodule measured by diameter only, is left out).
+
+The prior study's instances, when the caller gives them (``build_sr(prior_datasets=...)``), join the
+SR's evidence: being of another study, highdicom lists them in the Pertinent Other Evidence Sequence.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import highdicom as hd
+from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 
-from core.report.content import NoduleReport
+from core.report.content import NoduleReport, StudyReport
 from core.report.sr_codes import (
     CUBIC_MILLIMETER,
     DAYS,
@@ -62,3 +68,22 @@ def trend_evaluation(nodule: NoduleReport) -> hd.sr.QualitativeEvaluation | None
     """The nodule's status at the follow-up (new, growing, ...), or None outside a follow-up reading."""
     value = TREND_VALUES.get(nodule.follow_up_status)
     return None if value is None else hd.sr.QualitativeEvaluation(name=TREND, value=value)
+
+
+def prior_evidence(report: StudyReport, prior_datasets: Sequence[Dataset], uids) -> list[Dataset]:
+    """Minimal header copies of the prior study's instances (``uids``: the SR's ``UidMap``, so an
+    anonymised SR remaps them as it does the current study's). Instances of the report's own study, or
+    without the UIDs a reference needs, are left out."""
+    own_study = report.study.get("study_uid", "")
+    evidence = []
+    for source in prior_datasets:
+        keys = ("SOPClassUID", "SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID")
+        if not all(source.get(k) for k in keys) or uids(source.StudyInstanceUID) == own_study:
+            continue
+        ds = Dataset()
+        ds.SOPClassUID = source.SOPClassUID
+        for keyword in keys[1:]:
+            setattr(ds, keyword, uids(source.get(keyword)))
+        ds.Modality = source.get("Modality") or "CT"
+        evidence.append(ds)
+    return evidence

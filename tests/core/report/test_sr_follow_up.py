@@ -19,6 +19,7 @@ from core.report import sr as srmod
 from core.report import sr_codes
 from core.report.content import build_report
 from tests.core.report.test_sr import CARD, assert_valid, by_uid, markers, measured
+from tests.dicom_factory import write_series
 
 PRIOR_DAY, DAY = dt.date(2025, 3, 1), dt.date(2026, 3, 1)
 
@@ -37,12 +38,15 @@ def written(series, tmp_path_factory):
         Registration(np.eye(4), 0.5, 3.0), (pair,), (new,), (), {}, rads.category, ms[0].id, rads.follow_up,
     )  # fmt: skip
     report = build_report(volume, ms, {}, {}, CARD, follow_up=reading)
-    path = srmod.write_sr(report, files, tmp_path_factory.mktemp("sr-fu") / "report.dcm")
-    return report, path, rads
+    prior_files = write_series(tmp_path_factory.mktemp("prior-ct"), n=3)
+    path = srmod.write_sr(
+        report, files, tmp_path_factory.mktemp("sr-fu") / "report.dcm", prior_files=prior_files
+    )
+    return report, path, rads, prior_files
 
 
 def test_a_paired_nodule_keeps_the_prior_uid_with_its_prior_size_change_and_vdt(written):
-    _, path, rads_with_prior = written
+    _, path, rads_with_prior, _ = written
     groups = by_uid(hd.sr.srread(path))
     group = groups[tracking_uid("9.8.7", "p1")]
     expected = {
@@ -59,7 +63,7 @@ def test_a_paired_nodule_keeps_the_prior_uid_with_its_prior_size_change_and_vdt(
 
 
 def test_a_new_nodule_says_so_and_a_nodule_outside_the_reading_has_no_follow_up_items(written):
-    report, path, _ = written
+    report, path, _, _ = written
     groups = by_uid(hd.sr.srread(path))
     by_marker = {n.marker.id: groups[n.tracking_uid] for n in report.nodules}
     (trend,) = by_marker["marker-1"].get_qualitative_evaluations(name=sr_codes.TREND)
@@ -67,6 +71,22 @@ def test_a_new_nodule_says_so_and_a_nodule_outside_the_reading_has_no_follow_up_
     for marker_id in ("marker-1", "marker-2"):
         assert measured(by_marker[marker_id], sr_codes.PRIOR_VOLUME, None) == []
     assert by_marker["marker-2"].get_qualitative_evaluations(name=sr_codes.TREND) == []
+
+
+def test_the_prior_study_is_referenced_as_other_evidence(written, series):
+    import pydicom
+
+    _, path, _, prior_files = written
+    sr = pydicom.dcmread(path)
+    prior = [pydicom.dcmread(f, stop_before_pixels=True) for f in prior_files]
+    (other,) = sr.PertinentOtherEvidenceSequence
+    assert other.StudyInstanceUID == prior[0].StudyInstanceUID != sr.StudyInstanceUID
+    referenced = {
+        i.ReferencedSOPInstanceUID for s in other.ReferencedSeriesSequence for i in s.ReferencedSOPSequence
+    }
+    assert referenced == {ds.SOPInstanceUID for ds in prior}
+    current = {e.StudyInstanceUID for e in sr.CurrentRequestedProcedureEvidenceSequence}
+    assert current == {sr.StudyInstanceUID}
 
 
 def test_the_sr_with_a_follow_up_is_valid(written):
