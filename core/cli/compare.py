@@ -6,8 +6,9 @@ measured (each marker's saved mask while it fits, else segmented), and the growt
 time and Lung-RADS v2022 with priors given per nodule, with the exam's category and the date its
 follow-up falls due. A marker file (the ``predict``/``measure`` format, ``core.nodule.markers``) may
 be left out for a study whose saved reading session has markers; a registration saved in the current
-study's session against this prior is used instead of registering again. The output, written
-atomically, is ``FollowUp.to_dict()``::
+study's session against this prior is used instead of registering again, and the reading is saved
+with that session when it holds every marker compared (so ``report`` and the viewer use it). The
+output, written atomically, is ``FollowUp.to_dict()``::
 
     {"schema": "mtmr-reader/follow-up/1", "prior": {...}, "current": {...}, "interval_days": ...,
      "registration": {...}, "pairs": [{"prior_id", "current_id", "tracking_uid", "prior_volume_mm3",
@@ -90,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {out}: cannot be written ({exc.strerror or exc}); the comparison follows", file=err)
         print(text)
         code = 1
+    _save_with_session(session, markers, result.to_dict(), progress)
     for role, errors in result.unmeasured.items():
         for marker_id, why in errors.items():
             print(f"note: {role} marker {marker_id} not measured: {why}", file=err)
@@ -142,6 +144,24 @@ def _study(role: str, path: str, series: str | None, markers_path: str | None, p
         progress.say(f"compare: the {role} study's {len(markers)} marker(s) from its saved session")
     masks = dict(session.masks) if session is not None else {}
     return volume, markers, masks, session
+
+
+def _save_with_session(session, markers, reading: dict, progress: Progress) -> None:
+    """Keep the reading in the current study's saved session, so the viewer and ``report`` use it
+    without computing it again: only where that session holds every marker compared (a reading of
+    other markers would not fit it); a session open in a window is left as it is, with a note."""
+    from core.reading.session import SessionBusy, SessionStore
+
+    if session is None or not {m.id for m in markers} <= {m.id for m in session.markers}:
+        progress.say("compare: not saved with a session (the current study has none with these markers)")
+        return
+    session.follow_up = reading
+    try:
+        SessionStore().save(session)
+    except (SessionBusy, OSError, ValueError) as exc:
+        progress.say(f"note: the reading was not saved with the session: {exc}")
+        return
+    progress.say("compare: saved with the current study's session")
 
 
 def _saved_registration(session, prior, progress: Progress):

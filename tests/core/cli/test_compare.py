@@ -68,19 +68,17 @@ def _save_sessions(fu) -> None:
         )
 
 
-def test_saved_sessions_give_the_markers_and_a_saved_follow_up_its_registration(
+def test_saved_sessions_give_the_markers_keep_the_reading_and_its_registration_is_reused(
     follow_up, tmp_path, capsys, monkeypatch
 ):
     _save_sessions(follow_up)
     out = tmp_path / "followup.json"
     assert main(_args(follow_up, out, markers=False)) == 0
     first = json.loads(out.read_text())
-    assert "3 marker(s) from its saved session" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "3 marker(s) from its saved session" in err and "saved with the current study's session" in err
     own = json.loads((follow_up / "current" / "ground_truth.json").read_text())
-    store = SessionStore()
-    session = store.load(own["study_uid"], own["series_uid"])
-    session.follow_up = first
-    store.save(session)
+    assert SessionStore().load(own["study_uid"], own["series_uid"]).follow_up == first
 
     def refuse(*args, **kwargs):
         raise AssertionError("registered again")
@@ -89,6 +87,13 @@ def test_saved_sessions_give_the_markers_and_a_saved_follow_up_its_registration(
     assert main(_args(follow_up, out, markers=False)) == 0
     assert "registration saved with the current study's session is used" in capsys.readouterr().err
     assert json.loads(out.read_text())["pairs"] == first["pairs"]
+
+
+def test_without_a_session_the_reading_is_only_in_the_file(follow_up, tmp_path, capsys):
+    assert main(_args(follow_up, tmp_path / "followup.json")) == 0
+    assert "not saved with a session" in capsys.readouterr().err
+    own = json.loads((follow_up / "current" / "ground_truth.json").read_text())
+    assert SessionStore().load(own["study_uid"], own["series_uid"]) is None
 
 
 def test_a_marker_that_cannot_be_measured_is_noted_and_the_rest_compared(follow_up, tmp_path, capsys):
