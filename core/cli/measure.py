@@ -1,5 +1,7 @@
-"""``python main.py measure STUDY --markers markers.json --out measures.json``: each marked nodule
-measured from its 3D mask (volume, Lung-RADS long/short axis, mean diameter, solid part, HU, pleura).
+"""``python main.py measure STUDY --markers markers.json --out measures.json [--seg OUT.dcm]``: each
+marked nodule measured from its 3D mask (volume, Lung-RADS long/short axis, mean diameter, solid part,
+HU, pleura); with ``--seg`` the masks also as a DICOM SEG (``core.report.seg``: one segment per
+measured marker, labelled with its name, tracking UID as the report's SR gives it).
 
 The markers file is the one ``predict`` reads (``core.nodule.markers``). A marker's mask is the saved
 session's while it still fits the marker (a reader-edited one always does), else a new segmentation
@@ -17,8 +19,9 @@ one entry per marker, in the file's order. A marker that cannot be measured (out
 nothing dense at its centre) gets its ``error`` and the others are still measured.
 
 Exit codes: 0 at least one marker measured; 1 none could be (the file is still written with each
-reason), or the file could not be written (the results are printed instead); 2 nothing done
-(arguments, output path, study or markers file that cannot be used).
+reason), or the file or the SEG could not be written (the results are printed instead); 2 nothing done
+(arguments, output paths, study or markers file that cannot be used; ``--seg`` of a volume file, which
+has no DICOM images for a SEG to reference).
 """
 
 from __future__ import annotations
@@ -43,6 +46,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--markers", required=True, help="markers.json (patient LPS mm; docs/markers.md)")
     add_series(parser)
     parser.add_argument("--out", required=True, help="measurements JSON to write (its folder must exist)")
+    parser.add_argument(
+        "--seg", metavar="OUT.dcm", help="also write the masks as a DICOM SEG (DICOM studies only)"
+    )
     parser.set_defaults(func=run)
 
 
@@ -50,12 +56,20 @@ def run(args: argparse.Namespace) -> int:
     from core.cli.report import saved_session
     from core.dicom.errors import StudyLoadError
     from core.imaging.open_study import open_study
+    from core.imaging.volume_files import is_volume_file
     from core.measure.markers import measure_markers
     from core.nodule.markers import read_markers
 
     err = sys.stderr
     out = Path(args.out)
+    seg = Path(args.seg) if args.seg else None
     problem = output_problem(out, example="measures.json")
+    if not problem and seg is not None:
+        problem = output_problem(seg, example="measures-seg.dcm")
+        if not problem and seg.resolve() == out.resolve():
+            problem = f"{seg}: --seg and --out name the same file"
+        if not problem and is_volume_file(args.study):
+            problem = f"{args.study}: --seg needs a DICOM study (a volume file has no images to reference)"
     if problem:  # before any work, never after it
         print(f"error: {problem}", file=err)
         return 2
@@ -65,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         if not markers:
             raise ValueError(f"{args.markers}: no markers: nothing to measure")
         progress.say(f"measure: loading {args.study} ...")
-        volume, _ = open_study(args.study, args.series)
+        volume, found = open_study(args.study, args.series)
     except (StudyLoadError, ValueError) as exc:
         print(f"error: {exc}", file=err)
         return 2
@@ -107,7 +121,25 @@ def run(args: argparse.Namespace) -> int:
             print(f"{label}: not measured: {done.errors[marker.id]}", file=err)
     if not done.measurements:
         print(f"error: none of the {len(markers)} marker(s) could be measured", file=err)
+    elif seg is not None and not _write_seg(done.masks, volume, found, args.series, markers, seg):
+        code = 1
     return code
+
+
+def _write_seg(masks, volume, found, series_uid, markers, path: Path) -> bool:
+    """The masks as a DICOM SEG at ``path``; False (and the reason printed) when it cannot be."""
+    from core.report.seg import write_seg
+
+    names = {m.id: m.name or m.id for m in markers}
+    try:
+        files = found.find_series(series_uid).files
+        write_seg(masks, volume, files, path, names=names)
+    except Exception as exc:  # a SEG that cannot be made: the measurements are written all the same
+        reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        print(f"error: {path}: the DICOM SEG was not written ({reason})", file=sys.stderr)
+        return False
+    print(f"wrote {path}: {len(masks)} segment(s)")
+    return True
 
 
 def summary(m) -> str:

@@ -160,6 +160,7 @@ def run(args: argparse.Namespace) -> int:
         source_files=source_files,
         anonymise=args.anonymise,
         overwrite=args.overwrite,
+        measure=True,  # the markers measure_markers could not measure: their reasons into the report
     )
     for outcome in done.outcomes:
         if outcome.written:

@@ -53,12 +53,11 @@ CALCIUM_HU = 200.0
 TISSUE_HU = -300.0  # chest wall, mediastinum (fat at about -100 HU included)
 WALL_RADIUS_MM = 4.0
 GROUND_GLASS_SHARE = 0.02
-DIRECTIONS = 90  # caliper directions per 180 degrees: 2 degree steps, under 0.02 % short on a diameter
+DIRECTIONS = 45  # caliper directions per 180 degrees: 4 degree steps pick the pair; its own distance counts
 SOLID_SHARE = 0.90
 RIM_MM = 1.5
 
-# for each plane: the volume axis (z, y, x) it is normal to, and its two in-plane axes
-_PLANE_AXES = {"axial": (0, (1, 2)), "coronal": (1, (0, 2)), "sagittal": (2, (0, 1))}
+AXIAL_SERIES = {"axial": 0, "coronal": 1, "sagittal": 2}  # each plane's normal (z, y, x) array axis
 
 
 def measure_nodule(volume: CTVolume, mask: NoduleMask) -> NoduleMeasurement:
@@ -81,7 +80,8 @@ def measure_nodule(volume: CTVolume, mask: NoduleMask) -> NoduleMeasurement:
     voxel_mm3 = float(np.prod(spacing))
 
     volume_mm3 = clipped.voxels * voxel_mm3
-    long_axis, short_axis, plane, index, long_ends, short_ends = lung_rads_axes(box, spacing)
+    normals = plane_normals(volume)
+    long_axis, short_axis, plane, index, long_ends, short_ends = lung_rads_axes(box, spacing, normals)
     origin = np.array(clipped.origin_zyx, dtype=np.float64)
 
     def to_mm(zyx: np.ndarray) -> tuple[float, float, float]:
@@ -96,7 +96,7 @@ def measure_nodule(volume: CTVolume, mask: NoduleMask) -> NoduleMeasurement:
         texture = "ground glass" if share < GROUND_GLASS_SHARE else "solid"
     solid_diameter = None
     if texture == "part-solid" and solid.any():
-        solid_long, solid_short, *_ = lung_rads_axes(solid, spacing)
+        solid_long, solid_short, *_ = lung_rads_axes(solid, spacing, normals)
         solid_diameter = _mean_diameter(solid_long, solid_short)
 
     values = hu[box].astype(np.float64)
@@ -107,7 +107,7 @@ def measure_nodule(volume: CTVolume, mask: NoduleMask) -> NoduleMeasurement:
         short_axis_mm=short_axis,
         mean_diameter_mm=_mean_diameter(long_axis, short_axis),
         plane=plane,
-        slice_index=int(index + clipped.origin_zyx[_PLANE_AXES[plane][0]]),
+        slice_index=int(index + clipped.origin_zyx[normals[plane]]),
         long_axis_ends_mm=(to_mm(long_ends[0]), to_mm(long_ends[1])),
         short_axis_ends_mm=(to_mm(short_ends[0]), to_mm(short_ends[1])),
         texture=texture,
@@ -123,27 +123,38 @@ def measure_nodule(volume: CTVolume, mask: NoduleMask) -> NoduleMeasurement:
     )
 
 
-def lung_rads_axes(box: np.ndarray, spacing_zyx: np.ndarray):
+def plane_normals(volume: CTVolume) -> dict[str, int]:
+    """Each anatomical plane's normal array axis (z, y, x), found as the viewer finds its views
+    (``core.imaging.mpr.plane``): a series acquired coronally has its coronal images along z."""
+    from core.imaging.mpr import plane
+
+    normals = {name: 2 - plane(volume, name).normal for name in PLANES}
+    return normals if sorted(normals.values()) == [0, 1, 2] else dict(AXIAL_SERIES)
+
+
+def lung_rads_axes(box: np.ndarray, spacing_zyx: np.ndarray, normals: dict[str, int] | None = None):
     """Long and short axis (mm) of a bool (z, y, x) mask by the Lung-RADS rule, the plane and slice
     (index in ``box``) where measured, and the axes' end points as fractional (z, y, x) box indices.
+    ``normals``: each plane's normal array axis (``plane_normals``; default an axial series).
 
     Long axes within half the smallest voxel side of the longest are a tie (raster noise): of those
     planes the one with the longer short axis wins, the image where the nodule looks largest."""
     tolerance = float(min(spacing_zyx)) / 2
-    candidates = [_plane_longest(box, spacing_zyx, plane) for plane in PLANES]
+    normals = normals or AXIAL_SERIES
+    candidates = [_plane_longest(box, spacing_zyx, plane, normals[plane]) for plane in PLANES]
     longest = max(c[0] for c in candidates)
     best = None
     for length, plane, k, p, q in candidates:
         if length < longest - tolerance:
             continue
-        normal, (ia, ib) = _PLANE_AXES[plane]
+        normal, (ia, ib) = _in_plane(normals[plane])
         sa, sb = float(spacing_zyx[ia]), float(spacing_zyx[ib])
         short, r, s = _perpendicular(np.moveaxis(box, normal, 0)[k], sa, sb, p, q)
         short = min(short, length)
         if best is None or short > best[1]:
             best = (length, short, plane, k, (p, q), (r, s))
     length, short, plane, k, long_ends, short_ends = best
-    normal, (ia, ib) = _PLANE_AXES[plane]
+    normal, (ia, ib) = _in_plane(normals[plane])
 
     def to_zyx(point_mm: np.ndarray) -> np.ndarray:
         zyx = np.zeros(3)
@@ -153,12 +164,18 @@ def lung_rads_axes(box: np.ndarray, spacing_zyx: np.ndarray):
     return length, short, plane, k, tuple(map(to_zyx, long_ends)), tuple(map(to_zyx, short_ends))
 
 
-def _plane_longest(box: np.ndarray, spacing_zyx: np.ndarray, plane: str):
+def _in_plane(normal: int) -> tuple[int, tuple[int, int]]:
+    """The normal array axis and the two in-plane ones, in (z, y, x) order."""
+    first, second = (a for a in range(3) if a != normal)
+    return normal, (first, second)
+
+
+def _plane_longest(box: np.ndarray, spacing_zyx: np.ndarray, plane: str, normal_axis: int):
     """The longest diameter over the slices of one plane: (length, plane, slice, end, end), ends in
     in-plane mm. All slices at once: each row's and column's end voxels (they hold the outline's
     convex hull) projected on ``DIRECTIONS`` directions; the widest caliper gives the slice and the
     pair of voxels, whose own edge-to-edge distance is the diameter."""
-    normal, (ia, ib) = _PLANE_AXES[plane]
+    normal, (ia, ib) = _in_plane(normal_axis)
     stack = np.moveaxis(box, normal, 0)  # (slice, a, b)
     count, height, width = stack.shape
     sa, sb = float(spacing_zyx[ia]), float(spacing_zyx[ib])
@@ -237,9 +254,12 @@ def _mean_within(hu: np.ndarray, box: np.ndarray) -> np.ndarray:
 
 def _interior(box: np.ndarray, spacing_zyx: np.ndarray) -> np.ndarray:
     """The mask's voxels deeper than ``RIM_MM`` in-plane (half the deepest's depth if none is)."""
-    padded = np.pad(box, ((0, 0), (1, 1), (1, 1)))  # outside the box is outside the mask
-    far = 1e6  # another slice never counts as "nearer the edge": the depth is within the image
-    depth = ndimage.distance_transform_edt(padded, sampling=(far, *spacing_zyx[1:]))[:, 1:-1, 1:-1]
+    # the slices side by side in one 2D image, an empty row and column between them: one 2D distance
+    # transform gives each voxel's depth within its own image (a 3D one with a huge slice gap is slower)
+    padded = np.pad(box, ((0, 0), (1, 1), (1, 1)))
+    count, height, width = padded.shape
+    flat = ndimage.distance_transform_edt(padded.reshape(count * height, width), sampling=spacing_zyx[1:])
+    depth = flat.reshape(count, height, width)[:, 1:-1, 1:-1]
     return depth > min(RIM_MM, float(depth.max()) / 2)
 
 

@@ -33,9 +33,13 @@ def nodule_rng(seed: int, nodule_id: str) -> np.random.Generator:
     return np.random.default_rng([seed, int.from_bytes(digest[:8], "little")])
 
 
-def resample_mask(nodule: LidcNodule, spacing_xyz: tuple[float, float, float]) -> NoduleShape:
+def resample_mask(
+    nodule: LidcNodule, spacing_xyz: tuple[float, float, float], shift_zyx=(0.0, 0.0, 0.0)
+) -> NoduleShape:
     """Resample the consensus mask onto a grid of ``spacing_xyz``, averaging sub-samples so that a
-    thick target slice sees the partial volume of the thin source slices it covers."""
+    thick target slice sees the partial volume of the thin source slices it covers. ``shift_zyx``
+    (target voxels, sub-voxel) moves the nodule against the grid: the centroid lies that far from
+    ``centre_offset`` (a second rendering of the same nodule, for repeatability)."""
     mask = nodule.mask.astype(np.float32)
     src = np.array(nodule.mask_spacing[::-1], dtype=np.float64)  # (z, y, x) mm
     dst = np.array(spacing_xyz[::-1], dtype=np.float64)
@@ -47,7 +51,7 @@ def resample_mask(nodule: LidcNodule, spacing_xyz: tuple[float, float, float]) -
     subs = np.maximum(1, np.ceil(dst / src).astype(int))  # sub-samples per target voxel and axis
     axes = []
     for axis in range(3):
-        offsets = np.arange(-counts[axis], counts[axis] + 1) * dst[axis]
+        offsets = (np.arange(-counts[axis], counts[axis] + 1) - float(shift_zyx[axis])) * dst[axis]
         fractions = (np.arange(subs[axis]) + 0.5) / subs[axis] - 0.5
         samples = offsets[:, None] + fractions[None, :] * dst[axis]
         axes.append((centroid[axis] + samples) / src[axis])  # source voxel coordinates
@@ -153,8 +157,10 @@ def render_nodule(
     centre_zyx: tuple[int, int, int],
     spacing_xyz: tuple[float, float, float],
     seed: int,
+    shift_zyx=(0.0, 0.0, 0.0),
 ) -> tuple[slice, slice, slice]:
-    """Blend ``nodule`` into ``volume`` (HU, float or int16, modified in place) at ``centre_zyx``.
+    """Blend ``nodule`` into ``volume`` (HU, float or int16, modified in place) at ``centre_zyx``
+    (moved by the sub-voxel ``shift_zyx``, see ``resample_mask``).
 
     Returns the region touched. Reads ``nodule.mask`` and the eight attribute means only.
     """
@@ -163,7 +169,7 @@ def render_nodule(
     rng = nodule_rng(seed, nodule.nodule_id)
     spacing_zyx = np.array(spacing_xyz[::-1], dtype=np.float64)
     margin = np.ceil((look.spicule_length_mm + 3 * look.edge_blur_mm) / spacing_zyx).astype(int)
-    base = resample_mask(nodule, spacing_xyz)
+    base = resample_mask(nodule, spacing_xyz, shift_zyx)
     occ = np.pad(base.occupancy, [(m, m) for m in margin])
     shape = NoduleShape(occ, base.centre_offset + margin)
     tissue_hu, calcium = _nodule_hu(shape, look, spacing_zyx, rng)
@@ -186,10 +192,13 @@ def render_nodule(
 
 
 def truth_mask_box(
-    nodule: LidcNodule, centre_zyx: tuple[int, int, int], spacing_xyz: tuple[float, float, float]
+    nodule: LidcNodule,
+    centre_zyx: tuple[int, int, int],
+    spacing_xyz: tuple[float, float, float],
+    shift_zyx=(0.0, 0.0, 0.0),
 ) -> tuple[tuple[int, int, int], np.ndarray]:
     """The consensus mask as rendered by ``render_nodule`` (occupancy >= 0.5, no spicules): the box's
     origin in the volume's voxel grid (z, y, x; may reach past the volume's edges) and the bool box."""
-    shape = resample_mask(nodule, spacing_xyz)
+    shape = resample_mask(nodule, spacing_xyz, shift_zyx)
     origin = tuple(int(c) - int(o) for c, o in zip(centre_zyx, shape.centre_offset, strict=True))
     return origin, shape.occupancy >= 0.5

@@ -69,6 +69,7 @@ class PlacedNodule:
     centre_zyx: tuple[int, int, int]
     centre_mm: tuple[float, float, float]
     site: str
+    shift_zyx: tuple[float, float, float] = (0.0, 0.0, 0.0)  # sub-voxel, see ``build_phantom``
 
     def truth(self) -> dict:
         n = self.nodule
@@ -149,19 +150,34 @@ def chest_config(options: PhantomOptions) -> ChestConfig:
 
 
 def build_phantom(
-    options: PhantomOptions, nodules: Sequence[LidcNodule]
+    options: PhantomOptions,
+    nodules: Sequence[LidcNodule],
+    *,
+    noise_seed: int | None = None,
+    shift_zyx: tuple[float, float, float] = (0.0, 0.0, 0.0),
 ) -> tuple[CTVolume, list[PlacedNodule]]:
-    """Render the study in memory: the volume (int16 HU) and where each nodule went."""
+    """Render the study in memory: the volume (int16 HU) and where each nodule went.
+
+    For repeatability (a second rendering of the same study): ``noise_seed`` draws other noise and
+    ``shift_zyx`` (voxels, each within +-0.5) moves every nodule that far against the grid; anatomy,
+    placement and the nodules' own texture stay the same."""
+    if len(shift_zyx) != 3 or not all(abs(float(v)) <= 0.5 for v in shift_zyx):
+        raise ValueError(f"the nodules' shift must be 3 values within +-0.5 voxel, not {shift_zyx}")
+    if noise_seed is not None and int(noise_seed) < 0:
+        raise ValueError(f"the noise seed must be a non-negative integer, not {noise_seed}")
+    shift = tuple(float(v) for v in shift_zyx)
     chest = build_chest(chest_config(options))
     rng = np.random.default_rng([options.seed, 2])
     sites = place_nodules(chest, nodules, rng)
     hu = np.array(chest.hu, dtype=np.int16, copy=True)
     for nodule, (centre, _) in zip(nodules, sites, strict=True):
-        render_nodule(hu, nodule, centre, chest.spacing, options.seed)
-    hu = add_noise(hu, options.noise, chest.spacing, np.random.default_rng([options.seed, 3]))
+        render_nodule(hu, nodule, centre, chest.spacing, options.seed, shift)
+    # [seed, 3, 0] would draw the same noise as [seed, 3] (SeedSequence pads with zeros): hence 1 +
+    noise_key = [options.seed, 3] if noise_seed is None else [options.seed, 3, 1 + int(noise_seed)]
+    hu = add_noise(hu, options.noise, chest.spacing, np.random.default_rng(noise_key))
     volume = as_volume(hu, chest.spacing, options)
     placed = [
-        PlacedNodule(i, n, centre, tuple(float(v) for v in volume.voxel_to_mm(centre[::-1])), site)
+        PlacedNodule(i, n, centre, tuple(float(v) for v in volume.voxel_to_mm(centre[::-1])), site, shift)
         for i, (n, (centre, site)) in enumerate(zip(nodules, sites, strict=True))
     ]
     return volume, placed
@@ -243,7 +259,7 @@ def truth_masks(volume: CTVolume, placed: Sequence[PlacedNodule]):
 
     masks = {}
     for p in placed:
-        origin, box = truth_mask_box(p.nodule, p.centre_zyx, volume.spacing)
+        origin, box = truth_mask_box(p.nodule, p.centre_zyx, volume.spacing, p.shift_zyx)
         mask = NoduleMask(origin, box, "truth", p.centre_mm, p.nodule.diameter_mm)
         masks[f"n{p.index + 1}"] = mask.clipped(volume.shape).cropped()  # a nodule at the edge
     return masks

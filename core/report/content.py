@@ -24,9 +24,8 @@ from core.nodule.tracking import tracking_uid
 from core.volume import CTVolume
 
 DISCLAIMER = (
-    "Research use only; not for clinical decisions. Scores come from a machine-learning model and "
-    "Lung-RADS categories from the nodule's measured 3D mask where it was segmented, else from the "
-    "model's texture guess and the reader's marker diameter."
+    "Research use only; not for clinical decisions. Scores come from a machine-learning model, "
+    "Lung-RADS categories from measured sizes (else the texture guess and the marker diameter)."
 )
 
 
@@ -65,7 +64,9 @@ class NoduleReport:
     lung_rads: LungRads | None
     tracking_uid: str  # stable per marker and series: the SR's Tracking Unique Identifier
     measurement: NoduleMeasurement | None = None  # from the nodule's 3D mask (None: not segmented)
-    mask: NoduleMask | None = None  # the mask itself (the SEG's segment; None: not segmented)
+    # the mask itself (the SEG's segment; None: not segmented); reports compare by their numbers
+    mask: NoduleMask | None = field(default=None, compare=False)
+    measurement_error: str = ""  # why the nodule could not be measured ("" when measured or not tried)
     prior: PairedNodule | None = None  # with a follow-up reading: this nodule's pair with a prior one
     follow_up_status: str = ""  # with a follow-up reading: "new" or the pair's trend; "" without one
 
@@ -172,4 +173,43 @@ def build_report(
         study_lung_rads=worst,
         created=(now or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds"),
         warnings=tuple(volume.warnings),
+    )
+
+
+def with_measurements(report: StudyReport, volume: CTVolume, segment: bool = True) -> StudyReport:
+    """The report with every nodule measured: a nodule without a measurement is measured from its mask
+    while that still fits the marker, else segmented (``core.measure.markers``); its Lung-RADS and the
+    study's are then worked out again from the measured sizes. A nodule that cannot be measured keeps
+    its marker-based values and says why (``measurement_error``). Without ``segment`` only the nodules
+    with a fitting mask are measured; the others are left as they are."""
+    from core.measure.markers import measure_markers
+
+    def fitting(n: NoduleReport) -> bool:
+        return n.mask is not None and n.mask.fits(n.marker.centre_mm, n.marker.diameter_mm)
+
+    todo = [n for n in report.nodules if n.measurement is None and (segment or fitting(n))]
+    if not todo:
+        return report
+    done = measure_markers(volume, [n.marker for n in todo], {n.marker.id: n.mask for n in todo if n.mask})
+    nodules = []
+    for nodule in report.nodules:
+        key = nodule.marker.id
+        if nodule.measurement is None and key in done.measurements:
+            measurement = done.measurements[key]
+            rads = nodule_category(
+                nodule.marker.diameter_mm,
+                nodule.result.attributes if nodule.result else None,
+                nodule.reader.attributes if nodule.reader else None,
+                measured=measurement,
+            )
+            if nodule.follow_up_status and nodule.lung_rads and "status" in nodule.lung_rads.inputs:
+                rads = nodule.lung_rads  # Lung-RADS with priors (follow-up reading) outranks baseline
+            nodule = replace(
+                nodule, measurement=measurement, mask=done.masks[key], lung_rads=rads, measurement_error=""
+            )
+        elif key in done.errors:
+            nodule = replace(nodule, measurement_error=done.errors[key])
+        nodules.append(nodule)
+    return replace(
+        report, nodules=tuple(nodules), study_lung_rads=study_category(n.lung_rads for n in nodules)
     )

@@ -24,6 +24,19 @@ SCORE_COLUMNS = ("malignancy_probability", "uncertainty", *ATTRIBUTES)
 LUNG_RADS_COLUMNS = ("lung_rads", "lung_rads_rule")
 READER_COLUMNS = ("reader_malignancy", "reader_label")
 LABEL_SOURCE_COLUMN = "label_source"
+MEASURE_COLUMNS = (
+    "volume_mm3",
+    "long_axis_mm",
+    "short_axis_mm",
+    "mean_diameter_mm",
+    "solid_diameter_mm",
+    "measured_texture",
+    "touches_pleura",
+    "mask_method",
+    "mask_edited",
+    "lung_rads_basis",
+    "measurement_error",
+)
 STUDY_COLUMNS = ("study_uid", "series_uid")
 MODEL_COLUMNS = ("model_name", "model_version", "weights_sha256")
 PRIOR_COLUMNS = (
@@ -90,6 +103,30 @@ def prior_cells(status: str, pair=None) -> dict:
         "vdt": g.vdt_text if g else None,
         "lungrads_growth": g.lungrads_growth if g else None,
         "volume_growth": g.volume_growth if g else None,
+    }
+
+
+def measure_cells(measurement=None, lung_rads=None, error: str = "") -> dict:
+    """The cells of ``MEASURE_COLUMNS``: the nodule's measurement (``core.measure``'s
+    ``NoduleMeasurement``, ``None`` when not measured), whether its Lung-RADS size was "measured" or
+    "estimated" (from the marker), and why it was not measured. Volumes to the whole mm^3 and
+    diameters to 0.1 mm, as Lung-RADS reports them."""
+    m = measurement
+    basis = None
+    if lung_rads is not None:
+        basis = "measured" if lung_rads.inputs.get("size_basis") == "measured" else "estimated"
+    return {
+        "volume_mm3": round(m.volume_mm3) if m else None,
+        "long_axis_mm": rounded(m.long_axis_mm, 1) if m else None,
+        "short_axis_mm": rounded(m.short_axis_mm, 1) if m else None,
+        "mean_diameter_mm": rounded(m.mean_diameter_mm, 1) if m else None,
+        "solid_diameter_mm": rounded(m.solid_diameter_mm, 1) if m else None,
+        "measured_texture": m.texture if m else None,
+        "touches_pleura": m.touches_pleura if m else None,
+        "mask_method": m.method if m else None,
+        "mask_edited": m.edited if m else None,
+        "lung_rads_basis": basis,
+        "measurement_error": error or None,
     }
 
 

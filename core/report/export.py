@@ -122,6 +122,22 @@ def unavailable(fmt: str) -> str:
     return "" if found else f"not available in this installation ({module} is missing)"
 
 
+def _measured(report: StudyReport, volume: CTVolume, segment: bool) -> StudyReport:
+    """``with_measurements``, or the report as it was with the reason on each unmeasured nodule: a
+    failing segmenter must not stop the export."""
+    from core.report.content import with_measurements
+
+    try:
+        return with_measurements(report, volume, segment)
+    except Exception as exc:  # any failure: the report is still written, unmeasured
+        reason = f"measurement failed ({exc.__class__.__name__}: {exc})"
+        nodules = tuple(
+            n if n.measurement or (n.mask is None and not segment) else replace(n, measurement_error=reason)
+            for n in report.nodules
+        )
+        return replace(report, nodules=nodules)
+
+
 def write_report(
     report: StudyReport,
     folder: str | Path,
@@ -131,16 +147,23 @@ def write_report(
     source_files: Sequence[str | Path] = (),
     anonymise: bool = False,
     overwrite: bool = False,
+    measure: bool = False,
 ) -> Export:
     """Write ``formats`` of ``report`` into ``folder`` (which must exist), each atomically; a failure
     in one is recorded in its ``Outcome`` and the others are still written. An existing file is left
     alone unless ``overwrite``. ``volume`` feeds the PDF's images, ``source_files`` (the series' DICOM
     files) the SR's evidence. With ``anonymise`` the report and the volume's metadata are de-identified
-    and the SR's references to the CT instances remapped, all with one fresh salt, so their UIDs agree."""
+    and the SR's references to the CT instances remapped, all with one fresh salt, so their UIDs agree.
+    With ``volume``, a nodule with a mask that fits its marker but no measurement is measured first;
+    with ``measure`` too, every nodule not yet measured is (its fitting mask, else a new segmentation;
+    ``content.with_measurements``), so every format carries the same measured sizes and a nodule that
+    cannot be measured says why."""
     from core.report.anonymise import anonymised, new_salt
 
     folder = Path(folder)
     formats = parse_formats(formats)
+    if volume is not None:
+        report = _measured(report, volume, segment=measure)
     original, original_volume = report, volume
     salt = new_salt() if anonymise else None
     if salt is not None:

@@ -36,11 +36,14 @@ class NodulePage(ReportCanvas):
             MARGIN, y + 8, CONTENT_W, 5,
             f"{where}   |   diameter {marker.diameter_mm:.1f} mm (marker)   |   centre ({centre}) mm LPS",
         )  # fmt: skip
+        below = self.para(MARGIN, y + 12.6, CONTENT_W, measurement_line(nodule), 8, max_lines=2)
         if marker.notes:
             self.set_text_color(*MUTED)
-            self.put(MARGIN, y + 12.5, CONTENT_W, 4, f"Notes: {marker.notes}")
+            self.font(9)
+            self.put(MARGIN, below + 0.3, CONTENT_W, 4, f"Notes: {marker.notes}")
             self.set_text_color(*TEXT)
-        top = y + 17.5
+            below += 4.5
+        top = max(y + 17.5, below + 1.5)
 
         # key image, left
         side = 92.0
@@ -94,7 +97,8 @@ class NodulePage(ReportCanvas):
     def lung_rads_block(self, nodule: NoduleReport, x: float, y: float, w: float, bottom: float) -> None:
         rads, reader = nodule.lung_rads, nodule.reader
         self.font(10, "B")
-        self.put(x, y, w, 5, "Lung-RADS v2022 (estimate)")
+        measured = rads is not None and rads.inputs.get("size_basis") == "measured"
+        self.put(x, y, w, 5, f"Lung-RADS v2022 ({'measured sizes' if measured else 'estimate'})")
         y += 6
         if rads is None:
             why = "the model has not scored this nodule" if nodule.result is None else "ratings missing"
@@ -167,6 +171,22 @@ class NodulePage(ReportCanvas):
             )
             self.set_text_color(*TEXT)
         self.attribute_chart(nodule, y_cap + 6)
+
+
+def measurement_line(nodule: NoduleReport) -> str:
+    """The nodule's measured numbers in one line, or why there are none."""
+    m = nodule.measurement
+    if m is None:
+        why = nodule.measurement_error or "no 3D mask"
+        return f"Not measured: {why}; sizes below are the marker's."
+    solid = f", solid part {m.solid_diameter_mm:.1f} mm" if m.solid_diameter_mm is not None else ""
+    pleura = "touches the pleura" if m.touches_pleura else "free of the pleura"
+    mask = f"{m.method}, reader-edited" if m.edited else m.method
+    axes = f"long {m.long_axis_mm:.1f} × short {m.short_axis_mm:.1f} mm ({m.plane} slice {m.slice_index + 1})"
+    return (
+        f"Measured: volume {m.volume_mm3:.0f} mm³ | {axes}, mean {m.mean_diameter_mm:.1f} mm | "
+        f"{m.texture}{solid} | {pleura} | mask: {mask}"
+    )
 
 
 def _by(reader) -> str:

@@ -25,6 +25,7 @@ from core.report.csv_rows import (
     LABEL_SOURCE_COLUMN,
     LUNG_RADS_COLUMNS,
     MARKER_COLUMNS,
+    MEASURE_COLUMNS,
     MODEL_COLUMNS,
     POSITION_COLUMNS,
     PRIOR_COLUMNS,
@@ -32,10 +33,12 @@ from core.report.csv_rows import (
     SCORE_COLUMNS,
     STUDY_COLUMNS,
     csv_text,
+    measure_cells,
     model_cells,
     nodule_cells,
     prior_cells,
 )
+from core.util.json_safe import json_safe
 
 SCHEMA = "mtmr-reader/report/1"
 CSV_COLUMNS = (
@@ -46,6 +49,7 @@ CSV_COLUMNS = (
     *SCORE_COLUMNS,
     *LUNG_RADS_COLUMNS,
     "lung_rads_follow_up",
+    *MEASURE_COLUMNS,
     *PRIOR_COLUMNS,
     *READER_COLUMNS,
     *(f"reader_{name}" for name in ATTRIBUTES),
@@ -113,6 +117,8 @@ def _nodule(nodule: NoduleReport) -> dict:
             "confirmed_at": label.confirmed_at,
         },
         "lung_rads": _lung_rads(nodule.lung_rads),
+        "measurement": json_safe(nodule.measurement.to_dict()) if nodule.measurement else None,
+        "measurement_error": nodule.measurement_error or None,
         "follow_up_status": nodule.follow_up_status,
         # the pair's tracking UID is the nodule's (remapped with it when anonymised): not repeated
         "prior": None if nodule.prior is None else _prior(nodule.prior),
@@ -161,6 +167,7 @@ def _finite(value: Any) -> Any:
 
 def report_from_json(data: Mapping) -> StudyReport:
     """The ``StudyReport`` a ``report_json`` document describes; ValueError when it is not one."""
+    from core.measure.measurement import NoduleMeasurement
     from core.nodule.labels import NoduleLabel
     from core.nodule.lungrads import LungRads
     from core.nodule.markers import NoduleMarker
@@ -184,6 +191,7 @@ def report_from_json(data: Mapping) -> StudyReport:
                 result = NoduleResult(
                     marker.id, item["malignancy_probability"], item["uncertainty"], scores, item["rank"]
                 )
+            measured = item.get("measurement")
             label = None
             if item["reader"] is not None:
                 r = item["reader"]
@@ -204,6 +212,9 @@ def report_from_json(data: Mapping) -> StudyReport:
                     reader=label,
                     lung_rads=rads(item["lung_rads"]),
                     tracking_uid=item["tracking_uid"],
+                    # both absent in files written before nodules were measured
+                    measurement=NoduleMeasurement.from_dict(measured) if measured else None,
+                    measurement_error=item.get("measurement_error") or "",
                     prior=_read_prior(item.get("prior"), item["tracking_uid"]),  # absent before follow-ups
                     follow_up_status=str(item.get("follow_up_status", "")),
                 )
@@ -252,7 +263,8 @@ def report_csv_rows(report: StudyReport) -> list[dict]:
     for nodule in report.nodules:
         result, label, rads = nodule.result, nodule.reader, nodule.lung_rads
         reader_attributes = dict(label.attributes) if label else {}
-        cells = nodule_cells(nodule.marker, nodule.location, result, rads, label) | {
+        cells = nodule_cells(nodule.marker, nodule.location, result, rads, label)
+        cells |= measure_cells(nodule.measurement, rads, nodule.measurement_error) | {
             "rank": nodule.rank if result else None,
             "slice": nodule.slice_number,
             "lung_rads_follow_up": rads.follow_up if rads else None,

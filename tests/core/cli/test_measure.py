@@ -12,6 +12,7 @@ from pydicom.uid import generate_uid
 from core.measure.mask import NoduleMask
 from core.reading.session import Session, SessionStore
 from main import main
+from tests.core.report.test_sr import dciodvfy
 from tests.dicom_factory import ct_dataset
 
 SPACING, SLICE = 0.75, 1.25  # mm: pixels, slices
@@ -114,3 +115,48 @@ def test_a_reader_edited_mask_in_the_saved_session_is_measured(study, tmp_path):
     free = json.loads(out.read_text())["measurements"][0]
     assert free["edited"] is True and free["method"] == "edited"
     assert free["volume_mm3"] == pytest.approx(8 * SPACING * SPACING * SLICE)
+
+
+def test_seg_holds_one_segment_per_measured_marker(study, tmp_path, capsys):
+    import highdicom as hd
+    import pydicom
+
+    folder, markers, _ = study
+    out, seg = tmp_path / "measures.json", tmp_path / "masks-seg.dcm"
+    code = main(["measure", str(folder), "--markers", str(markers), "--out", str(out), "--seg", str(seg)])
+    assert code == 0, capsys.readouterr().err
+    segmentation = hd.seg.segread(seg)
+    labels = sorted(s.SegmentLabel for s in segmentation.SegmentSequence)
+    assert labels == ["N1", "N3"]  # the two measured markers; air and outside have none
+    entries = [e for e in json.loads(out.read_text())["measurements"] if "volume_mm3" in e]
+    voxels = {e["name"]: e["volume_mm3"] / (SPACING * SPACING * SLICE) for e in entries}
+    uids = [
+        pydicom.dcmread(folder / f"{k:03d}.dcm", stop_before_pixels=True).SOPInstanceUID for k in range(16)
+    ]
+    numbers = {s.SegmentLabel: int(s.SegmentNumber) for s in segmentation.SegmentSequence}
+    pixels = segmentation.get_pixels_by_source_instance(uids, segment_numbers=sorted(numbers.values()))
+    for label, number in numbers.items():
+        assert pixels[..., number - 1].sum() == pytest.approx(voxels[label])
+    assert f"wrote {seg}: 2 segment(s)" in capsys.readouterr().out
+    errors, _ = dciodvfy(seg)
+    assert errors == []
+
+
+def test_seg_of_a_volume_file_or_onto_out_is_refused_before_any_work(study, tmp_path, capsys):
+    folder, markers, _ = study
+    out = tmp_path / "m.json"
+    nifti = tmp_path / "ct.nii.gz"
+    nifti.write_bytes(b"not read: refused by its name")
+    seg = str(tmp_path / "s.dcm")
+    assert main(["measure", str(nifti), "--markers", str(markers), "--out", str(out), "--seg", seg]) == 2
+    assert "--seg needs a DICOM study" in capsys.readouterr().err
+    assert (
+        main(["measure", str(folder), "--markers", str(markers), "--out", str(out), "--seg", str(out)]) == 2
+    )
+    assert "--seg and --out name the same file" in capsys.readouterr().err
+    assert (
+        main(["measure", str(folder), "--markers", str(markers), "--out", str(out), "--seg", str(tmp_path)])
+        == 2
+    )
+    assert "is a folder" in capsys.readouterr().err
+    assert not out.exists()

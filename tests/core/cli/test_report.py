@@ -125,6 +125,26 @@ def test_anonymised_files_hold_no_phi(study, model, tmp_path, capsys):
     assert {n["tracking_uid"][:5] for n in data["nodules"]} == {"2.25."}
 
 
+def test_the_sessions_reader_edited_mask_is_measured_and_the_other_marker_segmented(
+    study, model, tmp_path, capsys
+):
+    import numpy as np
+
+    from core.measure.mask import NoduleMask
+    from core.reading.session import Session, SessionStore
+
+    ds = study[2]
+    edited = NoduleMask((2, 17, 12), np.ones((1, 1, 2), bool), "edited", (0.0, 0.0, 6.0), 6.0, edited=True)
+    SessionStore().save(Session(ds.StudyInstanceUID, ds.SeriesInstanceUID, masks={"a1": edited}))
+    out = tmp_path / "out"
+    assert main(report(study, model, out, "--format", "json")) == 0, capsys.readouterr().err
+    nodules = {n["marker"]["id"]: n for n in json.loads((out / "report.json").read_text())["nodules"]}
+    assert nodules["a1"]["measurement"]["edited"] is True
+    assert nodules["a1"]["measurement"]["volume_mm3"] == pytest.approx(2 * 0.7 * 0.8 * 2.5)
+    assert nodules["b2"]["measurement"] is not None or nodules["b2"]["measurement_error"]
+    assert nodules["b2"]["measurement"] is None or nodules["b2"]["measurement"]["edited"] is False
+
+
 def test_never_overwrites_without_asking(study, model, tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()

@@ -192,3 +192,19 @@ def test_a_thin_solid_nodule_is_not_darkened_by_the_lung_around_it():
     m = _measure(np.where(inside, -100, LUNG_HU) + _noise(shape), inside, spacing)
     assert m.texture == "solid"
     assert m.solid_volume_mm3 == pytest.approx(m.volume_mm3)
+
+
+def test_planes_are_anatomical_in_a_series_acquired_coronally():
+    """Array z runs posterior, y inferior, x left: the array's own "axial" images are coronal ones."""
+    spacing = (0.7, 0.7, 0.7)
+    shape = (41, 41, 41)
+    affine = np.zeros((4, 4))
+    affine[0, 0], affine[2, 1], affine[1, 2], affine[3, 3] = 0.7, -0.7, 0.7, 1.0  # x->L, y->I, z->P
+    # longest along patient S-I (array y), next along L (array x): the coronal image (array z normal)
+    inside = _ellipsoid(shape, spacing, (8.0, 12.0, 4.0))
+    volume = CTVolume(np.where(inside, SOLID_HU, LUNG_HU).astype(np.int16), affine)
+    m = measure_nodule(volume, NoduleMask((0, 0, 0), inside, "t").cropped())
+    assert m.plane == "coronal" and m.slice_index == 20
+    assert m.long_axis_mm == pytest.approx(24.0, abs=0.7) and m.short_axis_mm == pytest.approx(16.0, abs=0.7)
+    ends = np.array(m.long_axis_ends_mm)
+    assert abs(ends[1, 2] - ends[0, 2]) > 0.95 * m.long_axis_mm  # along patient z (S-I)

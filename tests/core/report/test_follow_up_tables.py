@@ -87,3 +87,20 @@ def test_a_report_written_before_follow_ups_still_reads_back():
         del nodule["prior"], nodule["follow_up_status"]
     (nodule,) = report_from_json(data).nodules
     assert nodule.prior is None and nodule.follow_up_status == ""
+
+
+def test_measuring_the_report_keeps_lung_rads_with_priors():
+    """The export measures nodules without a measurement and recategorises them from the measured
+    sizes at baseline; a nodule of the follow-up reading keeps its category with priors."""
+    import numpy as np
+
+    from core.measure.mask import NoduleMask
+    from core.report.content import with_measurements
+
+    volume = make_volume()
+    markers = [NoduleMarker("m1", "N1", (0.0, 0.0, 11.0), 6.0)]
+    mask = NoduleMask((4, 16, 13), np.ones((2, 3, 3), bool), "classical/test", (0.0, 0.0, 11.0), 6.0)
+    built = build_report(volume, markers, {}, {}, CARD, now=NOW, masks={"m1": mask}, follow_up=follow_up())
+    (nodule,) = with_measurements(built, volume, segment=False).nodules
+    assert nodule.measurement is not None  # it was measured ...
+    assert nodule.lung_rads == follow_up().pairs[0].lung_rads  # ... and keeps Lung-RADS with priors
