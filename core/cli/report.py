@@ -130,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
     for marker in markers:
         with contextlib.suppress(ValueError):
             locations[marker.id] = lungs.describe(marker.centre_mm).text
+    follow_up = _session_follow_up(session, markers, progress)
     report = build_report(
         volume,
         markers,
@@ -140,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
         locations=locations,
         masks=measured.masks,
         measurements=measured.measurements,
-        follow_up=_session_follow_up(session, markers, progress),
+        follow_up=follow_up,
     )
     source_files: Sequence[Path] = ()
     if found is not None and "sr" in formats:
@@ -161,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
         anonymise=args.anonymise,
         overwrite=args.overwrite,
         measure=True,  # the markers measure_markers could not measure: their reasons into the report
+        prior_files=_prior_files(follow_up, progress) if "sr" in formats else (),
     )
     for outcome in done.outcomes:
         if outcome.written:
@@ -212,6 +214,26 @@ def _session_follow_up(session, markers, progress: Progress):
         return None
     progress.say(f"report: the saved follow-up reading: {paired} nodule(s) paired with a prior, {new} new")
     return reading
+
+
+def _prior_files(reading, progress: Progress) -> Sequence[Path]:
+    """The prior study's files of a follow-up reading, for the SR's evidence: where its saved session
+    says it was opened from; none (with a note) when that is not known or no longer there."""
+    if reading is None:
+        return ()
+    from core.dicom.catalogue import catalogue
+    from core.dicom.errors import StudyLoadError
+    from core.reading.session import SessionCorrupt, SessionStore
+
+    prior = reading.prior
+    try:
+        session = SessionStore().load(prior.study_uid, prior.series_uid)
+        if session is not None and session.source:
+            return list(catalogue(Path(session.source)).find_series(prior.series_uid).files)
+    except (SessionCorrupt, StudyLoadError, OSError, ValueError, KeyError):
+        pass
+    progress.say("note: the prior study's files were not found: the SR does not reference them")
+    return ()
 
 
 def saved_session(volume: CTVolume, progress: Progress):
