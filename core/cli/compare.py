@@ -6,9 +6,10 @@ measured (each marker's saved mask while it fits, else segmented), and the growt
 time and Lung-RADS v2022 with priors given per nodule, with the exam's category and the date its
 follow-up falls due. A marker file (the ``predict``/``measure`` format, ``core.nodule.markers``) may
 be left out for a study whose saved reading session has markers; a registration saved in the current
-study's session against this prior is used instead of registering again, and the reading is saved
-with that session when it holds every marker compared (so ``report`` and the viewer use it). The
-output, written atomically, is ``FollowUp.to_dict()``::
+study's session against this prior is used instead of registering again (with the reader's pairings
+saved there: re-paired and unpaired nodules stay so), and the reading is saved with that session
+when it holds every marker compared (so ``report`` and the viewer use it). The output, written
+atomically, is ``FollowUp.to_dict()``::
 
     {"schema": "mtmr-reader/follow-up/1", "prior": {...}, "current": {...}, "interval_days": ...,
      "registration": {...}, "pairs": [{"prior_id", "current_id", "tracking_uid", "prior_volume_mm3",
@@ -64,14 +65,14 @@ def run(args: argparse.Namespace) -> int:
         current, markers, masks, session = _study(
             "current", args.current, args.series, args.markers, progress
         )
-        registration = _saved_registration(session, prior, progress)
+        registration, overrides = _saved_reading(session, prior, prior_markers, markers, progress)
         progress.say(
             f"compare: {len(prior_markers)} prior and {len(markers)} current marker(s)"
             + ("; registering ..." if registration is None else "")
         )
         result = compare(
             prior, current, prior_markers, markers, prior_masks=prior_masks, current_masks=masks,
-            registration=registration,
+            registration=registration, overrides=overrides,
             progress=lambda done, total: progress.status(f"compare: {bar(done, total)}", done=done == total),
         )  # fmt: skip
     except (StudyLoadError, ValueError) as exc:
@@ -164,21 +165,30 @@ def _save_with_session(session, markers, reading: dict, progress: Progress) -> N
     progress.say("compare: saved with the current study's session")
 
 
-def _saved_registration(session, prior, progress: Progress):
-    """The registration saved with the current study's follow-up against this prior, else None."""
+def _saved_reading(session, prior, prior_markers, markers, progress: Progress):
+    """The registration and the reader's pairings saved with the current study's follow-up against
+    this prior (pairings naming markers no longer there are dropped), else (None, None)."""
     from core.followup.compare import FollowUp
+    from core.followup.matching import Overrides
 
     if session is None or not session.follow_up:
-        return None
+        return None, None
     try:
         saved = FollowUp.from_dict(session.follow_up)
     except ValueError:
-        return None
+        return None, None
     meta = prior.metadata
-    if (saved.prior.study_uid, saved.prior.series_uid) != (
+    if not meta.series_uid or (saved.prior.study_uid, saved.prior.series_uid) != (
         meta.study_uid,
         meta.series_uid,
-    ) or not meta.series_uid:
-        return None
+    ):
+        return None, None
     progress.say("compare: the registration saved with the current study's session is used")
-    return saved.registration
+    known = ({m.id for m in prior_markers}, {m.id for m in markers})
+    kept = [
+        tuple(p for p in couples if p[0] in known[0] and p[1] in known[1])
+        for couples in (saved.overrides.pairs, saved.overrides.unpaired)
+    ]
+    if kept[0] or kept[1]:
+        progress.say(f"compare: the reader's {len(kept[0])} pairing(s) and {len(kept[1])} unpairing(s) kept")
+    return saved.registration, Overrides(*kept)

@@ -16,7 +16,8 @@ UID across time points; a new nodule has its own study's (a study without a seri
 named by its role, so a prior and a current marker of the same id never share one).
 
 ``FollowUp.to_dict`` is the ``compare`` command's output and what the session saves (``from_dict``
-reads it back, so the comparison is computed once).
+reads it back, so the comparison is computed once); it keeps the reader's ``overrides`` (re-paired,
+unpaired), so a comparison made again keeps them.
 """
 
 from __future__ import annotations
@@ -147,6 +148,7 @@ class FollowUp:
     category_nodule: str = ""  # the current marker id that set it ("" when none)
     follow_up: str = ""
     due: _dt.date | None = None  # None for 4B/4X: work-up, not a screening interval
+    overrides: Overrides = field(default_factory=Overrides)  # the reader's pairings it was made with
 
     @property
     def interval_days(self) -> int:
@@ -165,6 +167,7 @@ class FollowUp:
             "new_nodules": [n.to_dict() for n in self.new],
             "resolved": list(self.resolved),
             "unmeasured": {k: dict(v) for k, v in self.unmeasured.items()},
+            "overrides": self.overrides.to_dict(),
             "exam": {
                 "category": self.category,
                 "nodule": self.category_nodule or None,
@@ -196,6 +199,7 @@ class FollowUp:
                 category_nodule=str(exam.get("nodule") or ""),
                 follow_up=str(exam["follow_up"]),
                 due=_dt.date.fromisoformat(due) if due is not None else None,
+                overrides=Overrides.from_dict(data.get("overrides", {})),  # absent: none
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"a damaged follow-up record ({type(exc).__name__}: {exc})") from None
@@ -324,6 +328,7 @@ def compare(
         top,
         exam.follow_up,
         exam.due,
+        overrides or Overrides(),
     )
 
 

@@ -87,6 +87,21 @@ def test_saved_sessions_give_the_markers_keep_the_reading_and_its_registration_i
     assert main(_args(follow_up, out, markers=False)) == 0
     assert "registration saved with the current study's session is used" in capsys.readouterr().err
     assert json.loads(out.read_text())["pairs"] == first["pairs"]
+    # the reader unpairs one pair in the viewer (saved with the reading): comparing again keeps it apart
+    split = first["pairs"][0]
+    store = SessionStore()
+    session = store.load(own["study_uid"], own["series_uid"])
+    session.follow_up = first | {
+        "overrides": {"pairs": [], "unpaired": [[split["prior_id"], split["current_id"]]]}
+    }
+    store.save(session)
+    assert main(_args(follow_up, out, markers=False)) == 0
+    assert "the reader's 0 pairing(s) and 1 unpairing(s) kept" in capsys.readouterr().err
+    again = json.loads(out.read_text())
+    assert (split["prior_id"], split["current_id"]) not in {
+        (p["prior_id"], p["current_id"]) for p in again["pairs"]
+    }
+    assert split["current_id"] in again["new"] and split["prior_id"] in again["resolved"]
 
 
 def test_without_a_session_the_reading_is_only_in_the_file(follow_up, tmp_path, capsys):

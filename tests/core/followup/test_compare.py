@@ -113,6 +113,7 @@ def test_the_record_reads_back_as_it_was_written(result):
         lambda d: d["prior"].update(date="yesterday"),
         lambda d: d["registration"].update(current_to_prior=[[1, 0], [0, 1]]),
         lambda d: d["new_nodules"][0]["lung_rads"].update(colour="red"),
+        lambda d: d.update(overrides={"pairs": "n1 with n2"}),
     ],
 )
 def test_a_damaged_record_is_a_value_error(result, damage):
@@ -141,6 +142,8 @@ def test_a_marker_that_cannot_be_measured_is_reported_and_the_rest_compared(pair
     unmeasured_new = next(n for n in found.new if n.current_id == "air-now")
     assert unmeasured_new.size is None and unmeasured_new.lung_rads is None
     assert json.loads(json.dumps(found.to_dict()))["unmeasured"]["current"]["air-now"]
+    # the reader's pairing is kept with the reading, so comparing again keeps it
+    assert FollowUp.from_dict(found.to_dict()).overrides == Overrides(pairs=(("air", new_id),))
 
 
 def test_a_given_registration_is_used_not_computed_again(pair, result, monkeypatch):
