@@ -34,7 +34,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from core.cli import batch, compare, finetune, info, lidc, measure, phantom, predict, report, train
+    from core.cli import batch, compare, finetune, info, lidc, measure, pacs, phantom, predict, report, train
 
     parser = Parser(prog="main.py", description=DESCRIPTION)
     parser.add_argument("--screenshot", metavar="PNG", help="render the window, save it, and exit")
@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_parser(subparsers)
     report.add_parser(subparsers)
     finetune.add_parser(subparsers)
+    pacs.add_parser(subparsers)
     opener = subparsers.add_parser("open", help="open a study in the app")
     opener.add_argument("path", help="folder, DICOM file or NIfTI/MHD/NRRD file")
     # The window's options also after the path (open PATH --screenshot x.png), as a newcomer types them.

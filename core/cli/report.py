@@ -25,9 +25,13 @@ that fails is reported on stderr (format, file, reason) and the others are still
 this export (``core.report.anonymise``, with a fresh secret salt each time); the SR's references to
 the CT instances are remapped with the same salt. Nothing printed, anonymised or not, names the patient.
 
-Exit codes: 0 every chosen format written; 1 at least one format failed (named on stderr; the others
-are written); 2 nothing written (arguments, an existing file, a study, markers file or model that
-cannot be used).
+``--send NODE`` then sends the SR (and the SEG when written) and the PDF as an Encapsulated PDF
+(``report-pdf.dcm``) to a PACS node (``core.report.send``), one result line per object; the node is
+checked before any work, and a failed send leaves every file in DIR.
+
+Exit codes: 0 every chosen format written (and sent); 1 at least one format failed (named on stderr;
+the others are written) or an object could not be sent; 2 nothing written (arguments, an existing
+file, a study, markers file, model or --send node that cannot be used).
 
 The writing itself is ``core.report.export.write_report``, the one writer this command and the app's
 Export dialog share; this module parses the arguments and prints.
@@ -71,6 +75,11 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--reader", default="", help="the reader's name for the report (person observer)")
     parser.add_argument("--out", required=True, help="folder to write into (made if missing)")
     parser.add_argument("--overwrite", action="store_true", help="replace files already in the folder")
+    parser.add_argument(
+        "--send",
+        metavar="NODE",
+        help="then send the SR (and SEG) and the PDF as Encapsulated PDF to a PACS node (docs/pacs.md)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -97,6 +106,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {out}: exists and is not a folder", file=err)
         return 2
     present = existing(out, formats)
+    node = None
+    if args.send:
+        node, problem = _send_node(args.send)
+        if problem:
+            print(f"error: --send: {problem}", file=err)
+            return 2
+        from core.report.send import PDF_DICOM_NAME
+
+        if "pdf" in formats and (out / PDF_DICOM_NAME).exists():
+            present.append(out / PDF_DICOM_NAME)
     if present and not args.overwrite:
         names = ", ".join(str(p) for p in present)
         print(f"error: {names}: already there, nothing written (use --overwrite to replace)", file=err)
@@ -180,9 +199,49 @@ def run(args: argparse.Namespace) -> int:
             f"{nodule.rank}. {nodule.marker.name or nodule.marker.id}: malignancy "
             f"{nodule.result.malignancy:.2f} +/- {nodule.result.uncertainty:.2f}{rads}"
         )
+    code = 0
     if done.failed:
         failed = ", ".join(TITLES[o.format] for o in done.failed)
         print(f"report: {len(done.written)} of {len(done.outcomes)} written; failed: {failed}", file=err)
+        code = 1
+    if node is not None:
+        code = max(code, _send(done, node, source_files or _first_file(found, args.series), args.anonymise))
+    return code
+
+
+def _send_node(text: str):
+    """(node, "") or (None, why it cannot be used), before any work."""
+    from core.pacs.errors import PacsError
+    from core.pacs.nodes import resolve
+
+    try:
+        return resolve(text), ""
+    except PacsError as exc:
+        return None, str(exc)
+
+
+def _first_file(found, series) -> Sequence[Path]:
+    return found.find_series(series).files[:1] if found is not None else ()
+
+
+def _send(done, node, source_files: Sequence[Path], anonymise: bool) -> int:
+    """Send what was written; 1 when an object could not be sent (the files stay in the folder)."""
+    from core.pacs.errors import PacsError
+    from core.report.send import send_export
+
+    try:
+        sent = send_export(done, node, source_files, anonymise)
+    except PacsError as exc:
+        print(f"error: --send: {exc}", file=sys.stderr)
+        return 1
+    for note in sent.notes:
+        print(f"note: {note}", file=sys.stderr)
+    for result in sent.results:
+        print(f"sent to {node.label}: {result.text}")
+    if sent.failed:
+        print(
+            f"error: --send: {len(sent.failed)} object(s) not sent; they stay in the folder", file=sys.stderr
+        )
         return 1
     return 0
 

@@ -16,13 +16,14 @@ import secrets
 from pathlib import Path
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` atomically; its folder must exist."""
+def atomic_write_bytes(path: str | Path, data: bytes, mode: int = 0o666) -> None:
+    """Replace ``path`` with ``data`` atomically; its folder must exist. ``mode`` (less the umask) is set
+    when the temporary file is made, so a secret written with 0o600 is never readable by others."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     # os.open with 0o666 lets the umask decide the permissions, as a plain open() would
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    fd = os.open(tmp, flags, 0o666)
+    fd = os.open(tmp, flags, mode)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

@@ -74,6 +74,26 @@ def study(tmp_path):
     return folder, tmp_path / "markers.json", pydicom.dcmread(paths[0])
 
 
+def save_masks(study, *marker_ids: str) -> None:
+    """A saved session holding a small mask made at each named marker of ``study`` (the 32x32 series
+    holds no lungs, so the segmenter itself finds nothing there)."""
+    import numpy as np
+
+    from core.dicom.series import load_series
+    from core.measure.mask import NoduleMask
+    from core.reading.session import Session, SessionStore
+    from core.reading.session_key import session_key
+
+    volume = load_series(sorted(study[0].iterdir()))
+    markers = {m["id"]: m for m in json.loads(study[1].read_text())["markers"]}
+    box = np.ones((2, 3, 3), bool)
+    masks = {
+        i: NoduleMask((1, 10 + 5 * n, 10), box, "t", markers[i]["center_mm"], markers[i]["diameter_mm"])
+        for n, i in enumerate(marker_ids)
+    }
+    SessionStore().save(Session(*session_key(volume), masks=masks))
+
+
 def report(study, model, out, *extra: str) -> list[str]:
     folder, markers, _ = study
     return [
@@ -215,10 +235,14 @@ def test_markers_outside_or_unreadable_exit_2(study, model, tmp_path, capsys):
     not (has_module("core.report.sr") and has_module("core.report.pdf")), reason="SR/PDF writers not present"
 )
 def test_all_four_formats_anonymised(study, model, tmp_path, capsys):
+    # this 32x32 series holds no lungs, so the segmenter finds nothing: N1 gets a saved mask (its SEG
+    # segment must be anonymised too), N2 none (named with its reason, kept planar)
+    save_masks(study, "a1")
     out = tmp_path / "all"
     code = main(report(study, model, out, "--anonymise"))
     printed = capsys.readouterr()
     assert code == 0, printed.err
+    assert "N1 not measured" not in printed.err and "N2 not measured" in printed.err
     assert sorted(p.name for p in out.iterdir()) == sorted([*FILES.values(), "report-seg.dcm"])
     assert (out / "report.pdf").read_bytes().startswith(b"%PDF")
     data = json.loads((out / "report.json").read_text())
@@ -284,6 +308,7 @@ def test_a_marker_that_cannot_be_measured_is_noted_and_the_report_written(study,
     markers = json.loads(markers_path.read_text())
     markers["markers"].append({"id": "c3", "name": "N3", "center_mm": [-9.0, -11.0, 6.0], "diameter_mm": 5.0})
     markers_path.write_text(json.dumps(markers))
+    save_masks(study, "a1", "b2")
     out = tmp_path / "out"
     assert main(report(study, model, out, "--format", "sr")) == 0
     err = capsys.readouterr().err

@@ -6,7 +6,6 @@ import gzip
 import json
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -65,9 +64,7 @@ def test_damaged_or_missing_resource_is_a_clear_error(tmp_path):
 
 
 def test_committed_resource_holds_every_nodule():
-    start = time.perf_counter()
-    nodules = decode_resource(RESOURCE_PATH.read_bytes())  # uncached: what a fresh process pays
-    assert time.perf_counter() - start < 1.0
+    nodules = decode_resource(RESOURCE_PATH.read_bytes())  # uncached (its speed: no timing in tests)
     assert len(nodules) == 2651 and len({n.nodule_id for n in nodules}) == 2651
     readers = Counter(min(n.n_readers, 5) for n in nodules)
     assert readers[1] == 771 and readers[2] == 488 and readers[3] == 481 and readers[4] == 897
