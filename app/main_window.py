@@ -15,8 +15,10 @@ one module each: opening a study (``app.window_opening``), the background job an
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QSplitter, QVBoxLayout, QWidget
 
+from app.compare_prior import PriorComparison
+from app.compare_view import PriorView
 from app.docks import add_docks
 from app.help_overlay import HelpOverlay
 from app.marker_panel import MarkerPanel
@@ -52,7 +54,9 @@ TITLE = "MTMR Reader (research use, not for clinical decisions)"
 READ_ONLY = "Read-only: this series is open in another MTMR Reader window; changes made here are not saved."
 
 
-class MainWindow(StudyOpening, BackgroundJobs, SessionKeeping, MarkerFiles, WindowDialogs, QMainWindow):
+class MainWindow(
+    PriorComparison, StudyOpening, BackgroundJobs, SessionKeeping, MarkerFiles, WindowDialogs, QMainWindow
+):
     def __init__(self, settings: Settings | None = None) -> None:
         super().__init__()
         self.setWindowTitle(TITLE)
@@ -73,6 +77,7 @@ class MainWindow(StudyOpening, BackgroundJobs, SessionKeeping, MarkerFiles, Wind
         self._workers: list[FunctionWorker] = []  # kept alive until their thread has left run()
         self.error_box: QMessageBox | None = None
         self._demo_markers: list[dict] | None = None
+        self.follow_up: dict = {}  # the shown study's follow-up reading (FollowUp.to_dict()), or {}
 
         self.markers = MarkerStore(self)
         self.workspace = Workspace(self.markers, self.settings.presets())
@@ -82,7 +87,11 @@ class MainWindow(StudyOpening, BackgroundJobs, SessionKeeping, MarkerFiles, Wind
         column = QVBoxLayout(central)
         column.setContentsMargins(0, 0, 0, 0)
         column.addWidget(self.banner)
-        column.addWidget(self.workspace)
+        self.prior_view = PriorView(self.workspace)  # the prior beside the current (app.compare_prior)
+        studies = QSplitter()
+        studies.addWidget(self.workspace)
+        studies.addWidget(self.prior_view)
+        column.addWidget(studies)
         self.setCentralWidget(central)
         self.help = HelpOverlay(self.workspace, self.settings)
         self.tree = StudyBrowser()

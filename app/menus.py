@@ -118,6 +118,7 @@ def build_menus(window) -> None:
     window.mip_action = _action(window, "mip", window._mip_toggled, view, checkable=True)
     _action(window, "cine", ws.toggle_cine, view)
     _action(window, "reset_view", ws.reset_views, view)
+    _action(window, "compare_prior", window.compare_with_prior, view)
     crosshair = _action(window, "crosshair", ws.show_crosshair, view, checkable=True)
     crosshair.setChecked(True)
     outlines = _action(window, "outlines", ws.show_masks, view, checkable=True)
@@ -165,6 +166,7 @@ def build_menus(window) -> None:
     window.slab = _spin((5.0, 20.0), 1.0, " mm", ws.slab_thickness, "MIP slab thickness")
     window.slab.valueChanged.connect(lambda mm: ws.set_slab(window.mip_action.isChecked(), mm))
     tools.addWidget(window.slab)
+    tools.addAction(window.actions_by_key["compare_prior"])
     tools.addAction(window.actions_by_key["help"])
 
 

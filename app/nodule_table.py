@@ -11,6 +11,7 @@ from PySide6.QtCore import QRect, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import QAbstractItemView, QStyledItemDelegate, QTableWidget, QTableWidgetItem
 
+from app.compare_columns import FOLLOW_UP_COLUMNS, fill_follow_up
 from core.imaging.location import ZONE_NOTE
 from core.nodule.labels import NoduleLabel
 from core.nodule.lungrads import LungRads
@@ -40,9 +41,11 @@ COLUMNS = [
     "Malignancy",
     *[SHORT[a] for a in ATTRIBUTES],
     "Lung-RADS",
+    *FOLLOW_UP_COLUMNS,  # shown with a follow-up reading (app.compare_columns)
 ]
 VOLUME, AXES, SOLID = 4, 5, 6  # from the nodule's 3D mask (core.measure)
 MALIGNANCY, FIRST_ATTRIBUTE, LUNG_RADS = 7, 8, 8 + len(ATTRIBUTES)
+FOLLOW_UP = LUNG_RADS + 1
 SORT_KEY = Qt.ItemDataRole.UserRole + 1
 BAR = Qt.ItemDataRole.UserRole + 2  # fraction 0..1 drawn as a bar behind the text
 READER = QColor(255, 244, 200)
@@ -92,6 +95,12 @@ class NoduleTable(QTableWidget):
         self.setAlternatingRowColors(True)
         self.itemSelectionChanged.connect(self._selected)
         self._filling = False
+        self.set_follow_up(None)
+
+    def set_follow_up(self, reading) -> None:
+        """The study's follow-up reading (``FollowUp``) or None: its columns shown or hidden."""
+        self.follow_up = reading
+        fill_follow_up(self, FOLLOW_UP, reading)
 
     def fill(
         self,
@@ -126,6 +135,7 @@ class NoduleTable(QTableWidget):
             cells.append(self._rads(rads.get(marker.id)))
             for column, cell in enumerate(cells):
                 self.setItem(row, column, cell)
+        fill_follow_up(self, FOLLOW_UP, self.follow_up)
         self.setSortingEnabled(True)
         self.sortItems(0, Qt.SortOrder.AscendingOrder)
         self.resizeColumnsToContents()

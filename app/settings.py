@@ -52,6 +52,7 @@ DEFAULT_SHORTCUTS: dict[str, tuple[str, str]] = {
     "shrink_mask": ("[", "shrink the selected nodule's mask by a voxel"),
     "threshold_mask": ("T", "re-threshold the selected nodule's mask at the toolbar's HU, near its edge"),
     "resegment": ("S", "segment the selected nodule again (discards its edits; undoable)"),
+    "compare_prior": ("P", "compare with the prior study (found, registered, nodules paired, side by side)"),
     "help": ("F1", "help: keys and mouse"),
 }
 MOUSE_HELP = (

@@ -98,6 +98,7 @@ class StudyOpening:
         )
         self.markers.reset(session.markers if session else self._initial_markers(volume))
         self.panel.set_volume(volume)
+        self._restore_follow_up(session)
         # 1 ms, not 0: a zero timeout is a posted call, run before the pending paints and timers.
         QTimer.singleShot(1, lambda: self._show_views(volume, session))
 

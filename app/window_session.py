@@ -49,6 +49,7 @@ class SessionKeeping:
             results=self.review.results(),
             source=self.source,
             masks=self.review.segmentation.current(),
+            follow_up=self.follow_up,  # kept: the reading is computed once (app.compare_prior)
         )
         document = session.to_dict()
         if self._last_saved == (self.key, document) and self.sessions.path_for(*self.key).is_file():

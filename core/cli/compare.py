@@ -167,28 +167,17 @@ def _save_with_session(session, markers, reading: dict, progress: Progress) -> N
 
 def _saved_reading(session, prior, prior_markers, markers, progress: Progress):
     """The registration and the reader's pairings saved with the current study's follow-up against
-    this prior (pairings naming markers no longer there are dropped), else (None, None)."""
-    from core.followup.compare import FollowUp
-    from core.followup.matching import Overrides
+    this prior (``core.followup.compare.saved_reading``), else (None, None)."""
+    from core.followup.compare import saved_reading
 
-    if session is None or not session.follow_up:
-        return None, None
-    try:
-        saved = FollowUp.from_dict(session.follow_up)
-    except ValueError:
-        return None, None
-    meta = prior.metadata
-    if not meta.series_uid or (saved.prior.study_uid, saved.prior.series_uid) != (
-        meta.study_uid,
-        meta.series_uid,
-    ):
+    found = saved_reading(session.follow_up if session else {}, prior, prior_markers, markers)
+    if found is None:
         return None, None
     progress.say("compare: the registration saved with the current study's session is used")
-    known = ({m.id for m in prior_markers}, {m.id for m in markers})
-    kept = [
-        tuple(p for p in couples if p[0] in known[0] and p[1] in known[1])
-        for couples in (saved.overrides.pairs, saved.overrides.unpaired)
-    ]
-    if kept[0] or kept[1]:
-        progress.say(f"compare: the reader's {len(kept[0])} pairing(s) and {len(kept[1])} unpairing(s) kept")
-    return saved.registration, Overrides(*kept)
+    overrides = found[1]
+    if overrides.pairs or overrides.unpaired:
+        progress.say(
+            f"compare: the reader's {len(overrides.pairs)} pairing(s) and {len(overrides.unpaired)} "
+            "unpairing(s) kept"
+        )
+    return found

@@ -332,6 +332,32 @@ def compare(
     )
 
 
+def saved_reading(
+    saved: Mapping, prior: CTVolume, prior_markers: Sequence[NoduleMarker], markers: Sequence[NoduleMarker]
+) -> tuple[Registration, Overrides] | None:
+    """The registration and the reader's pairings of a saved reading (``FollowUp.to_dict``) made
+    against this ``prior`` series (pairings naming markers no longer there dropped), else None (no
+    reading, a damaged one, or one against another prior)."""
+    if not saved:
+        return None
+    try:
+        reading = FollowUp.from_dict(saved)
+    except ValueError:
+        return None
+    meta = prior.metadata
+    if not meta.series_uid or (reading.prior.study_uid, reading.prior.series_uid) != (
+        meta.study_uid,
+        meta.series_uid,
+    ):
+        return None
+    known = ({m.id for m in prior_markers}, {m.id for m in markers})
+    kept = [
+        tuple(p for p in couples if p[0] in known[0] and p[1] in known[1])
+        for couples in (reading.overrides.pairs, reading.overrides.unpaired)
+    ]
+    return reading.registration, Overrides(*kept)
+
+
 def _carried(prior: CTVolume, current: CTVolume, marker: NoduleMarker, registration: Registration):
     """The prior marker's centre in the current study: refined, else as the registration puts it."""
     try:

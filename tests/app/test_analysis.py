@@ -9,7 +9,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from app.main_window import MainWindow
-from app.nodule_table import MALIGNANCY
+from app.nodule_table import LUNG_RADS, MALIGNANCY
 from core.model.inference import Predictor
 from core.model.store import default_model_path
 from core.reading.session import SessionStore
@@ -41,8 +41,8 @@ def test_analyse_rank_select_correct_and_reopen(qtbot, demo_home):
         window.workspace.cursor_mm(), review.focus_mm(top), atol=1.0
     )  # calipers' slice
     # Lung-RADS and location are filled, with the rule in the tooltip.
-    assert table.item(0, table.columnCount() - 1).text() in {"2", "3", "4A", "4B", "4X"}
-    assert "mm" in table.item(0, table.columnCount() - 1).toolTip()
+    assert table.item(0, LUNG_RADS).text() in {"2", "3", "4A", "4B", "4X"}
+    assert "mm" in table.item(0, LUNG_RADS).toolTip()
     assert any(word in table.item(0, 2).text() for word in ("upper", "middle", "lower"))
 
     # Selecting the second row centres the views on it (on the slice of its calipers, once measured:

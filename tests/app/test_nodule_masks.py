@@ -13,7 +13,7 @@ from PySide6.QtCore import QPointF, Qt
 from app.export_dialog import ExportDialog
 from app.main_window import MainWindow
 from app.mask_layer import AUTOMATIC, EDITED
-from app.nodule_table import AXES, VOLUME
+from app.nodule_table import AXES, LUNG_RADS, VOLUME
 from core.measure.measurement import NoduleMeasurement
 from core.reading.session import SessionStore
 
@@ -128,7 +128,7 @@ def test_analyse_segments_outlines_and_measures_every_marker(qtbot, series):
     assert table.item(0, AXES).text() == "6.0 × 4.0 (5.0)"
     assert "Volume" in window.review.detail.size.text()
     # Lung-RADS from the measured mean diameter (5.0 mm) and texture, not the marker's 8 mm.
-    rads_cell = table.item(0, table.columnCount() - 1)
+    rads_cell = table.item(0, LUNG_RADS)
     assert "measured 5.0 mm" in rads_cell.toolTip() and "texture measured" in rads_cell.toolTip()
     assert "8.0 mm" not in rads_cell.toolTip()
     # Kept with the session, and in the report the Export dialog builds (SEG, SR, PDF, CSV/JSON).

@@ -1,0 +1,205 @@
+""" "Compare with prior" (P): the follow-up reading of the shown study against the same patient's prior.
+
+Two background jobs, each with the status bar's progress and Cancel (``app.window_jobs``): find the
+priors (``core.followup.priors.find_priors`` over the saved sessions and the folder the study was
+opened from, then the folder above it when the first holds none); load the prior and ``compare`` it
+with the shown study (the registration and the reader's pairings saved with this study's session
+against the same prior are used, not computed again). A
+prior whose patient identity differs in any field is compared only once the reader confirms it. The
+reading is kept with the current study's session (``Session.follow_up``), the prior is shown beside
+the current one (``app.compare_view.PriorView``) and the nodule table gains its columns. Nothing of
+the window changes until the comparison is done: a cancelled or failed job leaves it as it was.
+
+The prior's markers (and masks) are those of its saved session; a prior without one is read with the
+``markers.json`` saved beside it (the phantom, ``predict`` and ``measure`` write one), else without
+markers (every current nodule is then new).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+from PySide6.QtWidgets import QMessageBox
+
+from core.dicom.catalogue import catalogue
+from core.dicom.errors import StudyLoadError
+from core.dicom.series import load_series
+from core.followup.compare import FollowUp, compare, saved_reading
+from core.followup.priors import CatalogueSource, PatientIdentity, SessionSource, find_priors
+from core.imaging.volume_files import is_volume_file
+from core.nodule.markers import MarkerError, read_markers
+from core.reading.session import SessionCorrupt
+from core.reading.session_key import session_key
+from core.util.cancellation import check
+from core.volume import CTVolume
+
+
+class PriorComparison:
+    """A ``MainWindow`` mixin: ``compare_with_prior`` and the reading it keeps (``follow_up``)."""
+
+    def compare_with_prior(self) -> None:
+        volume = self.volume
+        if volume is None or self._showing is not None:
+            self.statusBar().showMessage("Open a study first: its prior is then found and compared", 8000)
+            return
+        meta = volume.metadata
+        patient = PatientIdentity(meta.patient_id, meta.patient_name, meta.patient_birth_date)
+        source, sessions = self.source, self.sessions
+
+        def find(progress, cancelled):
+            sessions_source = SessionSource.from_store(sessions)
+            found = find_priors(patient, meta.study_uid, meta.study_date, [sessions_source])
+            for folder in _folders(source):
+                listed = catalogue(folder, progress=lambda _: check(cancelled))
+                found = find_priors(
+                    patient, meta.study_uid, meta.study_date, [CatalogueSource(listed), sessions_source]
+                )
+                if found.candidates:
+                    break
+            return found
+
+        self.statusBar().showMessage("Looking for this patient's prior studies...")
+        self._run(_guarded(find), partial(self._prior_found, volume))
+
+    def _prior_found(self, volume: CTVolume, priors) -> None:
+        if self._failed(volume, priors):
+            return
+        date = volume.metadata.study_date
+        earlier = [c for c in priors.candidates if c.study.date and date and c.study.date < date]
+        candidate = priors.default or (earlier[0] if earlier else None)
+        if candidate is None:
+            notes = "; ".join(priors.problems)
+            self._idle(
+                "No earlier study of this patient found in the folder it was opened from or the saved "
+                "sessions" + (f" ({notes})" if notes else "")
+            )
+            return
+        if candidate.needs_confirmation and not self._confirm_patient(candidate):
+            self._idle("Not compared: the prior's patient identity was not confirmed")
+            return
+        markers = list(self.markers.markers)
+        masks = self.review.segmentation.current()
+        saved = dict(self.follow_up)
+        study = candidate.study
+
+        def job(progress, cancelled):
+            prior = _load_study(study.location, study.study_uid)
+            prior_markers, prior_masks = _prior_markers(self.sessions, prior, study.location)
+            found = saved_reading(saved, prior, prior_markers, markers)
+            registration, overrides = found if found else (None, None)
+            reading = compare(
+                prior, volume, prior_markers, markers, prior_masks=prior_masks, current_masks=masks,
+                registration=registration, overrides=overrides, progress=progress, cancelled=cancelled,
+            )  # fmt: skip
+            return prior, reading
+
+        self.statusBar().showMessage(f"Comparing with the prior of {_date(study.date)}...")
+        self._run(_guarded(job), partial(self._show_comparison, volume))
+
+    def _confirm_patient(self, candidate) -> bool:
+        """Ask before pairing two studies whose patient identity disagrees (fields named, no values)."""
+        answer = QMessageBox.question(
+            self,
+            "Confirm the prior's patient",
+            f"The prior study of {_date(candidate.study.date)} may be another patient's: "
+            f"{', '.join(candidate.mismatches)}.\nCompare it with this study anyway?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes
+
+    def _show_comparison(self, volume: CTVolume, result) -> None:
+        if self._failed(volume, result):
+            return
+        prior, reading = result
+        self.follow_up = reading.to_dict()
+        self.save_session()
+        self.prior_view.show_prior(prior, reading.registration, _date(prior.metadata.study_date))
+        self.review.table.set_follow_up(reading)
+        self._idle(_summary(reading))
+
+    def _failed(self, volume: CTVolume, result) -> bool:
+        """True (and said) when the job failed, or another study is shown now."""
+        if self.volume is not volume:
+            self._idle("Not compared: another study is shown now")
+            return True
+        if isinstance(result, str):
+            self._idle(f"Not compared: {result}")
+            self._warn("Could not compare with the prior", result)
+            return True
+        return False
+
+    def _restore_follow_up(self, session) -> None:
+        """The shown study's saved reading (or none): the table's columns; the prior view is cleared."""
+        self.follow_up = dict(session.follow_up) if session else {}
+        self.prior_view.clear()
+        try:
+            reading = FollowUp.from_dict(self.follow_up) if self.follow_up else None
+        except ValueError:
+            reading = None
+        self.review.table.set_follow_up(reading)
+
+
+def _guarded(job):
+    """The job, with a study or reading that cannot be used returned as its one-line reason."""
+
+    def run(progress, cancelled):
+        try:
+            return job(progress, cancelled)
+        except (StudyLoadError, MarkerError, SessionCorrupt, ValueError) as exc:
+            return str(exc)
+
+    return run
+
+
+def _folders(source: str) -> list[Path]:
+    """Where to look for priors: the folder the study was opened from, then the one above it (a
+    patient's studies side by side); none for a study opened from a volume file."""
+    path = Path(source) if source else None
+    if path is None or not path.exists() or is_volume_file(path):
+        return []
+    folder = path if path.is_dir() else path.parent
+    return [folder] if folder.parent == folder else [folder, folder.parent]
+
+
+def _load_study(location: str, study_uid: str) -> CTVolume:
+    """The largest CT series of study ``study_uid`` at ``location``."""
+    found = catalogue(location)
+    series = [
+        s
+        for patient in found.patients
+        for study in patient.studies
+        if study.study_uid == study_uid
+        for s in study.series
+        if s.is_ct and s.loadable
+    ]
+    if not series:
+        raise StudyLoadError(location, "the prior study has no loadable CT series there any more")
+    best = max(series, key=lambda s: (s.n_images, s.rows * s.columns))
+    return load_series(best.files, require_ct=True)
+
+
+def _prior_markers(sessions, prior: CTVolume, location: str):
+    """The prior's markers and masks: its saved session's, else a ``markers.json`` in its folder
+    (or the one above its images)."""
+    session = sessions.load(*session_key(prior))
+    if session is not None and session.markers:
+        return list(session.markers), dict(session.masks)
+    for folder in (Path(location), Path(location).parent):  # the study's folder, or its images'
+        if (folder / "markers.json").is_file():
+            return read_markers(folder / "markers.json"), {}
+    return [], {}
+
+
+def _date(value: str) -> str:
+    return f"{value[:4]}-{value[4:6]}-{value[6:8]}" if len(value) == 8 else (value or "undated")
+
+
+def _summary(reading: FollowUp) -> str:
+    due = f", due {reading.due.isoformat()}" if reading.due else ""
+    return (
+        f"Compared with the prior of {reading.prior.date.isoformat()} ({reading.interval_days} days): "
+        f"{len(reading.pairs)} paired, {len(reading.new)} new, {len(reading.resolved)} resolved / not "
+        f"found | exam Lung-RADS {reading.category}: {reading.follow_up}{due}"
+    )

@@ -1,0 +1,97 @@
+"""The prior study beside the current one: an axial view of the prior linked to the workspace through
+the follow-up's registration.
+
+The workspace stays the reader's: its 3D cursor, its axial view's zoom and pan and its window/level
+drive this view. The cursor (current LPS mm) is carried into the prior by ``Registration.to_prior``
+and the prior's axial slice through it is shown with the crosshair on it; the current axial view's
+centre is carried the same way and the prior view shows the same width in mm around it, so zooming
+and panning follow. Scrolling over the prior view scrolls the current axial view (and so both).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from app.slice_view import SliceView
+from core.followup.register import Registration
+from core.imaging.mpr import plane
+from core.volume import CTVolume
+
+
+class PriorView(QWidget):
+    def __init__(self, workspace, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.workspace = workspace
+        self.volume: CTVolume | None = None
+        self.registration: Registration | None = None
+        self.plane = None
+        self.title = QLabel()
+        self.title.setStyleSheet("color: #ddd; background: #303030; padding: 4px;")
+        self.view = SliceView("axial")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.title)
+        layout.addWidget(self.view)
+        self.view.scrolled.connect(lambda steps: workspace.scroll(steps, "axial"))
+        workspace.cursor_moved.connect(lambda _: self.follow())
+        workspace.view_changed.connect(self.follow)
+        workspace.views["axial"].box.sigRangeChanged.connect(lambda *_: self.follow())
+        self.hide()
+
+    def show_prior(self, volume: CTVolume, registration: Registration, title: str) -> None:
+        self.volume, self.registration = volume, registration
+        self.plane = plane(volume, "axial")
+        self.view.set_plane(self.plane)
+        self.view.set_corners("", title)
+        self.title.setText(f"Prior: {title}  (linked to the current study through the registration)")
+        self.show()
+        self.view.reset_view()
+        self.follow()
+
+    def clear(self) -> None:
+        """Another study is shown: the prior is no longer the one beside it."""
+        self.volume = self.registration = self.plane = None
+        self.view.image.clear()
+        self.hide()
+
+    def prior_voxel(self, current_mm) -> np.ndarray:
+        """The prior's voxel (x, y, z) at a point of the current study (LPS mm), inside the prior."""
+        mm = self.registration.to_prior(np.asarray(current_mm, float))
+        size = np.array(self.volume.shape[::-1]) - 1
+        return np.clip(self.volume.mm_to_voxel(mm), 0, size)
+
+    def follow(self) -> None:
+        """Show the prior where the workspace is: its cursor's slice, crosshair, zoom and window."""
+        ws = self.workspace
+        if self.volume is None or ws.volume is None or self.isHidden():
+            return
+        p = self.plane
+        voxel = self.prior_voxel(ws.cursor_mm())
+        index = round(voxel[p.normal])
+        text = f"Prior axial  {index + 1}/{p.depth}"
+        self.view.show_slice(p.image(self.volume.array, index), index, ws.levels(), text)
+        self.view.set_levels(ws.levels(), f"W {ws.window[0]:.0f}  L {ws.window[1]:.0f}")
+        self.view.set_inverted(ws.inverted)
+        u, v, _ = p.to_screen(voxel)
+        self.view.set_crosshair(u, v, ws.crosshair)
+        current = ws.views["axial"]
+        if current.plane is None:
+            return
+        rect = current.box.viewRect()
+        centre = ws.volume.voxel_to_mm(current.voxel_at(rect.center()))
+        cu, cv, _ = p.to_screen(self.prior_voxel(centre))
+        width, height = p.pixel_mm
+        x, y = cu * width, cv * height
+        self.view.box.setRange(
+            xRange=(x - rect.width() / 2, x + rect.width() / 2),
+            yRange=(y - rect.height() / 2, y + rect.height() / 2),
+            padding=0,
+        )
+
+    def centre_mm(self) -> np.ndarray:
+        """The prior point (LPS mm) the view's crosshair is on."""
+        p = self.plane
+        u, v = self.view.v_line.value() / p.pixel_mm[0], self.view.h_line.value() / p.pixel_mm[1]
+        return self.volume.voxel_to_mm(p.to_voxel(u, v, self.view.index))
