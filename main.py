@@ -128,7 +128,7 @@ def run_app(path: str | None, screenshot: str | None, analyse: bool = False) -> 
         from core.phantom.demo import demo_study_dir
 
         if not (demo_study_dir() / "ground_truth.json").is_file():
-            print("Building the demo study (first launch only, about 10 s) ...", file=sys.stderr, flush=True)
+            print("Building the demo study (first launch only, about 20 s) ...", file=sys.stderr, flush=True)
         window.open_demo()
     if not screenshot:
         return app.exec()

@@ -115,7 +115,7 @@ class PriorComparison:
         prior, reading = result
         self.follow_up = reading.to_dict()
         self.save_session()
-        self.prior_view.show_prior(prior, reading.registration, _date(prior.metadata.study_date))
+        self.prior_view.show_prior(prior, reading, _date(prior.metadata.study_date))
         self.review.table.set_follow_up(reading)
         self._idle(_summary(reading))
 

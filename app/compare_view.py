@@ -6,6 +6,7 @@ drive this view. The cursor (current LPS mm) is carried into the prior by ``Regi
 and the prior's axial slice through it is shown with the crosshair on it; the current axial view's
 centre is carried the same way and the prior view shows the same width in mm around it, so zooming
 and panning follow. Scrolling over the prior view scrolls the current axial view (and so both).
+Under it, the selected nodule's follow-up (``app.compare_history``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from app.compare_history import NoduleHistory
 from app.slice_view import SliceView
+from core.followup.compare import FollowUp
 from core.followup.register import Registration
 from core.imaging.mpr import plane
 from core.volume import CTVolume
@@ -25,6 +28,7 @@ class PriorView(QWidget):
         self.workspace = workspace
         self.volume: CTVolume | None = None
         self.registration: Registration | None = None
+        self.reading: FollowUp | None = None
         self.plane = None
         self.title = QLabel()
         self.title.setStyleSheet("color: #ddd; background: #303030; padding: 4px;")
@@ -33,15 +37,18 @@ class PriorView(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         layout.addWidget(self.title)
-        layout.addWidget(self.view)
+        layout.addWidget(self.view, 1)
+        self.history = NoduleHistory()  # the selected nodule's pair and volume over time
+        layout.addWidget(self.history)
         self.view.scrolled.connect(lambda steps: workspace.scroll(steps, "axial"))
         workspace.cursor_moved.connect(lambda _: self.follow())
         workspace.view_changed.connect(self.follow)
         workspace.views["axial"].box.sigRangeChanged.connect(lambda *_: self.follow())
+        workspace.markers.selection_changed.connect(lambda _: self.show_selected())
         self.hide()
 
-    def show_prior(self, volume: CTVolume, registration: Registration, title: str) -> None:
-        self.volume, self.registration = volume, registration
+    def show_prior(self, volume: CTVolume, reading: FollowUp, title: str) -> None:
+        self.volume, self.registration, self.reading = volume, reading.registration, reading
         self.plane = plane(volume, "axial")
         self.view.set_plane(self.plane)
         self.view.set_corners("", title)
@@ -49,10 +56,17 @@ class PriorView(QWidget):
         self.show()
         self.view.reset_view()
         self.follow()
+        self.show_selected()
+
+    def show_selected(self) -> None:
+        """The selected nodule's follow-up under the view."""
+        marker = self.workspace.markers.get(self.workspace.markers.selected)
+        if self.reading is not None:
+            self.history.show_nodule(self.reading, marker.id if marker else "", marker.name if marker else "")
 
     def clear(self) -> None:
         """Another study is shown: the prior is no longer the one beside it."""
-        self.volume = self.registration = self.plane = None
+        self.volume = self.registration = self.plane = self.reading = None
         self.view.image.clear()
         self.hide()
 

@@ -50,7 +50,7 @@ class StudyOpening:
             self._run(lambda progress, cancelled: catalogue(path), self._show_catalogue)
 
     def open_demo(self) -> None:
-        """Open the built-in demo study (generated on the very first run, about 10 s), with its
+        """Open the built-in demo study (generated on the very first run with its prior, about 20 s), with its
         nodules ready-marked the first time it is opened."""
         from core.phantom.demo import demo_markers, demo_study
 

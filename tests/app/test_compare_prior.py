@@ -92,10 +92,19 @@ def test_p_finds_the_prior_shows_it_beside_the_current_pairs_the_nodules_and_lin
         qtbot.waitUntil(lambda c=current: np.linalg.norm(window.workspace.cursor_mm() - c.centre_mm) < 3.0)
         where = window.prior_view.centre_mm()
         assert np.linalg.norm(where - prior_markers[pair.prior_id].centre_mm) < 4.0
+        # under the prior view: the pair's numbers and its volume at both time points (log axis)
+        history = window.prior_view.history
+        g = pair.growth
+        assert history.points == [(0.0, g.prior_volume_mm3), (400.0, g.current_volume_mm3)]
+        assert g.trend in history.text.text() and history.plot.getPlotItem().ctrl.logYCheck.isChecked()
     # scrolling the current study moves the prior with it, through the registration
     before = window.prior_view.view.index
     window.workspace.scroll(5, "axial")
     assert window.prior_view.view.index != before
+    # zooming the current axial view zooms the prior's to the same width in mm
+    window.workspace.views["axial"].box.scaleBy((0.5, 0.5))
+    shown = window.prior_view.view.box.viewRect().width()
+    assert shown == pytest.approx(window.workspace.views["axial"].box.viewRect().width())
     # the window/level is shared
     window.workspace.set_window(400.0, 40.0)
     assert tuple(window.prior_view.view.image.levels) == pytest.approx((-160.0, 240.0))
