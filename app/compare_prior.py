@@ -1,10 +1,11 @@
-""" "Compare with prior" (P): the follow-up reading of the shown study against the same patient's prior.
+"""Compare with prior (P): the follow-up reading of the shown study against the same patient's prior.
 
 Two background jobs, each with the status bar's progress and Cancel (``app.window_jobs``): find the
 priors (``core.followup.priors.find_priors`` over the saved sessions and the folder the study was
-opened from, then the folder above it when the first holds none); load the prior and ``compare`` it
-with the shown study (the registration and the reader's pairings saved with this study's session
-against the same prior are used, not computed again). A
+opened from, then the folder above it when the first holds none and the one above holds at most
+``PARENT_FILES`` files); load the prior and ``compare`` it with the shown study (the registration
+and the reader's pairings saved with this study's session against the same prior are used, not
+computed again). A
 prior whose patient identity differs in any field is compared only once the reader confirms it. The
 reading is kept with the current study's session (``Session.follow_up``), the prior is shown beside
 the current one (``app.compare_view.PriorView``) and the nodule table gains its columns. Nothing of
@@ -18,11 +19,12 @@ markers (every current nodule is then new).
 from __future__ import annotations
 
 from functools import partial
+from itertools import islice
 from pathlib import Path
 
 from PySide6.QtWidgets import QMessageBox
 
-from core.dicom.catalogue import catalogue
+from core.dicom.catalogue import catalogue, iter_files
 from core.dicom.errors import StudyLoadError
 from core.dicom.series import load_series
 from core.followup.compare import FollowUp, compare, saved_reading
@@ -33,6 +35,8 @@ from core.reading.session import SessionCorrupt
 from core.reading.session_key import session_key
 from core.util.cancellation import check
 from core.volume import CTVolume
+
+PARENT_FILES = 20_000  # the folder above the study's is searched only up to this many files
 
 
 class PriorComparison:
@@ -50,7 +54,9 @@ class PriorComparison:
         def find(progress, cancelled):
             sessions_source = SessionSource.from_store(sessions)
             found = find_priors(patient, meta.study_uid, meta.study_date, [sessions_source])
-            for folder in _folders(source):
+            for k, folder in enumerate(_folders(source)):
+                if k and sum(1 for _ in islice(iter_files(folder), PARENT_FILES + 1)) > PARENT_FILES:
+                    break  # a folder above of more than a patient's studies: not read through
                 listed = catalogue(folder, progress=lambda _: check(cancelled))
                 found = find_priors(
                     patient, meta.study_uid, meta.study_date, [CatalogueSource(listed), sessions_source]
@@ -71,8 +77,8 @@ class PriorComparison:
         if candidate is None:
             notes = "; ".join(priors.problems)
             self._idle(
-                "No earlier study of this patient found in the folder it was opened from or the saved "
-                "sessions" + (f" ({notes})" if notes else "")
+                "No earlier study of this patient found in the folder it was opened from, the one above "
+                "it or the saved sessions" + (f" ({notes})" if notes else "")
             )
             return
         if candidate.needs_confirmation and not self._confirm_patient(candidate):

@@ -192,3 +192,26 @@ def test_a_study_without_an_earlier_one_says_so(qtbot, follow_up):
     _press_compare(qtbot, window)
     assert "No earlier study of this patient" in window.statusBar().currentMessage()
     assert window.follow_up == {} and window.prior_view.isHidden() and window.error_box is None
+
+
+def test_a_folder_above_of_more_than_a_patients_studies_is_not_read_through(qtbot, follow_up, monkeypatch):
+    monkeypatch.setattr(compare_prior, "PARENT_FILES", 3)  # the pair's folder holds more
+    window = _open(qtbot, follow_up / "current")
+    _press_compare(qtbot, window)
+    assert "No earlier study of this patient" in window.statusBar().currentMessage()
+
+
+def test_a_prior_that_cannot_be_used_is_one_line_naming_the_file_and_changes_nothing(
+    qtbot, follow_up, tmp_path
+):
+    patient = tmp_path / "patient"
+    shutil.copytree(follow_up / "current", patient / "current")
+    shutil.copytree(follow_up / "prior", patient / "prior")
+    (patient / "prior" / "markers.json").write_text("{not json")
+    window = _open(qtbot, patient / "current")
+    _press_compare(qtbot, window)
+    text = window.error_box.text()
+    assert "markers.json" in text and "\n" not in text and "Traceback" not in text
+    assert "Not compared" in window.statusBar().currentMessage()
+    assert window.follow_up == {} and window.prior_view.isHidden()
+    assert not window.sessions.load(*window.key).follow_up
