@@ -25,19 +25,20 @@ def reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+_RUNNING: list[FunctionWorker] = []  # kept alive until their thread has left run(), whoever closed
+
+
 def start_job(
-    owner,
     job: Callable[..., object],
     done: Callable[[object], None],
     failed: Callable[[str], None],
     cancelled: Callable[[], None] | None = None,
 ) -> FunctionWorker:
     """Run ``job(progress=, cancelled=)`` in the pool; ``done(result)`` or ``failed(reason)`` on the
-    window thread. ``owner`` keeps the worker alive (``owner.pacs_jobs``) until its thread has left."""
+    window thread. The worker outlives a dialog closed while it runs (a pool thread still uses it)."""
     worker = FunctionWorker(job)
-    jobs = owner.__dict__.setdefault("pacs_jobs", [])
-    jobs[:] = [w for w in jobs if not w.done]
-    jobs.append(worker)
+    _RUNNING[:] = [w for w in _RUNNING if not w.done]
+    _RUNNING.append(worker)
     worker.signals.finished.connect(done)
     worker.signals.errored.connect(lambda exc: failed(reason(exc)))
     worker.signals.cancelled.connect(cancelled or (lambda: failed("cancelled")))

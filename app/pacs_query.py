@@ -159,7 +159,7 @@ class QueryDialog(QDialog):
             return
         self.status.setText(f"Searching {node.label}...")
         self._job = start_job(
-            self, lambda progress, cancelled: client.find(node, query), self._show_found, self._failed
+            lambda progress, cancelled: client.find(node, query), self._show_found, self._failed
         )
         self._node = node
         self._busy(True)
@@ -192,7 +192,6 @@ class QueryDialog(QDialog):
         node = self._node
         self.status.setText("Listing the study's series...")
         self._job = start_job(
-            self,
             lambda progress, cancelled: client.list_series(node, study.study_uid),
             self._show_series,
             self._failed,
@@ -242,7 +241,7 @@ class QueryDialog(QDialog):
             return client.get(node, uid, root, series_uids=uids, progress=per_series, cancelled=cancelled)
 
         self.status.setText(f"Retrieving from {node.label}...")
-        self._job = start_job(self, job, self._retrieved, self._failed, self._retrieval_cancelled)
+        self._job = start_job(job, self._retrieved, self._failed, self._retrieval_cancelled)
         self._busy(True)
 
     def _show_progress(self, series_uid: str, done: int, total: int) -> None:
