@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pydicom
 from pydicom.errors import InvalidDicomError
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 
 from core.pacs.errors import PacsError
@@ -56,6 +56,16 @@ def add_pacs_actions(window, menu) -> None:
     window.listener_action.setToolTip("Accept studies a PACS pushes to us (Edit > Settings > PACS)")
     window.listener_action.toggled.connect(lambda on: toggle_listener(window, on))
     menu.addAction(window.listener_action)
+    window.installEventFilter(_StopOnClose(window))
+
+
+class _StopOnClose(QObject):
+    """Stops the listener when its window closes (the port is freed for the next one)."""
+
+    def eventFilter(self, watched, event) -> bool:
+        if event.type() == QEvent.Type.Close and watched.listener_action.isChecked():
+            watched.listener_action.setChecked(False)
+        return False
 
 
 def open_query(window):
