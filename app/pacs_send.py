@@ -41,9 +41,8 @@ class SendPanel(QWidget):
         self.enabled.setToolTip("After writing, send the SR, the SEG and the PDF (as DICOM) to this node")
         self.node = NodeChooser()
         remembered = str(settings.value(SEND_KEY, "") or "") if settings is not None else ""
-        if remembered:
+        if remembered:  # the node last sent to, offered; sending stays a choice made each time
             self.node.setEditText(remembered)
-            self.enabled.setChecked(True)
         self.retry_button = QPushButton("Retry failed")
         self.retry_button.clicked.connect(self.retry)
         self.retry_button.setEnabled(False)
@@ -137,6 +136,8 @@ class SendPanel(QWidget):
         self.table.setVisible(bool(self.results))
         failed = sum(r.outcome == FAILURE for r in self.results)
         summary = f"{len(self.results) - failed} of {len(self.results)} sent"
+        if not self.results:
+            summary = "Nothing sent: no SR, SEG or PDF was written"
         if failed:
             summary += f"; {failed} failed (the files are unchanged): Retry failed sends them again"
         self.status.setText("; ".join([summary, *notes]))

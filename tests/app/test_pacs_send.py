@@ -91,3 +91,16 @@ def test_not_ticked_sends_nothing_and_a_bad_node_is_said(qtbot, exporting, tmp_p
     exporting.export(tmp_path / "b", ["pdf"], anonymise=False)
     assert "Not sent: nowhere: not a known node" in exporting.send_panel.status.text()
     assert (tmp_path / "b" / "report.pdf").is_file()
+
+
+def test_the_node_is_offered_next_time_but_not_ticked(qtbot, exporting, tmp_path):
+    panel = exporting.send_panel
+    panel.enabled.setChecked(True)
+    panel.node.setEditText("ORTHANC@127.0.0.1:1")
+    exporting.export(tmp_path / "c", ["csv"], anonymise=False)  # no DICOM object: nothing to send
+    qtbot.waitUntil(lambda: not panel.is_busy(), timeout=WAIT_MS)
+    assert panel.status.text().startswith("Nothing sent") and panel.results == []
+    again = ExportDialog(exporting.source)
+    qtbot.addWidget(again)
+    assert again.send_panel.node.currentText() == "ORTHANC@127.0.0.1:1"
+    assert not again.send_panel.enabled.isChecked()
