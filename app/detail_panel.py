@@ -6,6 +6,7 @@ where the reader confirms or corrects them (stored as a reader label, shown apar
 from __future__ import annotations
 
 import datetime as dt
+from html import escape
 
 import numpy as np
 import pyqtgraph as pg
@@ -139,6 +140,8 @@ class DetailPanel(QWidget):
         self.where_note = QLabel()
         self.where_note.setWordWrap(True)
         self.where_note.setStyleSheet(SMALL)
+        self.size = QLabel()  # the measured size, from the nodule's 3D mask
+        self.size.setWordWrap(True)
         self.score = QLabel()
         self.score.setWordWrap(True)
         self.model = QLabel()
@@ -182,6 +185,7 @@ class DetailPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(self.title)
         layout.addWidget(self.where_note)
+        layout.addWidget(self.size)
         layout.addWidget(self.score)
         layout.addLayout(grid)
         layout.addWidget(self.cam_toggle)
@@ -214,6 +218,7 @@ class DetailPanel(QWidget):
         for widget in (self.confirm, self.clear, *self.inputs.values()):
             widget.setEnabled(enabled)
         self.model.setText(model_text)
+        self.size.setText("")
         if marker is None or volume is None:
             self.title.setText("Select a nodule in the list")
             self.where_note.setText("")
@@ -239,6 +244,33 @@ class DetailPanel(QWidget):
         self.cam.image.clear()
         self.cam.circle.setVisible(False)
         self.cam_note.setText(NOT_ANALYSED_NOTE if result is None else "")
+
+    def show_size(self, mask, measured, error: str = "", unmeasured: str = "") -> None:
+        """The nodule's measured size (``NoduleMeasurement``), or why it has none."""
+        if measured is None:
+            if error:
+                text = f"<b>Not segmented:</b> {escape(error)}"
+            elif mask is not None:
+                text = "Mask " + ("edited by the reader" if mask.edited else "segmented") + "; "
+                text += f"not measured: {escape(unmeasured)}" if unmeasured else "measuring..."
+            else:
+                text = "Not segmented yet: press Analyse to outline and measure it."
+            self.size.setText(text)
+            return
+        m = measured
+        edited = (mask is not None and mask.edited) or m.edited
+        lines = [
+            f"<b>Volume {m.volume_mm3:.0f} mm³</b> (effective diameter {m.effective_diameter_mm:.1f} mm)",
+            f"Axes {m.long_axis_mm:.1f} × {m.short_axis_mm:.1f} mm, mean <b>{m.mean_diameter_mm:.1f} mm</b>"
+            f" ({m.plane} slice {m.slice_index + 1})",
+            f"{m.texture.capitalize()}"
+            + (f", solid part {m.solid_diameter_mm:.1f} mm" if m.solid_diameter_mm is not None else "")
+            + f"; mean {m.mean_hu:.0f} HU"
+            + (", touches the pleura" if m.touches_pleura else ""),
+            "<b>Mask edited by the reader</b>" if edited else f"Mask: {escape(m.method)}",
+            *(escape(w) for w in m.warnings),
+        ]
+        self.size.setText("<br>".join(lines))
 
     def _patches(self, volume: CTVolume, marker: NoduleMarker) -> None:
         voxel = volume.mm_to_voxel(np.asarray(marker.centre_mm, float))

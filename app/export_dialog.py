@@ -142,6 +142,8 @@ class ExportDialog(QDialog):
             self._model_card(),
             reader_name=self.reader.text().strip(),
             locations={m.id: review.location(m) for m in markers},
+            masks=review.segmentation.current(),
+            measurements=review.segmentation.measurements(),
         )
 
     def _model_card(self) -> dict:

@@ -36,6 +36,18 @@ from core.model.registry import ModelRegistry
 from core.reading.session import SessionStore
 from core.volume import CTVolume
 
+TOOL_ACTIONS = {
+    "marker_tool": "marker",
+    "ruler_tool": "ruler",
+    "brush_tool": "brush",
+    "eraser_tool": "eraser",
+}
+TOOL_HELP = {
+    "marker": "Marker tool: click a nodule to mark it, drag to set its diameter",
+    "ruler": "Ruler: drag in any view to measure a distance in mm; Esc clears the rulers",
+    "brush": "Brush: click or drag to add a ball (radius in the toolbar) to the selected nodule's mask",
+    "eraser": "Eraser: click or drag to take a ball (radius in the toolbar) from the selected mask",
+}
 TITLE = "MTMR Reader (research use, not for clinical decisions)"
 READ_ONLY = "Read-only: this series is open in another MTMR Reader window; changes made here are not saved."
 
@@ -83,6 +95,8 @@ class MainWindow(StudyOpening, BackgroundJobs, SessionKeeping, MarkerFiles, Wind
         self.review.changed.connect(self.save_session)
         self.review.message.connect(lambda text: self.statusBar().showMessage(text, 10000))
         self.review.centre.connect(self.workspace.centre_on_mm)
+        self.workspace.segmentation = self.review.segmentation
+        self.review.segmentation.changed.connect(self.workspace.redraw_overlays)
         self.docks = add_docks(self)
         self._add_status_widgets()
         self._show_model()
@@ -95,11 +109,16 @@ class MainWindow(StudyOpening, BackgroundJobs, SessionKeeping, MarkerFiles, Wind
         build_menus(self)
         keep_window_thread_responsive()
 
-    def _tool_toggled(self, on: bool) -> None:
-        self.workspace.tool = "marker" if on else "navigate"
-        self.statusBar().showMessage(
-            "Marker tool: click a nodule to mark it, drag to set its diameter" if on else "Navigate", 5000
-        )
+    def _tool_toggled(self, on: bool, tool: str = "marker") -> None:
+        """One tool at a time: turning one on turns the others' buttons off; off is navigating."""
+        if not on and self.workspace.tool != tool:
+            return
+        self.workspace.tool = tool if on else "navigate"
+        for key, name in TOOL_ACTIONS.items():
+            action = getattr(self, "actions_by_key", {}).get(key)
+            if action is not None and name != tool and action.isChecked():
+                action.setChecked(False)
+        self.statusBar().showMessage(TOOL_HELP[tool] if on else "Navigate", 5000)
 
     def _auto_toggled(self, on: bool) -> None:
         self.review.auto = on
@@ -119,7 +138,7 @@ class MainWindow(StudyOpening, BackgroundJobs, SessionKeeping, MarkerFiles, Wind
         current = order.index(self.markers.selected) if self.markers.selected in order else -1
         marker = self.markers.get(order[(current + step) % len(order)])
         self.markers.select(marker.id)
-        self.workspace.centre_on_mm(marker.centre_mm)
+        self.workspace.centre_on_mm(self.review.focus_mm(marker))
 
     def dragEnterEvent(self, event) -> None:
         if event.mimeData().hasUrls():

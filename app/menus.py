@@ -11,6 +11,24 @@ from PySide6.QtWidgets import QDoubleSpinBox
 from app.pacs_window import add_pacs_actions
 from app.settings import DEFAULT_SHORTCUTS, MAX_PRESETS
 from app.workspace import LAYOUTS
+from app.workspace_tools import BRUSH_RANGE_MM, THRESHOLD_HU
+
+
+def _spin(limits: tuple[float, float], step: float, suffix: str, value: float, tip: str) -> QDoubleSpinBox:
+    spin = QDoubleSpinBox()
+    spin.setRange(*limits)
+    spin.setSingleStep(step)
+    spin.setSuffix(suffix)
+    spin.setValue(value)
+    spin.setToolTip(tip)
+    return spin
+
+
+def _toggler(window, tool: str):
+    def toggled(on: bool) -> None:
+        window._tool_toggled(on, tool)
+
+    return toggled
 
 
 def _action(window, key: str, handler, menu=None, checkable: bool = False) -> QAction:
@@ -55,6 +73,21 @@ def build_menus(window) -> None:
     window.undo_action, window.redo_action = undo, redo
     edit.addSeparator()
     window.tool_action = _action(window, "marker_tool", window._tool_toggled, edit, checkable=True)
+    seg = window.review.segmentation
+    for key, tool in (("ruler_tool", "ruler"), ("brush_tool", "brush"), ("eraser_tool", "eraser")):
+        _action(window, key, _toggler(window, tool), edit, checkable=True)
+    _action(
+        window, "clear_rulers", lambda: window.help.hide() if window.help.isVisible() else ws.clear_rulers()
+    )
+    _action(window, "grow_mask", lambda: seg.grow(window.markers.selected, 1), edit)
+    _action(window, "shrink_mask", lambda: seg.grow(window.markers.selected, -1), edit)
+    _action(
+        window,
+        "threshold_mask",
+        lambda: seg.threshold(window.markers.selected, window.threshold.value()),
+        edit,
+    )
+    _action(window, "resegment", lambda: seg.resegment(window.markers.selected), edit)
     window.analyse_action = _action(window, "analyse", window.review.analyse, edit)
     window.analyse_action.setText("Analyse")
     window.auto_action = QAction("Analyse automatically after each change", window, checkable=True)
@@ -89,6 +122,8 @@ def build_menus(window) -> None:
     _action(window, "reset_view", ws.reset_views, view)
     crosshair = _action(window, "crosshair", ws.show_crosshair, view, checkable=True)
     crosshair.setChecked(True)
+    outlines = _action(window, "outlines", ws.show_masks, view, checkable=True)
+    outlines.setChecked(True)
 
     def hide_identity(on: bool) -> None:
         ws.set_hide_identity(on)
@@ -106,6 +141,18 @@ def build_menus(window) -> None:
     tools = window.addToolBar("Reading")
     tools.setObjectName("Reading")
     tools.addAction(window.tool_action)
+    for key in ("ruler_tool", "brush_tool", "eraser_tool"):
+        tools.addAction(window.actions_by_key[key])
+    window.brush = _spin(BRUSH_RANGE_MM, 0.5, " mm", ws.brush_mm, "Brush and eraser radius")
+    window.brush.valueChanged.connect(ws.set_brush_mm)
+    tools.addWidget(window.brush)
+    key = window.settings.shortcut("threshold_mask")
+    tip = f"Mask threshold (applied to the selected nodule with {key})"
+    window.threshold = _spin((-1000.0, 1000.0), 50.0, " HU", THRESHOLD_HU, tip)
+    window.threshold.setDecimals(0)
+    tools.addWidget(window.threshold)
+    window.actions_by_key["threshold_mask"].setText("Threshold")
+    tools.addAction(window.actions_by_key["threshold_mask"])
     tools.addAction(window.analyse_action)
     tools.addActions([undo, redo])
     tools.addSeparator()
@@ -117,12 +164,7 @@ def build_menus(window) -> None:
     tools.addAction(window.invert_action)
     tools.addSeparator()
     tools.addAction(window.mip_action)
-    window.slab = QDoubleSpinBox()
-    window.slab.setRange(5.0, 20.0)
-    window.slab.setSingleStep(1.0)
-    window.slab.setSuffix(" mm")
-    window.slab.setValue(ws.slab_thickness)
-    window.slab.setToolTip("MIP slab thickness")
+    window.slab = _spin((5.0, 20.0), 1.0, " mm", ws.slab_thickness, "MIP slab thickness")
     window.slab.valueChanged.connect(lambda mm: ws.set_slab(window.mip_action.isChecked(), mm))
     tools.addWidget(window.slab)
     tools.addAction(window.actions_by_key["help"])

@@ -34,11 +34,15 @@ COLUMNS = [
     "Marker",
     "Location",
     "Diameter",
+    "Volume",
+    "Axes",
+    "Solid",
     "Malignancy",
     *[SHORT[a] for a in ATTRIBUTES],
     "Lung-RADS",
 ]
-MALIGNANCY, FIRST_ATTRIBUTE, LUNG_RADS = 4, 5, 5 + len(ATTRIBUTES)
+VOLUME, AXES, SOLID = 4, 5, 6  # from the nodule's 3D mask (core.measure)
+MALIGNANCY, FIRST_ATTRIBUTE, LUNG_RADS = 7, 8, 8 + len(ATTRIBUTES)
 SORT_KEY = Qt.ItemDataRole.UserRole + 1
 BAR = Qt.ItemDataRole.UserRole + 2  # fraction 0..1 drawn as a bar behind the text
 READER = QColor(255, 244, 200)
@@ -73,6 +77,11 @@ class NoduleTable(QTableWidget):
         for column, name in enumerate(ATTRIBUTES, start=FIRST_ATTRIBUTE):
             self.horizontalHeaderItem(column).setToolTip(f"{TITLES[name]} (1-{RATING_MAX[name]}, LIDC scale)")
         self.horizontalHeaderItem(2).setToolTip(f"Side, lung zone and axial slice; {ZONE_NOTE}")
+        self.horizontalHeaderItem(VOLUME).setToolTip("Volume of the nodule's 3D mask (segmented on Analyse)")
+        self.horizontalHeaderItem(AXES).setToolTip(
+            "Long and short axis (their mean, Lung-RADS v2022) on the slice where the long axis is greatest"
+        )
+        self.horizontalHeaderItem(SOLID).setToolTip("Mean diameter of the solid part (part-solid nodules)")
         self.horizontalHeaderItem(MALIGNANCY).setToolTip("Model malignancy probability +/- its uncertainty")
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -92,7 +101,10 @@ class NoduleTable(QTableWidget):
         locations: dict[str, str],
         rads: dict[str, LungRads],
         selected: str = "",
+        sizes: dict[str, tuple] | None = None,
     ) -> None:
+        """``sizes``: marker id -> (its NoduleMask, NoduleMeasurement, why it was not segmented), each
+        None or "" when missing."""
         self._filling = True
         self.setSortingEnabled(False)
         self.setRowCount(len(markers))
@@ -107,6 +119,7 @@ class NoduleTable(QTableWidget):
             cells.append(
                 self._number(f"{marker.diameter_mm:.1f} mm", marker.diameter_mm, marker.diameter_mm / 30)
             )
+            cells.extend(self._sizes(*(sizes or {}).get(marker.id, (None, None, "", ""))))
             cells.append(self._malignancy(result, label))
             for name in ATTRIBUTES:
                 cells.append(self._attribute(name, result, label))
@@ -131,6 +144,36 @@ class NoduleTable(QTableWidget):
         if bar is not None:
             item.setData(BAR, bar)
         return item
+
+    def _sizes(self, mask, measured, error: str, unmeasured: str = "") -> list[QTableWidgetItem]:
+        """Volume, axes and solid part; "failed" with its reason, or blank until segmented."""
+        if measured is None:
+            volume = self._text("failed" if error else "", None)
+            volume.setToolTip(f"Not segmented: {error}" if error else "Segmented when you press Analyse")
+            if mask is not None and not error:
+                volume.setText(("edited" if mask.edited else "segmented") if unmeasured else "…")
+                volume.setToolTip(
+                    f"Segmented, not measured: {unmeasured}" if unmeasured else "Being measured"
+                )
+            return [volume, self._text("", None), self._text("", None)]
+        edited = " ✎" if measured.edited or (mask is not None and mask.edited) else ""
+        volume = self._number(f"{measured.volume_mm3:.0f} mm³{edited}", measured.volume_mm3)
+        how = "edited by the reader" if edited else f"segmented ({measured.method})"
+        volume.setToolTip(
+            f"Mask {how}; effective diameter {measured.effective_diameter_mm:.1f} mm"
+            + "".join(f"\n{w}" for w in measured.warnings)
+        )
+        axes = self._number(
+            f"{measured.long_axis_mm:.1f} × {measured.short_axis_mm:.1f} ({measured.mean_diameter_mm:.1f})",
+            measured.mean_diameter_mm,
+        )
+        axes.setToolTip(
+            f"Long × short axis (mean) in mm, on {measured.plane} slice {measured.slice_index + 1}"
+        )
+        solid = measured.solid_diameter_mm
+        solid_cell = self._number("" if solid is None else f"{solid:.1f} mm", solid)
+        solid_cell.setToolTip(f"{measured.texture}; solid volume {measured.solid_volume_mm3:.0f} mm³")
+        return [volume, axes, solid_cell]
 
     def _rank(self, result: NoduleResult | None) -> QTableWidgetItem:
         if result is None:

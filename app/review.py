@@ -2,12 +2,15 @@
 open study's markers and the reader's labels.
 
 Locations (side and lung zone) come from a lung map computed once per study in the background;
-Lung-RADS from the marker's diameter and the model's texture, calcification and spiculation (or
-the reader's, once confirmed); Grad-CAM explanations in the background when a nodule is selected.
+the nodules' masks and measurements from ``app.segmentation`` (run on Analyse, beside the model);
+Lung-RADS from the measured size, texture and solid part (the marker's diameter and the model's
+texture until measured), the model's calcification and spiculation (or the reader's, once
+confirmed); Grad-CAM explanations in the background when a nodule is selected.
 """
 
 from __future__ import annotations
 
+import numpy as np
 from PySide6.QtCore import QObject, Signal
 from shiboken6 import isValid
 
@@ -15,8 +18,10 @@ from app.analysis import Analysis
 from app.detail_panel import DetailPanel
 from app.marker_store import MarkerStore
 from app.nodule_table import NoduleTable
+from app.segmentation import Segmentation
 from app.workers import FunctionWorker
 from core.imaging.location import LungMap
+from core.imaging.mpr import plane
 from core.model.store import default_model_path
 from core.nodule.labels import NoduleLabel
 from core.nodule.lungrads import LungRads, nodule_category
@@ -33,6 +38,7 @@ class Review(QObject):
         super().__init__(parent)
         self.markers = markers
         self.analysis = Analysis(model_path or default_model_path(), parent=self)
+        self.segmentation = Segmentation(markers, self)
         self.table = NoduleTable()
         self.detail = DetailPanel()
         self.volume: CTVolume | None = None
@@ -42,11 +48,15 @@ class Review(QObject):
         self.lungs: LungMap | None = None
         self.auto = False
         self.provisional = ""  # a nodule the app selected on opening, until the reader picks one
+        self.calipers_due = ""  # the nodule the app showed (opening, analysis), centred on its
+        # calipers' slice once measured, unless the reader chose another meanwhile
         self._workers: list[FunctionWorker] = []
         self._explained: dict[tuple, object] = {}
         self.analysis.finished.connect(self._analysed)
         self.analysis.failed.connect(self._failed)
         self.analysis.cancelled.connect(lambda: self.message.emit("Analysis cancelled; earlier results kept"))
+        self.segmentation.changed.connect(self._segmented)
+        self.segmentation.message.connect(self.message)
         self.table.marker_selected.connect(self._row_selected)
         self.detail.label_confirmed.connect(self._label_confirmed)
         markers.selection_changed.connect(self._selection_changed)
@@ -54,12 +64,18 @@ class Review(QObject):
 
     # -- the study -----------------------------------------------------------------------------------
     def set_study(
-        self, volume: CTVolume, labels: dict[str, NoduleLabel], saved_results: dict, key: tuple[str, str]
+        self,
+        volume: CTVolume,
+        labels: dict[str, NoduleLabel],
+        saved_results: dict,
+        key: tuple[str, str],
+        masks: dict | None = None,
     ) -> None:
         """A new study; the window resets the marker store next, whose change refreshes the table and
         the panel once (refreshing here too filled them twice while the window was held)."""
         self.volume, self.labels, self.lungs, self.key = volume, labels, None, key
         self.analysis.reset(saved_results)
+        self.segmentation.reset(volume, masks or {})
         self._explained = {}
         self._start(lambda progress, cancelled: LungMap(volume), self._lungs_found)
 
@@ -78,6 +94,7 @@ class Review(QObject):
         if self.volume is None or not len(self.markers):
             self.message.emit("Nothing to analyse: place markers on the nodules first (N, then click)")
             return
+        self.segmentation.run()  # outlines and measurements, beside the model's scores
         if not self.analysis.run(self.volume, list(self.markers.markers)):
             self.message.emit("An analysis is already running")
 
@@ -89,8 +106,9 @@ class Review(QObject):
         if current and self.markers.selected in ("", self.provisional):
             top = self.top_nodule()
             self.provisional = top.id
+            self.calipers_due = "" if self.segmentation.measurement(top.id) else top.id
             self.markers.select(top.id)
-            self.centre.emit(top.centre_mm)
+            self.centre.emit(self.focus_mm(top))
 
     def top_nodule(self):
         """The most suspicious nodule once analysed, else the first marker; None without markers."""
@@ -103,8 +121,32 @@ class Review(QObject):
         self.message.emit(text)
         self.refresh()
 
+    def _segmented(self) -> None:
+        self.refresh()
+        self.changed.emit()
+        due = self.markers.get(self.calipers_due)
+        if (
+            due is not None
+            and self.markers.selected in ("", due.id)
+            and self.segmentation.measurement(due.id)
+        ):
+            self.calipers_due = ""  # once: a later edit or measurement leaves the view where it is
+            self.centre.emit(self.focus_mm(due))
+
+    def focus_mm(self, marker):
+        """Where to centre the views on a nodule: its marker's centre, moved across the view its axes
+        were measured in onto their slice once measured (so that view shows the calipers)."""
+        measured = self.segmentation.measurement(marker.id)
+        if measured is None or self.volume is None:
+            return marker.centre_mm
+        voxel = self.volume.mm_to_voxel(np.asarray(marker.centre_mm, float))
+        voxel[plane(self.volume, measured.plane).normal] = measured.slice_index
+        return tuple(float(v) for v in self.volume.voxel_to_mm(voxel))
+
     def _markers_changed(self) -> None:
         self.refresh()
+        if self.auto and self.volume is not None:
+            self.segmentation.run()
         if self.auto and self.volume is not None and self.analysis.stale(self.markers.markers):
             self.analysis.run(self.volume, list(self.markers.markers))
 
@@ -114,7 +156,12 @@ class Review(QObject):
         results = self.analysis.current(markers)
         locations = {m.id: self.location(m) for m in markers}
         rads = {m.id: r for m in markers if (r := self.rads(m, results.get(m.id))) is not None}
-        self.table.fill(markers, results, self.labels, locations, rads, self.markers.selected)
+        seg = self.segmentation
+        sizes = {
+            m.id: (seg.mask(m.id), seg.measurement(m.id), seg.error(m.id), seg.unmeasured(m.id))
+            for m in markers
+        }
+        self.table.fill(markers, results, self.labels, locations, rads, self.markers.selected, sizes)
         self._show_detail(self.markers.selected)
 
     def location(self, marker) -> str:
@@ -128,18 +175,23 @@ class Review(QObject):
     def rads(self, marker, result: NoduleResult | None) -> LungRads | None:
         label = self.labels.get(marker.id)
         return nodule_category(
-            marker.diameter_mm, result.attributes if result else None, label.attributes if label else None
+            marker.diameter_mm,
+            result.attributes if result else None,
+            label.attributes if label else None,
+            measured=self.segmentation.measurement(marker.id),
         )
 
     def _row_selected(self, marker_id: str) -> None:
         self.markers.select(marker_id)
         marker = self.markers.get(marker_id)
         if marker is not None:
-            self.centre.emit(marker.centre_mm)
+            self.centre.emit(self.focus_mm(marker))
 
     def _selection_changed(self, marker_id: str) -> None:
         if marker_id != self.provisional:
             self.provisional = ""  # the reader chose: an analysis ending later leaves the choice alone
+        if marker_id not in ("", self.calipers_due):
+            self.calipers_due = ""
         self.table.select(marker_id)
         self._show_detail(marker_id)
 
@@ -151,6 +203,10 @@ class Review(QObject):
         self.detail.show_nodule(
             self.volume, marker, result, self.labels.get(marker_id), self.analysis.model_text(), location
         )
+        seg = self.segmentation
+        if marker is not None:
+            mask, error, unmeasured = seg.mask(marker_id), seg.error(marker_id), seg.unmeasured(marker_id)
+            self.detail.show_size(mask, seg.measurement(marker_id), error, unmeasured)
         if marker is not None and result is not None and self.analysis.predictor is not None:
             self._explain(marker)
 
@@ -227,4 +283,4 @@ class Review(QObject):
 
     @property
     def busy(self) -> bool:
-        return self.analysis.busy or any(not w.done for w in self._workers)
+        return self.analysis.busy or self.segmentation.busy or any(not w.done for w in self._workers)

@@ -43,6 +43,15 @@ DEFAULT_SHORTCUTS: dict[str, tuple[str, str]] = {
     "layout_1x3": ("F3", "axial, coronal, sagittal side by side"),
     "layout_2x2": ("F4", "two by two"),
     "layout_1+2": ("F5", "a large axial view, coronal and sagittal beside it"),
+    "outlines": ("O", "nodule outlines and calipers on/off"),
+    "ruler_tool": ("L", "ruler (drag in any view to measure in mm)"),
+    "clear_rulers": ("Esc", "clear the rulers"),
+    "brush_tool": ("B", "brush: add to the selected nodule's mask (radius in the toolbar)"),
+    "eraser_tool": ("E", "eraser: take away from the selected nodule's mask"),
+    "grow_mask": ("]", "grow the selected nodule's mask by a voxel"),
+    "shrink_mask": ("[", "shrink the selected nodule's mask by a voxel"),
+    "threshold_mask": ("T", "re-threshold the selected nodule's mask at the toolbar's HU, near its edge"),
+    "resegment": ("S", "segment the selected nodule again (discards its edits; undoable)"),
     "help": ("F1", "help: keys and mouse"),
 }
 MOUSE_HELP = (
@@ -52,6 +61,8 @@ MOUSE_HELP = (
     ("Middle-drag / Shift+left-drag", "pan"),
     ("Left-click", "move the crosshair, or place a marker with the marker tool"),
     ("Left-drag on a marker", "move it; on its rim: resize it"),
+    ("Left-drag with the ruler (L)", "measure a distance in mm"),
+    ("Left-drag with the brush (B) / eraser (E)", "paint into / erase from the selected nodule's mask"),
     ("Ctrl+Z / Ctrl+Shift+Z", "undo / redo"),
 )
 

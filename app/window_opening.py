@@ -90,7 +90,11 @@ class StudyOpening:
         self._claim(volume)
         session = self._restore_session(volume)
         self.review.set_study(
-            volume, dict(session.labels) if session else {}, session.results if session else {}, self.key
+            volume,
+            dict(session.labels) if session else {},
+            session.results if session else {},
+            self.key,
+            session.masks if session else {},
         )
         self.markers.reset(session.markers if session else self._initial_markers(volume))
         self.panel.set_volume(volume)
@@ -104,7 +108,8 @@ class StudyOpening:
         view = session.view if session else None
         first = (view or {}).get("active")
         first = first if first in VIEWS else self.workspace.active  # the view the reader works in
-        self.workspace.set_volume(volume, view, marker and marker.centre_mm, render_now=(first,))
+        focus = marker and self.review.focus_mm(marker)  # its calipers' slice once measured
+        self.workspace.set_volume(volume, view, focus, render_now=(first,))
         later = [partial(self.workspace.render, name) for name in VIEWS if name != first]
         self._step_by_step(volume, [*later, partial(self._show_ready, volume, session, marker)])
 
@@ -144,6 +149,8 @@ class StudyOpening:
         requested, self._select_on_open = self.markers.get(self._select_on_open), ""
         marker = requested or self.review.top_nodule()
         self.review.provisional = "" if requested or marker is None else marker.id
+        measured = marker is not None and self.review.segmentation.measurement(marker.id)
+        self.review.calipers_due = marker.id if marker is not None and not measured else ""
         return marker
 
     def _initial_markers(self, volume: CTVolume) -> list[NoduleMarker]:

@@ -48,6 +48,7 @@ class SessionKeeping:
             view=self.workspace.view_state(),
             results=self.review.results(),
             source=self.source,
+            masks=self.review.segmentation.current(),
         )
         document = session.to_dict()
         if self._last_saved == (self.key, document) and self.sessions.path_for(*self.key).is_file():

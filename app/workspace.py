@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QWidget
 from app.marker_layer import MarkerLayer
 from app.marker_store import MarkerStore
 from app.slice_view import SliceView
+from app.workspace_tools import TOOLS, WorkspaceTools
 from core.imaging.corner_text import what, who_and_when
 from core.imaging.mpr import VIEWS, Plane, XPlanes, plane, slab_slices
 from core.nodule.markers import DEFAULT_DIAMETER_MM, MarkerError, NoduleMarker, check_inside
@@ -36,7 +37,7 @@ MIN_WIDTH = 1.0
 _ACROSS = {"axial": 2, "coronal": 1, "sagittal": 0}  # the LPS axis each view's slices are stacked along
 
 
-class Workspace(QWidget):
+class Workspace(WorkspaceTools, QWidget):
     cursor_moved = Signal(object)  # voxel (x, y, z)
     view_changed = Signal()  # window, slab, layout or slices: the view state to save
     message = Signal(str)  # for the status bar
@@ -60,6 +61,7 @@ class Workspace(QWidget):
         self._drag: dict | None = None
         self.views = {name: SliceView(name) for name in VIEWS}
         self.layers = {name: MarkerLayer(view) for name, view in self.views.items()}
+        self._init_tools()
         self.info = QLabel()
         self.info.setWordWrap(True)
         self.info.setStyleSheet("color: #ccc; background: black; padding: 12px;")
@@ -78,8 +80,9 @@ class Workspace(QWidget):
         self.cine.setInterval(100)
         self.cine.timeout.connect(lambda: self.scroll(1, wrap=True))
         markers.changed.connect(self.redraw_markers)
+        markers.changed.connect(self.redraw_overlays)  # a moved marker's automatic mask is hidden
         markers.preview_changed.connect(self.redraw_markers)
-        markers.selection_changed.connect(lambda _: self.redraw_markers())
+        markers.selection_changed.connect(lambda _: (self.redraw_markers(), self.redraw_overlays()))
         self.set_layout(DEFAULT_LAYOUT)
 
     # -- volume --------------------------------------------------------------------------------------
@@ -92,6 +95,7 @@ class Workspace(QWidget):
         ``render`` in later turns of the event loop: three first paints in one turn held the window)."""
         self.cine.stop()
         self.volume = volume
+        self.rulers = []  # the last study's
         self.planes = {name: plane(volume, name) for name in VIEWS}
         self._x_planes = XPlanes(volume.array)
         self.cursor = (np.array(volume.shape[::-1], dtype=float) - 1) / 2
@@ -199,6 +203,7 @@ class Workspace(QWidget):
         text += "\n" + self._position(p, index)
         self.views[name].show_slice(image, index, self.levels(), text)
         self.layers[name].draw(self.volume, self.markers, self.markers.selected)
+        self.draw_overlays(name)
 
     def _position(self, p: Plane, index: int) -> str:
         """Where the slice lies: its LPS coordinate across the view (z axial, y coronal, x sagittal)."""
@@ -328,6 +333,10 @@ class Workspace(QWidget):
 
     # -- mouse: crosshair and markers ----------------------------------------------------------------------
     def _clicked(self, name: str, voxel: np.ndarray) -> None:
+        if self.tool in ("brush", "eraser"):
+            self._tool_drag(name, "start", voxel)
+            self._tool_drag(name, "finish", voxel)
+            return
         hit = self.layers[name].hit(voxel)
         if hit is not None:
             self.markers.select(hit[0])
@@ -349,6 +358,9 @@ class Workspace(QWidget):
 
     def _dragged(self, name: str, phase: str, voxel: np.ndarray) -> None:
         if self.volume is None:
+            return
+        if self.tool in TOOLS:
+            self._tool_drag(name, phase, voxel)
             return
         if phase == "start":
             hit = self.layers[name].hit(voxel)

@@ -37,16 +37,20 @@ def test_analyse_rank_select_correct_and_reopen(qtbot, demo_home):
     # The top nodule is selected and every view is centred on it.
     top = window.markers.get(table.marker_at(0))
     assert window.markers.selected == top.id
-    np.testing.assert_allclose(window.workspace.cursor_mm(), top.centre_mm, atol=1.0)
+    np.testing.assert_allclose(
+        window.workspace.cursor_mm(), review.focus_mm(top), atol=1.0
+    )  # calipers' slice
     # Lung-RADS and location are filled, with the rule in the tooltip.
     assert table.item(0, table.columnCount() - 1).text() in {"2", "3", "4A", "4B", "4X"}
     assert "mm" in table.item(0, table.columnCount() - 1).toolTip()
     assert any(word in table.item(0, 2).text() for word in ("upper", "middle", "lower"))
 
-    # Selecting the second row centres the views on it and fills the detail panel.
+    # Selecting the second row centres the views on it (on the slice of its calipers, once measured:
+    # within the nodule) and fills the detail panel.
     table.selectRow(1)
     second = window.markers.get(table.marker_at(1))
-    np.testing.assert_allclose(window.workspace.cursor_mm(), second.centre_mm, atol=1.0)
+    np.testing.assert_allclose(window.workspace.cursor_mm(), review.focus_mm(second), atol=1.0)
+    assert np.linalg.norm(np.subtract(review.focus_mm(second), second.centre_mm)) < second.diameter_mm / 2
     assert second.name in review.detail.title.text()
     assert "Malignancy probability" in review.detail.score.text()
     qtbot.waitUntil(lambda: review.detail.explanation is not None, timeout=30_000)
@@ -166,7 +170,8 @@ def test_worklist_lists_studies_and_opens_one_at_its_top_nodule(qtbot, demo_home
     worklist._open(worklist.table.item(0, 0))
     qtbot.waitUntil(lambda: not window.busy and window.volume.shape[0] > 12, timeout=60_000)
     assert window.markers.selected == top
-    np.testing.assert_allclose(window.workspace.cursor_mm(), window.markers.get(top).centre_mm, atol=1.0)
+    focus = window.review.focus_mm(window.markers.get(top))  # on its calipers' slice
+    np.testing.assert_allclose(window.workspace.cursor_mm(), focus, atol=1.0)
 
 
 def test_automatic_analysis_after_a_change(qtbot, demo_home):

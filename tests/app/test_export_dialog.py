@@ -34,7 +34,10 @@ def fake_window(tmp_path, volume=True, reader="Dr Reader"):
         volume=phi_volume() if volume else None,
         markers=SimpleNamespace(markers=MarkerSet(markers)),
         review=SimpleNamespace(
-            analysis=analysis, labels=labels, location=lambda m: "left lower zone, slice 5"
+            analysis=analysis,
+            labels=labels,
+            location=lambda m: "left lower zone, slice 5",
+            segmentation=SimpleNamespace(current=dict, measurements=dict),
         ),
         settings=settings,
         source="",

@@ -106,7 +106,7 @@ def test_the_demo_opens_on_its_first_nodule_then_moves_to_the_top_one_once_analy
     top = window.markers.get(window.review.table.marker_at(0))
     assert top.id != first.id  # the demo's first marker is not its most suspicious one
     assert window.markers.selected == top.id and window.review.detail.marker == top
-    np.testing.assert_allclose(window.workspace.cursor_mm(), top.centre_mm, atol=1.0)
+    np.testing.assert_allclose(window.workspace.cursor_mm(), window.review.focus_mm(top), atol=1.0)
 
 
 def test_the_readers_choice_outlasts_the_analysis_and_a_reopened_study_opens_on_its_top(qtbot, demo_home):
@@ -120,4 +120,5 @@ def test_the_readers_choice_outlasts_the_analysis_and_a_reopened_study_opens_on_
     window.close()
     again = _demo(qtbot)
     assert again.markers.selected == top and again.review.detail.marker.id == top
-    np.testing.assert_allclose(again.workspace.cursor_mm(), again.markers.get(top).centre_mm, atol=1.0)
+    focus = again.review.focus_mm(again.markers.get(top))  # its calipers' slice, once measured
+    np.testing.assert_allclose(again.workspace.cursor_mm(), focus, atol=1.0)
