@@ -25,7 +25,7 @@ def reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-_RUNNING: list[FunctionWorker] = []  # kept alive until their thread has left run(), whoever closed
+_RUNNING: list[FunctionWorker] = []  # kept until their thread has left and their answer is shown
 
 
 def start_job(
@@ -37,11 +37,17 @@ def start_job(
     """Run ``job(progress=, cancelled=)`` in the pool; ``done(result)`` or ``failed(reason)`` on the
     window thread. The worker outlives a dialog closed while it runs (a pool thread still uses it)."""
     worker = FunctionWorker(job)
-    _RUNNING[:] = [w for w in _RUNNING if not w.done]
+    _RUNNING[:] = [w for w in _RUNNING if not (w.done and w.delivered)]  # the thread left, the answer shown
     _RUNNING.append(worker)
-    worker.signals.finished.connect(done)
-    worker.signals.errored.connect(lambda exc: failed(reason(exc)))
-    worker.signals.cancelled.connect(cancelled or (lambda: failed("cancelled")))
+    worker.delivered = False
+
+    def deliver(callback, *args) -> None:
+        worker.delivered = True
+        callback(*args)
+
+    worker.signals.finished.connect(lambda result: deliver(done, result))
+    worker.signals.errored.connect(lambda exc: deliver(failed, reason(exc)))
+    worker.signals.cancelled.connect(lambda: deliver(cancelled or (lambda: failed("cancelled"))))
     return worker.start()
 
 
