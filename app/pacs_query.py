@@ -60,6 +60,8 @@ class QueryDialog(QDialog):
         self.date_to = QDateEdit(QDate.currentDate(), calendarPopup=True)
         for edit in (self.date_from, self.date_to):
             edit.setDisplayFormat("yyyy-MM-dd")
+            edit.setEnabled(False)  # any date until "from" is ticked
+            self.use_dates.toggled.connect(edit.setEnabled)
         dates = QHBoxLayout()
         for widget in (self.use_dates, self.date_from, QLabel("to"), self.date_to):
             dates.addWidget(widget)
