@@ -75,6 +75,8 @@ def test_cancelled_retrieval_is_resumed_by_the_next_try(qtbot, window, orthanc, 
         dialog.retrieve()
     assert len(list(ct.glob("*.dcm"))) == len(demo.ct_files)  # resumed, none twice
     assert "Retrieved" in dialog.status.text()
+    # the study opens: let it finish before the window goes (its last steps run on timers)
+    qtbot.waitUntil(lambda: window.volume is not None and not window.busy, timeout=WAIT_MS)
 
 
 def test_closed_port_shows_the_reason_without_blocking(qtbot, window):
