@@ -78,3 +78,21 @@ def test_a_port_in_use_says_why_and_stays_off(qtbot, window):
         message = window.statusBar().currentMessage()
     assert message.startswith("Listener not started") and str(port) in message
     assert not window.listener_action.isChecked() and getattr(window, "pacs_listener", None) is None
+
+
+def test_a_caller_not_on_the_list_is_refused(qtbot, window):
+    from pynetdicom import AE
+    from pynetdicom.sop_class import Verification
+
+    port = free_port()
+    listen_on(port, allowed=("ORTHANC",))
+    window.listener_action.setChecked(True)
+    answers = {}
+    for title in ("STRANGER", "ORTHANC"):
+        ae = AE(ae_title=title)
+        ae.add_requested_context(Verification)
+        assoc = ae.associate("127.0.0.1", port, ae_title="MTMR")
+        answers[title] = assoc.is_established
+        if assoc.is_established:
+            assoc.release()
+    assert answers == {"STRANGER": False, "ORTHANC": True}
