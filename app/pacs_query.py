@@ -4,8 +4,8 @@ Search, the series list and the retrieval each run in the background (``app.pacs
 the dialog and the window stay free. The retrieval writes into the study cache through
 ``core.pacs.client.get`` (resumable: a second try fetches only what is missing), shows its progress per
 series and can be cancelled (what arrived is kept, whole; closing the dialog cancels too).
-``retrieved`` carries the study's folder
-when it is complete; the window opens it (``app.pacs_window``). A failure shows its one-line reason.
+``retrieved`` carries the study's folder when it is complete; the window opens it
+(``app.pacs_window``). A failure shows its one-line reason.
 """
 
 from __future__ import annotations
