@@ -21,8 +21,12 @@ File format::
       "study_uid": "1.2...", "series_uid": "1.2...", "saved_at": "2025-01-31T09:12:45.123+00:00",
       "markers": [<markers.json entries, see core.nodule.markers>],
       "labels": {"<marker id>": <NoduleLabel.to_dict()>},
-      "view": {<free-form view state: slice, window, layout...>}
+      "view": {<free-form view state: slice, window, layout...>},
+      "follow_up": {<the comparison with a prior study: core.followup.compare.FollowUp.to_dict()>}
     }
+
+``follow_up`` is kept in the current study's session, so the registration and the comparison are
+computed once; ``{}`` when none was made.
 """
 
 from __future__ import annotations
@@ -60,6 +64,7 @@ class Session:
     results: dict[str, dict] = field(default_factory=dict)  # marker id -> the model's last result
     source: str = ""  # where the study was opened from on this workstation (to reopen it)
     masks: dict[str, NoduleMask] = field(default_factory=dict)  # marker id -> its 3D mask (core.measure)
+    follow_up: dict = field(default_factory=dict)  # FollowUp.to_dict() against a prior, {} when none
 
     @property
     def labelled_count(self) -> int:
@@ -78,6 +83,7 @@ class Session:
             "results": self.results,
             "source": self.source,
             "masks": {marker_id: mask.to_dict() for marker_id, mask in self.masks.items()},
+            "follow_up": self.follow_up,
         }
 
     @classmethod
@@ -126,6 +132,16 @@ class Session:
                 parsed_masks[str(marker_id)] = NoduleMask.from_dict(mask)
             except ValueError as exc:
                 raise ValueError(f"mask of marker {marker_id}: {exc}") from exc
+        follow_up = data.get("follow_up", {})
+        if not isinstance(follow_up, dict):
+            raise ValueError("follow_up is not an object")
+        if follow_up:
+            from core.followup.compare import FollowUp
+
+            try:
+                FollowUp.from_dict(follow_up)
+            except ValueError as exc:
+                raise ValueError(f"follow_up: {exc}") from exc
         return cls(
             study_uid=data["study_uid"],
             series_uid=data["series_uid"],
@@ -136,6 +152,7 @@ class Session:
             results=results,
             source=source,
             masks=parsed_masks,
+            follow_up=follow_up,
         )
 
 
