@@ -33,6 +33,7 @@ PATCH = 32
 FOV_PER_DIAMETER = 2.5
 HU_RANGE = (-1000.0, 400.0)  # clipped, then mapped to -1..1
 WEIGHTS = Path(__file__).resolve().parents[2] / "resources" / "segmenter" / "seg3d.safetensors"
+LUNG_HU, MIN_LUNG_SHARE = -500.0, 0.05  # a nodule's patch is mostly lung (even at the pleura)
 TRAINED_SLICE_MM = 3.0
 TRAINED_PIXEL_MM = (0.5, 1.0)
 TRAINED_DIAMETER_MM = (3.0, 30.0)
@@ -169,7 +170,10 @@ class Probability:
 
         centre = _check_marker(volume, centre_mm, diameter_mm)
         grid = PatchGrid.around(volume, centre, diameter_mm)
-        patch = scale_hu(sample(volume.array, grid, outside=HU_RANGE[0]))
+        hu = sample(volume.array, grid, outside=HU_RANGE[0])
+        if np.mean(hu < LUNG_HU) < MIN_LUNG_SHARE:
+            raise SegmentationError(f"the marker at {_mm(centre)} is in solid tissue, not in the lungs")
+        patch = scale_hu(hu)
         device = next(model.parameters()).device
         with torch.no_grad():
             logits = model(torch.from_numpy(patch)[None, None].to(device))["logits"]

@@ -117,6 +117,9 @@ def test_a_marker_on_air_or_outside_gets_the_reason():
     centre = air.voxel_to_mm(np.array([32.0, 32.0, 20.0]))
     with pytest.raises(SegmentationError, match=r"no nodule found within the marker at .* mm"):
         segment_nodule_learned(air, centre, 8.0)
+    tissue = _volume(np.random.default_rng(1).normal(40, 20, (40, 64, 64)))
+    with pytest.raises(SegmentationError, match="in solid tissue, not in the lungs"):
+        segment_nodule_learned(tissue, centre, 8.0)  # the model alone drew a nodule here
     with pytest.raises(SegmentationError, match="outside the volume"):
         segment_nodule_learned(air, centre + np.array([0.0, 0.0, 500.0]), 8.0)
     with pytest.raises(SegmentationError, match="not a finite number"):
