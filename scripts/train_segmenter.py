@@ -258,8 +258,11 @@ def main(argv=None) -> int:
             card, tensors = read_document_file(args.out, learned.CARD)
             model = Seg3DNet(Seg3DConfig.from_dict(card["config"]))
             model.load_state_dict(tensors, strict=True)
-        except (learned.SegmenterFileError, KeyError, RuntimeError) as exc:
-            print(f"cannot revalidate {args.out}: {exc}", file=sys.stderr)
+        except learned.SegmenterFileError as exc:
+            print(f"cannot revalidate: {exc}", file=sys.stderr)
+            return 1
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            print(f"cannot revalidate: {args.out}: weights do not fit the network ({exc})", file=sys.stderr)
             return 1
         model.eval()
         card["revalidated_by"] = command
