@@ -99,5 +99,5 @@ def test_a_malformed_measurement_sets_the_session_aside_with_the_reason(tmp_path
 def test_a_non_finite_measurement_is_refused():
     document = session().to_dict()
     document["measurements"]["m0"]["measurement"]["volume_mm3"] = float("inf")
-    with pytest.raises(ValueError, match="measurement of marker m0: .*non-finite"):
+    with pytest.raises(ValueError, match=r"measurement of marker m0: .*non-finite"):
         Session.from_dict(document)
