@@ -73,13 +73,16 @@ def test_rulers_are_removed_one_by_one_and_kept_with_the_session(qtbot, series):
     ws = window.workspace
     view = ws.views["axial"]
     qtbot.keyClick(window, Qt.Key.Key_L)
+    qtbot.wait(50)  # laid out: the right-click below lands where it is aimed
     for start, end in (((5.0, 5.0), (5.0, 25.0)), ((20.0, 5.0), (40.0, 5.0)), ((30.0, 30.0), (40.0, 40.0))):
         for phase, (x, y) in (("start", start), ("finish", end)):
             view.dragged.emit(phase, np.array([x, y, view.index]))
     assert len(ws.ruler_layers["axial"].shown) == 3
     view.right_clicked.emit(np.array([12.0, 30.0, view.index]))  # near none: nothing goes
     assert len(ws.rulers) == 3
-    view.right_clicked.emit(np.array([30.5, 5.5, view.index]))  # on the second one
+    x, y = view.scene_point(np.array([30.5, 5.5, view.index]))  # a right-click on the second one
+    point = view.graphics.mapFromScene(view.box.mapViewToScene(QPointF(x, y)))
+    qtbot.mouseClick(view.graphics.viewport(), Qt.MouseButton.RightButton, pos=point)
     assert [r.start[:2] for r in ws.rulers] == [(5.0, 5.0), (30.0, 30.0)]
     assert (
         ws.ruler_layers["axial"].shown == [r.length_mm(window.volume) for r in ws.rulers]
