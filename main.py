@@ -34,7 +34,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from core.cli import batch, finetune, info, lidc, measure, pacs, phantom, predict, report, train
+    from core.cli import batch, compare, finetune, info, lidc, measure, pacs, phantom, predict, report, train
 
     parser = Parser(prog="main.py", description=DESCRIPTION)
     parser.add_argument("--screenshot", metavar="PNG", help="render the window, save it, and exit")
@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_parsers(subparsers)
     predict.add_parser(subparsers)
     measure.add_parser(subparsers)
+    compare.add_parser(subparsers)
     batch.add_parser(subparsers)
     report.add_parser(subparsers)
     finetune.add_parser(subparsers)

@@ -221,6 +221,7 @@ class ExportDialog(QDialog):
                 source_files=sources,
                 anonymise=anonymise,
                 overwrite=bool(present),
+                measure=True,  # a nodule never analysed is segmented for the report, as `report` does
             )
         finally:
             QGuiApplication.restoreOverrideCursor()
@@ -275,7 +276,12 @@ class ExportDialog(QDialog):
         QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
             done = write_report(
-                report, folder, ["pdf"], volume=self.source.volume, anonymise=self.anonymise.isChecked()
+                report,
+                folder,
+                ["pdf"],
+                volume=self.source.volume,
+                anonymise=self.anonymise.isChecked(),
+                measure=True,  # the preview shows what Export writes
             )
             if done.failed:
                 self.preview_label.setText(f"No preview: {done.failed[0].error}")

@@ -49,6 +49,7 @@ class SessionKeeping:
             results=self.review.results(),
             source=self.source,
             masks=self.review.segmentation.current(),
+            measurements=self.review.segmentation.measurements(),
         )
         document = session.to_dict()
         if self._last_saved == (self.key, document) and self.sessions.path_for(*self.key).is_file():

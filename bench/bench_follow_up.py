@@ -12,13 +12,23 @@ motion, nodules grown or shrunk, one new, one resolved) is rendered in memory; t
   after ``refine_point``;
 * the truth's nodules (centre, diameter) of both studies paired by ``core.followup.matching.match``
   through the registration: pairs found right of the truth's pairs, and whether exactly the truth's
-  new and resolved nodules were left unpaired.
+  new and resolved nodules were left unpaired;
+* the whole follow-up reading, ``core.followup.compare`` with the truth's centres and diameters as the
+  reader's markers, at every ``--intervals`` (the rendered pair does not depend on the interval, only
+  the studies' dates do, so each seed is rendered and registered once): pairs right, new and resolved
+  right, the volume change measured against the truth's volume factor (percentage points), the VDT
+  of each truly growing nodule against the truth's ``interval * ln 2 / ln(factor)`` (a growing
+  nodule measured as not growing has no VDT and counts as missed), and Lung-RADS agreement per
+  current nodule with the category the same rules (``core.nodule.lungrads_followup``) give the
+  truth's sizes: its LIDC diameter at both times and its texture class (part-solid: a solid
+  component of diameter x solid fraction^(1/3), the rendered core's share of the volume).
 
 Targets (issue 18, a 512x512x300 pair on a 2-core CPU): registration floor <= 10 s, goal <= 3 s.
 
 Run from the repository root::
 
     .venv/bin/python bench/bench_follow_up.py [--seeds 1 2 3] [--size 512] [--current-slice-thickness 1.25]
+        [--intervals 90 365 730]
 """
 
 from __future__ import annotations
@@ -52,7 +62,7 @@ def reference_resample(prior, current) -> float:
     return time.perf_counter() - start
 
 
-def one_seed(seed: int, size: int, thickness: float, pool) -> dict:
+def one_seed(seed: int, size: int, thickness: float, pool, intervals=()) -> dict:
     from core.followup.register import refine_point, register
     from core.phantom.followup import TRENDS, FollowUpOptions, build_follow_up
     from core.phantom.study import PhantomOptions, choose_nodules
@@ -79,7 +89,9 @@ def one_seed(seed: int, size: int, thickness: float, pool) -> dict:
         refine_s.append(time.perf_counter() - start)
         refined.append(float(np.linalg.norm(np.array(moved.current_mm) - truth)))
     found = _pairing(pair, result)
+    readings = [reading(pair, result, days) for days in intervals]
     return {
+        "readings": readings,
         "seed": seed,
         "pairs": found,
         "shape": f"{pair.prior.shape[2]}x{pair.prior.shape[1]}x{pair.prior.shape[0]}",
@@ -110,11 +122,125 @@ def _pairing(pair, result) -> tuple[int, int, bool]:
     return right, len(truth), rest
 
 
+def reading(pair, registration, interval_days: int) -> dict:
+    """The follow-up reading of ``pair`` as if ``interval_days`` apart, against its truth."""
+    import datetime as dt
+    import math
+
+    from core.followup.compare import compare
+    from core.nodule.markers import NoduleMarker
+    from core.phantom.followup import CURRENT_DATE
+
+    def markers(placed):
+        return [NoduleMarker(p.truth()["id"], "", p.centre_mm, p.nodule.diameter_mm) for p in placed]
+
+    dates = (CURRENT_DATE - dt.timedelta(days=interval_days), CURRENT_DATE)
+    found = compare(
+        pair.prior, pair.current, markers(pair.prior_nodules), markers(pair.current_nodules),
+        registration=registration, dates=dates,
+    )  # fmt: skip
+    truth = pair.truth
+    pairs = {(p.prior_id, p.current_id): p for p in found.pairs}
+    right = sum((t["prior_id"], t["current_id"]) in pairs for t in truth["pairs"])
+    rest = [n.current_id for n in found.new] == truth["new"] and list(found.resolved) == truth["resolved"]
+    volume_errors, vdt_errors, vdt_missed, growing = [], [], 0, 0
+    for t in truth["pairs"]:
+        g = getattr(pairs.get((t["prior_id"], t["current_id"])), "growth", None)
+        if g is not None and g.volume_change_percent is not None:
+            volume_errors.append(abs(g.volume_change_percent - 100 * (t["volume_factor"] - 1)))
+        if t["trend"] == "growing":
+            growing += 1
+            if g is None or g.vdt_days is None:
+                vdt_missed += 1
+            else:
+                truth_vdt = interval_days * math.log(2) / math.log(t["volume_factor"])
+                vdt_errors.append(100 * abs(g.vdt_days - truth_vdt) / truth_vdt)
+    measured = {p.current_id: p.lung_rads for p in found.pairs} | {
+        n.current_id: n.lung_rads for n in found.new
+    }
+    expected = truth_categories(pair, dates)
+    agree = sum(1 for k, c in expected.items() if measured.get(k) is not None and measured[k].category == c)
+    return {
+        "interval": interval_days,
+        "pairs": (right, len(truth["pairs"])),
+        "rest": rest,
+        "volume_errors": volume_errors,
+        "vdt_errors": vdt_errors,
+        "vdt_missed": vdt_missed,
+        "growing": growing,
+        "lung_rads": (agree, len(expected)),
+    }
+
+
+def truth_categories(pair, dates) -> dict[str, str]:
+    """Each current nodule's Lung-RADS from the truth's sizes and texture (see the module docstring)."""
+    from core.nodule.lungrads_followup import NoduleExam, follow_up_category
+    from core.phantom.appearance import appearance_from_ratings
+
+    def exam(date, placed, diameter):
+        texture = placed.truth()["texture_class"]
+        solid = appearance_from_ratings(placed.nodule.mean_ratings).solid_fraction ** (1 / 3) * diameter
+        return NoduleExam(date, texture, diameter, solid if texture == "part-solid" else None)
+
+    prior_by_id = {p.truth()["id"]: p for p in pair.prior_nodules}
+    current_by_id = {p.truth()["id"]: p for p in pair.current_nodules}
+    found = {}
+    for t in pair.truth["pairs"]:
+        before = exam(dates[0], prior_by_id[t["prior_id"]], t["prior_diameter_mm"])
+        after = exam(dates[1], current_by_id[t["current_id"]], t["current_diameter_mm"])
+        found[t["current_id"]] = follow_up_category(after, [before]).category
+    for current_id in pair.truth["new"]:
+        placed = current_by_id[current_id]
+        new = exam(dates[1], placed, placed.nodule.diameter_mm)
+        found[current_id] = follow_up_category(new, screened_before=True).category
+    return found
+
+
+def print_readings(rows: list[dict]) -> None:
+    """The follow-up readings' table, one line per seed and interval, and the totals."""
+    print(
+        f"\n{'seed':>4} {'days':>5} {'pairs':>5} {'new/res':>7} {'vol err pp (med/max)':>20} "
+        f"{'VDT err % (med/max)':>19} {'VDT missed':>10} {'Lung-RADS':>9}"
+    )
+    for row in rows:
+        for r in row["readings"]:
+            vol, vdt = r["volume_errors"], r["vdt_errors"]
+            print(
+                f"{row['seed']:>4} {r['interval']:>5} {r['pairs'][0]:>2}/{r['pairs'][1]:<2} "
+                f"{'right' if r['rest'] else 'WRONG':>7} {_med_max(vol):>20} {_med_max(vdt):>19} "
+                f"{r['vdt_missed']:>4}/{r['growing']:<5} {r['lung_rads'][0]:>4}/{r['lung_rads'][1]:<4}"
+            )
+    readings = [r for row in rows for r in row["readings"]]
+    if not readings:
+        return
+    right, total = (sum(r["pairs"][k] for r in readings) for k in (0, 1))
+    agree, nodules = (sum(r["lung_rads"][k] for r in readings) for k in (0, 1))
+    vol = [e for r in readings for e in r["volume_errors"]]
+    vdt = [e for r in readings for e in r["vdt_errors"]]
+    missed, growing = sum(r["vdt_missed"] for r in readings), sum(r["growing"] for r in readings)
+    print(
+        f"follow-up readings ({len(readings)}): pairs {right}/{total} right "
+        f"({100 * right / max(total, 1):.0f} %, floor 100 % {'met' if right == total else 'NOT met'}), "
+        f"new and resolved right in {sum(r['rest'] for r in readings)}/{len(readings)}; "
+        f"volume change error {_med_max(vol)} percentage points (median/max); "
+        f"VDT error {_med_max(vdt)} % on {len(vdt)} readings of growing nodules, {missed}/{growing} missed; "
+        f"Lung-RADS agreement with the truth's sizes {agree}/{nodules} "
+        f"({100 * agree / max(nodules, 1):.0f} %)"
+    )
+
+
+def _med_max(values: list[float]) -> str:
+    return f"{statistics.median(values):.1f}/{max(values):.1f}" if values else "-"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--size", type=int, default=512, help="rows and columns (300 slices at 512)")
     parser.add_argument("--current-slice-thickness", type=float, default=1.25, help="mm; the prior's is 1")
+    parser.add_argument(
+        "--intervals", type=int, nargs="*", default=[90, 365, 730], help="days between the studies' readings"
+    )
     args = parser.parse_args(argv)
     from core.lidc.table import load_nodules
 
@@ -128,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(head)
     for seed in args.seeds:
-        row = one_seed(seed, args.size, args.current_slice_thickness, pool)
+        row = one_seed(seed, args.size, args.current_slice_thickness, pool, args.intervals)
         rows.append(row)
         print(
             f"{row['seed']:>4} {row['shape']:>12} {row['current_slices']:>6} {row['register_s']:>10.2f} "
@@ -163,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         f"refined median {statistics.median(refined):.2f} mm (max {max(refined):.2f}); "
         f"rendering a pair took {statistics.median([r['build_s'] for r in rows]):.0f} s (not timed above)"
     )
+    print_readings(rows)
     return 0
 
 

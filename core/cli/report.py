@@ -2,7 +2,8 @@
 
 Loads the study (the largest CT series, or ``--series``), runs the model on the markers (patient LPS
 mm, ``core.nodule.markers``), finds each nodule's lung zone (``core.imaging.location``), takes the reader's
-confirmed values from the saved reading session of that series when there is one, measures each
+confirmed values (and a saved follow-up reading against a prior study: prior sizes, change, VDT and
+Lung-RADS with priors) from the saved reading session of that series when there is one, measures each
 nodule on its 3D mask (the session's while it still fits its marker, else segmented; a marker that
 cannot be measured is named with its reason and keeps its marker diameter: core.measure.markers), and
 writes into DIR::
@@ -148,6 +149,7 @@ def run(args: argparse.Namespace) -> int:
     for marker in markers:
         with contextlib.suppress(ValueError):
             locations[marker.id] = lungs.describe(marker.centre_mm).text
+    follow_up = _session_follow_up(session, markers, progress)
     report = build_report(
         volume,
         markers,
@@ -158,6 +160,7 @@ def run(args: argparse.Namespace) -> int:
         locations=locations,
         masks=measured.masks,
         measurements=measured.measurements,
+        follow_up=follow_up,
     )
     source_files: Sequence[Path] = ()
     if found is not None and "sr" in formats:
@@ -178,6 +181,7 @@ def run(args: argparse.Namespace) -> int:
         anonymise=args.anonymise,
         overwrite=args.overwrite,
         measure=True,  # the markers measure_markers could not measure: their reasons into the report
+        prior_files=_prior_files(follow_up, progress) if "sr" in formats else (),
     )
     for outcome in done.outcomes:
         if outcome.written:
@@ -251,6 +255,44 @@ def _session_labels(session, markers, progress: Progress) -> dict:
     if labels:
         progress.say(f"report: {len(labels)} reader-confirmed label(s) from the saved session")
     return labels
+
+
+def _session_follow_up(session, markers, progress: Progress):
+    """The follow-up reading saved with the series' session (``compare``, the viewer) when it covers
+    these markers, else None: its pairs give the report prior sizes, changes, VDT and Lung-RADS with
+    priors."""
+    if session is None or not session.follow_up:
+        return None
+    from core.followup.compare import FollowUp
+
+    reading = FollowUp.from_dict(session.follow_up)  # checked when the session was read
+    ids = {m.id for m in markers}
+    paired = sum(p.current_id in ids for p in reading.pairs)
+    new = sum(n.current_id in ids for n in reading.new)
+    if not paired and not new:
+        return None
+    progress.say(f"report: the saved follow-up reading: {paired} nodule(s) paired with a prior, {new} new")
+    return reading
+
+
+def _prior_files(reading, progress: Progress) -> Sequence[Path]:
+    """The prior study's files of a follow-up reading, for the SR's evidence: where its saved session
+    says it was opened from; none (with a note) when that is not known or no longer there."""
+    if reading is None:
+        return ()
+    from core.dicom.catalogue import catalogue
+    from core.dicom.errors import StudyLoadError
+    from core.reading.session import SessionCorrupt, SessionStore
+
+    prior = reading.prior
+    try:
+        session = SessionStore().load(prior.study_uid, prior.series_uid)
+        if session is not None and session.source:
+            return list(catalogue(Path(session.source)).find_series(prior.series_uid).files)
+    except (SessionCorrupt, StudyLoadError, OSError, ValueError, KeyError):
+        pass
+    progress.say("note: the prior study's files were not found: the SR does not reference them")
+    return ()
 
 
 def saved_session(volume: CTVolume, progress: Progress):

@@ -10,16 +10,17 @@ the same new UIDs within one export and references between objects stay intact.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from core.followup.compare import FollowUp, PairedNodule
 from core.measure.mask import NoduleMask
 from core.measure.measurement import NoduleMeasurement
 from core.nodule.labels import NoduleLabel
 from core.nodule.lungrads import LungRads, nodule_category, study_category
 from core.nodule.markers import NoduleMarker
 from core.nodule.prediction import NoduleResult
+from core.nodule.tracking import tracking_uid
 from core.volume import CTVolume
 
 DISCLAIMER = (
@@ -66,6 +67,8 @@ class NoduleReport:
     # the mask itself (the SEG's segment; None: not segmented); reports compare by their numbers
     mask: NoduleMask | None = field(default=None, compare=False)
     measurement_error: str = ""  # why the nodule could not be measured ("" when measured or not tried)
+    prior: PairedNodule | None = None  # with a follow-up reading: this nodule's pair with a prior one
+    follow_up_status: str = ""  # with a follow-up reading: "new" or the pair's trend; "" without one
 
     @property
     def attributes(self) -> dict[str, float]:
@@ -90,13 +93,6 @@ class StudyReport:
     uid_map: dict = field(default_factory=dict, compare=False)  # old -> new UIDs when anonymised
 
 
-def tracking_uid(series_uid: str, marker_id: str) -> str:
-    """A DICOM UID (2.25 form) fixed by the series and the marker: the same nodule keeps it across
-    reports, so a PACS can follow it."""
-    digest = hashlib.sha256(f"mtmr-reader/nodule\n{series_uid}\n{marker_id}".encode()).digest()
-    return "2.25." + str(int.from_bytes(digest[:16], "big"))
-
-
 def build_report(
     volume: CTVolume,
     markers: Sequence[NoduleMarker],
@@ -108,10 +104,15 @@ def build_report(
     now: dt.datetime | None = None,
     masks: Mapping[str, NoduleMask] | None = None,
     measurements: Mapping[str, NoduleMeasurement] | None = None,
+    follow_up: FollowUp | None = None,
 ) -> StudyReport:
     """The report of one study; ``results``, ``labels``, ``masks`` and ``measurements`` are keyed by
-    marker id."""
+    marker id. With ``follow_up`` (``core.followup.compare``, this study the current one) a paired
+    nodule carries its pair (``prior``), the prior's tracking UID and its Lung-RADS with priors; an
+    unpaired one in the follow-up is "new", with its Lung-RADS as a new nodule."""
     meta = volume.metadata
+    pairs = {p.current_id: p for p in follow_up.pairs} if follow_up else {}
+    new = {n.current_id: n for n in follow_up.new} if follow_up else {}
     nodules = []
     for marker in markers:
         result, label = results.get(marker.id), labels.get(marker.id)
@@ -122,6 +123,12 @@ def build_report(
             label.attributes if label else None,
             measured=measurement,
         )
+        pair, status = pairs.get(marker.id), "new" if marker.id in new else ""
+        if pair is not None:
+            status = pair.growth.trend if pair.growth else "paired"
+            rads = pair.lung_rads or rads
+        elif status:
+            rads = new[marker.id].lung_rads or rads
         z = volume.mm_to_voxel(marker.centre_mm)[2]
         nodules.append(
             NoduleReport(
@@ -132,9 +139,11 @@ def build_report(
                 result=result,
                 reader=label,
                 lung_rads=rads,
-                tracking_uid=tracking_uid(meta.series_uid, marker.id),
+                tracking_uid=pair.tracking_uid if pair else tracking_uid(meta.series_uid, marker.id),
                 measurement=measurement,
                 mask=(masks or {}).get(marker.id),
+                prior=pair,
+                follow_up_status=status,
             )
         )
     nodules.sort(key=lambda n: (n.result is None, -(n.result.malignancy if n.result else 0.0), n.marker.name))
@@ -193,6 +202,8 @@ def with_measurements(report: StudyReport, volume: CTVolume, segment: bool = Tru
                 nodule.reader.attributes if nodule.reader else None,
                 measured=measurement,
             )
+            if nodule.follow_up_status and nodule.lung_rads and "status" in nodule.lung_rads.inputs:
+                rads = nodule.lung_rads  # Lung-RADS with priors (follow-up reading) outranks baseline
             nodule = replace(
                 nodule, measurement=measurement, mask=done.masks[key], lung_rads=rads, measurement_error=""
             )

@@ -4,7 +4,8 @@ and the batch ranking of many studies (``core.report.batch_ranking``).
 A nodule's cells are worked out here once, so both tables round, name and leave empty the same way:
 ``nodule_cells`` gives the marker, the model's scores, the Lung-RADS estimate and the reader's label;
 ``model_cells`` the model's identity. Each table puts these columns in its own order, with its own
-extra columns (the report's slice and follow-up, the batch's study number and ranks), and writes
+extra columns (the report's slice, follow-up and ``prior_cells``: the change since the prior study, the
+batch's study number and ranks), and writes
 them with ``csv_text``: a header row, then one row per nodule, an empty cell for ``None``.
 """
 
@@ -38,6 +39,10 @@ MEASURE_COLUMNS = (
 )
 STUDY_COLUMNS = ("study_uid", "series_uid")
 MODEL_COLUMNS = ("model_name", "model_version", "weights_sha256")
+PRIOR_COLUMNS = (
+    "follow_up_status", "prior_marker_id", "interval_days", "prior_volume_mm3", "prior_mean_diameter_mm",
+    "volume_change_percent", "diameter_change_mm", "vdt_days", "vdt", "lungrads_growth", "volume_growth",
+)  # fmt: skip
 NODULE_COLUMNS = (
     *MARKER_COLUMNS,
     *POSITION_COLUMNS,
@@ -77,6 +82,27 @@ def nodule_cells(marker, location: str, result=None, lung_rads=None, label=None)
         "reader_malignancy": label.malignancy if label else None,
         "reader_label": label.classification if label else None,
         "label_source": label.source if label else None,
+    }
+
+
+def prior_cells(status: str, pair=None) -> dict:
+    """The cells of ``PRIOR_COLUMNS``: the nodule's ``status`` at a follow-up reading ("new", its
+    trend, "" without a reading) and, for a nodule paired with a prior one (``core.followup.compare``
+    ``PairedNodule``), the prior's marker and size, the change and the volume doubling time (``vdt``:
+    its text, "stable" or "shrinking" where there is no doubling time)."""
+    g = pair.growth if pair is not None else None
+    return {
+        "follow_up_status": status or None,
+        "prior_marker_id": pair.prior_id if pair is not None else None,
+        "interval_days": g.interval_days if g else None,
+        "prior_volume_mm3": rounded(g.prior_volume_mm3, 1) if g else None,
+        "prior_mean_diameter_mm": rounded(g.prior_mean_diameter_mm, 1) if g else None,
+        "volume_change_percent": rounded(g.volume_change_percent, 1) if g else None,
+        "diameter_change_mm": rounded(g.diameter_change_mm, 1) if g else None,
+        "vdt_days": rounded(g.vdt_days, 0) if g else None,
+        "vdt": g.vdt_text if g else None,
+        "lungrads_growth": g.lungrads_growth if g else None,
+        "volume_growth": g.volume_growth if g else None,
     }
 
 

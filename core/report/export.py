@@ -148,6 +148,7 @@ def write_report(
     anonymise: bool = False,
     overwrite: bool = False,
     measure: bool = False,
+    prior_files: Sequence[str | Path] = (),
 ) -> Export:
     """Write ``formats`` of ``report`` into ``folder`` (which must exist), each atomically; a failure
     in one is recorded in its ``Outcome`` and the others are still written. An existing file is left
@@ -157,7 +158,8 @@ def write_report(
     With ``volume``, a nodule with a mask that fits its marker but no measurement is measured first;
     with ``measure`` too, every nodule not yet measured is (its fitting mask, else a new segmentation;
     ``content.with_measurements``), so every format carries the same measured sizes and a nodule that
-    cannot be measured says why."""
+    cannot be measured says why. ``prior_files``: with a follow-up reading, the prior study's DICOM
+    files, referenced by the SR as other evidence (``core.report.sr_follow_up``)."""
     from core.report.anonymise import anonymised, new_salt
 
     folder = Path(folder)
@@ -198,7 +200,8 @@ def write_report(
                 sources = [Path(f) for f in source_files]
                 sr_report = report if salt is None else _with_source_uids(report, sources, salt)
                 clean = partial(scrub, report=original, volume=original_volume)
-                _write_sr(sr_report, volume, sources, path, overwrite, outcomes, clean)
+                prior = [Path(f) for f in prior_files]  # a follow-up's prior study: the SR's other evidence
+                _write_sr(sr_report, volume, sources, path, overwrite, outcomes, clean, prior)
             else:
                 from core.report.pdf import write_pdf
 
@@ -215,7 +218,7 @@ def _reason(exc: Exception) -> str:
     return reason if isinstance(exc, OSError | ValueError) else f"{exc.__class__.__name__}: {reason}"
 
 
-def _write_sr(report, volume, sources, path: Path, overwrite: bool, outcomes: list, clean) -> None:
+def _write_sr(report, volume, sources, path: Path, overwrite: bool, outcomes: list, clean, prior=()) -> None:
     """The SR, and beside it the SEG of the report's masks when any has voxels (its outcome goes to
     ``outcomes``; when it is not written the SR keeps the nodules' planar groups). The SEG is staged
     first and moved into place just before the SR: a failing SR leaves both previous files."""
@@ -224,7 +227,7 @@ def _write_sr(report, volume, sources, path: Path, overwrite: bool, outcomes: li
     from core.report.sr import write_sr
 
     if not any(nodule.mask is not None and nodule.mask.voxels for nodule in report.nodules):
-        _write_atomically(path, partial(write_sr, report, sources))
+        _write_atomically(path, partial(write_sr, report, sources, prior_files=prior))
         return
     seg_path = path.with_name(SEG_FILE)
     with contextlib.ExitStack() as stack:
@@ -232,7 +235,7 @@ def _write_sr(report, volume, sources, path: Path, overwrite: bool, outcomes: li
         try:
             header = pydicom.dcmread(staged, stop_before_pixels=True) if staged else None
             place = partial(os.replace, staged, seg_path) if staged else None
-            _write_atomically(path, partial(write_sr, report, sources, seg=header), place)
+            _write_atomically(path, partial(write_sr, report, sources, prior_files=prior, seg=header), place)
         except Exception:
             error = error or "not written: the DICOM SR it belongs to failed"
             raise

@@ -54,6 +54,8 @@ in the Coding Scheme Identification Sequence with responsible organisation "MTMR
     |     +- CONTAINS  CODE (130400, DCM, "Geometric purpose of region") = (111010, DCM, "Center")
     |     +- CONTAINS  SCOORD3D (111030, DCM, "Image Region") POINT = the marker centre, patient LPS mm,
     |                    in the CT's frame of reference (the report's frame_of_reference_uid)
+    |  +- (with a follow-up reading, a nodule's group also holds the prior time point, the change and the
+    |     VDT as NUMs and its trend as a CODE, and keeps the prior's tracking UID: core.report.sr_follow_up)
     |  +- (a nodule with a segment in the SEG the SR is built with, ``seg``: the group follows template
     |     1411 "Volumetric ROI Measurements" instead, with the same items and tracking identifier/UID
     |     (the segment's), its region IMAGE (121191, DCM, "Referenced Segment") = the SEG instance and
@@ -140,6 +142,7 @@ from core.report.sr_evidence import (
     quiet_person_names,
     read_headers,
 )
+from core.report.sr_follow_up import prior_evidence, prior_measurements, trend_evaluation
 from core.report.sr_volumetric import mask_measurements, seg_evidence, segment_references
 from core.util.atomic import atomic_write_bytes
 
@@ -156,6 +159,7 @@ def build_sr(
     *,
     seg: Dataset | None = None,
     uids: UidMap | None = None,
+    prior_datasets: Sequence[Dataset] = (),
 ) -> Dataset:
     """The report as a Comprehensive 3D SR (TID 1500) referencing ``source_datasets``, the instances of
     the report's CT series (headers suffice; other series are skipped). Raises ``ValueError`` when none
@@ -164,6 +168,9 @@ def build_sr(
     ``seg``: the DICOM SEG of the report's masks (``core.report.seg.build_seg``, built with the same
     ``uids``); each nodule with a segment in it gets a volumetric group (TID 1411) referencing that
     segment, with the mask's measurements, and the SEG joins the evidence.
+
+    ``prior_datasets``: headers of the prior study's instances, with a follow-up reading; they join
+    the evidence as the prior study (``core.report.sr_follow_up.prior_evidence``).
     """
     uids = uids if uids is not None else UidMap(report)
     evidence = evidence_headers(report, source_datasets, uids)
@@ -192,6 +199,7 @@ def build_sr(
     root.ContentSequence.append(_qualitative_evaluations(report))
     if segments:
         evidence.append(seg_evidence(seg))
+    evidence += prior_evidence(report, prior_datasets, uids)
 
     created = _local_time(report.created)
     ct_series = report.study.get("series_uid", "")
@@ -233,11 +241,16 @@ def write_sr(
     report: StudyReport,
     source_files: Iterable[str | Path],
     path: str | Path,
+    prior_files: Iterable[str | Path] = (),
     **options,
 ) -> Path:
     """Build the SR from the CT files' headers and write it atomically to ``path`` (Part 10 file).
-    ``options`` go to ``build_sr`` (series_number, instance_number, manufacturer)."""
+    ``options`` go to ``build_sr`` (series_number, instance_number, manufacturer); ``prior_files``: the
+    prior study's files with a follow-up reading (their headers become ``prior_datasets``)."""
     datasets = read_headers(source_files)
+    prior_files = list(prior_files)
+    if prior_files:
+        options["prior_datasets"] = read_headers(prior_files)
     sr = build_sr(report, datasets, **options)
     buffer = io.BytesIO()
     pydicom.dcmwrite(buffer, sr, enforce_file_format=True)
@@ -358,6 +371,10 @@ def _nodule_group(
             ]
         )
         evaluations.append(evaluation)
+    trend = trend_evaluation(nodule)
+    if trend is not None:
+        evaluations.append(trend)
+    measurements += prior_measurements(nodule)
     common = dict(
         tracking_identifier=hd.sr.TrackingIdentifier(
             uid=nodule.tracking_uid, identifier=marker.name or f"marker {marker.id}"

@@ -55,6 +55,24 @@ LUNG_RADS_BASIS = _code("LUNGRADS-BASIS", "Lung-RADS basis")
 NODULE_TEXTURE = _code("NODULE-TEXTURE", "Nodule texture class")
 METHOD_MASK = _code("MASK", "Measured on the nodule's 3D mask")
 SOLID_DIAMETER = _code("SOLIDDIAMETER", "Mean diameter of the solid component")
+# a follow-up reading (core.followup.compare): the prior time point and the change, per nodule
+PRIOR_VOLUME = _code("PRIORVOLUME", "Volume at the prior study")
+PRIOR_DIAMETER = _code("PRIORDIAMETER", "Mean diameter at the prior study")
+INTERVAL = _code("PRIORINTERVAL", "Interval since the prior study")
+VOLUME_CHANGE = _code("VOLUMECHANGE", "Volume change since the prior study")
+DIAMETER_CHANGE = _code("DIAMETERCHANGE", "Mean diameter change since the prior study")
+DOUBLING_TIME = _code("VDT", "Volume doubling time")
+TREND = _code("TREND", "Change since the prior study")
+TREND_VALUES = {
+    status: _code(value, status)
+    for status, value in (
+        ("new", "TREND-NEW"),
+        ("growing", "TREND-GROWING"),
+        ("stable", "TREND-STABLE"),
+        ("shrinking", "TREND-SHRINKING"),
+        ("change within measurement error", "TREND-WITHINERROR"),
+    )
+}
 DISCLAIMER = _code("DISCLAIMER", "Disclaimer")
 IMAGE_WARNING = _code("IMAGEWARNING", "Warning about the images read")
 
@@ -64,6 +82,8 @@ QUALITATIVE_EVALUATIONS = hd.sr.CodedConcept(
 )
 PROBABILITY_UNIT = codes.UCUM.NoUnits  # "1"
 CUBIC_MILLIMETER = hd.sr.CodedConcept(value="mm3", scheme_designator="UCUM", meaning="cubic millimeter")
+PERCENT = hd.sr.CodedConcept(value="%", scheme_designator="UCUM", meaning="Percent")
+DAYS = hd.sr.CodedConcept(value="d", scheme_designator="UCUM", meaning="day")
 # the volumetric (mask) measurements: (concept, derivation); the units are mm3 and mm
 VOLUME = codes.SCT.Volume  # 118565006
 LONG_AXIS = codes.SCT.LongAxis  # 103339001

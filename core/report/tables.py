@@ -28,6 +28,7 @@ from core.report.csv_rows import (
     MEASURE_COLUMNS,
     MODEL_COLUMNS,
     POSITION_COLUMNS,
+    PRIOR_COLUMNS,
     READER_COLUMNS,
     SCORE_COLUMNS,
     STUDY_COLUMNS,
@@ -35,6 +36,7 @@ from core.report.csv_rows import (
     measure_cells,
     model_cells,
     nodule_cells,
+    prior_cells,
 )
 from core.util.json_safe import json_safe
 
@@ -48,6 +50,7 @@ CSV_COLUMNS = (
     *LUNG_RADS_COLUMNS,
     "lung_rads_follow_up",
     *MEASURE_COLUMNS,
+    *PRIOR_COLUMNS,
     *READER_COLUMNS,
     *(f"reader_{name}" for name in ATTRIBUTES),
     LABEL_SOURCE_COLUMN,
@@ -116,7 +119,14 @@ def _nodule(nodule: NoduleReport) -> dict:
         "lung_rads": _lung_rads(nodule.lung_rads),
         "measurement": json_safe(nodule.measurement.to_dict()) if nodule.measurement else None,
         "measurement_error": nodule.measurement_error or None,
+        "follow_up_status": nodule.follow_up_status,
+        # the pair's tracking UID is the nodule's (remapped with it when anonymised): not repeated
+        "prior": None if nodule.prior is None else _prior(nodule.prior),
     }
+
+
+def _prior(pair) -> dict:
+    return {k: _finite(v) for k, v in pair.to_dict().items() if k != "tracking_uid"}
 
 
 def _scores(attributes: Mapping[str, float]) -> dict:
@@ -205,6 +215,8 @@ def report_from_json(data: Mapping) -> StudyReport:
                     # both absent in files written before nodules were measured
                     measurement=NoduleMeasurement.from_dict(measured) if measured else None,
                     measurement_error=item.get("measurement_error") or "",
+                    prior=_read_prior(item.get("prior"), item["tracking_uid"]),  # absent before follow-ups
+                    follow_up_status=str(item.get("follow_up_status", "")),
                 )
             )
         model = {k: v for k, v in data["model"].items() if k != "description"}
@@ -222,6 +234,17 @@ def report_from_json(data: Mapping) -> StudyReport:
         )
     except (KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"not a report document ({exc.__class__.__name__}: {exc})") from exc
+
+
+def _read_prior(data, uid: str):
+    from core.followup.compare import PairedNodule
+
+    if data is None:
+        return None
+    try:
+        return PairedNodule.from_dict({**data, "tracking_uid": uid})
+    except ValueError as exc:
+        raise ValueError(f"not a report document (a damaged prior: {exc})") from exc
 
 
 def write_json(report: StudyReport, path: str | Path) -> None:
@@ -245,6 +268,7 @@ def report_csv_rows(report: StudyReport) -> list[dict]:
             "rank": nodule.rank if result else None,
             "slice": nodule.slice_number,
             "lung_rads_follow_up": rads.follow_up if rads else None,
+            **prior_cells(nodule.follow_up_status, nodule.prior),
             **{f"reader_{name}": reader_attributes.get(name) for name in ATTRIBUTES},
             "tracking_uid": nodule.tracking_uid,
             "study_uid": report.study.get("study_uid", ""),

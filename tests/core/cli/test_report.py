@@ -296,7 +296,8 @@ def test_saved_masks_that_fit_their_markers_are_written_as_a_seg(study, model, t
     content = hd.sr.srread(out / "report.dcm").content
     groups = {g.tracking_identifier: g for g in content.get_volumetric_roi_measurement_groups()}
     (n1_volume,) = groups["N1"].get_measurements(name=VOLUME)
-    assert n1_volume.value == pytest.approx(18 * float(np.prod(volume.spacing)), rel=1e-3)
+    # partial-volume corrected (core.measure.axes): the 18 voxels' count within a few %
+    assert n1_volume.value == pytest.approx(18 * float(np.prod(volume.spacing)), rel=0.02)
 
 
 def test_a_marker_that_cannot_be_measured_is_noted_and_the_report_written(study, model, tmp_path, capsys):
@@ -317,3 +318,82 @@ def test_a_marker_that_cannot_be_measured_is_noted_and_the_report_written(study,
     assert "N3" not in {s.SegmentLabel for s in seg.SegmentSequence}
     content = hd.sr.srread(out / "report.dcm").content
     assert [g.tracking_identifier for g in content.get_planar_roi_measurement_groups()] == ["N3"]
+
+
+def test_a_saved_follow_up_reading_gives_the_tables_prior_size_change_and_vdt(study, model, tmp_path, capsys):
+    """The series' session holds a follow-up reading (as ``compare`` or the viewer saves it) pairing N1
+    with a prior nodule and calling N2 new: the CSV and JSON carry it."""
+    import csv
+    import datetime as dt
+
+    import numpy as np
+
+    from core.dicom.series import load_series
+    from core.followup.compare import FollowUp, NewNodule, PairedNodule, StudyInfo
+    from core.followup.growth import TimePoint, growth
+    from core.followup.register import Registration
+    from core.reading.session import Session, SessionStore
+    from core.reading.session_key import session_key
+
+    folder, _, _ = study
+    volume = load_series(sorted(folder.iterdir()))
+    before, now = dt.date(2025, 1, 1), dt.date(2026, 1, 1)
+    pair = PairedNodule(
+        "p1",
+        "a1",
+        "2.25.1",
+        0.5,
+        False,
+        growth(TimePoint(before, 5.0, 65.0), TimePoint(now, 6.0, 130.0)),
+        None,
+    )
+    reading = FollowUp(
+        StudyInfo("1.2.9", "1.2.9.1", before), StudyInfo(*session_key(volume), now),
+        Registration(np.eye(4), 0.5, 2.0), (pair,), (NewNodule("b2", "2.25.2", None, None),), (), {}, "1", "",
+        "continue annual screening",
+    )  # fmt: skip
+    SessionStore().save(Session(*session_key(volume), follow_up=reading.to_dict()))
+    prior_files = write_series(tmp_path / "prior", 3, study_uid="1.2.9", series_uid="1.2.9.1")
+    SessionStore().save(Session("1.2.9", "1.2.9.1", source=str(tmp_path / "prior")))  # where it was opened
+    out = tmp_path / "out"
+    assert main(report(study, model, out, "--format", "csv,json,sr")) == 0
+    captured = capsys.readouterr()
+    assert "1 nodule(s) paired with a prior, 1 new" in captured.err and no_phi(captured.out + captured.err)
+    rows = {r["marker_name"]: r for r in csv.DictReader((out / "ranking.csv").open())}
+    assert rows["N1"]["follow_up_status"] == "growing" and rows["N1"]["prior_volume_mm3"] == "65.0"
+    assert rows["N1"]["vdt_days"] == "365.0" and rows["N1"]["volume_change_percent"] == "100.0"
+    assert rows["N2"]["follow_up_status"] == "new" and rows["N2"]["prior_marker_id"] == ""
+    nodules = {n["marker"]["name"]: n for n in json.loads((out / "report.json").read_text())["nodules"]}
+    assert nodules["N1"]["tracking_uid"] == "2.25.1" and nodules["N1"]["prior"]["prior_id"] == "p1"
+    (other,) = pydicom.dcmread(out / "report.dcm").PertinentOtherEvidenceSequence  # the prior study
+    assert other.StudyInstanceUID == "1.2.9"
+    assert {
+        i.ReferencedSOPInstanceUID for s in other.ReferencedSeriesSequence for i in s.ReferencedSOPSequence
+    } == {pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID for f in prior_files}
+
+
+def test_a_prior_study_that_cannot_be_found_is_a_note_and_the_sr_is_written(study, model, tmp_path, capsys):
+    import datetime as dt
+
+    import numpy as np
+
+    from core.dicom.series import load_series
+    from core.followup.compare import FollowUp, NewNodule, StudyInfo
+    from core.followup.register import Registration
+    from core.reading.session import Session, SessionStore
+    from core.reading.session_key import session_key
+
+    folder, _, _ = study
+    volume = load_series(sorted(folder.iterdir()))
+    day = dt.date(2026, 1, 1)
+    new = (NewNodule("a1", "2.25.2", None, None),)
+    reading = FollowUp(
+        StudyInfo("1.2.9", "1.2.9.1", day.replace(year=2025)), StudyInfo(*session_key(volume), day),
+        Registration(np.eye(4), 0.5, 2.0), (), new, ("p1",), {}, "1", "", "continue annual screening",
+    )  # fmt: skip
+    SessionStore().save(Session(*session_key(volume), follow_up=reading.to_dict()))
+    SessionStore().save(Session("1.2.9", "1.2.9.1", source=str(tmp_path / "gone")))  # moved away since
+    out = tmp_path / "out"
+    assert main(report(study, model, out, "--format", "sr")) == 0
+    assert "the prior study's files were not found" in capsys.readouterr().err
+    assert "PertinentOtherEvidenceSequence" not in pydicom.dcmread(out / "report.dcm")

@@ -80,7 +80,7 @@ def test_file_names_are_hashes_and_no_patient_data_is_stored(tmp_path):
     data = json.loads(store.path_for(STUDY, SERIES).read_text())
     assert set(data) == {
         "schema", "study_uid", "series_uid", "saved_at", "markers", "labels", "view", "results", "source",
-        "masks",
+        "masks", "follow_up", "measurements",
     }  # fmt: skip
     assert data["source"] == ""  # the local path is kept only when the app gives it (to reopen the study)
     assert "patient" not in json.dumps(data).lower()
@@ -343,3 +343,32 @@ def test_results_and_source_round_trip_and_bad_ones_are_refused(tmp_path):
         data = original.to_dict() | bad
         with pytest.raises(ValueError):
             Session.from_dict(data)
+
+
+def _follow_up() -> dict:
+    import datetime as dt
+
+    import numpy as np
+
+    from core.followup.compare import FollowUp, StudyInfo
+    from core.followup.register import Registration
+
+    day = dt.date(2026, 1, 1)
+    return FollowUp(
+        StudyInfo("1.2.3", "1.2.3.1", day.replace(year=2025)), StudyInfo(STUDY, SERIES, day),
+        Registration(np.eye(4), 0.5, 2.0), (), (), ("n1",), {}, "1", "", "continue annual screening",
+        day.replace(year=2027),
+    ).to_dict()  # fmt: skip
+
+
+def test_a_follow_up_round_trips_and_a_damaged_one_is_refused(tmp_path):
+    store = SessionStore(tmp_path)
+    original = session()
+    original.follow_up = _follow_up()
+    store.save(original)
+    assert store.load(STUDY, SERIES).follow_up == original.follow_up
+    damaged = _follow_up()
+    damaged["registration"]["current_to_prior"] = [[0.0] * 4] * 4
+    for bad in ({"follow_up": []}, {"follow_up": {"schema": "other"}}, {"follow_up": damaged}):
+        with pytest.raises(ValueError, match="follow_up"):
+            Session.from_dict(original.to_dict() | bad)
