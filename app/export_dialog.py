@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.pacs_send import SendPanel
 from core.report.export import FORMATS, TITLES, Export, existing, unavailable, write_report
 
 READER_KEY = "reader/name"
@@ -79,6 +80,7 @@ class ExportDialog(QDialog):
         folder_row.addWidget(self.folder, 1)
         folder_row.addWidget(choose)
 
+        self.send_panel = SendPanel(self.settings)
         self.anonymise = QCheckBox("Anonymise: remove names, IDs, dates; keep UIDs remapped consistently")
         self.reader = QLineEdit(str(self._setting(READER_KEY, "")))
         self.reader.setPlaceholderText("your name, as the report's reader")
@@ -88,6 +90,7 @@ class ExportDialog(QDialog):
         form.addRow("Folder", folder_row)
         form.addRow("Reader", self.reader)
         form.addRow("", self.anonymise)
+        form.addRow("PACS", self.send_panel)
 
         self.preview_button = QPushButton("Preview PDF")
         self.preview_button.clicked.connect(self.preview)
@@ -218,6 +221,7 @@ class ExportDialog(QDialog):
                 source_files=sources,
                 anonymise=anonymise,
                 overwrite=bool(present),
+                measure=True,  # a nodule never analysed is segmented for the report, as `report` does
             )
         finally:
             QGuiApplication.restoreOverrideCursor()
@@ -227,6 +231,7 @@ class ExportDialog(QDialog):
         where = f" in {folder}" if done.written else ""
         self.status.setText(("; ".join(lines) or "Nothing written") + where)
         self._remember(folder, formats)
+        self.send_panel.after_export(done, lambda: sources or self.source_files(), anonymise)
         return done
 
     def _ask_overwrite(self, paths: list[Path]) -> bool:
@@ -271,7 +276,12 @@ class ExportDialog(QDialog):
         QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
             done = write_report(
-                report, folder, ["pdf"], volume=self.source.volume, anonymise=self.anonymise.isChecked()
+                report,
+                folder,
+                ["pdf"],
+                volume=self.source.volume,
+                anonymise=self.anonymise.isChecked(),
+                measure=True,  # the preview shows what Export writes
             )
             if done.failed:
                 self.preview_label.setText(f"No preview: {done.failed[0].error}")

@@ -46,7 +46,7 @@ TOOL_ACTIONS = {
 }
 TOOL_HELP = {
     "marker": "Marker tool: click a nodule to mark it, drag to set its diameter",
-    "ruler": "Ruler: drag in any view to measure a distance in mm; Esc clears the rulers",
+    "ruler": "Ruler: drag in any view to measure a distance in mm; right-click on one removes it, Esc all",
     "brush": "Brush: click or drag to add a ball (radius in the toolbar) to the selected nodule's mask",
     "eraser": "Eraser: click or drag to take a ball (radius in the toolbar) from the selected mask",
 }

@@ -18,6 +18,17 @@ from PySide6.QtWidgets import QGraphicsEllipseItem
 MARKER = QColor(0, 220, 255)
 SELECTED = QColor(255, 230, 0)
 RIM_PIXELS = 5.0
+LABEL_ANCHOR = (0, 1)  # a marker's name sits above-right of its circle
+
+
+def label_rect(view, text: pg.TextItem, anchor: tuple[float, float]) -> QRectF:
+    """Where a text item sits on screen (scene pixels): it keeps its pixel size whatever the zoom,
+    placed with its ``anchor`` (fractions of its size) on its position."""
+    size = text.textItem.boundingRect()
+    at = view.box.mapViewToScene(text.pos())
+    return QRectF(
+        at.x() - anchor[0] * size.width(), at.y() - anchor[1] * size.height(), size.width(), size.height()
+    )
 
 
 class MarkerLayer:
@@ -32,7 +43,7 @@ class MarkerLayer:
         while len(self.circles) <= n:
             circle = QGraphicsEllipseItem()
             circle.setZValue(20)
-            label = pg.TextItem(anchor=(0, 1), fill=(0, 0, 0, 120))
+            label = pg.TextItem(anchor=LABEL_ANCHOR, fill=(0, 0, 0, 120))
             label.setZValue(21)
             self.view.box.addItem(circle, ignoreBounds=True)
             self.view.box.addItem(label, ignoreBounds=True)
@@ -71,6 +82,10 @@ class MarkerLayer:
         for circle, label in zip(self.circles[n:], self.labels[n:], strict=True):
             circle.hide()
             label.hide()
+
+    def label_rects(self) -> list[QRectF]:
+        """Where the shown markers' labels sit on screen (scene pixels)."""
+        return [label_rect(self.view, label, LABEL_ANCHOR) for label in self.labels if label.isVisible()]
 
     def hit(self, voxel: np.ndarray) -> tuple[str, str] | None:
         """``(marker id, "move" | "resize")`` for a point on a drawn marker, else None."""

@@ -1,5 +1,6 @@
 """Nodule masks drawn in one view: the outline where each mask cuts the shown slice (or slab), and the
-long and short axis as calipers with their lengths on the slice where they were measured.
+long and short axis as calipers with their lengths on the slice where they were measured (or on a MIP
+slab holding that slice), their labels moved clear of the markers' names and of each other.
 
 Cheap on a slice change: a mask whose box does not reach the slice costs one comparison; one that
 does costs its box's slice (a few hundred pixels), its edge and a small RGBA image. An automatic mask
@@ -10,14 +11,17 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QLineF
+from PySide6.QtCore import QLineF, QPointF, QRectF
 from PySide6.QtGui import QColor, QPen, QTransform
 from PySide6.QtWidgets import QGraphicsLineItem
 from scipy import ndimage
 
+from app.marker_layer import label_rect
+
 AUTOMATIC = (60, 230, 120)
 EDITED = (255, 150, 30)
 CALIPER = QColor(255, 255, 255)
+CALIPER_ANCHOR = (0, 0)  # a caliper's length hangs below-right of its end
 
 
 def box_slice(mask, p, lo: int, hi: int) -> tuple[np.ndarray, float, float] | None:
@@ -70,7 +74,7 @@ class MaskLayer:
         while len(self.lines) <= n:
             line = QGraphicsLineItem()
             line.setZValue(22)
-            text = pg.TextItem(anchor=(0, 0), fill=(0, 0, 0, 140))
+            text = pg.TextItem(anchor=CALIPER_ANCHOR, fill=(0, 0, 0, 140))
             text.setZValue(23)
             self.view.box.addItem(line, ignoreBounds=True)
             self.view.box.addItem(text, ignoreBounds=True)
@@ -78,8 +82,12 @@ class MaskLayer:
             self.texts.append(text)
         return self.lines[n], self.texts[n]
 
-    def draw(self, volume, masks: dict, measurements: dict, selected: str, slab: int, shown: bool) -> None:
-        """Outline ``masks`` (marker id -> NoduleMask) crossing the shown slice or ``slab`` slices."""
+    def draw(
+        self, volume, masks: dict, measurements: dict, selected: str, slab: int, shown: bool, avoid=()
+    ) -> None:
+        """Outline ``masks`` (marker id -> NoduleMask) crossing the shown slice or ``slab`` slices, with
+        the calipers measured on one of them; their labels kept off ``avoid`` (the markers' labels,
+        scene rects) and off each other."""
         p, index = self.view.plane, self.view.index
         self.drawn, self.calipers = [], []
         n = 0
@@ -103,12 +111,13 @@ class MaskLayer:
             n += 1
         for item in self.images[n:]:
             item.hide()
-        self._draw_calipers(volume, masks, measurements if shown else {}, slab)
+        self._draw_calipers(volume, masks, measurements if shown else {}, range(lo, lo + slab), avoid)
 
-    def _draw_calipers(self, volume, masks: dict, measurements: dict, slab: int) -> None:
+    def _draw_calipers(self, volume, masks: dict, measurements: dict, slices: range, avoid) -> None:
+        """The calipers measured on one of ``slices`` (the shown slice, or the MIP slab's)."""
         n = 0
         for marker_id, m in measurements.items():
-            if slab > 1 or m.plane != self.view.name or m.slice_index != self.view.index:
+            if m.plane != self.view.name or m.slice_index not in slices:
                 continue
             edited = " (edited)" if masks.get(marker_id) is not None and masks[marker_id].edited else ""
             for which, ends, length in (
@@ -130,3 +139,18 @@ class MaskLayer:
         for line, text in zip(self.lines[n:], self.texts[n:], strict=True):
             line.hide()
             text.hide()
+        self._apart(self.texts[:n], list(avoid))
+
+    def _apart(self, texts, taken: list[QRectF]) -> None:
+        """Move each caliper label down the screen, past any label it would cover (a marker's name or
+        another caliper's length), so every one stays readable."""
+        for text in texts:
+            rect = label_rect(self.view, text, CALIPER_ANCHOR)
+            for _ in range(len(taken)):
+                hit = next((r for r in taken if r.intersects(rect)), None)
+                if hit is None:
+                    break
+                at = self.view.box.mapViewToScene(text.pos()) + QPointF(0, hit.bottom() - rect.top() + 1)
+                text.setPos(self.view.box.mapSceneToView(at))
+                rect = label_rect(self.view, text, CALIPER_ANCHOR)
+            taken.append(rect)

@@ -8,6 +8,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDoubleSpinBox
 
+from app.pacs_window import add_pacs_actions
 from app.settings import DEFAULT_SHORTCUTS, MAX_PRESETS
 from app.workspace import LAYOUTS
 from app.workspace_tools import BRUSH_RANGE_MM, THRESHOLD_HU
@@ -56,6 +57,7 @@ def build_menus(window) -> None:
     file_menu.addAction("&Worklist...", window.open_worklist, "Ctrl+L")
     window.recent_menu = file_menu.addMenu("&Recent studies")
     window.recent_menu.aboutToShow.connect(window._fill_recent)
+    add_pacs_actions(window, file_menu)
     file_menu.addSeparator()
     file_menu.addAction("&Import markers...", window.import_markers)
     file_menu.addAction("&Export markers...", window.export_markers)

@@ -70,12 +70,13 @@ class Review(QObject):
         saved_results: dict,
         key: tuple[str, str],
         masks: dict | None = None,
+        measurements: dict | None = None,
     ) -> None:
         """A new study; the window resets the marker store next, whose change refreshes the table and
         the panel once (refreshing here too filled them twice while the window was held)."""
         self.volume, self.labels, self.lungs, self.key = volume, labels, None, key
         self.analysis.reset(saved_results)
-        self.segmentation.reset(volume, masks or {})
+        self.segmentation.reset(volume, masks or {}, measurements or {})
         self._explained = {}
         self._start(lambda progress, cancelled: LungMap(volume), self._lungs_found)
 

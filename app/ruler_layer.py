@@ -1,8 +1,9 @@
 """The reader's rulers: a line dragged in any view, its length in mm, shown on the slice it was drawn
-on; Esc takes them all away."""
+on; a right-click on one takes it away, Esc all of them. Kept with the session's view state."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +25,35 @@ class Ruler:
     def length_mm(self, volume) -> float:
         a, b = (volume.voxel_to_mm(np.asarray(p, float)) for p in (self.start, self.end))
         return float(np.linalg.norm(np.asarray(a) - np.asarray(b)))
+
+    def distance_mm(self, volume, voxel) -> float:
+        """How far ``voxel`` (x, y, z) lies from the ruler's line, in mm (in its plane)."""
+        a, b, p = (
+            np.asarray(volume.voxel_to_mm(np.asarray(v, float))) for v in (self.start, self.end, voxel)
+        )
+        span = float(np.dot(b - a, b - a))
+        t = 0.0 if span == 0 else float(np.clip(np.dot(p - a, b - a) / span, 0.0, 1.0))
+        return float(np.linalg.norm(p - (a + t * (b - a))))
+
+    def to_dict(self) -> dict:
+        return {"view": self.view, "index": self.index, "start": list(self.start), "end": list(self.end)}
+
+    @classmethod
+    def from_dict(cls, data) -> Ruler | None:
+        """A saved ruler, or None when it is malformed (a damaged or hand-edited view state)."""
+        try:
+            start, end = (tuple(float(v) for v in data[key]) for key in ("start", "end"))
+            ruler = cls(str(data["view"]), int(data["index"]), start, end)
+        except (KeyError, TypeError, ValueError, OverflowError):
+            return None
+        finite = all(len(p) == 3 and all(math.isfinite(v) for v in p) for p in (start, end))
+        return ruler if finite and ruler.view in ("axial", "coronal", "sagittal") else None
+
+
+def rulers_from(saved) -> list[Ruler]:
+    """The rulers of a saved view state; malformed entries are left out."""
+    found = [Ruler.from_dict(item) for item in saved] if isinstance(saved, list) else []
+    return [ruler for ruler in found if ruler is not None]
 
 
 class RulerLayer:

@@ -87,12 +87,15 @@ class Segmentation(QObject):
         return reason if (centre, diameter) == (marker.centre_mm, marker.diameter_mm) else ""
 
     # -- the study -----------------------------------------------------------------------------------
-    def reset(self, volume, masks: dict[str, NoduleMask]) -> None:
-        """Another study with its saved masks (measured again in the background)."""
+    def reset(self, volume, masks: dict[str, NoduleMask], measurements: dict | None = None) -> None:
+        """Another study with its saved masks and their saved measurements (``core.reading.session``
+        keeps only those of the masks as saved); a mask without one is measured in the background."""
         self.cancel()
         self._generation += 1
         self.volume, self.masks, self._current = volume, dict(masks), None
-        self._measured, self._errors = {}, {}
+        saved = (measurements or {}).items()
+        self._measured = {k: (self.masks[k], m, "") for k, m in saved if k in self.masks}
+        self._errors = {}
         self.requested = bool(masks)  # segmented before: a marker moved now is segmented again
         # measured once the study's markers are in the store (its change calls _markers_changed)
 

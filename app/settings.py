@@ -63,6 +63,7 @@ MOUSE_HELP = (
     ("Left-click", "move the crosshair, or place a marker with the marker tool"),
     ("Left-drag on a marker", "move it; on its rim: resize it"),
     ("Left-drag with the ruler (L)", "measure a distance in mm"),
+    ("Right-click on a ruler", "remove that ruler (Esc removes them all)"),
     ("Left-drag with the brush (B) / eraser (E)", "paint into / erase from the selected nodule's mask"),
     ("Ctrl+Z / Ctrl+Shift+Z", "undo / redo"),
 )

@@ -1,5 +1,5 @@
-"""Edit > Settings: window/level presets (the four built-in ones and the reader's own) and keyboard
-shortcuts."""
+"""Edit > Settings: window/level presets (the four built-in ones and the reader's own), keyboard
+shortcuts and the PACS nodes and listener (``app.pacs_settings``)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.pacs_settings import PacsPage
 from app.settings import DEFAULT_PRESETS, DEFAULT_SHORTCUTS, MAX_PRESETS, Settings
 
 
@@ -61,6 +62,8 @@ class SettingsDialog(QDialog):
         tabs = QTabWidget()
         tabs.addTab(preset_page, "Window presets")
         tabs.addTab(shortcuts, "Shortcuts")
+        self.pacs = PacsPage()
+        tabs.addTab(self.pacs, "PACS")
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
         )
@@ -118,6 +121,10 @@ class SettingsDialog(QDialog):
                 self.error.setText(f"{text} is used twice ({used[text]} and {key})")
                 return
             used[text] = key
+        error = self.pacs.save()
+        if error:
+            self.error.setText(error)
+            return
         self.settings.set_presets(presets)
         for key, editor in self.keys.items():
             self.settings.set_shortcut(key, editor.keySequence().toString())

@@ -74,6 +74,7 @@ class _ViewBox(pg.ViewBox):
             self._view.clicked.emit(self._view.voxel_at(self.mapToView(event.pos())))
         elif event.button() == Qt.MouseButton.RightButton:
             event.accept()
+            self._view.right_clicked.emit(self._view.voxel_at(self.mapToView(event.pos())))
 
 
 class SliceView(QWidget):
@@ -81,6 +82,7 @@ class SliceView(QWidget):
 
     scrolled = Signal(int)
     clicked = Signal(object)  # voxel (x, y, z)
+    right_clicked = Signal(object)  # voxel (a right-drag sets the window instead)
     dragged = Signal(str, object)  # "start" | "move" | "finish", voxel
     window_dragged = Signal(float, float)
     hovered = Signal(object)  # voxel or None

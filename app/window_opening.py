@@ -95,6 +95,7 @@ class StudyOpening:
             session.results if session else {},
             self.key,
             session.masks if session else {},
+            session.measurements if session else {},
         )
         self.markers.reset(session.markers if session else self._initial_markers(volume))
         self.panel.set_volume(volume)

@@ -49,6 +49,7 @@ class SessionKeeping:
             results=self.review.results(),
             source=self.source,
             masks=self.review.segmentation.current(),
+            measurements=self.review.segmentation.measurements(),
             follow_up=self.follow_up,  # kept: the reading is computed once (app.compare_prior)
         )
         document = session.to_dict()

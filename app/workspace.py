@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QWidget
 
 from app.marker_layer import MarkerLayer
 from app.marker_store import MarkerStore
+from app.ruler_layer import rulers_from
 from app.slice_view import SliceView
 from app.workspace_tools import TOOLS, WorkspaceTools
 from core.imaging.corner_text import what, who_and_when
@@ -72,6 +73,7 @@ class Workspace(WorkspaceTools, QWidget):
         for name, view in self.views.items():
             view.scrolled.connect(lambda steps, n=name: self.scroll(steps, n))
             view.clicked.connect(lambda voxel, n=name: self._clicked(n, voxel))
+            view.right_clicked.connect(lambda voxel, n=name: self.remove_ruler_at(n, voxel))
             view.dragged.connect(lambda phase, voxel, n=name: self._dragged(n, phase, voxel))
             view.window_dragged.connect(self._window_dragged)
             view.hovered.connect(lambda voxel, n=name: self._hovered(n, voxel))
@@ -128,6 +130,7 @@ class Workspace(WorkspaceTools, QWidget):
             "layout": self.layout_name,
             "active": self.active,
             "inverted": self.inverted,
+            "rulers": [ruler.to_dict() for ruler in self.rulers],
         }
 
     def _restore(self, state: dict) -> None:
@@ -149,6 +152,7 @@ class Workspace(WorkspaceTools, QWidget):
                 self.set_layout(layout)  # laying the same grid out again cost ~6 ms per study shown
             if "inverted" in state:
                 self.set_inverted(state["inverted"] is True)
+            self.rulers = rulers_from(state.get("rulers"))
         except (TypeError, ValueError):
             pass  # a view state from another version: start from the defaults
 

@@ -1,6 +1,7 @@
 """The workspace's mask overlays and measuring/editing tools: outlines and calipers (toggled), the
-ruler (drag: a distance in mm, Esc clears), and the brush and eraser (a ball of ``brush_mm`` radius
-painted into the selected nodule's mask; one drag is one undoable edit)."""
+ruler (drag: a distance in mm; a right-click on one removes it, Esc all; kept with the view state),
+and the brush and eraser (a ball of ``brush_mm`` radius painted into the selected nodule's mask; one
+drag is one undoable edit)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from core.imaging.mpr import VIEWS, slab_slices
 from core.measure.mask import NoduleMask
 
 TOOLS = ("ruler", "brush", "eraser")
+RULER_PICK_MM = 3.0  # a right-click this near a ruler's line takes it away
 BRUSH_RANGE_MM = (0.5, 20.0)
 THRESHOLD_HU = -500.0  # the threshold control's first value: soft tissue and dense ground glass
 
@@ -46,8 +48,9 @@ class WorkspaceTools:
         masks, measurements = masks_measurements or self._masks()
         p = self.planes[name]
         slab = slab_slices(p, self.slab_thickness) if self.slab_mm else 1
+        avoid = self.layers[name].label_rects()  # the markers are drawn first (render, redraw)
         self.mask_layers[name].draw(
-            self.volume, masks, measurements, self.markers.selected, slab, self.masks_shown
+            self.volume, masks, measurements, self.markers.selected, slab, self.masks_shown, avoid
         )
         self.ruler_layers[name].draw(self.volume, self.rulers)
 
@@ -67,6 +70,26 @@ class WorkspaceTools:
             self.rulers = []
             self.redraw_overlays()
             self.message.emit("Rulers cleared")
+            self.view_changed.emit()  # kept with the session's view state
+
+    def remove_ruler_at(self, name: str, voxel) -> None:
+        """Take away the ruler shown in view ``name`` nearest ``voxel`` (a right-click on it, within
+        ``RULER_PICK_MM``); nothing when none is that near."""
+        if self.volume is None or voxel is None:
+            return
+        index = self.views[name].index
+        near = [
+            (d, n)
+            for n, r in enumerate(self.rulers)
+            if r.view == name
+            and r.index == index
+            and (d := r.distance_mm(self.volume, voxel)) <= RULER_PICK_MM
+        ]
+        if near:
+            removed = self.rulers.pop(min(near)[1])
+            self.draw_overlays(name)
+            self.message.emit(f"Ruler of {removed.length_mm(self.volume):.1f} mm removed")
+            self.view_changed.emit()
 
     def set_brush_mm(self, radius_mm: float) -> None:
         self.brush_mm = float(np.clip(radius_mm, *BRUSH_RANGE_MM))
@@ -85,7 +108,11 @@ class WorkspaceTools:
         elif self.rulers:
             self.rulers[-1] = Ruler(name, index, self.rulers[-1].start, tuple(map(float, voxel)))
             if phase == "finish":
-                self.message.emit(f"Ruler: {self.rulers[-1].length_mm(self.volume):.1f} mm (Esc clears)")
+                self.message.emit(
+                    f"Ruler: {self.rulers[-1].length_mm(self.volume):.1f} mm "
+                    "(right-click on it removes it, Esc all)"
+                )
+                self.view_changed.emit()  # kept with the session's view state
         self.draw_overlays(name)
 
     def _paint(self, name: str, phase: str, voxel: np.ndarray) -> None:

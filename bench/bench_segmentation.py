@@ -11,9 +11,15 @@ registered method, beside the baselines measured in the same run:
 * ``learned``: ``core.measure.learned.segment_nodule_learned``, when that module imports (and
   ``learned-cuda`` on the GPU where torch sees one).
 
+The truth: Dice against the consensus mask rendered into the phantom (occupancy >= 0.5); the truth
+*volume* is the rendered partial-volume occupancy summed (the LIDC consensus mask resampled onto the
+CT grid, each voxel counted by the share of it inside: what the CT actually holds), not the voxel
+count of the thresholded truth mask, which itself moves by a layer with a sub-voxel shift.
+
 Prints, per thickness and subset (site: isolated/juxtapleural/juxtavascular = parenchymal/juxtapleural/
 perivascular; the truth's texture class; the truth's LIDC diameter < 6, 6-10, >= 10 mm): n, and per
-method the median Dice, median |volume error| and median |long-axis error| (mm; needs
+method the median Dice, median |volume error| of the voxel count, of the partial-volume volume
+(``partial_volume_mm3``), both against the truth volume, and median |long-axis error| (mm; needs
 ``core.measure.axes.measure_nodule``, else "n/a"). A marker a method refuses counts as Dice 0 and
 |volume error| 100 %. Then time per nodule (median, p90) per method, and repeatability: the same
 nodules rendered again with other noise and a sub-voxel shift (``build_phantom(noise_seed=,
@@ -115,6 +121,7 @@ def run_one(volume, placed, truths, registry, axis, tag) -> list[dict]:
         row["voxels"], row["partial"] = {"truth": truth.voxels}, {}
         occupancy = resample_mask(p.nodule, volume.spacing, p.shift_zyx).occupancy
         row["rendered_mm3"] = float(occupancy.sum() * np.prod(volume.spacing))
+        row["partial"]["truth"] = row["rendered_mm3"]
         truth_axis = axis(volume, truth) if axis else None
         for name, method in registry.items():
             start = time.perf_counter()
@@ -124,28 +131,34 @@ def run_one(volume, placed, truths, registry, axis, tag) -> list[dict]:
                 mask, error = None, f"{type(exc).__name__}: {exc}"
             seconds = time.perf_counter() - start
             if mask is None or mask.voxels == 0:
-                row[name] = (0.0, 1.0, None, seconds, error if mask is None else "empty mask")
+                row[name] = (0.0, 1.0, 1.0, None, seconds, error if mask is None else "empty mask")
                 row["voxels"][name], row["partial"][name] = 0, 0.0
                 continue
             result = agreement(truth, mask)
             axis_error = abs(axis(volume, mask) - truth_axis) if axis else None
-            row[name] = (result.dice, abs(result.volume_error), axis_error, seconds, None)
             row["voxels"][name] = mask.voxels
             row["partial"][name] = partial_volume_mm3(volume, mask)
+            counted = mask.voxels * float(np.prod(volume.spacing)) / row["rendered_mm3"] - 1
+            partial = row["partial"][name] / row["rendered_mm3"] - 1
+            row[name] = (result.dice, abs(counted), abs(partial), axis_error, seconds, None)
         rows.append(row)
     return rows
 
 
 def _cell(rows, name) -> str:
     dice = statistics.median(r[name][0] for r in rows)
-    volume = statistics.median(r[name][1] for r in rows)
-    axes = [r[name][2] for r in rows if r[name][2] is not None]
+    counted = statistics.median(r[name][1] for r in rows)
+    partial = statistics.median(r[name][2] for r in rows)
+    axes = [r[name][3] for r in rows if r[name][3] is not None]
     axis = f"{statistics.median(axes):.1f}" if axes else "n/a"
-    return f"{dice:.2f} / {100 * volume:.0f}% / {axis}"
+    return f"{dice:.2f} / {100 * counted:.0f}% / {100 * partial:.0f}% / {axis}"
 
 
 def table(rows, names, title) -> None:
-    print(f"\n{title}: median Dice / |volume error| / |long-axis error| (mm)\n")
+    print(
+        f"\n{title}: median Dice / |volume error| voxel count / partial volume (vs the rendered"
+        " occupancy) / |long-axis error| (mm)\n"
+    )
     print("| subset | n | " + " | ".join(names) + " |")
     print("|---|---|" + "---|" * len(names))
     subsets = [("all", rows)]
@@ -156,14 +169,12 @@ def table(rows, names, title) -> None:
         if part:
             print(f"| {label} | {len(part)} | " + " | ".join(_cell(part, n) for n in names) + " |")
     for name in names:
-        seconds = [r[name][3] for r in rows]
-        failed = [r[name][4] for r in rows if r[name][4]]
+        seconds = [r[name][4] for r in rows]
+        failed = [r[name][5] for r in rows if r[name][5]]
         note = f"; refused {len(failed)} (e.g. {failed[0]})" if failed else ""
-        partial = statistics.median(abs(r["partial"][name] / r["rendered_mm3"] - 1) for r in rows)
         print(
             f"- {name}: {1000 * statistics.median(seconds):.0f} ms median, "
-            f"{1000 * float(np.percentile(seconds, 90)):.0f} ms p90 per nodule; partial-volume "
-            f"volume vs the rendered occupancy: median |error| {100 * partial:.0f}%{note}"
+            f"{1000 * float(np.percentile(seconds, 90)):.0f} ms p90 per nodule{note}"
         )
 
 
@@ -179,7 +190,10 @@ def repeatability(first, second, names) -> None:
         agree = sum(1 for a, b in pairs if _within(a[kind][name], b[kind][name]))
         return f"{agree}/{len(pairs)} = {100 * agree / max(len(pairs), 1):.0f}%"
 
-    print(f"- truth (the consensus mask on each grid, for reference): {share('voxels', 'truth')}")
+    print(
+        "- truth (the consensus mask on each grid / its rendered occupancy, for reference): "
+        f"{share('voxels', 'truth')} / {share('partial', 'truth')}"
+    )
     for name in names:
         print(f"- {name}: {share('voxels', name)} / {share('partial', name)}")
 

@@ -135,7 +135,9 @@ def run_find(args: argparse.Namespace) -> int:
         if args.json:
             print(
                 json.dumps(
-                    {"studies": [s.to_dict() for s in found.studies], "limited": found.limited}, indent=2
+                    {"studies": [s.to_dict() for s in found.studies], "limited": found.limited},
+                    indent=2,
+                    allow_nan=False,
                 )
             )
         else:
@@ -159,7 +161,7 @@ def run_series(args: argparse.Namespace) -> int:
         listing = client.list_series(node, args.study)
         if args.json:
             rows = [{**vars(s), "is_ct": s.is_ct} for s in listing]
-            print(json.dumps(rows, indent=2))
+            print(json.dumps(rows, indent=2, allow_nan=False))
         for s in [] if args.json else listing:
             flag = "CT " if s.is_ct else "-- "
             print(

@@ -2,8 +2,15 @@
 
 Definitions (the mask is the nodule; HU are the CT's own, unsmoothed unless said):
 
-* **volume**: mask voxel count x voxel volume (mm^3), no partial-volume correction (the mask's edge is
-  whatever the segmenter decided; a correction would double-count its own threshold choice).
+* **volume**: partial-volume corrected (``core.measure.segment.partial_volume_mm3``, as QIBA's
+  volumetry profile recommends): the mask's interior counts whole voxels, the voxels on either side of
+  its surface count by their share of nodule tissue, ``(HU - parenchyma) / (tissue - parenchyma)``
+  clipped to 0..1. Used because a voxel count moves by a whole layer when the nodule moves a fraction
+  of a voxel against the grid, and misses the edge's half-filled voxels; measured on phantoms
+  (``bench/bench_segmentation.py``, README "Measuring nodules") it is both closer to the rendered
+  volume and more repeatable. A mask that ends on dense tissue (the wall, a vessel, a reader's cut)
+  keeps its voxel count there. The plain voxel count is ``mask.voxels`` x the voxel volume (and is
+  what is used where the mask's surroundings hold no contrast to read a share from).
 * **effective diameter**: the diameter of the sphere of that volume, ``(6 V / pi) ** (1/3)``.
 * **long axis** (Lung-RADS v2022, ACR "Lung-RADS v2022" summary, measurement notes): the longest
   diameter on the axial, coronal or sagittal image where it is greatest; **short axis**: the longest
@@ -46,6 +53,7 @@ from scipy import ndimage
 
 from core.measure.mask import NoduleMask
 from core.measure.measurement import PLANES, NoduleMeasurement
+from core.measure.segment import partial_volume_mm3
 from core.volume import CTVolume
 
 SOLID_HU = -300.0
@@ -79,7 +87,7 @@ def measure_nodule(volume: CTVolume, mask: NoduleMask) -> NoduleMeasurement:
     spacing = np.array([sz, sy, sx])
     voxel_mm3 = float(np.prod(spacing))
 
-    volume_mm3 = clipped.voxels * voxel_mm3
+    volume_mm3 = partial_volume_mm3(volume, clipped)
     normals = plane_normals(volume)
     long_axis, short_axis, plane, index, long_ends, short_ends = lung_rads_axes(box, spacing, normals)
     origin = np.array(clipped.origin_zyx, dtype=np.float64)

@@ -149,7 +149,10 @@ def partial_volume_mm3(volume: CTVolume, mask: NoduleMask) -> float:
 
     A voxel count moves by a whole layer when the nodule moves by a fraction of a voxel against the
     grid (thick slices above all); the share ``(HU - parenchyma) / (tissue - parenchyma)``, clipped
-    to 0..1, of the voxels on either side of the mask's surface does not. Interior voxels count 1.
+    to 0..1, of the voxels on either side of the mask's surface does not. Interior voxels count 1;
+    a voxel outside the mask that is at least half tissue counts 0 (the segmenter, or the reader, left
+    it out: the wall, a vessel), so a mask that ends on dense tissue is its voxel count there.
+    Where the mask's surroundings have no contrast to read a share from, the voxel count is returned.
     """
     spacing = np.array(volume.spacing[::-1], dtype=np.float64)
     pad = np.ceil(4.0 / spacing).astype(int)
@@ -166,7 +169,12 @@ def partial_volume_mm3(volume: CTVolume, mask: NoduleMask) -> float:
     tissue = _edge_tissue(box, inside, spacing)
     if tissue <= background + 1.0:
         return float(inside.sum() * np.prod(spacing))
-    share = np.clip((box - background) / (tissue - background), 0.0, 1.0)
+    # the levels from the smoothed box (noise-robust), each voxel's share from its own HU: smoothing
+    # would spread a small or sharp-edged nodule's tissue into the voxels around it and count it twice
+    share = np.clip((raw - background) / (tissue - background), 0.0, 1.0)
     core = ndimage.binary_erosion(inside)
-    edge = ndimage.binary_dilation(inside) & ~core
-    return float((core.sum() + share[edge].sum()) * np.prod(spacing))
+    outer = share[ndimage.binary_dilation(inside) & ~inside]
+    # a voxel outside the mask but at least half tissue was left out on purpose: the chest wall, a
+    # vessel cut off, a reader's edit; only the faint voxels around the mask hold its partial volume
+    outer = np.where(outer < 0.5, outer, 0.0)
+    return float((core.sum() + share[inside & ~core].sum() + outer.sum()) * np.prod(spacing))

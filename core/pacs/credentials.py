@@ -62,7 +62,7 @@ def _read_file() -> dict[str, str]:
 
 def _write_file(data: dict[str, str]) -> None:
     path = secrets_file()
-    atomic_write_bytes(path, json.dumps(data, indent=2).encode(), mode=0o600)
+    atomic_write_bytes(path, json.dumps(data, indent=2, allow_nan=False).encode(), mode=0o600)
     os.chmod(path, 0o600)  # an umask cannot widen 0o600, but a file from an older version might be wider
 
 

@@ -118,7 +118,7 @@ class Settings:
             "nodes": nodes,
             "listener": self.listener,
         }
-        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+        return json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
 def settings_path() -> Path:

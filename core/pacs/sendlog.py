@@ -77,7 +77,8 @@ def append(node_label: str, results: list[SendResult], path: Path | None = None)
     path.parent.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     lines = "".join(
-        json.dumps({"time": stamp, "node": node_label, **asdict(r)}, ensure_ascii=False) + "\n"
+        json.dumps({"time": stamp, "node": node_label, **asdict(r)}, ensure_ascii=False, allow_nan=False)
+        + "\n"
         for r in results
     )
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)

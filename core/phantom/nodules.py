@@ -2,7 +2,8 @@
 
 Only the mask (real readers' contours) and the eight attribute ratings reach the renderer; the
 malignancy rating and the label never do, so a model cannot learn the generator instead of the nodule.
-The random texture is seeded from the phantom seed and the nodule id, nothing else.
+The random texture is seeded from the phantom seed and the nodule id, nothing else; a sub-voxel shift
+(a second rendering, for repeatability) moves the same texture, spicules and calcium with the outline.
 """
 
 from __future__ import annotations
@@ -151,6 +152,13 @@ def _spicules(shape: NoduleShape, look: Appearance, spacing_zyx: np.ndarray, rng
     return np.clip(strands, 0.0, 0.9)
 
 
+def _shifted(field: np.ndarray, shift_zyx) -> np.ndarray:
+    """``field`` moved by ``shift_zyx`` voxels (sub-voxel), trilinear, edge values held."""
+    grid = np.indices(field.shape, dtype=np.float32)
+    coords = [np.clip(grid[a] - float(shift_zyx[a]), 0.0, field.shape[a] - 1) for a in range(3)]
+    return trilinear(field, *coords)
+
+
 def render_nodule(
     volume: np.ndarray,
     nodule: LidcNodule,
@@ -169,12 +177,20 @@ def render_nodule(
     rng = nodule_rng(seed, nodule.nodule_id)
     spacing_zyx = np.array(spacing_xyz[::-1], dtype=np.float64)
     margin = np.ceil((look.spicule_length_mm + 3 * look.edge_blur_mm) / spacing_zyx).astype(int)
-    base = resample_mask(nodule, spacing_xyz, shift_zyx)
-    occ = np.pad(base.occupancy, [(m, m) for m in margin])
-    shape = NoduleShape(occ, base.centre_offset + margin)
+    pad = [(m, m) for m in margin]
+    base = resample_mask(nodule, spacing_xyz)
+    # Texture, calcium and spicules are drawn once, on the unshifted nodule, then resampled at the
+    # shifted position: a second rendering differs from the first in the shift only (a voxel that
+    # crosses a quantile or the surface would otherwise redraw the solid core and the spicules).
+    shape = NoduleShape(np.pad(base.occupancy, pad), base.centre_offset + margin)
     tissue_hu, calcium = _nodule_hu(shape, look, spacing_zyx, rng)
+    strands = _spicules(shape, look, spacing_zyx, rng)
+    occ = shape.occupancy
+    if any(float(v) != 0.0 for v in shift_zyx):
+        occ = np.pad(resample_mask(nodule, spacing_xyz, shift_zyx).occupancy, pad)  # exact outline
+        tissue_hu, calcium, strands = (_shifted(field, shift_zyx) for field in (tissue_hu, calcium, strands))
     edge = tuple(look.edge_blur_mm / s for s in spacing_zyx)
-    occupancy = np.maximum(blur(occ, edge), _spicules(shape, look, spacing_zyx, rng))
+    occupancy = np.maximum(blur(occ, edge), strands)
     # Place: the shape's centre voxel goes to centre_zyx; clip to the volume.
     start = np.array(centre_zyx) - shape.centre_offset.astype(int)
     lo = np.maximum(start, 0)

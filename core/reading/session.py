@@ -22,11 +22,16 @@ File format::
       "markers": [<markers.json entries, see core.nodule.markers>],
       "labels": {"<marker id>": <NoduleLabel.to_dict()>},
       "view": {<free-form view state: slice, window, layout...>},
-      "follow_up": {<the comparison with a prior study: core.followup.compare.FollowUp.to_dict()>}
+      "follow_up": {<the comparison with a prior study: core.followup.compare.FollowUp.to_dict()>},
+      "masks": {"<marker id>": <NoduleMask.to_dict()>},
+      "measurements": {"<marker id>": {"mask": <its mask's digest>, "measurement": <...to_dict()>}}
     }
 
 ``follow_up`` is kept in the current study's session, so the registration and the comparison are
 computed once; ``{}`` when none was made.
+
+A measurement belongs to the mask it was measured on: saved with that mask's digest, it is dropped on
+reading when the marker's mask is gone or differs (then it is measured again), never shown stale.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.measure.mask import NoduleMask
+from core.measure.measurement import NoduleMeasurement
 from core.nodule.labels import NoduleLabel
 from core.nodule.markers import MarkerSet, NoduleMarker
 from core.util.atomic import atomic_write_text
@@ -65,6 +71,8 @@ class Session:
     source: str = ""  # where the study was opened from on this workstation (to reopen it)
     masks: dict[str, NoduleMask] = field(default_factory=dict)  # marker id -> its 3D mask (core.measure)
     follow_up: dict = field(default_factory=dict)  # FollowUp.to_dict() against a prior, {} when none
+    # marker id -> its mask's measurement (only for a marker in ``masks``: it belongs to that mask)
+    measurements: dict[str, NoduleMeasurement] = field(default_factory=dict)
 
     @property
     def labelled_count(self) -> int:
@@ -72,6 +80,7 @@ class Session:
         return sum(1 for m in self.markers if m.id in self.labels)
 
     def to_dict(self) -> dict:
+        masks = {marker_id: mask.to_dict() for marker_id, mask in self.masks.items()}
         return {
             "schema": SCHEMA,
             "study_uid": self.study_uid,
@@ -82,7 +91,12 @@ class Session:
             "view": self.view,
             "results": self.results,
             "source": self.source,
-            "masks": {marker_id: mask.to_dict() for marker_id, mask in self.masks.items()},
+            "masks": masks,
+            "measurements": {
+                marker_id: {"mask": _digest(masks[marker_id]), "measurement": measured.to_dict()}
+                for marker_id, measured in self.measurements.items()
+                if marker_id in masks
+            },
             "follow_up": self.follow_up,
         }
 
@@ -142,6 +156,7 @@ class Session:
                 FollowUp.from_dict(follow_up)
             except ValueError as exc:
                 raise ValueError(f"follow_up: {exc}") from exc
+        measurements = _measurements(data.get("measurements", {}), masks)
         return cls(
             study_uid=data["study_uid"],
             series_uid=data["series_uid"],
@@ -153,6 +168,7 @@ class Session:
             source=source,
             masks=parsed_masks,
             follow_up=follow_up,
+            measurements=measurements,
         )
 
 
@@ -354,6 +370,30 @@ def _parse(data: bytes) -> Session:
             raise ValueError("the file is empty") from exc
         raise ValueError(f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
     return Session.from_dict(document)
+
+
+def _digest(mask: Mapping) -> str:
+    """A saved mask's fingerprint: its measurement is its own while this is unchanged."""
+    return hashlib.sha256(json.dumps(mask, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def _measurements(saved, masks: Mapping) -> dict[str, NoduleMeasurement]:
+    """The saved measurements of the saved masks as they are (ValueError when one is malformed); one
+    whose mask is gone or changed is dropped: it is measured again."""
+    if not isinstance(saved, dict):
+        raise ValueError("measurements is not an object")
+    found = {}
+    for marker_id, entry in saved.items():
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("mask"), str):
+            raise ValueError(f"measurement of marker {marker_id} is not an object with its mask's digest")
+        try:
+            measured = NoduleMeasurement.from_dict(entry.get("measurement"))
+        except ValueError as exc:
+            raise ValueError(f"measurement of marker {marker_id}: {exc}") from exc
+        mask = masks.get(marker_id)
+        if isinstance(mask, Mapping) and entry["mask"] == _digest(mask):
+            found[str(marker_id)] = measured
+    return found
 
 
 def _refuse_constant(name: str):

@@ -1,5 +1,6 @@
 """What the worklist shows of one saved session: its study, nodules, top malignancy, worst Lung-RADS
-category (the reader's overrides included), how many nodules a reader confirmed, and when it was saved."""
+category (the reader's overrides included; from the measured sizes where a nodule's mask was measured, as
+the table shows it), how many nodules a reader confirmed, and when it was saved."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ def summarise(session: Session) -> dict:
             markers[marker_id].diameter_mm,
             result.get("attributes") if isinstance(result, dict) else None,
             label.attributes if (label := session.labels.get(marker_id)) else None,
+            measured=_measured(session, markers[marker_id]),
         )
         for marker_id, result in results.items()
     )
@@ -36,3 +38,12 @@ def summarise(session: Session) -> dict:
         "confirmed": session.labelled_count,
         "saved": session.saved_at,
     }
+
+
+def _measured(session: Session, marker):
+    """The measurement of the marker's saved mask while that mask still belongs to the marker as it is
+    (the session keeps a measurement only with the mask it was measured on)."""
+    mask = session.masks.get(marker.id)
+    if mask is None or not mask.fits(marker.centre_mm, marker.diameter_mm):
+        return None
+    return session.measurements.get(marker.id)

@@ -136,7 +136,8 @@ def test_seg_holds_one_segment_per_measured_marker(study, tmp_path, capsys):
     numbers = {s.SegmentLabel: int(s.SegmentNumber) for s in segmentation.SegmentSequence}
     pixels = segmentation.get_pixels_by_source_instance(uids, segment_numbers=sorted(numbers.values()))
     for label, number in numbers.items():
-        assert pixels[..., number - 1].sum() == pytest.approx(voxels[label])
+        # the SEG holds the mask's voxels; volume_mm3 is partial-volume corrected (core.measure.axes)
+        assert pixels[..., number - 1].sum() == pytest.approx(voxels[label], rel=0.05)
     assert f"wrote {seg}: 2 segment(s)" in capsys.readouterr().out
     errors, _ = dciodvfy(seg)
     assert errors == []

@@ -296,7 +296,8 @@ def test_saved_masks_that_fit_their_markers_are_written_as_a_seg(study, model, t
     content = hd.sr.srread(out / "report.dcm").content
     groups = {g.tracking_identifier: g for g in content.get_volumetric_roi_measurement_groups()}
     (n1_volume,) = groups["N1"].get_measurements(name=VOLUME)
-    assert n1_volume.value == pytest.approx(18 * float(np.prod(volume.spacing)), rel=1e-3)
+    # partial-volume corrected (core.measure.axes): the 18 voxels' count within a few %
+    assert n1_volume.value == pytest.approx(18 * float(np.prod(volume.spacing)), rel=0.02)
 
 
 def test_a_marker_that_cannot_be_measured_is_noted_and_the_report_written(study, model, tmp_path, capsys):

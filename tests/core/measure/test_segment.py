@@ -157,3 +157,29 @@ def test_a_marker_drawn_much_smaller_than_the_nodule_still_gets_the_whole_nodule
     volume, centre, truth = _chest()
     mask = segment_nodule(volume, centre, 2.0)
     assert agreement(truth, mask).dice >= 0.85 and mask.diameter_mm == 2.0
+
+
+def test_partial_volume_of_a_small_sharp_edged_nodule_is_its_voxel_count():
+    """Shares read from the smoothed image spread a small nodule's tissue into the voxels around it
+    and counted it again there (a one-voxel nodule measured four voxels)."""
+    hu = np.full((15, 15, 15), -850, dtype=np.int16)
+    inside = np.zeros(hu.shape, dtype=bool)
+    inside[7, 7, 7] = True
+    hu[inside] = 40
+    for spacing in ((0.7, 0.7, 1.25), (0.6, 0.6, 2.5)):
+        volume = CTVolume(hu, np.diag([*spacing, 1.0]))
+        partial = partial_volume_mm3(volume, NoduleMask((0, 0, 0), inside, "m").cropped())
+        assert partial == pytest.approx(np.prod(spacing), rel=0.05)
+
+
+def test_partial_volume_leaves_out_the_dense_tissue_the_mask_ends_on():
+    """A nodule on the chest wall: the wall voxels beside the mask are tissue too, but the mask was
+    cut there on purpose; counting them by their share added a layer of wall to its volume."""
+    hu = np.full((15, 15, 20), -850, dtype=np.int16)
+    hu[:, :, :8] = 40  # the chest wall
+    inside = np.zeros(hu.shape, dtype=bool)
+    inside[5:10, 5:10, 8:12] = True  # a nodule on it
+    hu[inside] = 40
+    volume = CTVolume(hu, np.diag([0.7, 0.7, 1.25, 1.0]))
+    partial = partial_volume_mm3(volume, NoduleMask((0, 0, 0), inside, "m"))
+    assert partial == pytest.approx(inside.sum() * 0.7 * 0.7 * 1.25, rel=0.02)

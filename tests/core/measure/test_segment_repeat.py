@@ -3,8 +3,9 @@ other noise and the nodules moved by a sub-voxel shift, its truth masks moved wi
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
-from core.phantom.nodules import resample_mask
+from core.phantom.nodules import render_nodule, resample_mask
 from core.phantom.study import PhantomOptions, build_phantom, truth_masks
 from tests.nodule_factory import ellipsoid_nodule
 
@@ -46,3 +47,32 @@ def test_a_shift_beyond_half_a_voxel_is_refused(shift):
 def test_a_negative_noise_seed_is_refused():
     with pytest.raises(ValueError, match="noise seed"):
         build_phantom(SMALL, [ellipsoid_nodule()], noise_seed=-1)
+
+
+def _render(nodule, shift):
+    volume = np.full((40, 60, 60), -850.0, dtype=np.float32)
+    render_nodule(volume, nodule, (20, 30, 30), (0.7, 0.7, 2.5), seed=3, shift_zyx=shift)
+    return volume + 850.0  # what the nodule added to the lung
+
+
+@pytest.mark.parametrize(
+    "ratings",
+    [
+        {"spiculation": 5.0, "texture": 3.0},  # spicules, a solid core inside ground glass
+        {"calcification": 1.0, "texture": 5.0},  # popcorn calcium clumps placed at random
+    ],
+)
+def test_a_shifted_rendering_draws_the_same_nodule_so_the_truth_is_repeatable(ratings):
+    """Issue 17, repeatability: the second rendering moved the spicules, the solid core and the
+    calcium (redrawn from the shifted outline), so even the truth's volume was not repeatable."""
+    nodule = ellipsoid_nodule("LIDC-IDRI-0007/scan-1/nodule-2", radii_mm=(5, 4, 4), **ratings)
+    shift = (0.0, -0.4, 0.35)  # in-plane, where resampling the plain rendering is close to exact
+    plain, moved = _render(nodule, (0.0, 0.0, 0.0)), _render(nodule, shift)
+    # the truth's partial-volume volume (the occupancy sum) and what the nodule adds to the lung
+    a, b = (resample_mask(nodule, (0.7, 0.7, 2.5), s).occupancy.sum() for s in ((0, 0, 0), shift))
+    assert b == pytest.approx(a, rel=0.02)
+    assert moved.sum() == pytest.approx(plain.sum(), rel=0.03)
+    assert resample_mask(nodule, (0.7, 0.7, 2.5), (0.45, 0, 0)).occupancy.sum() == pytest.approx(a, rel=0.02)
+    # the same nodule, moved: the moved rendering agrees with the plain one shifted by as much
+    back = ndimage.shift(plain, shift, order=1, mode="nearest")
+    assert np.abs(moved - back).sum() < 0.05 * np.abs(plain).sum()  # 25-30 % when redrawn

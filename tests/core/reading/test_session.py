@@ -80,7 +80,7 @@ def test_file_names_are_hashes_and_no_patient_data_is_stored(tmp_path):
     data = json.loads(store.path_for(STUDY, SERIES).read_text())
     assert set(data) == {
         "schema", "study_uid", "series_uid", "saved_at", "markers", "labels", "view", "results", "source",
-        "masks", "follow_up",
+        "masks", "follow_up", "measurements",
     }  # fmt: skip
     assert data["source"] == ""  # the local path is kept only when the app gives it (to reopen the study)
     assert "patient" not in json.dumps(data).lower()

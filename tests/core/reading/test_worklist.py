@@ -42,3 +42,30 @@ def test_a_session_never_analysed_has_no_top_and_no_category():
     assert summary["study"] == ".10.11.12.13"  # the study UID's tail
     assert summary["top"] is None and summary["top_marker"] is None
     assert summary["lung_rads"] == "" and summary["lung_rads_rule"] == ""
+
+
+def test_the_category_is_from_the_measured_size_of_a_measured_mask_as_in_the_table():
+    """9 mm marker, solid: 4A from the marker; its mask measured 5.0 mm: category 2 (solid < 6 mm),
+    as the review table shows it. A moved marker's automatic mask (and its measurement) no longer
+    belongs to it: the marker's size counts again."""
+    from dataclasses import replace
+
+    from core.nodule.lungrads import nodule_category
+    from tests.core.reading.test_session_measurements import measurement, session
+
+    base = session()  # marker m0 (8 mm) with its mask and a part-solid measurement
+    solid = replace(measurement(), texture="solid", solid_diameter_mm=None, mean_diameter_mm=5.0)
+    marker = replace(base.markers[0], diameter_mm=9.0)
+    mask = replace(base.masks["m0"], diameter_mm=9.0)
+    model = {"malignancy_probability": 0.4, "attributes": MODEL}
+    kept = Session(base.study_uid, base.series_uid, [marker], results={"m0": model}, masks={"m0": mask})
+    kept.measurements = {"m0": solid}
+    table = nodule_category(9.0, MODEL, None, measured=solid)  # what the review table calls
+    summary = summarise(kept)
+    assert summary["lung_rads"] == table.category == "2" and "measured" in summary["lung_rads_rule"]
+
+    moved = replace(marker, centre_mm=(0.0, 0.0, 0.0))
+    kept.markers = [moved]
+    assert summarise(kept)["lung_rads"] == nodule_category(9.0, MODEL, None).category == "4A"
+    kept.markers, kept.measurements = [marker], {}  # a mask never measured: the marker's size
+    assert summarise(kept)["lung_rads"] == "4A"
