@@ -4,8 +4,8 @@ the follow-up's registration.
 The workspace stays the reader's: its 3D cursor, its axial view's zoom and pan and its window/level
 drive this view. The cursor (current LPS mm) is carried into the prior by ``Registration.to_prior``
 and the prior's axial slice through it is shown with the crosshair on it; the current axial view's
-centre is carried the same way and the prior view shows the same width in mm around it, so zooming
-and panning follow. Scrolling over the prior view scrolls the current axial view (and so both).
+centre is carried the same way and the prior view shows the same mm per screen pixel around it, so
+zooming and panning follow. Scrolling over the prior view scrolls the current axial view (and so both).
 Under it, the selected nodule's follow-up (``app.compare_history``).
 """
 
@@ -98,10 +98,13 @@ class PriorView(QWidget):
         cu, cv, _ = p.to_screen(self.prior_voxel(centre))
         width, height = p.pixel_mm
         x, y = cu * width, cv * height
-        self.view.box.setRange(
-            xRange=(x - rect.width() / 2, x + rect.width() / 2),
-            yRange=(y - rect.height() / 2, y + rect.height() / 2),
-            padding=0,
+        # the same mm per screen pixel as the current view (the two views' shapes differ)
+        per_px = current.box.viewPixelSize()
+        box = self.view.box
+        span_x = box.width() * per_px[0] if box.width() > 0 else rect.width()
+        span_y = box.height() * per_px[1] if box.height() > 0 else rect.height()
+        box.setRange(
+            xRange=(x - span_x / 2, x + span_x / 2), yRange=(y - span_y / 2, y + span_y / 2), padding=0
         )
 
     def centre_mm(self) -> np.ndarray:

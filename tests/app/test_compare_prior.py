@@ -101,10 +101,15 @@ def test_p_finds_the_prior_shows_it_beside_the_current_pairs_the_nodules_and_lin
     before = window.prior_view.view.index
     window.workspace.scroll(5, "axial")
     assert window.prior_view.view.index != before
-    # zooming the current axial view zooms the prior's to the same width in mm
+    # zooming the current axial view zooms the prior's to the same mm per screen pixel
+    window.resize(1600, 1000)
+    window.show()
+    qtbot.waitExposed(window)
+    before = window.prior_view.view.box.viewPixelSize()
     window.workspace.views["axial"].box.scaleBy((0.5, 0.5))
-    shown = window.prior_view.view.box.viewRect().width()
-    assert shown == pytest.approx(window.workspace.views["axial"].box.viewRect().width())
+    shown = window.prior_view.view.box.viewPixelSize()
+    assert shown[0] == pytest.approx(before[0] / 2, rel=0.05)
+    assert shown == pytest.approx(window.workspace.views["axial"].box.viewPixelSize(), rel=0.02)
     # the window/level is shared
     window.workspace.set_window(400.0, 40.0)
     assert tuple(window.prior_view.view.image.levels) == pytest.approx((-160.0, 240.0))
