@@ -1,5 +1,6 @@
-"""The ranked table's follow-up columns: the prior's size, the change, the volume doubling time and the
-trend of each current nodule in the study's follow-up reading (``core.followup.compare.FollowUp``).
+"""The ranked table's follow-up columns: the prior's size, the change, the volume doubling time, the
+trend and Lung-RADS v2022 with the prior of each current nodule in the study's follow-up reading
+(``core.followup.compare.FollowUp``).
 
 Shown only while the shown study has a reading; a nodule the reading pairs gets its pair's numbers,
 one it calls new says so, one marked after the reading was made is left blank ("not in the reading").
@@ -11,7 +12,7 @@ from PySide6.QtCore import Qt
 
 from core.followup.compare import FollowUp
 
-FOLLOW_UP_COLUMNS = ["Prior", "Change", "VDT", "Trend"]
+FOLLOW_UP_COLUMNS = ["Prior", "Change", "VDT", "Trend", "Lung-RADS w/ prior"]
 TREND_ORDER = {"new": 4, "growing": 3, "change within measurement error": 2, "stable": 1, "shrinking": 0}
 
 
@@ -26,7 +27,13 @@ def follow_up_texts(reading: FollowUp | None, marker_id: str) -> list[tuple[str,
             tip = f"Not seen in the prior of {reading.prior.date.isoformat()}" + (
                 f"\nLung-RADS as a new nodule: {rads.category} ({rads.rule})" if rads else ""
             )
-            return [("-", None, tip), ("", None, ""), ("", None, ""), ("new", TREND_ORDER["new"], tip)]
+            return [
+                ("-", None, tip),
+                ("", None, ""),
+                ("", None, ""),
+                ("new", TREND_ORDER["new"], tip),
+                _rads(rads),
+            ]
     for pair in reading.pairs:
         if pair.current_id != marker_id:
             continue
@@ -56,8 +63,18 @@ def follow_up_texts(reading: FollowUp | None, marker_id: str) -> list[tuple[str,
             (change, key, tip),
             (vdt, g.vdt_days, "Volume doubling time (Schultz): t ln 2 / ln(V2/V1)"),
             (g.trend, TREND_ORDER.get(g.trend, 0), tip),
+            _rads(rads),
         ]
     return [("", None, "Marked after the follow-up reading was made: press P to compare again"), *blank[1:]]
+
+
+def _rads(rads) -> tuple[str, object, str]:
+    """Lung-RADS v2022 with the prior: the category and the rule that fired."""
+    from app.nodule_table import RADS_ORDER  # the table's order (it imports this module)
+
+    if rads is None:
+        return "", None, ""
+    return rads.category, RADS_ORDER.get(rads.category, 0), f"{rads.rule}\nFollow-up: {rads.follow_up}"
 
 
 def fill_follow_up(table, first_column: int, reading: FollowUp | None) -> None:

@@ -75,7 +75,9 @@ def test_p_finds_the_prior_shows_it_beside_the_current_pairs_the_nodules_and_lin
     assert not window.review.table.isColumnHidden(FOLLOW_UP)
     for pair in reading.pairs:
         assert texts[pair.current_id][3] == pair.growth.trend and texts[pair.current_id][0]
+        assert texts[pair.current_id][4] == pair.lung_rads.category  # Lung-RADS with the prior
     assert texts[truth["new"][0]][3] == "new"
+    assert texts[truth["new"][0]][4] == reading.new[0].lung_rads.category  # as a new nodule
     # the reading is saved with the current study's session
     assert window.sessions.load(*window.key).follow_up == window.follow_up
     # selecting a paired nodule centres both studies on it: the prior's crosshair on the prior nodule
