@@ -1,11 +1,12 @@
 """Where a patient's other studies come from, and which of them is the prior.
 
 One interface, ``StudySource`` (a Protocol): ``studies(patient)`` lists the studies a source knows
-that may be the patient's (a superset is fine: a folder lists what it holds, a PACS will query by
-Patient ID and by name and birth date), each a ``StudyRef`` with its study UID, date, description,
+that may be the patient's (a superset is fine: a folder lists what it holds, a PACS answers
+by Patient ID and by name), each a ``StudyRef`` with its study UID, date, description,
 the patient identity of its header and where to open it. Sources: ``CatalogueSource`` (the folder a
 study was opened from, ``core.dicom.catalogue``) and ``SessionSource`` (the sessions behind the
-worklist); the PACS source will be a third.
+worklist); ``core.followup.pacs_priors.PacsSource`` (a PACS node, queried by Patient ID and by name) is
+a third, listed last so that a study already here is opened from here.
 
 ``find_priors`` keeps the studies of the same patient: the same Patient ID, name and birth date. A study
 that agrees on the Patient ID, or on the name and birth date, but not on all three (or lacks one of them)
@@ -64,9 +65,10 @@ class StudyRef:
     study_uid: str
     date: str  # DICOM DA (StudyDate, else AcquisitionDate); "" when unknown
     description: str
-    location: str  # where to open it: a folder or file of this workstation
+    location: str  # where to open it: a folder or file of this workstation; "" while only on a PACS
     patient: PatientIdentity
-    source: str  # which StudySource listed it: "folder", "sessions", ...
+    source: str  # which StudySource listed it: "folder", "sessions", "PACS <node>"
+    node: Any = None  # the PACS node (``core.pacs.nodes``) to retrieve it from; None: it is local
 
 
 class StudySource(Protocol):
@@ -143,7 +145,7 @@ class CatalogueSource:
                     self.problems.append("a study of the folder could not be read again: it is not listed")
                     continue
                 location = os.path.commonpath([str(path.parent) for path in files])
-                yield _study_ref(header, location, self.name)
+                yield study_ref(header, location, self.name)
 
 
 @dataclass
@@ -182,7 +184,7 @@ class SessionSource:
             if header is None:
                 missing += 1
                 continue
-            yield _study_ref(header, source, self.name)
+            yield study_ref(header, source, self.name)
         if missing:
             self.problems.append(
                 f"{missing} session(s) not considered: the study is no longer readable as DICOM where it "
@@ -190,7 +192,7 @@ class SessionSource:
             )
 
 
-def _study_ref(header: Any, location: str, source: str) -> StudyRef:
+def study_ref(header: Any, location: str, source: str) -> StudyRef:
     try:
         date = study_date(
             str(header.get("StudyDate", "") or ""), str(header.get("AcquisitionDate", "") or "")

@@ -19,6 +19,7 @@ STUDY_KEYS = (
     "StudyInstanceUID",
     "PatientName",
     "PatientID",
+    "PatientBirthDate",
     "StudyDate",
     "StudyTime",
     "AccessionNumber",
@@ -102,6 +103,7 @@ class StudyMatch:
     modalities: tuple[str, ...] = ()
     series: int | None = None
     instances: int | None = None
+    birth_date: str = ""  # DICOM DA: compared by the follow-up's prior search, never a filter
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -155,6 +157,7 @@ def study_from(ds: Dataset) -> StudyMatch:
         modalities=tuple(str(m) for m in modalities),
         series=_count(ds, "NumberOfStudyRelatedSeries"),
         instances=_count(ds, "NumberOfStudyRelatedInstances"),
+        birth_date=_text(ds, "PatientBirthDate"),
     )
 
 
