@@ -1,15 +1,17 @@
 """Compare with prior (P): the follow-up reading of the shown study against the same patient's prior.
 
 Two background jobs, each with the status bar's progress and Cancel (``app.window_jobs``): find the
-priors (``core.followup.priors.find_priors`` over the saved sessions and the folder the study was
-opened from, then the folder above it when the first holds none and the one above holds at most
-``PARENT_FILES`` files); load the prior and ``compare`` it with the shown study (the registration
-and the reader's pairings saved with this study's session against the same prior are used, not
-computed again). A
-prior whose patient identity differs in any field is compared only once the reader confirms it. The
-reading is kept with the current study's session (``Session.follow_up``), the prior is shown beside
-the current one (``app.compare_view.PriorView``) and the nodule table gains its columns. Nothing of
-the window changes until the comparison is done: a cancelled or failed job leaves it as it was.
+priors (``core.followup.priors.find_priors`` over the saved sessions and the folder the study was opened
+from, then the folder above it when the first holds none and the one above holds at most
+``PARENT_FILES`` files), and then the PACS nodes of the settings (``core.pacs.nodes``, each within its
+timeout; one that cannot be asked is a note, the local studies still count); load the prior (one found
+only on a PACS is first retrieved, its CT series, into the study cache) and ``compare`` it with the
+shown study (the registration and the reader's pairings saved with this study's session against the same
+prior are used, not computed again). A prior whose patient identity differs in any field is compared
+only once the reader confirms it. The reading is kept with the current study's session
+(``Session.follow_up``), the prior is shown beside the current one (``app.compare_view.PriorView``) and
+the nodule table gains its columns. Nothing of the window changes until the comparison is done: a
+cancelled or failed job leaves it as it was.
 
 The prior's markers (and masks) are those of its saved session; a prior without one is read with the
 ``markers.json`` saved beside it (the phantom, ``predict`` and ``measure`` write one), else without
@@ -18,6 +20,7 @@ markers (every current nodule is then new).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
 from itertools import islice
 from pathlib import Path
@@ -28,9 +31,13 @@ from core.dicom.catalogue import catalogue, iter_files
 from core.dicom.errors import StudyLoadError
 from core.dicom.series import load_series
 from core.followup.compare import FollowUp, compare, saved_reading
+from core.followup.pacs_priors import PacsSource
 from core.followup.priors import CatalogueSource, PatientIdentity, SessionSource, find_priors
 from core.imaging.volume_files import is_volume_file
 from core.nodule.markers import MarkerError, read_markers
+from core.pacs import client
+from core.pacs.errors import PacsError
+from core.pacs.nodes import load_settings
 from core.reading.session import SessionCorrupt
 from core.reading.session_key import session_key
 from core.util.cancellation import check
@@ -53,17 +60,18 @@ class PriorComparison:
 
         def find(progress, cancelled):
             sessions_source = SessionSource.from_store(sessions)
-            found = find_priors(patient, meta.study_uid, meta.study_date, [sessions_source])
+            local = [sessions_source]
             for k, folder in enumerate(_folders(source)):
                 if k and sum(1 for _ in islice(iter_files(folder), PARENT_FILES + 1)) > PARENT_FILES:
                     break  # a folder above of more than a patient's studies: not read through
                 listed = catalogue(folder, progress=lambda _: check(cancelled))
-                found = find_priors(
-                    patient, meta.study_uid, meta.study_date, [CatalogueSource(listed), sessions_source]
-                )
-                if found.candidates:
+                local = [CatalogueSource(listed), sessions_source]
+                if find_priors(patient, meta.study_uid, meta.study_date, local).candidates:
                     break
-            return found
+            check(cancelled)
+            pacs, notes = _pacs_sources()
+            found = find_priors(patient, meta.study_uid, meta.study_date, local + pacs)
+            return replace(found, problems=tuple(dict.fromkeys(found.problems + notes)))
 
         self.statusBar().showMessage("Looking for this patient's prior studies...")
         self._run(_guarded(find), partial(self._prior_found, volume))
@@ -78,7 +86,7 @@ class PriorComparison:
             notes = "; ".join(priors.problems)
             self._idle(
                 "No earlier study of this patient found in the folder it was opened from, the one above "
-                "it or the saved sessions" + (f" ({notes})" if notes else "")
+                "it, the saved sessions or the PACS nodes of the settings" + (f" ({notes})" if notes else "")
             )
             return
         if candidate.needs_confirmation and not self._confirm_patient(candidate):
@@ -90,8 +98,9 @@ class PriorComparison:
         study = candidate.study
 
         def job(progress, cancelled):
-            prior = _load_study(study.location, study.study_uid)
-            prior_markers, prior_masks = _prior_markers(self.sessions, prior, study.location)
+            location = study.location or _retrieve(study, progress, cancelled)
+            prior = _load_study(location, study.study_uid)
+            prior_markers, prior_masks = _prior_markers(self.sessions, prior, location)
             found = saved_reading(saved, prior, prior_markers, markers)
             registration, overrides = found if found else (None, None)
             reading = compare(
@@ -100,7 +109,8 @@ class PriorComparison:
             )  # fmt: skip
             return prior, reading
 
-        self.statusBar().showMessage(f"Comparing with the prior of {_date(study.date)}...")
+        where = f" (retrieving it from {study.node.label} first)" if study.node is not None else ""
+        self.statusBar().showMessage(f"Comparing with the prior of {_date(study.date)}{where}...")
         self._run(_guarded(job), partial(self._show_comparison, volume))
 
     def _confirm_patient(self, candidate) -> bool:
@@ -153,7 +163,7 @@ def _guarded(job):
     def run(progress, cancelled):
         try:
             return job(progress, cancelled)
-        except (StudyLoadError, MarkerError, SessionCorrupt, ValueError) as exc:
+        except (StudyLoadError, MarkerError, SessionCorrupt, PacsError, ValueError) as exc:
             return str(exc)
 
     return run
@@ -167,6 +177,28 @@ def _folders(source: str) -> list[Path]:
         return []
     folder = path if path.is_dir() else path.parent
     return [folder] if folder.parent == folder else [folder, folder.parent]
+
+
+def _pacs_sources() -> tuple[list[PacsSource], tuple[str, ...]]:
+    """A source per PACS node of the settings, and the note of settings that cannot be read."""
+    try:
+        return [PacsSource(node) for node in load_settings().nodes.values()], ()
+    except PacsError as exc:
+        return [], (f"PACS not asked: {exc}",)
+
+
+def _retrieve(study, progress, cancelled) -> str:
+    """The study's CT series retrieved from its PACS node into the study cache (what an earlier try
+    left is kept); the folder it is in."""
+    node = study.node
+    ct = [s.series_uid for s in client.list_series(node, study.study_uid) if s.is_ct]
+    if not ct:
+        raise PacsError(f"{node.label}: the prior study has no CT series")
+    got = client.get(
+        node, study.study_uid, series_uids=ct, progress=lambda _, done, total: progress(done, total),
+        cancelled=cancelled,
+    )  # fmt: skip
+    return str(got.folder)
 
 
 def _load_study(location: str, study_uid: str) -> CTVolume:
