@@ -37,7 +37,7 @@ from core.imaging.volume_files import is_volume_file
 from core.nodule.markers import MarkerError, read_markers
 from core.pacs import client
 from core.pacs.errors import PacsError
-from core.pacs.nodes import load_settings
+from core.pacs.nodes import load_settings, resolve
 from core.reading.session import SessionCorrupt
 from core.reading.session_key import session_key
 from core.util.cancellation import check
@@ -111,7 +111,7 @@ class PriorComparison:
 
         where = f" (retrieving it from {study.node.label} first)" if study.node is not None else ""
         self.statusBar().showMessage(f"Comparing with the prior of {_date(study.date)}{where}...")
-        self._run(_guarded(job), partial(self._show_comparison, volume))
+        self._run(_guarded(job), partial(self._show_comparison, volume, priors.problems))
 
     def _confirm_patient(self, candidate) -> bool:
         """Ask before pairing two studies whose patient identity disagrees (fields named, no values)."""
@@ -125,7 +125,7 @@ class PriorComparison:
         )
         return answer == QMessageBox.StandardButton.Yes
 
-    def _show_comparison(self, volume: CTVolume, result) -> None:
+    def _show_comparison(self, volume: CTVolume, notes: tuple[str, ...], result) -> None:
         if self._failed(volume, result):
             return
         prior, reading = result
@@ -133,7 +133,7 @@ class PriorComparison:
         self.save_session()
         self.prior_view.show_prior(prior, reading, _date(prior.metadata.study_date))
         self.review.table.set_follow_up(reading)
-        self._idle(_summary(reading))
+        self._idle(_summary(reading) + (f" ({'; '.join(notes)})" if notes else ""))
 
     def _failed(self, volume: CTVolume, result) -> bool:
         """True (and said) when the job failed, or another study is shown now."""
@@ -182,9 +182,16 @@ def _folders(source: str) -> list[Path]:
 def _pacs_sources() -> tuple[list[PacsSource], tuple[str, ...]]:
     """A source per PACS node of the settings, and the note of settings that cannot be read."""
     try:
-        return [PacsSource(node) for node in load_settings().nodes.values()], ()
+        settings = load_settings()
     except PacsError as exc:
         return [], (f"PACS not asked: {exc}",)
+    sources, notes = [], []
+    for name in settings.nodes:
+        try:
+            sources.append(PacsSource(resolve(name, settings)))  # with its secret, if it has one
+        except PacsError as exc:
+            notes.append(f"PACS not asked: {exc}")
+    return sources, tuple(notes)
 
 
 def _retrieve(study, progress, cancelled) -> str:

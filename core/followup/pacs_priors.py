@@ -40,7 +40,7 @@ class PacsSource:
                 if found.limited:
                     self.problems.append(f"{self.name}: more studies than asked for; some may be missing")
         except PacsError as exc:  # its messages name the node and the reason, never the query
-            self.problems.append(f"{self.name} not asked: {exc}")
+            self.problems.append(f"PACS not asked: {exc}")
             return
         for match in matches:
             header = {

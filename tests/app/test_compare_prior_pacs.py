@@ -85,3 +85,4 @@ def test_a_pacs_that_is_down_is_a_note_and_the_folders_prior_is_compared(qtbot, 
     truth = json.loads((pair / "ground_truth.json").read_text())
     assert window.prior_view.volume.metadata.study_uid == truth["prior"]["study_uid"]
     assert not (study_cache() / truth["prior"]["study_uid"]).exists()
+    assert "PACS not asked: down: connection refused" in message  # said, not silent

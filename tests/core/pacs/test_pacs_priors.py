@@ -93,5 +93,6 @@ def test_a_pacs_that_is_down_is_one_note_and_the_folder_still_answers(history, t
     assert found.default is not None and found.default.study.node is None
     assert len(found.problems) == 1
     note = found.problems[0]
-    assert "connection refused" in note and "\n" not in note
+    assert note.startswith("PACS not asked: ANY@127.0.0.1") and "connection refused" in note
+    assert "\n" not in note
     assert not any(value in note for value in ("PP-19", "Prior", "Pacs", "19480305"))
