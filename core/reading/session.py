@@ -374,7 +374,7 @@ def _parse(data: bytes) -> Session:
 
 def _digest(mask: Mapping) -> str:
     """A saved mask's fingerprint: its measurement is its own while this is unchanged."""
-    return hashlib.sha256(json.dumps(mask, sort_keys=True).encode()).hexdigest()[:32]
+    return hashlib.sha256(json.dumps(mask, sort_keys=True, allow_nan=False).encode()).hexdigest()[:32]
 
 
 def _measurements(saved, masks: Mapping) -> dict[str, NoduleMeasurement]:
