@@ -1,7 +1,8 @@
 """Header-only catalogue of a folder, a file or a list of files: patients -> studies -> series.
 
 Nothing here reads pixel data. Every file is accounted for: in a series, one of the study's own
-companion files (``markers.json``, a phantom's ``ground_truth.json``), or skipped with a reason.
+companion files (``markers.json``, a phantom's ``ground_truth.json``, a phantom follow-up's
+``follow_up_truth.json``), or skipped with a reason.
 """
 
 from __future__ import annotations
@@ -22,7 +23,11 @@ from core.dicom.slice_header import SliceHeader
 SCHEMA = "mtmr-reader/catalogue/1"
 VOLUME_SUFFIXES = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd", ".nhdr")
 OTHER_SUFFIXES = (".json", ".txt", ".csv", ".md", ".xml", ".png", ".jpg", ".jpeg", ".pdf", ".html")
-COMPANIONS = ("markers.json", "ground_truth.json")  # the study's own files: read by the app, not skipped
+COMPANIONS = (
+    "markers.json",
+    "ground_truth.json",
+    "follow_up_truth.json",
+)  # the study's own files: read by the app, not skipped
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ def mixed_folder(tmp_path):
     (root / "readme.txt").write_text("hello")
     (root / "markers.json").write_text("{}")
     (root / "ground_truth.json").write_text("{}")
+    (root / "follow_up_truth.json").write_text("{}")  # the demo's: its prior's truth, not a problem
     (root / "other.json").write_text("{}")
     (root / "empty.dcm").write_bytes(b"")
     (root / "volume.nii.gz").write_bytes(b"\x1f\x8b")
@@ -46,7 +47,11 @@ def test_groups_patients_studies_series_and_lists_skips(mixed_folder):
     assert set(skipped) == {"readme.txt", "empty.dcm", "volume.nii.gz", "other.json"}
     assert skipped["readme.txt"] == "a TXT file, not DICOM"
     # the study's own files are accounted for as companions, not "skipped"
-    assert sorted(p.name for p in found.companions) == ["ground_truth.json", "markers.json"]
+    assert sorted(p.name for p in found.companions) == [
+        "follow_up_truth.json",
+        "ground_truth.json",
+        "markers.json",
+    ]
     assert "not a DICOM file" in skipped["empty.dcm"]
     assert "open it directly" in skipped["volume.nii.gz"]
 
