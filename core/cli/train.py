@@ -25,7 +25,16 @@ from dataclasses import replace
 from pathlib import Path
 
 from core.cli.interrupted import interrupted
-from core.cli.options import add_device, add_model, model_path, output_problem, positive_int
+from core.cli.options import (
+    add_device,
+    add_model,
+    model_path,
+    non_negative_int,
+    output_problem,
+    positive_float,
+    positive_int,
+    unit_fraction,
+)
 from core.cli.progress import Progress
 from core.training.ablations import ABLATIONS
 from core.training.card import plain_metrics, training_card
@@ -44,13 +53,17 @@ def add_parsers(subparsers) -> None:
         "--step-size", type=positive_int, default=10, help="epochs between learning-rate drops (x0.1)"
     )
     train.add_argument("--batch-size", type=positive_int, default=64, help="nodule slices per step")
-    train.add_argument("--lr", type=float, default=3e-3, help="initial learning rate (Adam)")
-    train.add_argument("--variants", type=int, default=2, help="jittered renderings per training nodule")
+    train.add_argument("--lr", type=positive_float, default=3e-3, help="initial learning rate (Adam)")
+    train.add_argument(
+        "--variants", type=non_negative_int, default=2, help="jittered renderings per training nodule"
+    )
     train.add_argument(
         "--seed", type=int, default=0, help="fixes the renderings, the initial weights and the batches"
     )
     train.add_argument("--patience", type=int, default=8, help="epochs without a better val AUC, then stop")
-    train.add_argument("--ema", type=float, default=0.0, help="keep an EMA of the weights (e.g. 0.998)")
+    train.add_argument(
+        "--ema", type=unit_fraction, default=0.0, help="keep an EMA of the weights (e.g. 0.998)"
+    )
     train.add_argument(
         "--attribute-weight", type=float, default=None, help="weight of the attribute loss (paper: 0.4)"
     )
