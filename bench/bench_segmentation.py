@@ -4,7 +4,9 @@ Phantoms of the reserved split (``split="test"``, LIDC-IDRI 0851-1012), several 
 thickness; every nodule is segmented from its marker (the placed centre and the LIDC diameter) by each
 registered method, beside the baselines measured in the same run:
 
-* ``classical``: ``core.measure.segment.segment_nodule`` (what ships);
+* ``hybrid``: ``core.measure.segment.segment_nodule`` (what ships: the classical mask, or the learned
+  one where the classical one is suspect);
+* ``classical``: ``core.measure.segment.segment_nodule_classical`` alone;
 * ``sitk-400``: SimpleITK ConnectedThreshold region growing from the centre voxel at -400..3000 HU, in
   a box of the marker's diameter + 5 mm each side (so that a leak stays bounded);
 * ``sphere``: the marker itself, a ball of its diameter;
@@ -47,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from core.lidc.table import load_nodules
 from core.measure.evaluate import agreement
 from core.measure.mask import NoduleMask
-from core.measure.segment import partial_volume_mm3, segment_nodule
+from core.measure.segment import partial_volume_mm3, segment_nodule, segment_nodule_classical
 from core.phantom.nodules import resample_mask
 from core.phantom.study import PhantomOptions, build_phantom, choose_nodules, truth_masks
 
@@ -86,7 +88,8 @@ def marker_sphere(volume, centre_mm, diameter_mm) -> NoduleMask:
 
 
 def methods() -> dict[str, Callable]:
-    registry = {"classical": segment_nodule, "sitk-400": sitk_connected, "sphere": marker_sphere}
+    registry = {"hybrid": segment_nodule, "classical": segment_nodule_classical}
+    registry |= {"sitk-400": sitk_connected, "sphere": marker_sphere}
     try:
         from core.measure.learned import segment_nodule_learned
     except ImportError as exc:

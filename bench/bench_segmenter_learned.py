@@ -5,7 +5,7 @@
 Phantoms of the TEST split (patients 0851-1012, never trained on) at 1.25 mm and 2.5 mm slices
 (0.7 mm pixels, 20 HU noise); each nodule segmented from its marker (the truth's centre and
 diameter, or with ``--jitter`` moved by up to a quarter diameter and resized by up to +-30 %, the same
-marker for both methods) by ``core.measure.segment.segment_nodule`` (classical) and
+marker for both methods) by ``core.measure.segment.segment_nodule_classical`` (classical) and
 ``core.measure.learned.segment_nodule_learned`` (learned), scored against the consensus mask rendered
 into the phantom with ``core.measure.evaluate.agreement``. A marker a method refuses counts as Dice 0
 and volume error 100 %. Prints median Dice, median |volume error| and median time per nodule, overall
@@ -34,13 +34,13 @@ def measure(args) -> list[dict]:
     from core.lidc.table import load_nodules
     from core.measure.evaluate import agreement
     from core.measure.learned import load_segmenter, segment_nodule_learned
-    from core.measure.segment import segment_nodule
+    from core.measure.segment import segment_nodule_classical
     from core.phantom.appearance import appearance_from_ratings
     from core.phantom.study import PhantomOptions, build_phantom, choose_nodules, truth_masks
 
     torch.set_num_threads(1)
     load_segmenter()  # loaded once, outside the timings
-    methods = {"classical": segment_nodule, "learned": segment_nodule_learned}
+    methods = {"classical": segment_nodule_classical, "learned": segment_nodule_learned}
     pool, rng, rows = load_nodules(), np.random.default_rng(7), []
     for slice_mm in args.slices:
         for index in range(args.phantoms):

@@ -23,8 +23,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from core.measure.mask import NoduleMask
-from core.measure.segment import SegmentationError
+from core.measure.mask import NoduleMask, SegmentationError
 from core.util.safetensors_io import DocumentFormat, SafetensorsFileError, read_document_file
 from core.volume import CTVolume
 

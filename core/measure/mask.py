@@ -21,6 +21,11 @@ import numpy as np
 MAX_BOX_VOXELS = 256**3  # a box larger than this is not a nodule (and a damaged file is refused)
 
 
+class SegmentationError(ValueError):
+    """A marker that cannot be segmented; the message says why (air, outside the volume...).
+    Here, beside the mask, so that both segmenters raise it without importing each other."""
+
+
 @dataclass(frozen=True)
 class NoduleMask:
     origin_zyx: tuple[int, int, int]

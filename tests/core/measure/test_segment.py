@@ -1,12 +1,12 @@
-"""segment_nodule on small synthetic chests: a sphere in lung, on the wall, on a vessel, ground glass,
-thick slices, a noisy series, and the markers that hit no nodule."""
+"""The classical method (segment_nodule_classical) on small synthetic chests: a sphere in lung, on
+the wall, on a vessel, ground glass, thick slices, a noisy series, and markers that hit no nodule."""
 
 import numpy as np
 import pytest
 
 from core.measure.evaluate import agreement
 from core.measure.mask import NoduleMask
-from core.measure.segment import SegmentationError, partial_volume_mm3, segment_nodule
+from core.measure.segment import SegmentationError, partial_volume_mm3, segment_nodule_classical
 from core.volume import CTVolume
 
 LUNG, TISSUE, GROUND_GLASS = -850.0, 30.0, -600.0
@@ -53,7 +53,7 @@ def _chest(
 
 
 def _check(volume, centre, truth, tolerance=0.2, diameter=8.0):
-    mask = segment_nodule(volume, centre, diameter)
+    mask = segment_nodule_classical(volume, centre, diameter)
     result = agreement(truth, mask)
     assert abs(result.volume_error) <= tolerance, result
     assert result.dice >= 0.85, result
@@ -81,7 +81,7 @@ def test_a_ground_glass_sphere_is_segmented_at_its_own_contrast():
 
 def test_a_marker_a_little_off_centre_or_too_large_still_finds_the_nodule():
     volume, centre, truth = _chest(wall=True)
-    mask = segment_nodule(volume, np.add(centre, [1.5, -1.0, 0.5]), 12.0)
+    mask = segment_nodule_classical(volume, np.add(centre, [1.5, -1.0, 0.5]), 12.0)
     assert agreement(truth, mask).dice >= 0.85
 
 
@@ -113,7 +113,7 @@ def test_a_marker_on_no_nodule_gets_a_per_marker_reason(where, fill, reason):
     if where == "outside":
         centre = np.add(centre, [0.0, 0.0, 100.0])
     with pytest.raises(SegmentationError, match=reason) as caught:
-        segment_nodule(volume, centre, 8.0)
+        segment_nodule_classical(volume, centre, 8.0)
     assert "mm" in str(caught.value) and "\n" not in str(caught.value)
 
 
@@ -121,7 +121,7 @@ def test_a_marker_on_no_nodule_gets_a_per_marker_reason(where, fill, reason):
 def test_a_marker_without_a_valid_diameter_is_refused(diameter):
     volume, centre, _ = _chest()
     with pytest.raises(SegmentationError, match="diameter"):
-        segment_nodule(volume, centre, diameter)
+        segment_nodule_classical(volume, centre, diameter)
 
 
 def _shifted_sphere(shift_z):
@@ -141,7 +141,7 @@ def test_partial_volume_counts_edge_voxels_by_share_so_a_sub_voxel_shift_barely_
     counts, partial = [], []
     for shift in (0.0, 0.5):
         volume, centre = _shifted_sphere(shift)
-        mask = segment_nodule(volume, centre, 8.0)
+        mask = segment_nodule_classical(volume, centre, 8.0)
         counts.append(mask.voxels * np.prod(volume.spacing))
         partial.append(partial_volume_mm3(volume, mask))
     assert partial == pytest.approx([true_mm3] * 2, rel=0.08)
@@ -155,7 +155,7 @@ def test_partial_volume_of_an_empty_mask_is_zero():
 
 def test_a_marker_drawn_much_smaller_than_the_nodule_still_gets_the_whole_nodule():
     volume, centre, truth = _chest()
-    mask = segment_nodule(volume, centre, 2.0)
+    mask = segment_nodule_classical(volume, centre, 2.0)
     assert agreement(truth, mask).dice >= 0.85 and mask.diameter_mm == 2.0
 
 
