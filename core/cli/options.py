@@ -16,48 +16,36 @@ from pathlib import Path
 DEVICE_HELP = "auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps"
 
 
-def positive_int(text: str) -> int:
-    """An argparse ``type``: a whole number >= 1, else a usage error naming what was given."""
+def _checked(text: str, convert, ok, expected: str):
+    """``convert(text)`` when it converts and ``ok`` holds (NaN fails every comparison), else argparse's
+    usage error naming what was given."""
     try:
-        value = int(text)
+        value = convert(text)
     except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+        value = None
+    if value is None or not ok(value):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse ``type``: a whole number >= 1."""
+    return _checked(text, int, lambda v: v >= 1, "a whole number >= 1")
 
 
 def non_negative_int(text: str) -> int:
-    """An argparse ``type``: a whole number >= 0, else a usage error naming what was given."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
-    return value
+    """An argparse ``type``: a whole number >= 0."""
+    return _checked(text, int, lambda v: v >= 0, "a whole number >= 0")
 
 
 def positive_float(text: str) -> float:
-    """An argparse ``type``: a finite number > 0 (NaN and infinity refused), else a usage error."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
-    return value
+    """An argparse ``type``: a finite number > 0 (NaN and infinity refused)."""
+    return _checked(text, float, lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
 
 
 def unit_fraction(text: str) -> float:
-    """An argparse ``type``: a number in [0, 1) (an EMA decay), else a usage error."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 <= value < 1:  # NaN fails too
-        raise argparse.ArgumentTypeError(f"expected a number from 0 up to (not including) 1, got {text!r}")
-    return value
+    """An argparse ``type``: a number in [0, 1) (an EMA decay)."""
+    return _checked(text, float, lambda v: 0 <= v < 1, "a number from 0 up to (not including) 1")
 
 
 def add_model(parser: argparse.ArgumentParser) -> None:
