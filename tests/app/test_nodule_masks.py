@@ -180,7 +180,13 @@ def test_outline_and_calipers_are_drawn_on_the_right_slice(qtbot, series):
     ws.set_slice("axial", z0 + mask.mask.shape[0] + 1)
     assert layer.drawn == []
     ws.set_slab(True, 10.0)  # a MIP slab reaching back into the box shows its outline
-    assert layer.drawn == [marker.id] and layer.calipers == []
+    assert layer.drawn == [marker.id]
+    # and its calipers exactly when the slab holds the slice they were measured on
+    from core.imaging.mpr import plane, slab_slices
+
+    index, slab = z0 + mask.mask.shape[0] + 1, slab_slices(plane(window.volume, "axial"), 10.0)
+    first = max(index - slab // 2, 0)
+    assert bool(layer.calipers) == (first <= measured.slice_index < first + slab)
     ws.set_slab(False)
     ws.set_slice("axial", measured.slice_index)
     qtbot.keyClick(window, Qt.Key.Key_O)
