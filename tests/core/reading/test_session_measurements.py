@@ -12,32 +12,15 @@ from core.measure.mask import NoduleMask
 from core.measure.measurement import NoduleMeasurement
 from core.nodule.markers import NoduleMarker
 from core.reading.session import Session, SessionCorrupt, SessionStore
+from tests.measurement_factory import measurement as shared_measurement
 
 STUDY, SERIES = "1.2.826.0.1.3680043.8.498.1", "1.2.826.0.1.3680043.8.498.2"
 CENTRE = (10.0, -20.5, 300.25)
 
 
 def measurement(volume: float = 113.1) -> NoduleMeasurement:
-    return NoduleMeasurement(
-        volume_mm3=volume,
-        effective_diameter_mm=6.0,
-        long_axis_mm=7.2,
-        short_axis_mm=5.1,
-        mean_diameter_mm=6.2,
-        plane="coronal",
-        slice_index=41,
-        long_axis_ends_mm=((6.4, -20.5, 300.0), (13.6, -20.5, 300.5)),
-        short_axis_ends_mm=((10.0, -20.5, 297.7), (10.0, -20.5, 302.8)),
-        texture="part-solid",
-        solid_diameter_mm=3.4,
-        solid_volume_mm3=20.5,
-        mean_hu=-310.0,
-        max_hu=60.0,
-        calcification_fraction=0.0,
-        touches_pleura=True,
-        method="classical/adaptive",
-        warnings=("thick slices",),
-    )
+    """The shared hand-made measurement, with a warning (warnings must survive the file too)."""
+    return shared_measurement(volume_mm3=volume, plane="coronal", warnings=("thick slices",))
 
 
 def session() -> Session:
