@@ -81,3 +81,40 @@ def attribute_metrics(predicted: np.ndarray, target: np.ndarray) -> dict:
         }
     out["mean_mae"] = float(np.nanmean([out[name]["mae"] for name in ATTRIBUTES]))
     return out
+
+
+def expected_calibration_error(labels: np.ndarray, probabilities: np.ndarray, bins: int = 15) -> float:
+    """ECE with ``bins`` equal-width probability bins (Guo et al. 2017, "On calibration of modern neural
+    networks"): the bin-size-weighted mean of |observed malignant fraction - mean predicted probability|.
+    NaN for no nodules."""
+    labels = np.asarray(labels, dtype=np.float64)
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    if len(labels) == 0:
+        return float("nan")
+    which = np.minimum((probabilities * bins).astype(int), bins - 1)
+    total = 0.0
+    for b in np.unique(which):
+        inside = which == b
+        total += inside.sum() * abs(labels[inside].mean() - probabilities[inside].mean())
+    return float(total / len(labels))
+
+
+def bootstrap_interval(
+    statistic, arrays: tuple[np.ndarray, ...], samples: int = 1000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``statistic(*arrays)`` over nodules resampled with replacement
+    (the same rows of every array together, so paired differences stay paired). Resamples where the
+    statistic is NaN (e.g. one class only, for an AUC) are dropped."""
+    rng = np.random.default_rng(seed)
+    n = len(arrays[0])
+    values = []
+    for _ in range(samples):
+        rows = rng.integers(0, n, n)
+        value = statistic(*(np.asarray(a)[rows] for a in arrays))
+        if np.isfinite(value):
+            values.append(value)
+    if not values:
+        return float("nan"), float("nan")
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return float(low), float(high)

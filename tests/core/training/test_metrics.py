@@ -51,3 +51,33 @@ def test_unrated_attributes_are_left_out_of_the_error():
     assert m["subtlety"]["mae"] == 1.0 and m["subtlety"]["n"] == 2
     assert np.isnan(m["internal_structure"]["mae"]) and m["internal_structure"]["n"] == 0
     assert m["mean_mae"] == 1.0
+
+
+def test_ece_is_zero_when_each_bin_matches_its_outcomes_and_the_gap_otherwise():
+    from core.training.metrics import expected_calibration_error
+
+    labels = np.array([0, 0, 1, 1])
+    assert expected_calibration_error(labels, np.array([0.0, 0.0, 1.0, 1.0])) == 0.0
+    assert expected_calibration_error(labels, np.array([0.5] * 4)) == 0.0  # one bin, 50 % observed
+    assert expected_calibration_error(labels, np.array([0.9] * 4)) == pytest.approx(0.4)
+    # two bins: 0.1 predicted where 0 of 2 are malignant, 0.7 where 2 of 2 are: (2*0.1 + 2*0.3) / 4
+    assert expected_calibration_error(labels, np.array([0.1, 0.1, 0.7, 0.7])) == pytest.approx(0.2)
+    assert np.isnan(expected_calibration_error(np.array([]), np.array([])))
+
+
+def test_bootstrap_interval_holds_the_statistic_and_narrows_with_more_nodules():
+    from core.training.metrics import bootstrap_interval, roc_auc
+
+    rng = np.random.default_rng(1)
+    widths = []
+    for n in (100, 1600):
+        y = rng.integers(0, 2, n)
+        s = y + rng.normal(0, 1, n)
+        low, high = bootstrap_interval(roc_auc, (y, s), samples=300)
+        assert low < roc_auc(y, s) < high
+        widths.append(high - low)
+    assert widths[1] < widths[0] / 2
+    assert bootstrap_interval(roc_auc, (np.zeros(5), np.ones(5)), samples=20) == (
+        pytest.approx(float("nan"), nan_ok=True),
+        pytest.approx(float("nan"), nan_ok=True),
+    )
