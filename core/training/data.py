@@ -145,11 +145,13 @@ def build_dataset(
     spec: DatasetSpec,
     nodules: Sequence[LidcNodule],
     progress: Callable[[int, int], None] | None = None,
+    chest_store: dict | None = None,
 ) -> NoduleDataset:
     """Render every nodule ``max(variants, 1)`` times and cut its patches.
 
     The renderings are made grid by grid (``chest_grid`` of their protocols): each grid's chests are
-    built once, used by every rendering that needs them, then dropped.
+    built once, used by every rendering that needs them, then dropped, unless ``chest_store`` (a dict
+    the caller keeps across datasets) holds them: it keeps the last grid's chests for the next call.
     """
     per_nodule = max(spec.variants, 1)
     samples = [(n, v) for n in range(len(nodules)) for v in range(per_nodule)]
@@ -165,19 +167,7 @@ def build_dataset(
     stacks: list[np.ndarray | None] = [None] * len(samples)
     done = 0
     for (pixel, dz), members in sorted(grids.items()):
-        chests = [
-            build_chest(
-                ChestConfig(
-                    rows=spec.chest_size,
-                    columns=spec.chest_size,
-                    slices=round(300 / dz),
-                    pixel_spacing=pixel,
-                    slice_spacing=dz,
-                    seed=spec.seed * 100 + i,
-                )
-            )
-            for i in range(spec.chests)
-        ]
+        chests = _grid_chests(spec, pixel, dz, chest_store)
         for i in members:
             nodule = nodules[samples[i][0]]
             first = int(rng.integers(len(chests)))
@@ -216,6 +206,30 @@ def build_dataset(
         protocols=np.array(table),
         protocol_index=per_slice(sample_protocol, np.int16),
     )
+
+
+def _grid_chests(spec: DatasetSpec, pixel: float, dz: float, store: dict | None) -> list[Chest]:
+    key = (spec.chest_size, pixel, dz, spec.seed, spec.chests)
+    if store is not None and key in store:
+        return store[key]
+    if store is not None:
+        store.clear()  # one grid's chests at a time: a chest is 0.25-0.5 GiB
+    chests = [
+        build_chest(
+            ChestConfig(
+                rows=spec.chest_size,
+                columns=spec.chest_size,
+                slices=round(300 / dz),
+                pixel_spacing=pixel,
+                slice_spacing=dz,
+                seed=spec.seed * 100 + i,
+            )
+        )
+        for i in range(spec.chests)
+    ]
+    if store is not None:
+        store[key] = chests
+    return chests
 
 
 def render_patches(
@@ -271,8 +285,9 @@ def cached_dataset(
     spec: DatasetSpec,
     pool: Sequence[LidcNodule] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    chest_store: dict | None = None,
 ) -> NoduleDataset:
-    """Load the dataset for ``spec`` from the cache, or build and cache it."""
+    """Load the dataset for ``spec`` from the cache, or build and cache it (``build_dataset``)."""
     path = user_dir("cache") / "datasets" / f"{spec.split}-{spec.key()}.npz"
     if path.is_file():
         dataset = NoduleDataset.load(path)
@@ -283,7 +298,7 @@ def cached_dataset(
         from core.lidc.table import load_nodules
 
         pool = load_nodules()
-    dataset = build_dataset(spec, spec.select(pool), progress)
+    dataset = build_dataset(spec, spec.select(pool), progress, chest_store)
     path.parent.mkdir(parents=True, exist_ok=True)
     dataset.save(path)
     return dataset
