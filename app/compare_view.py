@@ -5,7 +5,9 @@ The workspace stays the reader's: its 3D cursor, its axial view's zoom and pan a
 drive this view. The cursor (current LPS mm) is carried into the prior by ``Registration.to_prior``
 and the prior's axial slice through it is shown with the crosshair on it; the current axial view's
 centre is carried the same way and the prior view shows the same mm per screen pixel around it, so
-zooming and panning follow. Scrolling over the prior view scrolls the current axial view (and so both).
+zooming and panning follow. Scrolling over the prior view scrolls the current axial view (and so both);
+a click (or a left-drag) in it puts the cursor there: the prior point carried into the current study by
+``Registration.to_current``, so both views' crosshairs move to it.
 Under it, the selected nodule's follow-up (``app.compare_history``).
 """
 
@@ -41,6 +43,8 @@ class PriorView(QWidget):
         self.history = NoduleHistory()  # the selected nodule's pair and volume over time
         layout.addWidget(self.history)
         self.view.scrolled.connect(lambda steps: workspace.scroll(steps, "axial"))
+        self.view.clicked.connect(self.point_at)
+        self.view.dragged.connect(lambda _, voxel: self.point_at(voxel))
         workspace.cursor_moved.connect(lambda _: self.follow())
         workspace.view_changed.connect(self.follow)
         workspace.views["axial"].box.sigRangeChanged.connect(lambda *_: self.follow())
@@ -75,6 +79,15 @@ class PriorView(QWidget):
         mm = self.registration.to_prior(np.asarray(current_mm, float))
         size = np.array(self.volume.shape[::-1]) - 1
         return np.clip(self.volume.mm_to_voxel(mm), 0, size)
+
+    def point_at(self, prior_voxel) -> None:
+        """The cursor to a point of the prior (voxel x, y, z), in both views: carried into the current
+        study through the registration."""
+        ws = self.workspace
+        if self.volume is None or ws.volume is None:
+            return
+        current_mm = self.registration.to_current(self.volume.voxel_to_mm(np.asarray(prior_voxel, float)))
+        ws.move_cursor(ws.volume.mm_to_voxel(current_mm))
 
     def follow(self) -> None:
         """Show the prior where the workspace is: its cursor's slice, crosshair, zoom and window."""
