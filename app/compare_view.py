@@ -31,6 +31,7 @@ class PriorView(QWidget):
         self.volume: CTVolume | None = None
         self.registration: Registration | None = None
         self.reading: FollowUp | None = None
+        self.prior = None  # app.compare_prior.PriorStudy shown
         self.plane = None
         self.title = QLabel()
         self.title.setStyleSheet("color: #ddd; background: #303030; padding: 4px;")
@@ -51,10 +52,15 @@ class PriorView(QWidget):
         workspace.markers.selection_changed.connect(lambda _: self.show_selected())
         self.hide()
 
-    def show_prior(self, volume: CTVolume, reading: FollowUp, title: str) -> None:
+    def show_prior(self, prior, reading: FollowUp) -> None:
+        """Show ``prior`` (``app.compare_prior.PriorStudy``: its volume, markers and masks) linked
+        through ``reading``'s registration."""
+        self.prior = prior
+        volume = prior.volume
         self.volume, self.registration, self.reading = volume, reading.registration, reading
         self.plane = plane(volume, "axial")
         self.view.set_plane(self.plane)
+        title = reading.prior.date.isoformat()
         self.view.set_corners("", title)
         self.title.setText(f"Prior: {title}  (linked to the current study through the registration)")
         self.show()
@@ -70,7 +76,7 @@ class PriorView(QWidget):
 
     def clear(self) -> None:
         """Another study is shown: the prior is no longer the one beside it."""
-        self.volume = self.registration = self.plane = self.reading = None
+        self.volume = self.registration = self.plane = self.reading = self.prior = None
         self.view.image.clear()
         self.hide()
 

@@ -6,32 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.main_window import MainWindow
 from core.nodule.markers import read_markers
+from tests.app.followup_window import compared, write_pair
 
 
 @pytest.fixture(scope="module")
 def follow_up(tmp_path_factory):
-    from core.phantom.followup import FollowUpOptions, write_follow_up
-    from tests.core.phantom.test_followup import SMALL, four_nodules
-
-    out = tmp_path_factory.mktemp("window-linked") / "patient"
-    return write_follow_up(out, SMALL, FollowUpOptions(interval_days=400), four_nodules())
-
-
-def compared(qtbot, folder) -> MainWindow:
-    """A window showing ``folder``'s study (its markers.json marked) compared with its prior (P)."""
-    window = MainWindow()
-    qtbot.addWidget(window)
-    window.open_path(folder)
-    qtbot.waitUntil(lambda: window.volume is not None and not window.busy, timeout=60_000)
-    if not window.markers.markers:
-        window.markers.reset(read_markers(folder / "markers.json"))
-        window.save_session()
-    window.actions_by_key["compare_prior"].trigger()
-    qtbot.waitUntil(lambda: not window.busy, timeout=120_000)
-    assert not window.prior_view.isHidden(), window.statusBar().currentMessage()
-    return window
+    return write_pair(tmp_path_factory, "window-linked")
 
 
 def test_a_click_in_the_prior_view_moves_the_cursor_of_both_views(qtbot, follow_up):
