@@ -80,7 +80,7 @@ class PriorComparison:
             return replace(found, problems=tuple(dict.fromkeys(found.problems + notes)))
 
         self.statusBar().showMessage("Looking for this patient's prior studies...")
-        self._run(_guarded(find), partial(self._prior_found, volume))
+        self._run(guarded(find), partial(self._prior_found, volume))
 
     def _prior_found(self, volume: CTVolume, priors) -> None:
         if self._failed(volume, priors):
@@ -117,7 +117,7 @@ class PriorComparison:
 
         where = f" (retrieving it from {study.node.label} first)" if study.node is not None else ""
         self.statusBar().showMessage(f"Comparing with the prior of {_date(study.date)}{where}...")
-        self._run(_guarded(job), partial(self._show_comparison, volume, priors.problems))
+        self._run(guarded(job), partial(self._show_comparison, volume, priors.problems))
 
     def _confirm_patient(self, candidate) -> bool:
         """Ask before pairing two studies whose patient identity disagrees (fields named, no values)."""
@@ -201,7 +201,7 @@ class PriorComparison:
             self._idle(f"{message} | {_summary(reading)}")
 
         self.statusBar().showMessage(f"{message} | loading the prior of {reading.prior.date.isoformat()}...")
-        self._run(_guarded(job), done, alongside=True)
+        self._run(guarded(job), done, alongside=True)
 
 
 @dataclass(frozen=True)
@@ -214,7 +214,7 @@ class PriorStudy:
     masks: dict
 
 
-def _guarded(job):
+def guarded(job):
     """The job, with a study or reading that cannot be used returned as its one-line reason."""
 
     def run(progress, cancelled):

@@ -68,6 +68,11 @@ class PriorView(QWidget):
         self.follow()
         self.show_selected()
 
+    def set_reading(self, reading: FollowUp) -> None:
+        """The same prior, another reading of it (the reader re-paired its nodules)."""
+        self.reading, self.registration = reading, reading.registration
+        self.show_selected()
+
     def show_selected(self) -> None:
         """The selected nodule's follow-up under the view."""
         marker = self.workspace.markers.get(self.workspace.markers.selected)
