@@ -10,8 +10,8 @@ in a banner, and saves nothing, so neither copy overwrites the other's markers.
 one module each: opening a study (``app.window_opening``), the background job and the status bar
 (``app.window_jobs``), the session's claim and saving (``app.window_session``), marker files
 (``app.window_marker_files``), the dialogs it opens (``app.window_dialogs``), the comparison with
-the prior (``app.compare_prior``) and re-pairing its nodules by hand (``app.compare_pairing``); the docks are laid out by
-``app.docks`` and the menus by ``app.menus``.
+the prior (``app.compare_prior``) and re-pairing its nodules by hand (``app.compare_pairing``); the
+docks are laid out by ``app.docks`` and the menus by ``app.menus``.
 """
 
 from __future__ import annotations
