@@ -32,6 +32,7 @@ class PriorView(QWidget):
         self.registration: Registration | None = None
         self.reading: FollowUp | None = None
         self.prior = None  # app.compare_prior.PriorStudy shown
+        self.pair_patches = None  # app.compare_patches.PairPatches of the detail panel
         self.plane = None
         self.title = QLabel()
         self.title.setStyleSheet("color: #ddd; background: #303030; padding: 4px;")
@@ -50,6 +51,7 @@ class PriorView(QWidget):
         workspace.view_changed.connect(self.follow)
         workspace.views["axial"].box.sigRangeChanged.connect(lambda *_: self.follow())
         workspace.markers.selection_changed.connect(lambda _: self.show_selected())
+        workspace.markers.changed.connect(self.show_selected)  # a moved or resized nodule
         self.hide()
 
     def show_prior(self, prior, reading: FollowUp) -> None:
@@ -74,15 +76,28 @@ class PriorView(QWidget):
         self.show_selected()
 
     def show_selected(self) -> None:
-        """The selected nodule's follow-up under the view."""
+        """The selected nodule's follow-up under the view, and its two time points side by side in the
+        detail panel (``pair_patches``, set by the window) when it is paired."""
         marker = self.workspace.markers.get(self.workspace.markers.selected)
-        if self.reading is not None:
-            self.history.show_nodule(self.reading, marker.id if marker else "", marker.name if marker else "")
+        reading = self.reading
+        if reading is not None:
+            self.history.show_nodule(reading, marker.id if marker else "", marker.name if marker else "")
+        if self.pair_patches is None:
+            return
+        pair = marker and reading and next((p for p in reading.pairs if p.current_id == marker.id), None)
+        if not pair or self.prior is None:
+            self.pair_patches.hide()
+            return
+        prior_marker = next((m for m in self.prior.markers if m.id == pair.prior_id), None)
+        dates = reading.prior.date.isoformat(), reading.current.date.isoformat()
+        self.pair_patches.show_pair(self.volume, prior_marker, self.workspace.volume, marker, dates)
 
     def clear(self) -> None:
         """Another study is shown: the prior is no longer the one beside it."""
         self.volume = self.registration = self.plane = self.reading = self.prior = None
         self.view.image.clear()
+        if self.pair_patches is not None:
+            self.pair_patches.hide()
         self.hide()
 
     def prior_voxel(self, current_mm) -> np.ndarray:
