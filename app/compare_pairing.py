@@ -95,13 +95,13 @@ class Repairing:
             if isinstance(result, str):
                 self._idle(f"Pairing not changed: {result}")
                 return
-            after = result.to_dict() | {k: v for k, v in before.items() if k not in result.to_dict()}
+            after = {**before, **result.to_dict()}  # what the app keeps beside it (prior_source) stays
             names = {m.id: m.name for m in prior.markers}
             marker = self.markers.get(current_id)
-            who = f"{marker.name if marker else current_id} and the prior's {names.get(prior_id, prior_id)}"
-            text = f"{how} {who}"
-            self.markers.undo.push(_Repairing(self, before, after, text))
-            self._idle(f"{text[0].upper()}{text[1:]}: compared again with the saved registration")
+            link = "with" if how == "pair" else "from"
+            text = f"{how} {marker.name if marker else current_id} {link} {names.get(prior_id, prior_id)}"
+            self.markers.undo.push(_Repairing(self, before, after, text))  # "Undo pair N2 with n6"
+            self._idle(f"{how.capitalize()}ed: {text[len(how) + 1 :]} (the prior's); compared again")
 
         self.statusBar().showMessage("Pairing again (with the saved registration)...")
         self._run(guarded(job), done, alongside=True)
