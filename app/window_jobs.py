@@ -61,9 +61,10 @@ class BackgroundJobs:
             self.cancel()
         worker = FunctionWorker(job)
         worker.signals.progress.connect(self._progress)
-        worker.signals.finished.connect(on_done)
+        # a job that another replaced (it was cancelled, but may have ended first) changes nothing and
+        # says nothing: the other one is running, and owns the status bar
+        worker.signals.finished.connect(lambda result: on_done(result) if self._worker is worker else None)
         worker.signals.errored.connect(self._errored)
-        # a job cancelled because another replaced it says nothing: the other one is running
         worker.signals.cancelled.connect(
             lambda: self._idle("Cancelled; nothing was changed") if self._worker is worker else None
         )

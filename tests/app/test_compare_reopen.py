@@ -68,3 +68,40 @@ def test_a_prior_no_longer_where_it_was_is_said_and_the_reading_kept(qtbot, foll
     assert "the prior of the saved reading could not be shown" in message, message
     assert again.prior_view.isHidden() and not again.review.table.isColumnHidden(FOLLOW_UP)
     assert again.follow_up == saved and again.sessions.load(*again.key).follow_up == saved
+
+
+def test_p_pressed_while_the_prior_loads_is_not_undone_by_the_load_ending(qtbot, follow_up, monkeypatch):
+    window = compared(qtbot, follow_up / "current")
+    window.close()
+    restored, compared_again = threading.Event(), threading.Event()
+    real_markers, real_compare = compare_prior._prior_markers, compare_prior.compare
+    calls = []
+
+    def held_markers(*args):  # the reopened prior's markers wait (past its last cancel check)
+        calls.append(args)
+        if len(calls) == 1:
+            assert restored.wait(60)
+        return real_markers(*args)
+
+    def held_compare(*args, **kwargs):
+        assert compared_again.wait(60)
+        return real_compare(*args, **kwargs)
+
+    monkeypatch.setattr(compare_prior, "_prior_markers", held_markers)
+    monkeypatch.setattr(compare_prior, "compare", held_compare)
+    again = MainWindow()
+    qtbot.addWidget(again)
+    again.open_path(follow_up / "current")
+    qtbot.waitUntil(lambda: "loading the prior of" in again.statusBar().currentMessage(), timeout=60_000)
+    loading = again._worker
+    qtbot.waitUntil(lambda: len(calls) == 1, timeout=60_000)  # the loading past its cancel checks
+    again.actions_by_key["compare_prior"].trigger()  # P: it replaces the loading
+    qtbot.waitUntil(lambda: "Comparing with the prior" in again.statusBar().currentMessage(), timeout=60_000)
+    restored.set()  # the replaced loading ends with its prior, after P took over
+    qtbot.waitUntil(lambda: loading.done, timeout=60_000)
+    qtbot.wait(200)  # its result delivered
+    assert again.busy and "Comparing with the prior" in again.statusBar().currentMessage()
+    compared_again.set()
+    qtbot.waitUntil(lambda: not again.busy, timeout=60_000)
+    assert "Compared with the prior of" in again.statusBar().currentMessage()
+    assert not again.prior_view.isHidden()
