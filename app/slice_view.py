@@ -157,10 +157,13 @@ class SliceView(QWidget):
         self.index = index
         self.image.setImage(image, autoLevels=False, levels=levels)
         if text != self._texts[self.info]:
+            whole = self.info.text() == self._texts[self.info]  # not cut short for a narrow view
             self._texts[self.info] = text
+            size = self.info.size()
             self.info.setText(text)
             self.info.adjustSize()
-            self._place_overlays()
+            if self.info.size() != size or not whole:  # mostly the same size: as many digits
+                self._place_overlays()
 
     def set_levels(self, levels: tuple[float, float], text: str) -> None:
         self.image.setLevels(levels)
@@ -290,11 +293,12 @@ class SliceView(QWidget):
             probe.move(6, bottom.y() - probe.height() - 2)
         placed = []  # most important first: the orientation, the slice, W/L, HU, the study
         for label in (left, right, top, bottom, self.info, self.window_label, probe, corner, series):
-            shown = wanted.get(label, True) and label.y() >= 0 and label.geometry().bottom() < h
-            shown = shown and not any(label.geometry().intersects(p.geometry()) for p in placed)
+            box = label.geometry()
+            shown = wanted.get(label, True) and box.top() >= 0 and box.bottom() < h
+            shown = shown and not any(box.intersects(other) for other in placed)
             label.setVisible(shown)
             if shown:
-                placed.append(label)
+                placed.append(box)
 
     def _cut(self, label: QLabel, room: int) -> None:
         """``label``'s text, each line cut short with "..." to fit ``room`` px (its padding included)."""

@@ -45,6 +45,21 @@ def _visible_boxes(view: SliceView) -> dict[str, object]:
 def test_no_two_texts_of_a_view_overlap_however_narrow(qtbot, view, size):
     view.resize(*size)
     qtbot.waitUntil(lambda: view.graphics.width() == size[0])
+    _assert_apart(view, size)
+    if size[0] >= 179:  # the narrow views beside the prior: the slice and W/L whole, not cut
+        assert view.info.text() == SLICE and view.window_label.text() == WINDOW
+        assert "W/L" in _visible_boxes(view)
+    # scrolling on: a longer slice text (a MIP slab) is laid out again, a shorter one too
+    view.show_slice(
+        np.zeros((480, 64), np.float32), 9, (-1350.0, 150.0), "Coronal  1000/1024  MIP 10 mm\ny -8.3 mm"
+    )
+    _assert_apart(view, size)
+    view.show_slice(np.zeros((480, 64), np.float32), 9, (-1350.0, 150.0), "Coronal  10/480\ny -8.3 mm")
+    _assert_apart(view, size)
+    assert view.info.text() == "Coronal  10/480\ny -8.3 mm"
+
+
+def _assert_apart(view: SliceView, size) -> None:
     boxes = _visible_boxes(view)
     inside = view.graphics.rect()
     for name, box in boxes.items():
@@ -52,9 +67,6 @@ def test_no_two_texts_of_a_view_overlap_however_narrow(qtbot, view, size):
     for (one, a), (other, b) in itertools.combinations(boxes.items(), 2):
         assert not a.intersects(b), f"{one} {a} overlaps {other} {b} at {size}"
     assert {"letter left", "letter right", "letter top", "letter bottom", "slice"} <= set(boxes)
-    if size[0] >= 179:  # the narrow views beside the prior: the slice and W/L whole, not cut
-        assert view.info.text() == SLICE and view.window_label.text() == WINDOW
-        assert "W/L" in boxes
 
 
 def test_a_roomy_view_keeps_the_study_and_the_slice_at_the_top_corners(qtbot, view):
