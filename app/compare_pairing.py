@@ -56,7 +56,7 @@ class Repairing:
                 partial(self.repair, "pair", prior_id, marker_id),
             )
         if not free:
-            choices.addAction("(every prior nodule is paired)").setEnabled(False)
+            choices.addAction("(no prior nodule is left unpaired)").setEnabled(False)
         return menu
 
     def _table_menu(self, position) -> None:

@@ -97,6 +97,8 @@ def test_unpair_and_pair_by_hand_undoably_saved_and_back_on_reopening(qtbot, fol
     assert _columns(again, new_id) == columns and _columns(again, pair.current_id)[TREND] == "new"
     menu = again.pairing_menu(new_id)
     assert any(a.text().startswith("Unpair") for a in menu.actions())
+    choices = next(a for a in again.pairing_menu(pair.current_id).actions() if a.menu()).menu()
+    assert [a.text().split(" (")[0] for a in choices.actions()] == [names[pair.prior_id]]  # the one left
 
 
 def test_a_failed_re_pairing_or_one_without_the_prior_changes_nothing(qtbot, follow_up, monkeypatch):
