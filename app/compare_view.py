@@ -8,7 +8,8 @@ centre is carried the same way and the prior view shows the same mm per screen p
 zooming and panning follow. Scrolling over the prior view scrolls the current axial view (and so both);
 a click (or a left-drag) in it puts the cursor there: the prior point carried into the current study by
 ``Registration.to_current``, so both views' crosshairs move to it.
-Under it, the selected nodule's follow-up (``app.compare_history``).
+The prior's nodules are drawn on it by name, the one paired with the selected nodule highlighted. Under
+it, the selected nodule's follow-up (``app.compare_history``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from app.compare_history import NoduleHistory
+from app.marker_layer import MarkerLayer
 from app.slice_view import SliceView
 from core.followup.compare import FollowUp
 from core.followup.register import Registration
@@ -37,6 +39,7 @@ class PriorView(QWidget):
         self.title = QLabel()
         self.title.setStyleSheet("color: #ddd; background: #303030; padding: 4px;")
         self.view = SliceView("axial")
+        self.markers = MarkerLayer(self.view)  # the prior's nodules
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
@@ -82,6 +85,7 @@ class PriorView(QWidget):
         reading = self.reading
         if reading is not None:
             self.history.show_nodule(reading, marker.id if marker else "", marker.name if marker else "")
+            self.draw_markers()
         if self.pair_patches is None:
             return
         pair = marker and reading and next((p for p in reading.pairs if p.current_id == marker.id), None)
@@ -129,6 +133,7 @@ class PriorView(QWidget):
         self.view.set_inverted(ws.inverted)
         u, v, _ = p.to_screen(voxel)
         self.view.set_crosshair(u, v, ws.crosshair)
+        self.draw_markers()
         current = ws.views["axial"]
         if current.plane is None:
             return
@@ -145,6 +150,15 @@ class PriorView(QWidget):
         box.setRange(
             xRange=(x - span_x / 2, x + span_x / 2), yRange=(y - span_y / 2, y + span_y / 2), padding=0
         )
+
+    def draw_markers(self) -> None:
+        """The prior's nodules on the shown slice, by name; the one paired with the selected nodule
+        highlighted (the re-pairing menu names them)."""
+        if self.prior is None or self.view.plane is None:
+            return
+        selected = self.workspace.markers.selected
+        pair = next((p for p in self.reading.pairs if p.current_id == selected), None) if selected else None
+        self.markers.draw(self.volume, self.prior.markers, pair.prior_id if pair else "")
 
     def centre_mm(self) -> np.ndarray:
         """The prior point (LPS mm) the view's crosshair is on."""

@@ -1,11 +1,14 @@
 """The prior view is linked both ways: a click in it moves the cursor of both views (through the
-registration), as a click in the current view does."""
+registration), as a click in the current view does; it draws the prior's nodules, the one paired with
+the selected nodule highlighted."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from app.marker_layer import MARKER, SELECTED
+from core.followup.compare import FollowUp
 from core.nodule.markers import read_markers
 from tests.app.followup_window import compared, write_pair
 
@@ -34,3 +37,22 @@ def test_a_click_in_the_prior_view_moves_the_cursor_of_both_views(qtbot, follow_
     prior_view.view.dragged.emit("move", voxel)
     expected = prior_view.registration.to_current(prior.voxel_to_mm(voxel))
     assert np.linalg.norm(ws.cursor_mm() - expected) < 1.5
+
+
+def test_the_prior_view_draws_the_prior_nodules_the_selected_ones_pair_highlighted(qtbot, follow_up):
+    window = compared(qtbot, follow_up / "current")
+    layer = window.prior_view.markers
+    reading = FollowUp.from_dict(window.follow_up)
+    names = {m.id: m.name for m in read_markers(follow_up / "prior" / "markers.json")}
+    for pair in reading.pairs:
+        window.markers.select(pair.current_id)
+        window.workspace.centre_on_mm(window.markers.get(pair.current_id).centre_mm)  # both views on it
+        drawn = [entry[0] for entry in layer.drawn]
+        assert pair.prior_id in drawn
+        index = drawn.index(pair.prior_id)
+        assert layer.circles[index].pen().color() == SELECTED
+        assert layer.labels[index].textItem.toPlainText() == names[pair.prior_id]
+        others = [layer.circles[k].pen().color() for k in range(len(drawn)) if k != index]
+        assert all(colour == MARKER for colour in others)
+    window.markers.select("")  # nothing selected: no prior nodule highlighted
+    assert all(layer.circles[k].pen().color() == MARKER for k in range(len(layer.drawn)))
