@@ -1,4 +1,5 @@
-"""The selected nodule in detail: axial/coronal/sagittal patches, the model's input with its Grad-CAM
+"""The selected nodule in detail: axial/coronal/sagittal patches (and, when it is paired with a prior
+nodule, both time points side by side: ``app.compare_patches``), the model's input with its Grad-CAM
 heat-map, the eight scores against their scales, the malignancy with its uncertainty, and the form
 where the reader confirms or corrects them (stored as a reader label, shown apart from the model's).
 """
@@ -148,6 +149,9 @@ class DetailPanel(QWidget):
         self.model.setWordWrap(True)
         self.model.setStyleSheet(SMALL)
         self.patches = {name: _Patch(name.capitalize()) for name in VIEWS}
+        from app.compare_patches import PairPatches  # it draws with this module's patches
+
+        self.pair = PairPatches()  # prior and current side by side, while the nodule is paired
         self.cam = _Patch("Model input")
         self.cam_toggle = QCheckBox("Grad-CAM heat-map")
         self.cam_toggle.setChecked(True)
@@ -187,6 +191,7 @@ class DetailPanel(QWidget):
         layout.addWidget(self.where_note)
         layout.addWidget(self.size)
         layout.addWidget(self.score)
+        layout.addWidget(self.pair)
         layout.addLayout(grid)
         layout.addWidget(self.cam_toggle)
         layout.addWidget(self.cam_note)

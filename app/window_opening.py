@@ -144,6 +144,7 @@ class StudyOpening:
             self.review.analysis.preload()
         self.save_session()
         self._idle(message)
+        self.show_saved_prior(volume, message)  # in the background, once the study is shown
 
     def _nodule_to_open_on(self) -> NoduleMarker | None:
         """The nodule to open on: the one asked for (worklist), else the top-ranked, else the first
