@@ -12,7 +12,16 @@ import pytest
 
 from core.followup import compare as compare_module
 from main import main
-from tests.core.cli.test_compare import follow_up  # noqa: F401 (the module's phantom follow-up)
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    """The phantom follow-up ``test_compare`` uses: DICOM, dated, 400 days apart."""
+    from core.phantom.followup import FollowUpOptions, write_follow_up
+    from tests.core.phantom.test_followup import SMALL, four_nodules
+
+    follow = FollowUpOptions(interval_days=400, current_slice_thickness=2.5)
+    return write_follow_up(tmp_path_factory.mktemp("dates") / "fu", SMALL, follow, four_nodules())
 
 
 def _nifti(fu, tmp_path) -> dict:
@@ -51,15 +60,15 @@ def _refuse_registration(monkeypatch) -> None:
     monkeypatch.setattr(compare_module, "register", refuse)
 
 
-def test_nifti_studies_take_the_interval_and_vdt_from_dates(follow_up, tmp_path, capsys):  # noqa: F811
-    nifti = _nifti(follow_up, tmp_path)
+def test_nifti_studies_take_the_interval_and_vdt_from_dates(pair, tmp_path, capsys):
+    nifti = _nifti(pair, tmp_path)
     out = tmp_path / "followup.json"
-    assert main(_args(nifti["prior"], nifti["current"], follow_up, out, ("2024-12-28", "20260201"))) == 0
+    assert main(_args(nifti["prior"], nifti["current"], pair, out, ("2024-12-28", "20260201"))) == 0
     capsys.readouterr()
     data = json.loads(out.read_text())
     assert data["prior"]["date"] == "2024-12-28" and data["current"]["date"] == "2026-02-01"
     assert data["interval_days"] == 400
-    truth = json.loads((follow_up / "ground_truth.json").read_text())
+    truth = json.loads((pair / "ground_truth.json").read_text())
     assert {(p["prior_id"], p["current_id"]) for p in data["pairs"]} == {
         (p["prior_id"], p["current_id"]) for p in truth["pairs"]
     }
@@ -69,31 +78,31 @@ def test_nifti_studies_take_the_interval_and_vdt_from_dates(follow_up, tmp_path,
 
 
 def test_nifti_without_dates_is_one_line_naming_the_study_before_any_work(
-    follow_up,
+    pair,
     tmp_path,
     capsys,
-    monkeypatch,  # noqa: F811
+    monkeypatch,
 ):
-    nifti = _nifti(follow_up, tmp_path)
+    nifti = _nifti(pair, tmp_path)
     _refuse_registration(monkeypatch)
     out = tmp_path / "followup.json"
-    assert main(_args(nifti["prior"], nifti["current"], follow_up, out)) == 2
+    assert main(_args(nifti["prior"], nifti["current"], pair, out)) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith(f"error: {nifti['prior']}: the prior study has no study date")
     assert "pass --dates PRIOR CURRENT" in err[-1] and "Traceback" not in "".join(err)
     assert not out.exists()
 
 
-def test_dicom_without_study_date_names_that_study(follow_up, tmp_path, capsys, monkeypatch):  # noqa: F811
+def test_dicom_without_study_date_names_that_study(pair, tmp_path, capsys, monkeypatch):
     current = tmp_path / "current"
-    shutil.copytree(follow_up / "current", current)
+    shutil.copytree(pair / "current", current)
     for path in current.rglob("*.dcm"):
         ds = pydicom.dcmread(path)
         del ds.StudyDate
         ds.save_as(path)
     _refuse_registration(monkeypatch)
     out = tmp_path / "followup.json"
-    assert main(_args(follow_up / "prior", current, follow_up, out)) == 2
+    assert main(_args(pair / "prior", current, pair, out)) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == (
         f"error: {current}: the current study has no study date (NIfTI, or DICOM without StudyDate): "
@@ -102,12 +111,9 @@ def test_dicom_without_study_date_names_that_study(follow_up, tmp_path, capsys, 
     assert not out.exists()
 
 
-def test_dates_given_for_dicom_win_with_a_note(follow_up, tmp_path, capsys):  # noqa: F811
+def test_dates_given_for_dicom_win_with_a_note(pair, tmp_path, capsys):
     out = tmp_path / "followup.json"
-    assert (
-        main(_args(follow_up / "prior", follow_up / "current", follow_up, out, ("2025-10-03", "2026-01-01")))
-        == 0
-    )
+    assert main(_args(pair / "prior", pair / "current", pair, out, ("2025-10-03", "2026-01-01"))) == 0
     err = capsys.readouterr().err
     data = json.loads(out.read_text())
     assert data["interval_days"] == 90 and data["prior"]["date"] == "2025-10-03"
@@ -116,10 +122,10 @@ def test_dates_given_for_dicom_win_with_a_note(follow_up, tmp_path, capsys):  # 
 
 
 @pytest.mark.parametrize("bad", ["2025-13-01", "01/02/2025", "2025-0101"])
-def test_a_date_that_is_not_one_is_a_usage_error(follow_up, tmp_path, capsys, bad):  # noqa: F811
+def test_a_date_that_is_not_one_is_a_usage_error(pair, tmp_path, capsys, bad):
     out = tmp_path / "followup.json"
     with pytest.raises(SystemExit) as stop:
-        main(_args(follow_up / "prior", follow_up / "current", follow_up, out, (bad, "2026-01-01")))
+        main(_args(pair / "prior", pair / "current", pair, out, (bad, "2026-01-01")))
     assert stop.value.code == 2
     assert f"expected a date YYYY-MM-DD or YYYYMMDD, got {bad!r}" in capsys.readouterr().err
     assert not out.exists()
