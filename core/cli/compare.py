@@ -138,6 +138,7 @@ def summary(result) -> list[str]:
     lines += [f"resolved / not found: {i}" for i in result.resolved]
     due = f", due {result.due.isoformat()}" if result.due else ""
     lines.append(f"exam: Lung-RADS {result.category}: {result.follow_up}{due}")
+    lines.append(f"measurement error: a change under {result.repeatability.text} is within it")
     return lines
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.followup.compare import FollowUp
+from core.followup.growth import Repeatability
 from core.report import images
 from core.report.content import NoduleReport
 from core.report.pdf_parts import BODY_BOTTOM, CONTENT_W, FILL_BAND, MARGIN, MUTED, PAGE_W, TEXT, ReportCanvas
@@ -33,7 +34,9 @@ NOTE = (
     "Sizes: volume and mean diameter measured on each study's 3D mask. Change: of the volume (of the "
     "mean diameter where a volume is missing). VDT: volume doubling time, t x ln 2 / ln(V2/V1), only "
     "for a nodule growing beyond measurement error. Lung-RADS v2022 with priors: growth is a mean "
-    "diameter up by more than 1.5 mm within 12 months. Prior: the prior study's marker paired with it."
+    "diameter up by more than 1.5 mm within 12 months. Prior: the prior study's marker paired with it. "
+    f"Within measurement error: a change under {Repeatability().text}, the 95 % limit of the same "
+    "nodule measured twice (README, Measuring nodules)."
 )
 PAIR_SIDE = 43.0  # mm: each image of a prior/current pair; two pairs side by side
 PAIR_GAP = 3.0  # mm between the prior and the current image
@@ -81,7 +84,7 @@ class FollowUpPage(ReportCanvas):
         self.set_line_width(0.3)
         self.line(MARGIN, y, PAGE_W - MARGIN, y)
         self.set_text_color(*MUTED)
-        y = self.para(MARGIN, y + 1.5, CONTENT_W, NOTE, 7.5, max_lines=4)
+        y = self.para(MARGIN, y + 1.5, CONTENT_W, NOTE, 7.5, max_lines=6)
         self.set_text_color(*TEXT)
         paired = [n for n in nodules if n.prior is not None]
         if volume is not None and prior is not None and paired:

@@ -48,6 +48,12 @@ def test_a_follow_up_reading_adds_a_comparison_page(tmp_path):
     assert "100 mm³, 6.0 mm" in comparison and "200 mm³, 8.0 mm" in comparison
     assert "+100 %" in comparison and "365 days" in comparison and "growing" in comparison
     assert "new" in comparison and "N3" not in comparison  # outside the reading: not in the table
+    from core.measure.measurement import REPEATABILITY_VOLUME_PERCENT
+
+    assert (
+        f"Within measurement error: a change under {REPEATABILITY_VOLUME_PERCENT:g} % of the volume"
+        in comparison
+    )
 
 
 def test_rows_say_new_and_unmeasured_pairs_plainly():
