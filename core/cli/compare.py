@@ -19,7 +19,8 @@ atomically, is ``FollowUp.to_dict()``::
      "current_volume_mm3", "prior_mean_diameter_mm", "current_mean_diameter_mm", the changes,
      "vdt_days", "trend", "lungrads_growth", "volume_growth", "lung_rads": {...}}, ...],
      "new": [current ids], "new_nodules": [...], "resolved": [prior ids],
-     "unmeasured": {"prior"|"current": {id: why}}, "exam": {"category", "follow_up", "due_date"}}
+     "unmeasured": {"prior"|"current": {id: why}}, "repeatability": {"volume_percent", "diameter_mm"},
+     "exam": {"category", "follow_up", "due_date"}}
 
 Exit codes: 0 written; 1 the file could not be written (the comparison is printed instead); 2 nothing
 done (arguments, output path, a study, markers file or date that cannot be used).
