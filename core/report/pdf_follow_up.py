@@ -35,9 +35,10 @@ NOTE = (
     "mean diameter where a volume is missing). VDT: volume doubling time, t x ln 2 / ln(V2/V1), only "
     "for a nodule growing beyond measurement error. Lung-RADS v2022 with priors: growth is a mean "
     "diameter up by more than 1.5 mm within 12 months. Prior: the prior study's marker paired with it. "
-    f"Within measurement error: a change under {Repeatability().text}, the 95 % limit of the same "
-    "nodule measured twice (README, Measuring nodules)."
+    f"Trend 'within error': a change within measurement error, under {Repeatability().text}, the 95 % "
+    "limit of the same nodule measured twice (README, Measuring nodules)."
 )
+SHORT_TRENDS = {"change within measurement error": "within error"}  # the column's width (see NOTE)
 PAIR_SIDE = 43.0  # mm: each image of a prior/current pair; two pairs side by side
 PAIR_GAP = 3.0  # mm between the prior and the current image
 PAIR_H = 5.0 + PAIR_SIDE + 9.0  # title, images, date captions and space
@@ -176,7 +177,7 @@ def comparison_row(nodule: NoduleReport) -> list[str]:
         _size(g.current_volume_mm3, g.current_mean_diameter_mm),
         change,
         g.vdt_text,
-        g.trend,
+        SHORT_TRENDS.get(g.trend, g.trend),
         rads,
     ]
 

@@ -4,6 +4,7 @@ the prior study's images each paired nodule's prior and current key images with 
 
 from __future__ import annotations
 
+import datetime as dt
 import subprocess
 from dataclasses import replace
 
@@ -50,10 +51,20 @@ def test_a_follow_up_reading_adds_a_comparison_page(tmp_path):
     assert "new" in comparison and "N3" not in comparison  # outside the reading: not in the table
     from core.measure.measurement import REPEATABILITY_VOLUME_PERCENT
 
-    assert (
-        f"Within measurement error: a change under {REPEATABILITY_VOLUME_PERCENT:g} % of the volume"
-        in comparison
+    limit = (
+        f"Trend 'within error': a change within measurement error, under {REPEATABILITY_VOLUME_PERCENT:g} %"
     )
+    assert limit in comparison
+
+
+def test_a_change_within_measurement_error_fits_its_column():
+    from core.followup.growth import TimePoint, growth
+
+    nodule = next(n for n in report().nodules if n.marker.id == "m1")
+    small = growth(TimePoint(dt.date(2025, 3, 1), 6.0, 100.0), TimePoint(dt.date(2026, 3, 1), 6.2, 110.0))
+    assert small.trend == "change within measurement error"
+    row = comparison_row(replace(nodule, prior=replace(nodule.prior, growth=small)))
+    assert row[6] == "within error"  # the full words do not fit the column; the note defines them
 
 
 def test_rows_say_new_and_unmeasured_pairs_plainly():
