@@ -19,7 +19,9 @@ Definitions and sources:
   repeatability): ``Repeatability``; its defaults are the shipped measurement's own 95 % limits of
   the same nodule measured twice (``core.measure.measurement.REPEATABILITY_VOLUME_PERCENT`` and
   ``REPEATABILITY_DIAMETER_MM``, measured by ``bench/bench_segmentation.py``). The trend is judged on
-  the volumes when both are known, else on the mean diameters.
+  the volumes when both are known, else on the mean diameters; a volume change by its share of the
+  smaller of the two volumes, as the repeatability was measured (so a shrinkage by half is as far
+  beyond it as a doubling).
 """
 
 from __future__ import annotations
@@ -146,10 +148,14 @@ def growth(prior: TimePoint, current: TimePoint, error: Repeatability | None = N
     if volumes:
         volume_change = current.volume_mm3 - prior.volume_mm3
         volume_percent = 100.0 * volume_change / prior.volume_mm3
-        change, threshold, ratio, power = volume_percent, error.volume_percent, 1 + volume_percent / 100, 1
+        change, ratio, power = volume_percent, 1 + volume_percent / 100, 1
+        # over the smaller volume, as the repeatability is measured: a shrinkage to 1 / (1 + limit)
+        # is as far outside it as a growth to 1 + limit
+        spread = 100.0 * abs(volume_change) / min(prior.volume_mm3, current.volume_mm3)
+        within = spread < error.volume_percent
     else:  # a sphere's volume goes with the cube of its diameter
-        change, threshold, ratio, power = diameter_change, error.diameter_mm, d2 / d1, 3
-    within = abs(change) < threshold
+        change, ratio, power = diameter_change, d2 / d1, 3
+        within = abs(change) < error.diameter_mm
     if change == 0:
         trend = "stable"
     elif within:

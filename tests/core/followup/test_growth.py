@@ -163,3 +163,14 @@ def test_by_default_the_measured_repeatability_decides_what_is_within_measuremen
         Repeatability().text
         == f"{REPEATABILITY_VOLUME_PERCENT:g} % of the volume ({d:g} mm of the mean diameter without volumes)"
     )
+
+
+def test_a_volume_change_is_judged_over_the_smaller_volume_as_the_repeatability_was_measured():
+    """The bench measures |dV| / the smaller volume; a shrinkage from 100 to 70 mm3 is 43 % of the
+    smaller volume (30 % of the prior): beyond a 40 % repeatability, as a growth from 70 to 100 is."""
+    limit = Repeatability(volume_percent=40.0)
+    assert growth(point(0, 6.0, 100.0), point(365, 5.5, 70.0), limit).trend == "shrinking"
+    assert growth(point(0, 5.5, 70.0), point(365, 6.0, 100.0), limit).trend == "growing"
+    assert (
+        growth(point(0, 6.0, 100.0), point(365, 5.8, 75.0), limit).trend == "change within measurement error"
+    )
