@@ -50,7 +50,7 @@ class Repeatability:
     def text(self) -> str:
         """For reports: what a change must exceed to be more than measurement error."""
         volume, diameter = f"{self.volume_percent:g} %", f"{self.diameter_mm:g} mm"
-        return f"{volume} of the volume ({diameter} of the mean diameter without volumes)"
+        return f"{volume} of the smaller volume ({diameter} of the mean diameter without volumes)"
 
     def __post_init__(self) -> None:
         for name in ("volume_percent", "diameter_mm"):
