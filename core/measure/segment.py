@@ -23,7 +23,9 @@ median density is ground glass (below ``GROUND_GLASS_HU``), the learned 3D U-Net
 1-3): the learned mask is better there on ground glass and small nodules, the classical one on solid
 nodules of 8 mm and more. Where the learned segmenter cannot run (no torch, damaged weights) or
 refuses, the classical mask stays, with a warning saying so.
-Figures, per subset and beside the baselines: README, "Measuring nodules".
+Figures, per subset and beside the baselines: README, "Measuring nodules". Its repeatability (the
+95 % limits of the same nodule measured twice, which the follow-up's "within measurement error" uses):
+``core.measure.measurement.REPEATABILITY_VOLUME_PERCENT`` and ``REPEATABILITY_DIAMETER_MM``.
 """
 
 from __future__ import annotations
