@@ -1,6 +1,7 @@
 """The Predictor: a checkpoint loaded once, every slice of every nodule in one batched pass.
 
-Per nodule: malignancy = mean probability over its slices and their mirror images; attributes = the
+Per nodule: malignancy = mean probability over its slices and their mirror images, calibrated by the
+card's temperature (``core.model.calibration``; none: as the network gives it); attributes = the
 slice mean with the central slices counted double, on the original LIDC scales; uncertainty = the
 standard deviation of those slice/mirror probabilities (disagreement between views of one nodule).
 On a CUDA out-of-memory error the batch is halved and retried, then the CPU takes over; the
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.model.calibration import apply_temperature, card_temperature
 from core.model.patches import PatchConfig, extract_patches, slice_weights
 from core.nodule.prediction import Marker, NoduleResult
 from core.nodule.ratings import ATTRIBUTES, to_rating_scale
@@ -36,6 +38,7 @@ class Predictor:
         self.model, self.card = load_checkpoint(self.checkpoint, "cpu")
         self.model.to(self.device)
         self.patch_config = PatchConfig.from_dict(self.card["preprocessing"])
+        self.temperature = card_temperature(self.card)  # 1 for a card without calibration
 
     @property
     def description(self) -> str:
@@ -75,7 +78,7 @@ class Predictor:
             results.append(
                 NoduleResult(
                     id=marker.id,
-                    malignancy=float(probs.mean()),
+                    malignancy=float(apply_temperature(probs.mean(), self.temperature)),
                     uncertainty=float(probs.std()),
                     attributes={name: float(v) for name, v in zip(ATTRIBUTES, ratings, strict=True)},
                 )
