@@ -57,6 +57,13 @@ class Predictor:
 
         return f"{model_title(self.card)} - trained on {self.card.get('trained_on', 'unknown data')}"
 
+    @property
+    def identity(self) -> str:
+        """What a saved result was computed with: the weights' hash, with the temperature when calibrated
+        (calibrating a model changes its probabilities, not its weights)."""
+        weights = str(self.card.get("weights_sha256", ""))
+        return weights if self.temperature == 1.0 else f"{weights}+T{self.temperature:.6g}"
+
     def predict(
         self,
         volume: CTVolume,

@@ -1,5 +1,6 @@
 """A marker's model result with what it was computed from (the marker's centre and size, the weights'
-hash): a marker moved or resized, or another model, makes it stale. Saved in the session as a dict.
+hash, with the temperature once the model is calibrated: ``Predictor.identity``): a marker moved or
+resized, or another model or calibration, makes it stale. Saved in the session as a dict.
 And of many: the results still current, ranked, and the markers to analyse again."""
 
 from __future__ import annotations

@@ -56,6 +56,13 @@ class NoduleResult:
         """``""``, or ``out of distribution: reason; reason``."""
         return "out of distribution: " + "; ".join(self.warnings) if self.warnings else ""
 
+    @property
+    def flags_text(self) -> str:
+        """What the command lines print after the score: the interval, ``indeterminate``, the warnings."""
+        parts = [f"interval {self.interval[0]:.2f}-{self.interval[1]:.2f}"] if self.interval else []
+        parts += ["indeterminate"] * self.indeterminate + ([self.warning_text] if self.warnings else [])
+        return f" ({'; '.join(parts)})" if parts else ""
+
     def to_dict(self) -> dict:
         return {
             "id": self.id,

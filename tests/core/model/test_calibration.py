@@ -113,6 +113,22 @@ def test_predictor_applies_the_cards_temperature(checkpoint):
         assert c.rank == r.rank and c.malignancy != pytest.approx(r.malignancy)
 
 
+def test_calibrating_makes_earlier_results_stale(checkpoint):
+    from core.nodule.analysed import Analysed, stale_markers
+    from core.nodule.markers import NoduleMarker
+
+    before = Predictor(checkpoint, device="cpu")
+    assert before.identity == before.card["weights_sha256"]  # uncalibrated: as before
+    marker = NoduleMarker("a", "N1", (0.0, 0.0, 0.0), 12.0)
+    result = before.predict(sphere_volume(6.0), [marker.to_inference()])[0]
+    saved = {"a": Analysed(result, marker.centre_mm, marker.diameter_mm, before.identity)}
+    rewrite_card(checkpoint, {"calibration": {"temperature": 3.0}})
+    after = Predictor(checkpoint, device="cpu")  # same weights, other probabilities
+    assert after.card["weights_sha256"] == before.card["weights_sha256"] != after.identity
+    assert stale_markers(saved, [marker], before.identity) == []
+    assert stale_markers(saved, [marker], after.identity) == [marker]
+
+
 def test_calibrate_refuses_the_test_split_and_leaves_the_model(checkpoint, capsys):
     before = checkpoint.read_bytes()
     assert main(["calibrate", str(checkpoint), "--split", "test"]) == 2

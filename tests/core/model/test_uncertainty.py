@@ -100,3 +100,11 @@ def test_session_keeps_interval_and_warnings_and_recomputes_older_results():
     older = {k: v for k, v in saved.items() if k not in ("malignancy_interval", "ood_warnings")}
     assert Analysed.from_dict("a", older) is None  # computed before calibration and TTA: again
     assert Analysed.from_dict("a", saved | {"malignancy_interval": [0.2, float("inf")]}) is None
+
+
+def test_command_lines_print_the_interval_and_the_flags():
+    assert NoduleResult("a", 0.3, 0.0, {}).flags_text == ""
+    flagged = NoduleResult("a", 0.12, 0.0, {}, interval=(0.06, 0.19), warnings=("modality MR, not CT",))
+    assert (
+        flagged.flags_text == " (interval 0.06-0.19; indeterminate; out of distribution: modality MR, not CT)"
+    )
