@@ -47,12 +47,13 @@ def reliability_png(labels, before, after, title: str = "") -> bytes:
     from PIL import Image, ImageDraw
 
     panel, margin = 360, 50
-    image = Image.new("RGB", (2 * panel + 3 * margin, panel + 2 * margin + 20), "white")
+    axis_room = 30  # for the axis name
+    image = Image.new("RGB", (axis_room + 2 * panel + 3 * margin, panel + 2 * margin + 20), "white")
     draw = ImageDraw.Draw(image)
     if title:
         draw.text((margin, 6), title, fill="black")
     for column, (name, probs) in enumerate((("before", before), ("after", after))):
-        x0, y0 = margin + column * (panel + margin), margin + 20
+        x0, y0 = axis_room + margin + column * (panel + margin), margin + 20
         ece = expected_calibration_error(labels, probs, BINS)
         draw.text((x0, y0 - 16), f"{name}: ECE {ece:.3f} (15 bins)", fill="black")
 
