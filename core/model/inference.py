@@ -5,12 +5,8 @@ card's temperature (``core.model.calibration``; none: as the network gives it); 
 slice mean with the central slices counted double, on the original LIDC scales; uncertainty = the
 standard deviation of those slice/mirror probabilities (disagreement between views of one nodule).
 
-Interval (test-time augmentation): the central slice is also seen in six more orientations (quarter
-turns, their mirror images and, for 2.5D patches, upside down along z: the channels reversed), in
-the same forward pass; the nodule's logit is moved by the lowest and the highest of the eight views'
-logits about their mean and calibrated like the score. It says how much the score depends on how
-the nodule is oriented, not where its true probability lies: it is not a confidence interval with a
-guaranteed coverage. Out-of-distribution reasons: ``core.model.ood``.
+Interval: test-time augmentation, in the same forward pass (``core.model.tta``).
+Out-of-distribution reasons: ``core.model.ood``.
 
 On a CUDA out-of-memory error the batch is halved and retried, then the CPU takes over; the
 ``notes`` say so.
@@ -24,9 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from core.model.calibration import apply_temperature, card_temperature, logit
+from core.model.calibration import apply_temperature, card_temperature
 from core.model.ood import card_domain, marker_warnings, series_warnings
 from core.model.patches import PatchConfig, extract_patches, slice_weights
+from core.model.tta import tta_interval, view_stack
 from core.nodule.prediction import Marker, NoduleResult
 from core.nodule.ratings import ATTRIBUTES, to_rating_scale
 from core.volume import CTVolume
@@ -79,10 +76,7 @@ class Predictor:
                 stacks.append(extract_patches(volume, m.centre_mm, m.diameter_mm, self.patch_config))
             except ValueError as exc:
                 raise ValueError(f"marker {m.id}: {exc}") from exc
-        groups = [  # per nodule: its slices, their mirror images, then the central slice's other views
-            np.concatenate([s, s[..., ::-1], *(self._views(s[len(s) // 2]) if self.tta else [])])
-            for s in stacks
-        ]
+        groups = [view_stack(s, self.tta) for s in stacks]
         patches = np.concatenate(groups)  # one forward pass for every view of every nodule
         diameters = np.concatenate(
             [np.full(len(g), m.diameter_mm, np.float32) for m, g in zip(markers, groups, strict=True)]
@@ -95,13 +89,10 @@ class Predictor:
             count = len(stack)
             probs = probabilities[start : start + 2 * count]
             attrs = attributes[start : start + 2 * count]
-            views = probabilities[start + 2 * count : start + len(group)]
+            interval = tta_interval(probabilities[start : start + len(group)], count, self.temperature)
             start += len(group)
             weights = np.concatenate([slice_weights(count), slice_weights(count)]) / 2
             ratings = to_rating_scale(weights @ attrs)
-            centre = count // 2
-            interval = self._interval(probs.mean(), [probs[centre], probs[count + centre], *views])
-            interval = interval if self.tta else None
             results.append(
                 NoduleResult(
                     id=marker.id,
@@ -115,19 +106,6 @@ class Predictor:
         order = sorted(range(len(results)), key=lambda i: -results[i].malignancy)
         ranks = {index: rank + 1 for rank, index in enumerate(order)}
         return [NoduleResult(**{**r.__dict__, "rank": ranks[i]}) for i, r in enumerate(results)]
-
-    def _views(self, patch: np.ndarray) -> list[np.ndarray]:
-        """The central slice's views beyond itself and its mirror image (``EXTRA_VIEWS``)."""
-        return [_view(patch, *v)[None] for v in EXTRA_VIEWS[self.patch_config.channels]]
-
-    def _interval(self, mean: float, views) -> tuple[float, float]:
-        """The TTA interval: the nodule's logit moved by the lowest and highest of the eight views'
-        logits about their mean, calibrated."""
-        z = logit(np.asarray(views))
-        centre = float(logit(mean))
-        low, high = centre + z.min() - z.mean(), centre + z.max() - z.mean()
-        t = self.temperature
-        return float(1 / (1 + np.exp(-low / t))), float(1 / (1 + np.exp(-high / t)))
 
     def _forward(self, patches: np.ndarray, diameters: np.ndarray, progress) -> tuple[np.ndarray, np.ndarray]:
         import torch
@@ -160,34 +138,3 @@ class Predictor:
                 if progress is not None:
                     progress(min(start + batch, len(patches)), len(patches))
         return np.concatenate(probabilities), np.concatenate(attributes)
-
-
-# The views of the central slice besides itself and its mirror image, as (quarter turns, mirror, z flip):
-# with 3 channels (2.5D: below, at, above) the in-plane identity, mirror, quarter turn and mirrored
-# quarter turn, each also upside down along z (the channels reversed); with one channel, the eight
-# symmetries of the square. Identity and mirror are the first two of the eight in both.
-EXTRA_VIEWS = {
-    3: (
-        (1, False, False),
-        (1, True, False),
-        (0, False, True),
-        (0, True, True),
-        (1, False, True),
-        (1, True, True),
-    ),
-    1: (
-        (1, False, False),
-        (2, False, False),
-        (3, False, False),
-        (1, True, False),
-        (2, True, False),
-        (3, True, False),
-    ),
-}
-
-
-def _view(patch: np.ndarray, turns: int, mirror: bool, z_flip: bool) -> np.ndarray:
-    """``patch`` (channels, size, size) mirrored (last axis), then turned, then reversed along z."""
-    out = patch[..., ::-1] if mirror else patch
-    out = np.rot90(out, turns, axes=(1, 2))
-    return np.ascontiguousarray(out[::-1] if z_flip else out)

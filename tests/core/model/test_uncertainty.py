@@ -8,8 +8,9 @@ import torch
 
 from core.model.calibration import apply_temperature
 from core.model.checkpoints import rewrite_card, save_checkpoint
-from core.model.inference import EXTRA_VIEWS, Predictor, _view
+from core.model.inference import Predictor
 from core.model.patches import PatchConfig
+from core.model.tta import EXTRA_VIEWS, _view
 from core.nodule.analysed import Analysed
 from core.nodule.prediction import Marker, NoduleResult
 from core.volume import CTVolume
