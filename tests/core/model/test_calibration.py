@@ -158,3 +158,22 @@ def test_calibrate_refuses_a_damaged_model_without_a_traceback(tmp_path, capsys)
     assert main(["calibrate", str(bad)]) == 2
     err = capsys.readouterr().err
     assert str(bad) in err and "Traceback" not in err
+
+
+def test_calibrate_checks_png_before_work_and_keeps_the_model_when_the_write_fails(
+    checkpoint, tmp_path, monkeypatch, capsys
+):
+    before = checkpoint.read_bytes()
+    assert main(["calibrate", str(checkpoint), "--png", str(tmp_path)]) == 2  # a folder
+    assert "is a folder" in capsys.readouterr().err and checkpoint.read_bytes() == before
+    labels, probs = overconfident(1000)
+    monkeypatch.setattr(calibrate_cli, "_validation_outputs", lambda *a: (labels, probs, {}))
+
+    def full_disk(path, *args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("core.model.checkpoints.write_document_file", full_disk)
+    assert main(["calibrate", str(checkpoint), "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot be rewritten" in err and "unchanged" in err and "Traceback" not in err
+    assert checkpoint.read_bytes() == before
