@@ -239,10 +239,7 @@ class DetailPanel(QWidget):
         if result is None:
             self.score.setText("Not analysed yet: press Analyse.")
         else:
-            self.score.setText(
-                f"<span style='font-size:15px'><b>Malignancy probability {result.malignancy:.2f}</b></span>"
-                f" ± {result.uncertainty:.2f} (model; rank {result.rank})"
-            )
+            self.score.setText(score_html(result))
         self._patches(volume, marker)
         self.scores.show_result(result)
         self._form(result, label)
@@ -344,3 +341,20 @@ class DetailPanel(QWidget):
             confirmed_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         )
         self.label_confirmed.emit(self.marker.id, label)
+
+
+def score_html(result) -> str:
+    """``p = 0.34 (0.22-0.47)``, rank and spread; a warning instead when the model was not trained for
+    this nodule (``core.model.ood``); ``indeterminate`` when the interval crosses the decision band."""
+    if result.warnings:
+        return (
+            "<span style='font-size:15px; color:#b00000'><b>⚠ Out of distribution</b></span><br>"
+            f"{escape(result.warning_text)}.<br>The model's {result.score_text} is not reliable here."
+        )
+    text = (
+        f"<span style='font-size:15px'><b>Malignancy probability {result.score_text}</b></span>"
+        f" ± {result.uncertainty:.2f} (model; rank {result.rank})"
+    )
+    if result.indeterminate:
+        text += "<br><b>Indeterminate</b>: the interval crosses the 10 % / 70 % decision band."
+    return text

@@ -201,6 +201,7 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"{nodule.rank}. {nodule.marker.name or nodule.marker.id}: malignancy "
             f"{nodule.result.malignancy:.2f} +/- {nodule.result.uncertainty:.2f}{rads}"
+            + nodule.result.flags_text
         )
     code = 0
     if done.failed:
