@@ -125,8 +125,9 @@ def test_a_study_opens_with_its_nodule_drawn_selected_once_in_each_view_never_on
         monkeypatch.setattr(
             layer,
             "draw",
-            lambda volume, markers, selected, n=name, r=real: drawn.append((n, id(volume), selected))
-            or r(volume, markers, selected),
+            lambda volume, markers, selected, n=name, r=real: (
+                drawn.append((n, id(volume), selected)) or r(volume, markers, selected)
+            ),
         )
     _reopen(window, qtbot)
     assert window.volume is not last
@@ -162,3 +163,32 @@ def test_while_the_next_study_is_shown_a_click_or_a_centring_in_the_views_does_n
     ws._clicked("axial", np.array([2.0, 3.0, 4.0]))  # would place a marker in the last study's space
     ws.centre_on_mm((0.0, 0.0, 0.0))  # a row of the new list picked, an analysis ending
     assert len(window.markers) == 0 and ws.volume is None
+
+
+def test_the_recent_list_is_written_off_the_window_thread_and_not_when_unchanged(tmp_path, monkeypatch):
+    import threading
+
+    from PySide6.QtCore import QSettings
+
+    import app.settings as settings_module
+
+    written = []
+    real = settings_module._write
+    monkeypatch.setattr(
+        settings_module,
+        "_write",
+        lambda *args: written.append((threading.current_thread(), args[3])) or real(*args),
+    )
+    path = tmp_path / "settings.ini"
+    settings = settings_module.Settings(QSettings(str(path), QSettings.Format.IniFormat))
+    settings.add_recent("/studies/a")
+    settings.add_recent("/studies/b")
+    assert settings.recent() == ["/studies/b", "/studies/a"]  # at once, whether written yet or not
+    settings.add_recent("/studies/b")  # reopened: first already, nothing to write (it held the window)
+    settings_module._WRITER.submit(lambda: None).result()  # one writer thread: the earlier ones are done
+    assert [items for _, items in written] == [["/studies/a"], ["/studies/b", "/studies/a"]]
+    assert all(thread is not threading.main_thread() for thread, _ in written)
+    assert "/studies/b, /studies/a" in path.read_text()  # on disk, in the order last set
+    assert (
+        settings_module.Settings(QSettings(str(path), QSettings.Format.IniFormat)).recent()[0] == "/studies/b"
+    )
