@@ -149,6 +149,7 @@ class StudyOpening:
             message += f" | session restored: {len(session.markers)} marker(s)"
         if len(self.markers) and not self.review.analysis.current(self.markers.markers):
             message += " | press Analyse (A) to rank the marked nodules"
+        self.review.find_lungs()
         if self.analyse_on_open:
             self.review.analyse()
         else:

@@ -192,3 +192,14 @@ def test_the_recent_list_is_written_off_the_window_thread_and_not_when_unchanged
     assert (
         settings_module.Settings(QSettings(str(path), QSettings.Format.IniFormat)).recent()[0] == "/studies/b"
     )
+
+
+def test_the_lungs_are_found_once_the_study_is_shown_not_beside_its_steps(window, qtbot, monkeypatch):
+    started = []
+    real = window.review._start
+    monkeypatch.setattr(
+        window.review, "_start", lambda job, done: started.append(window._showing) or real(job, done)
+    )
+    _reopen(window, qtbot)
+    assert started == [None]  # its Python took the interpreter from the window while the steps ran
+    assert window.review.lungs is not None and window.review.lungs.volume is window.volume
