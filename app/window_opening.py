@@ -93,7 +93,7 @@ class StudyOpening:
         self._step_by_step(volume, [partial(self._show_lists, volume, session)])
 
     def _show_lists(self, volume: CTVolume, session) -> None:
-        # the study and its markers in one turn: the review's work for it (its lungs) refills the lists
+        # the study and its markers in one turn: the review never holds one study's markers with another
         self.review.set_study(
             volume,
             dict(session.labels) if session else {},
