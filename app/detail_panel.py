@@ -133,6 +133,7 @@ class DetailPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.marker: NoduleMarker | None = None
+        self._patched: tuple = (None, None)  # the volume and marker the patches show
         self.result: NoduleResult | None = None
         self.explanation = None
         self.title = QLabel("Select a nodule")
@@ -275,6 +276,11 @@ class DetailPanel(QWidget):
         self.size.setText("<br>".join(lines))
 
     def _patches(self, volume: CTVolume, marker: NoduleMarker) -> None:
+        """The nodule's slices; kept when they show it already (the list's refill as its lungs were
+        found, ~2 ms more as a study opened, and their repaint)."""
+        if self._patched[0] is volume and self._patched[1] == marker:
+            return
+        self._patched = (volume, marker)
         voxel = volume.mm_to_voxel(np.asarray(marker.centre_mm, float))
         half_mm = max(20.0, 1.5 * marker.diameter_mm)
         for name, view in self.patches.items():
