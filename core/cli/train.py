@@ -333,6 +333,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
             PhantomOptions(
                 pixel_spacing=args.pixel_spacing, slice_thickness=args.slice_thickness, noise=args.noise
             )
+            legacy_spec = DatasetSpec(
+                split=args.split,
+                pixel_spacing=args.pixel_spacing,
+                slice_thickness=args.slice_thickness,
+                noise=args.noise,
+            )
+            legacy_spec.scan_protocol()  # the scan protocol's own limits (noise <= 200 HU)
         except ValueError as exc:
             problem = str(exc)
     if problem:  # before the data is rendered and the model evaluated, never after
