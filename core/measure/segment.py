@@ -204,6 +204,8 @@ def partial_volume_mm3(volume: CTVolume, mask: NoduleMask) -> float:
     nodule's edge level (``_edge_tissue``), both from the lightly smoothed box (noise-robust); each
     voxel's share from its own HU (smoothing would spread a small nodule into its neighbours and
     count it twice). Where the surroundings hold no contrast to read a share from, the voxel count.
+    A reader-edited mask (``mask.edited``) keeps the edge the reader drew: its band is only the
+    faint (less than half tissue) voxels touching it, so that a shrink or an erase shrinks the volume.
     Measured on phantoms (``bench/bench_segmentation.py``, README "Measuring nodules").
     """
     spacing = np.array(volume.spacing[::-1], dtype=np.float64)
@@ -223,7 +225,10 @@ def partial_volume_mm3(volume: CTVolume, mask: NoduleMask) -> float:
     tissue = _edge_tissue(box, inside, spacing)
     if tissue <= background + 1.0:
         return float(inside.sum() * np.prod(spacing))
-    band &= ~_other_structures(box >= 0.5 * (background + tissue), inside, band, spacing, away)
+    half = box >= 0.5 * (background + tissue)
+    if mask.edited:  # the reader drew this edge: only the faint voxels just outside it count
+        band = ndimage.binary_dilation(inside) & ~inside & ~half
+    band &= ~_other_structures(half, inside, band, spacing, away)
     share = np.minimum((raw - background) / (tissue - background), 1.0)
     core = ndimage.binary_erosion(inside)
     edge = np.clip(share[inside & ~core], 0.0, None).sum()

@@ -93,3 +93,16 @@ def test_noise_alone_around_an_empty_box_adds_no_volume():
     mask = np.zeros(volume.shape, dtype=bool)
     mask[2, 2, 2] = True
     assert _volume(volume, mask) <= 2 * float(np.prod(volume.spacing))
+
+
+@pytest.mark.parametrize("spacing", [THIN, THICK])
+def test_a_reader_shrinking_the_mask_shrinks_the_volume(spacing):
+    """The band must not undo a reader's edit: a mask shrunk by a voxel (to cut off what the reader
+    judged not nodule) was measured back to the automatic mask's volume by its band."""
+    volume, occupancy = _render(spacing)
+    drawn = occupancy >= 0.5
+    shrunk = ndimage.binary_erosion(drawn)
+    automatic = _volume(volume, drawn)
+    edited = partial_volume_mm3(volume, NoduleMask((0, 0, 0), shrunk, "edited", edited=True).cropped())
+    assert edited <= 0.75 * automatic
+    assert edited == pytest.approx(float(shrunk.sum() * np.prod(spacing)), rel=0.15)
