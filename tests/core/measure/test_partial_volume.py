@@ -106,3 +106,20 @@ def test_a_reader_shrinking_the_mask_shrinks_the_volume(spacing):
     edited = partial_volume_mm3(volume, NoduleMask((0, 0, 0), shrunk, "edited", edited=True).cropped())
     assert edited <= 0.75 * automatic
     assert edited == pytest.approx(float(shrunk.sum() * np.prod(spacing)), rel=0.15)
+
+
+@pytest.mark.parametrize("spacing", [THIN, THICK])
+def test_a_heterogeneous_ground_glass_edge_is_read_at_its_typical_level(spacing):
+    """Issue 17 (volume error): ground glass is patchy (+-45 HU here, about what the phantoms draw);
+    the edge layer's upper quartile, taken as the tissue level, reads it too dense and every edge
+    voxel's share too small: -8 % on average on 2.5 mm slices. Its 60th percentile: within 5 %."""
+    errors = []
+    for seed in (0, 1, 2):
+        volume, occupancy = _render(spacing, blur_mm=0.6, seed=seed)
+        rng = np.random.default_rng(seed + 10)
+        patchy = ndimage.gaussian_filter(rng.standard_normal(occupancy.shape), 0.8)
+        tissue = -600.0 + patchy * 45.0 / patchy.std()
+        hu = LUNG + occupancy * (tissue - LUNG) + rng.normal(0.0, 20.0, patchy.shape)
+        volume = CTVolume(np.rint(hu).astype(np.int16), volume.affine)
+        errors.append(_volume(volume, occupancy >= 0.5) / TRUE_MM3 - 1)
+    assert abs(float(np.mean(errors))) <= 0.05
