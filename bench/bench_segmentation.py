@@ -214,6 +214,11 @@ def repeatability(first, second, names) -> None:
     limits(pairs, names)
 
 
+# |d| of a normal difference: its 95th percentile (1.96 sd) over its median (0.674 sd); the limit of
+# the pairs whose mask held, read from the bulk rather than from the few pairs whose mask changed
+ROBUST_95 = 1.96 / 0.6745
+
+
 def limits(pairs, names) -> None:
     """The 95th percentiles of |dV| / the smaller (partial-volume volume) and |d mean diameter| over
     ``pairs`` (the same nodule measured twice), per method; a pair a method refused is left out
@@ -240,6 +245,8 @@ def limits(pairs, names) -> None:
             )
             over = sum(v >= 0.25 for v in dv)
             print(f"  {quantiles}; |dV| >= 25 % (NELSON growth) in {over}/{len(dv)}")
+            robust = ROBUST_95 * np.median(dv), ROBUST_95 * np.median(dd)
+            print(f"  robust 95 % limits ({ROBUST_95:.2f} x median): {100 * robust[0]:.1f}% / {robust[1]:.2f} mm")
 
 
 def _same_nodules(first, second) -> list[tuple[dict, dict]]:
