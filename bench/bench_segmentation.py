@@ -246,7 +246,10 @@ def limits(pairs, names) -> None:
             over = sum(v >= 0.25 for v in dv)
             print(f"  {quantiles}; |dV| >= 25 % (NELSON growth) in {over}/{len(dv)}")
             robust = ROBUST_95 * np.median(dv), ROBUST_95 * np.median(dd)
-            print(f"  robust 95 % limits ({ROBUST_95:.2f} x median): {100 * robust[0]:.1f}% / {robust[1]:.2f} mm")
+            print(
+                f"  robust 95 % limits ({ROBUST_95:.2f} x median): "
+                f"{100 * robust[0]:.1f}% / {robust[1]:.2f} mm"
+            )
 
 
 def _same_nodules(first, second) -> list[tuple[dict, dict]]:

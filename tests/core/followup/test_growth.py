@@ -89,8 +89,9 @@ def test_change_smaller_than_repeatability_is_labelled_as_measurement_error():
 
 
 def test_without_volumes_the_diameter_repeatability_decides():
-    assert growth(point(0, 6.0), point(90, 7.0)).trend == "change within measurement error"
-    assert growth(point(0, 6.0), point(90, 4.0)).trend == "shrinking"
+    limit = Repeatability(diameter_mm=1.5)
+    assert growth(point(0, 6.0), point(90, 7.0), limit).trend == "change within measurement error"
+    assert growth(point(0, 6.0), point(90, 4.0), limit).trend == "shrinking"
 
 
 @pytest.mark.parametrize(
