@@ -3,8 +3,10 @@
 Choose the data (the local library, optionally mixed with the phantom train split), adjust the few
 settings that matter (plain words first, the rest under "Advanced"), start / pause / cancel, watch
 the loss parts and the held-out AUC and attribute error per epoch, then compare the new model with
-the active one on the same held-out studies and activate it, keep it, or discard it. The active model
-and the library are never touched until the reader chooses.
+the active one on the same held-out studies (with the change's bootstrap interval) and activate it,
+keep it, or discard it. Activating a model whose reserved-split AUC or ECE is worse than the active
+one's, or not measured, asks first with both numbers (default No). The active model and the library
+are never touched until the reader chooses.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QSpinBox,
@@ -32,6 +35,7 @@ from PySide6.QtWidgets import (
 
 from app.training_worker import TrainingWorker
 from core.model.registry import ModelRegistry
+from core.reading.finetune.comparison import describe_effect, reserved_split_concerns
 from core.reading.finetune.options import FinetuneOptions
 from core.reading.finetune.run import keep, run_finetune
 from core.reading.library import Library
@@ -45,6 +49,7 @@ ROWS = [
     ("Sensitivity", lambda m: m["sensitivity"]),
     ("Specificity", lambda m: m["specificity"]),
     ("Attribute MAE", lambda m: m["attributes"]["mean_mae"]),
+    ("ECE (15 bins)", lambda m: m["ece"]),
 ]
 
 
@@ -90,10 +95,16 @@ class TrainerDialog(QDialog):
         self.lr_box = _double(1e-5, 1e-1, defaults.lr, 5)
         self.freeze = QCheckBox("Keep the image features as they are (train only the heads)")
         self.freeze.setChecked(defaults.freeze_trunk)
+        self.augment = QCheckBox(
+            "Vary the images while learning (flips, turns, small rotations and scaling, blur/sharpen, "
+            "HU shifts): the model learns what does not change the diagnosis"
+        )
+        self.augment.setChecked(defaults.augment)
         basic = QFormLayout()
         basic.addRow("Passes over the data (epochs)", self.epochs_box)
         basic.addRow("Learning rate (lower changes the model less)", self.lr_box)
         basic.addRow(self.freeze)
+        basic.addRow(self.augment)
         self.trunk_factor = _double(0.0, 1.0, defaults.trunk_lr_factor, 3)
         self.batch = _spin(2, 512, defaults.batch_size)
         self.val_fraction = _double(0.05, 0.5, defaults.val_fraction, 2)
@@ -147,9 +158,11 @@ class TrainerDialog(QDialog):
         self.comparison = QTableWidget(len(ROWS), 2)
         self.comparison.setHorizontalHeaderLabels(["Active model", "New model"])
         self.comparison.setVerticalHeaderLabels([name for name, _ in ROWS])
-        self.comparison.setMaximumHeight(190)
+        self.comparison.setMaximumHeight(220)
         self.verdict = QLabel()
         self.verdict.setWordWrap(True)
+        self.effect = QLabel()
+        self.effect.setWordWrap(True)
         self.activate_button = QPushButton("Activate the new model")
         self.keep_button = QPushButton("Keep it without activating")
         self.discard_button = QPushButton("Discard it")
@@ -169,6 +182,7 @@ class TrainerDialog(QDialog):
         layout.addLayout(plots)
         layout.addWidget(self.comparison)
         layout.addWidget(self.verdict)
+        layout.addWidget(self.effect)
         layout.addLayout(choice)
         self.resize(900, 900)
 
@@ -179,6 +193,7 @@ class TrainerDialog(QDialog):
             epochs=self.epochs_box.value(),
             lr=self.lr_box.value(),
             freeze_trunk=self.freeze.isChecked(),
+            augment=self.augment.isChecked(),
             trunk_lr_factor=self.trunk_factor.value(),
             batch_size=self.batch.value(),
             with_phantoms=self.with_phantoms.isChecked(),
@@ -276,6 +291,7 @@ class TrainerDialog(QDialog):
             if ok
             else f"Careful: on the held-out studies the new model is worse ({why})."
         )
+        self.effect.setText(describe_effect(event["effect"]))
         for button in (self.activate_button, self.keep_button, self.discard_button):
             button.setEnabled(True)
         self.progress.setRange(0, 1)
@@ -287,6 +303,9 @@ class TrainerDialog(QDialog):
             return
         if what == "discard":
             self.status.setText("Discarded; the active model is unchanged.")
+        elif what == "activate" and not self._insisted(self.registry.active()):
+            self.status.setText("Not activated; the active model is unchanged (you may still keep it).")
+            return
         else:
             version = keep(self.registry, self.finished, activate=what == "activate")
             if what == "activate":
@@ -300,6 +319,23 @@ class TrainerDialog(QDialog):
         self._end_run()
         for button in (self.activate_button, self.keep_button, self.discard_button):
             button.setEnabled(False)
+
+    def _insisted(self, active) -> bool:
+        """True when nothing speaks against activating the new model, or the reader insists after
+        seeing the reserved-split figures of both (the question defaults to No)."""
+        concerns = reserved_split_concerns(self.finished["card"], active.card)
+        if not concerns:
+            return True
+        answer = QMessageBox.question(
+            self,
+            "Activate a model that may be worse?",
+            f"Compared with the active model ({active.label}) on the reserved test split:\n\n"
+            + "\n".join(f"- {c}" for c in concerns)
+            + "\n\nActivate the new model anyway?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes
 
     def _failed(self, text: str) -> None:
         self.status.setText(f"Training stopped: {text}. The active model and the library are unchanged.")

@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, out: Path, files) -> int:
     from core.model.checkpoints import CheckpointError
     from core.model.registry import ModelRegistry, RegistryError
-    from core.reading.finetune.comparison import format_comparison
+    from core.reading.finetune.comparison import describe_effect, format_comparison
     from core.reading.finetune.options import FinetuneOptions
     from core.reading.finetune.run import keep, run_finetune
     from core.reading.finetune.split import FinetuneError
@@ -201,12 +201,14 @@ def _run(args: argparse.Namespace, out: Path, files) -> int:
     if rank == 0 and result is not None:
         print("\nheld-out studies, active model and new model side by side:")
         print(format_comparison(result["comparison"]))
+        print(describe_effect(result["effect"]))
         version = keep(registry, result)
         report = {
             "version": version.id,
             "parent": result["parent"].id,
             "data": result["data"],
             "comparison": result["comparison"],
+            "effect": result["effect"],
         }
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(
