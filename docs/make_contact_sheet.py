@@ -21,6 +21,7 @@ sys.path.insert(0, str(REPO))
 from core.lidc.table import load_nodules  # noqa: E402
 from core.phantom.anatomy import ChestConfig, build_chest  # noqa: E402
 from core.phantom.appearance import appearance_from_ratings  # noqa: E402
+from core.phantom.protocol import NOMINAL  # noqa: E402
 from core.training.data import render_crop  # noqa: E402
 from core.util.png import window  # noqa: E402
 
@@ -35,7 +36,7 @@ def category(nodule) -> str:
 
 
 def tile(chest, nodule, rng) -> np.ndarray:
-    volume, centre_mm = render_crop(chest, nodule, TILE_MM / 2 + 2, 20.0, rng)
+    volume, centre_mm = render_crop(chest, nodule, TILE_MM / 2 + 2, NOMINAL, rng)
     cx, cy, cz = volume.mm_to_voxel(centre_mm)
     sx, sy, _ = volume.spacing
     offsets = (np.arange(TILE_PX) + 0.5) / TILE_PX * TILE_MM - TILE_MM / 2

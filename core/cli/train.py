@@ -1,8 +1,8 @@
 """``python main.py train`` and ``python main.py evaluate``: MTMR-Net on LIDC-shaped phantoms.
 
     python main.py train --out model.safetensors [--epochs 20] [--variants 2] [--seed 0]
-        [--ablation single-task|multi-task|mtmr] [--patch-mode fixed-fov|paper] [--continue]
-    python main.py evaluate --split val|test [--model PATH] --out metrics.json
+        [--ablation single-task|multi-task|mtmr] [--patch-mode fixed-fov|paper] [--randomise] [--continue]
+    python main.py evaluate --split val|test [--model PATH] [--protocol CELL] --out metrics.json
 
 With ``--data CACHE`` (a folder written by ``python main.py lidc prepare``) both run on real LIDC-IDRI
 instead: train on the cache's train patients, select on its val patients, evaluate on its val or test
@@ -36,6 +36,7 @@ from core.cli.options import (
     unit_fraction,
 )
 from core.cli.progress import Progress
+from core.phantom.protocol import DOMAIN, MATRIX, nominal_domain
 from core.training.ablations import ABLATIONS
 from core.training.card import plain_metrics, training_card
 
@@ -102,6 +103,13 @@ def add_parsers(subparsers) -> None:
         "of phantoms; the cache's preprocessing replaces --patch-mode, --variants does not apply",
     )
     train.add_argument(
+        "--randomise",
+        action="store_true",
+        help="domain randomisation: every training and validation rendering gets a fresh random scan "
+        "protocol (slice thickness 0.625-5 mm and overlap, kernel, dose, HU offset, lungs); the card "
+        "states the domain",
+    )
+    train.add_argument(
         "--augment",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -132,6 +140,13 @@ def add_parsers(subparsers) -> None:
     evaluate.add_argument("--slice-thickness", type=float, default=1.25, help="phantom slice thickness, mm")
     evaluate.add_argument("--pixel-spacing", type=float, default=0.7, help="phantom pixel spacing, mm")
     evaluate.add_argument("--noise", type=float, default=20.0, help="phantom noise standard deviation, HU")
+    evaluate.add_argument(
+        "--protocol",
+        metavar="CELL",
+        choices=sorted(MATRIX),
+        help="render with a scan protocol of the robustness matrix instead of the three options above: "
+        + ", ".join(MATRIX),
+    )
     add_device(evaluate)
     evaluate.add_argument(
         "--data", metavar="CACHE", help="evaluate on a split of a `lidc prepare` cache instead of phantoms"
@@ -214,8 +229,10 @@ def run_train(args: argparse.Namespace) -> int:
             return 2
         specs = {split: {"cache": str(Path(args.data).resolve())} for split in ("train", "val")}
     else:
-        train_spec = DatasetSpec(split="train", seed=0, variants=args.variants, patch=patch)
-        val_spec = DatasetSpec(split="val", seed=0, variants=0, patch=patch)
+        train_spec = DatasetSpec(
+            split="train", seed=0, variants=args.variants, patch=patch, randomise=args.randomise
+        )
+        val_spec = DatasetSpec(split="val", seed=0, variants=0, patch=patch, randomise=args.randomise)
         train_data = cached_dataset(train_spec, progress=_progress("rendering train nodules"))
         val_data = cached_dataset(val_spec, progress=_progress("rendering val nodules"))
         specs = {"train": {"spec": train_spec.key()}, "val": {"spec": val_spec.key()}}
@@ -280,6 +297,9 @@ def run_train(args: argparse.Namespace) -> int:
             },
             val_metrics=result["val"],
         )
+        if not args.data:  # the scan protocols the phantom training data covered
+            card["domain"] = DOMAIN if args.randomise else nominal_domain()
+            card["training"]["randomise"] = args.randomise
         save_checkpoint(Path(args.out), result["model"], card)
         state_path.unlink(missing_ok=True)  # the run is over: nothing left to continue
         print(f"wrote {args.out} (best epoch {result['best_epoch']}, val AUC {result['val']['auc']:.3f})")
@@ -309,6 +329,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from core.training.trainer import aggregate, nodule_metrics, slice_outputs
 
     problem = output_problem(Path(args.out), "metrics.json")
+    legacy = (args.slice_thickness, args.pixel_spacing, args.noise) != (1.25, 0.7, 20.0)
+    if not problem and args.protocol and (legacy or args.data):
+        problem = (
+            "--protocol sets the rendering: give it without --slice-thickness, --pixel-spacing, --noise "
+            "and --data"
+        )
     if not problem and not args.data:  # the phantom's ranges: 0 mm was a ZeroDivisionError traceback
         from core.phantom.study import PhantomOptions
 
@@ -347,25 +373,31 @@ def run_evaluate(args: argparse.Namespace) -> int:
         if baseline_metrics is not None:
             baseline_metrics["fitted_on"] = "train"
     else:
-        spec = DatasetSpec(
-            split=args.split,
-            seed=args.seed,
-            variants=0,
-            patch=PatchConfig.from_dict(card["preprocessing"]),
-            pixel_spacing=args.pixel_spacing,
-            slice_thickness=args.slice_thickness,
-            noise=args.noise,
-        )
-        pool = load_nodules()
-        data = cached_dataset(spec, pool, progress=_progress(f"rendering {args.split} nodules"))
-        source = {
-            "phantom": {
+        patch = PatchConfig.from_dict(card["preprocessing"])
+        if args.protocol:
+            spec = DatasetSpec(
+                split=args.split, seed=args.seed, variants=0, patch=patch, protocol=MATRIX[args.protocol]
+            )
+            phantom = {"seed": args.seed, "protocol": args.protocol, **MATRIX[args.protocol].to_dict()}
+        else:
+            spec = DatasetSpec(
+                split=args.split,
+                seed=args.seed,
+                variants=0,
+                patch=patch,
+                pixel_spacing=args.pixel_spacing,
+                slice_thickness=args.slice_thickness,
+                noise=args.noise,
+            )
+            phantom = {
                 "seed": args.seed,
                 "slice_thickness": args.slice_thickness,
                 "pixel_spacing": args.pixel_spacing,
                 "noise": args.noise,
             }
-        }
+        pool = load_nodules()
+        data = cached_dataset(spec, pool, progress=_progress(f"rendering {args.split} nodules"))
+        source = {"phantom": phantom}
         baseline_metrics = baselines(replace(spec, split="train").select(pool), spec.select(pool))
     threshold = float(card.get("threshold", 0.5))
     slice_probs, slice_attrs = slice_outputs(model, data, device)

@@ -24,9 +24,9 @@ def worker_count() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def _grain_kernel(pixel_mm: float) -> np.ndarray:
+def _grain_kernel(pixel_mm: float, grain_mm: float = GRAIN_SIGMA_MM) -> np.ndarray:
     """A 1D Gaussian kernel with unit sum of squares, so filtered unit white noise keeps unit std."""
-    sigma = GRAIN_SIGMA_MM / pixel_mm
+    sigma = grain_mm / pixel_mm
     radius = max(1, int(np.ceil(2.5 * sigma)))
     x = np.arange(-radius, radius + 1, dtype=np.float64)
     kernel = np.exp(-0.5 * (x / sigma) ** 2)
@@ -52,15 +52,17 @@ def add_noise(
     sigma: float,
     spacing: tuple[float, float, float],
     rng: np.random.Generator,
+    grain_mm: float = GRAIN_SIGMA_MM,
 ) -> np.ndarray:
     """Add spatially correlated, CT-like Gaussian noise.
 
     Args:
         hu: ``int16`` (or any integer/float) HU volume ``(z, y, x)``; not modified.
         sigma: standard deviation of the added noise in HU (0 returns a clipped ``int16`` copy).
-        spacing: voxel size ``(x, y, z)`` in mm; the in-plane grain is ``GRAIN_SIGMA_MM`` wide whatever the
+        spacing: voxel size ``(x, y, z)`` in mm; the in-plane grain is ``grain_mm`` wide whatever the
             pixel size. Slices get independent noise, as contiguous reconstructions do.
         rng: source of randomness; the same generator state gives the same noise.
+        grain_mm: in-plane correlation length of the reconstruction kernel (a sharp kernel's is shorter).
 
     Returns:
         ``int16`` volume, clipped to the 12-bit CT range [-1024, 3071].
@@ -74,7 +76,9 @@ def add_noise(
         raise ValueError(f"noise sigma must be >= 0 HU, not {sigma}")
     if len(spacing) != 3 or min(spacing) <= 0:
         raise ValueError(f"spacing must be three positive (x, y, z) sizes in mm, not {spacing}")
-    ky, kx = _grain_kernel(float(spacing[1])), _grain_kernel(float(spacing[0]))
+    if not grain_mm > 0:
+        raise ValueError(f"noise grain must be > 0 mm, not {grain_mm}")
+    ky, kx = _grain_kernel(float(spacing[1]), grain_mm), _grain_kernel(float(spacing[0]), grain_mm)
     ry, rx = len(ky) // 2, len(kx) // 2
     nz, ny, nx = hu.shape
     out = np.empty(hu.shape, dtype=np.int16)

@@ -97,6 +97,7 @@ def concatenate(datasets: Sequence[NoduleDataset]) -> NoduleDataset:
         raise ValueError(f"datasets cut with different patch shapes cannot be mixed: {sorted(shapes)}")
     offsets = np.cumsum([0] + [len(d.labels) for d in datasets[:-1]])
     patches = [d.patches for d in datasets if len(d.patches)] or [datasets[0].patches]
+    table_offsets = np.cumsum([0] + [len(d.protocols) for d in datasets[:-1]])
     return NoduleDataset(
         patches=np.concatenate(patches).astype(np.float16, copy=False),
         nodule_index=np.concatenate(
@@ -108,4 +109,8 @@ def concatenate(datasets: Sequence[NoduleDataset]) -> NoduleDataset:
         diameters=np.concatenate([d.diameters for d in datasets]).astype(np.float32),
         nodule_ids=np.concatenate([d.nodule_ids.astype(str) for d in datasets]),
         patient_ids=np.concatenate([d.patient_ids.astype(str) for d in datasets]),
+        protocols=np.concatenate([d.protocols.astype(str) for d in datasets]),
+        protocol_index=np.concatenate(
+            [d.protocol_index.astype(np.int64) + o for d, o in zip(datasets, table_offsets, strict=True)]
+        ).astype(np.int16),
     )

@@ -14,7 +14,7 @@ from tests.core.training.fake_data import fake_dataset
 @pytest.fixture
 def seen(monkeypatch):
     """Tiny data instead of rendered phantoms; records what each training step's augmentation was."""
-    monkeypatch.setattr(core.training.data, "cached_dataset", lambda spec, *a, **k: fake_dataset(size=64))
+    monkeypatch.setattr(core.training.data, "cached_dataset", lambda spec, *a, **k: fake_dataset(6, size=64))
     real, configs = core.training.trainer._augment, []
 
     def spy(batch, rng, config):
