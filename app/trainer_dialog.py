@@ -75,6 +75,12 @@ class TrainerDialog(QDialog):
         self.use_library.setChecked(True)
         self.use_library.setEnabled(False)  # the library is the point of fine-tuning
         self.with_phantoms = QCheckBox("Mix in the phantom training nodules (keeps what the model knew)")
+        self.randomise = QCheckBox(
+            "Render the phantom nodules under random scanners (slice thickness 0.625-5 mm, kernel, dose, "
+            "HU offset), so the model holds across scanners (rendered once, then cached)"
+        )
+        self.randomise.setChecked(FinetuneOptions().randomise)
+        self.with_phantoms.toggled.connect(self.randomise.setEnabled)
         lidc = QCheckBox("A LIDC-IDRI folder (once the LIDC-IDRI importer exists)")
         lidc.setEnabled(False)
         self.split_text = QLabel("A part of your studies is held out for validation automatically.")
@@ -85,9 +91,10 @@ class TrainerDialog(QDialog):
                 "Your nodules come from a single study, so the phantom nodules are mixed in and the "
                 "phantom validation split is held out to check the new model."
             )
+        self.randomise.setEnabled(self.with_phantoms.isChecked())
         data = QGroupBox("Data")
         box = QVBoxLayout(data)
-        for widget in (self.use_library, self.with_phantoms, lidc, self.split_text):
+        for widget in (self.use_library, self.with_phantoms, self.randomise, lidc, self.split_text):
             box.addWidget(widget)
 
         defaults = FinetuneOptions()
@@ -197,6 +204,7 @@ class TrainerDialog(QDialog):
             trunk_lr_factor=self.trunk_factor.value(),
             batch_size=self.batch.value(),
             with_phantoms=self.with_phantoms.isChecked(),
+            randomise=self.randomise.isChecked(),
             val_fraction=self.val_fraction.value(),
             seed=self.seed.value(),
             patience=self.patience.value(),

@@ -48,6 +48,18 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--with-phantoms", action="store_true", help="mix in the phantom train split (keeps what it knew)"
     )
+    parser.add_argument(
+        "--randomise",
+        action=argparse.BooleanOptionalAction,
+        default=d.randomise,
+        help="with --with-phantoms: render them under random scan protocols (default on)",
+    )
+    parser.add_argument(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        default=d.augment,
+        help="per-sample flips, turns, rotation, scale, blur/sharpen and HU jitter (default on)",
+    )
     parser.add_argument("--epochs", type=positive_int, default=d.epochs, help="epochs to train")
     parser.add_argument("--lr", type=float, default=d.lr, help="learning rate of the heads")
     parser.add_argument(
@@ -150,6 +162,8 @@ def _run(args: argparse.Namespace, out: Path, files) -> int:
         freeze_trunk=args.freeze_trunk,
         batch_size=args.batch_size,
         with_phantoms=args.with_phantoms,
+        randomise=args.randomise,
+        augment=args.augment,
         val_fraction=args.val_fraction,
         seed=args.seed,
         device=args.device,

@@ -133,7 +133,8 @@ def test_activating_a_model_worse_or_unmeasured_on_the_reserved_split_needs_insi
     qtbot, tmp_path, monkeypatch
 ):
     """The active model has reserved-split figures, the fine-tuned one none: activating asks, shows
-    both numbers, defaults to No, and activates only on Yes. The options offer augmentation (on)."""
+    both numbers, defaults to No, and activates only on Yes. The options offer augmentation and, for
+    the phantom nodules, randomised scanners (both on)."""
     import app.trainer_dialog
     from core.model.checkpoints import save_checkpoint
     from tests.core.model.test_registry import card, tiny_model
@@ -147,6 +148,12 @@ def test_activating_a_model_worse_or_unmeasured_on_the_reserved_split_needs_insi
     assert dialog.augment.isChecked() and dialog.options().augment
     dialog.augment.setChecked(False)
     assert not dialog.options().augment
+    assert dialog.randomise.isChecked() and not dialog.randomise.isEnabled()  # only for phantoms
+    dialog.with_phantoms.setChecked(True)
+    assert dialog.randomise.isEnabled() and dialog.options().randomise
+    dialog.randomise.setChecked(False)
+    assert not dialog.options().randomise
+    dialog.with_phantoms.setChecked(False)
     asked, answers = [], [QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes]
 
     def question(parent, title, text, buttons, default):

@@ -19,6 +19,7 @@ class FinetuneOptions:
     patience: int = 5
     step_size: int = 10
     augment: bool = True  # per-sample augmentation (core.training.augment) of every batch
+    randomise: bool = True  # the phantom nodules mixed in are rendered under random scan protocols
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -88,7 +88,7 @@ def run_finetune(
     parent = replace(parent, card=card)
     patch = PatchConfig.from_dict(card["preprocessing"])
     data = build_finetune_data(
-        library, patch, options.with_phantoms, options.seed, options.val_fraction, progress
+        library, patch, options.with_phantoms, options.seed, options.val_fraction, progress, options.randomise
     )
     yield {"event": "data", "description": data.description, "text": describe(data.description)}
     threshold = float(card.get("threshold", 0.5))
