@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 from app.training_worker import TrainingWorker
 from core.model.registry import ModelRegistry
 from core.reading.finetune.comparison import describe_effect, reserved_split_concerns
+from core.reading.finetune.matrix import QUICK_NODULES, matrix_events
 from core.reading.finetune.options import FinetuneOptions
 from core.reading.finetune.run import keep, run_finetune
 from core.reading.library import Library
@@ -170,6 +171,17 @@ class TrainerDialog(QDialog):
         self.verdict.setWordWrap(True)
         self.effect = QLabel()
         self.effect.setWordWrap(True)
+        self.matrix_button = QPushButton(
+            f"Protocol matrix: AUC per scanner on {QUICK_NODULES} reserved-split nodules, new model beside "
+            "the one it started from (takes minutes)"
+        )
+        self.matrix_button.setEnabled(False)
+        self.matrix_button.clicked.connect(self.start_matrix)
+        self.matrix_table = QTableWidget(0, 3)
+        self.matrix_table.setHorizontalHeaderLabels(["Started from", "New model", "Diameter alone"])
+        self.matrix_table.setMaximumHeight(260)
+        self.matrix_worker: TrainingWorker | None = None
+        self.matrix_settings: dict = {}  # run_matrix's cells / nodules / chest_size (smaller in tests)
         self.activate_button = QPushButton("Activate the new model")
         self.keep_button = QPushButton("Keep it without activating")
         self.discard_button = QPushButton("Discard it")
@@ -190,6 +202,8 @@ class TrainerDialog(QDialog):
         layout.addWidget(self.comparison)
         layout.addWidget(self.verdict)
         layout.addWidget(self.effect)
+        layout.addWidget(self.matrix_button)
+        layout.addWidget(self.matrix_table)
         layout.addLayout(choice)
         self.resize(900, 900)
 
@@ -300,6 +314,8 @@ class TrainerDialog(QDialog):
             else f"Careful: on the held-out studies the new model is worse ({why})."
         )
         self.effect.setText(describe_effect(event["effect"]))
+        self.matrix_table.setRowCount(0)
+        self.matrix_button.setEnabled(True)
         for button in (self.activate_button, self.keep_button, self.discard_button):
             button.setEnabled(True)
         self.progress.setRange(0, 1)
@@ -322,11 +338,55 @@ class TrainerDialog(QDialog):
             else:
                 self.status.setText(f"Kept as {version.label}; the active model is unchanged.")
         self.finished = None
+        self.matrix_button.setEnabled(False)
         if self.run is not None:
             self.run.state.unlink(missing_ok=True)
         self._end_run()
         for button in (self.activate_button, self.keep_button, self.discard_button):
             button.setEnabled(False)
+
+    # -- protocol matrix -------------------------------------------------------------------------------
+    def start_matrix(self) -> None:
+        """Both models' AUC per scan protocol, computed off the GUI thread (``matrix_events``)."""
+        if self.finished is None or self.matrix_worker is not None:
+            return
+        finished, registry, settings = self.finished, self.registry, dict(self.matrix_settings)
+        device = self.options().device
+
+        def events(cancelled):
+            from core.model.device import pick_device
+
+            parent = registry.load(finished["parent"].id)
+            models = {"started from": parent, "new": (finished["model"], finished["card"])}
+            yield from matrix_events(models, device=pick_device(device), **settings)
+
+        self.matrix_worker = TrainingWorker(events)
+        self.matrix_worker.event.connect(self._matrix_event)
+        self.matrix_worker.failed.connect(lambda text: self.status.setText(f"Protocol matrix failed: {text}"))
+        self.matrix_worker.finished.connect(self._matrix_ended)
+        self.matrix_button.setEnabled(False)
+        self.status.setText("Rendering the reserved-split nodules under each scan protocol...")
+        self.matrix_worker.start()
+
+    def _matrix_event(self, event: dict) -> None:
+        if event["event"] == "matrix-model":
+            self.status.setText(f"Protocol matrix: scoring the {event['model']} model...")
+            return
+        rows = event["rows"]
+        self.matrix_table.setRowCount(len(rows))
+        self.matrix_table.setVerticalHeaderLabels([row["cell"] for row in rows])
+        for r, row in enumerate(rows):
+            for c, key in enumerate(("started from", "new", "diameter")):
+                value = row[key]
+                self.matrix_table.setItem(r, c, QTableWidgetItem("n/a" if value is None else f"{value:.3f}"))
+        self.status.setText(
+            f"Protocol matrix on {event['nodules']} labelled reserved-split nodules (rough: few nodules; "
+            "bench/bench_robustness.py gives the full figures). Choose what to do with the new model."
+        )
+
+    def _matrix_ended(self) -> None:
+        self.matrix_worker = None
+        self.matrix_button.setEnabled(self.finished is not None)
 
     def _insisted(self, active) -> bool:
         """True when nothing speaks against activating the new model, or the reader insists after
@@ -370,9 +430,10 @@ class TrainerDialog(QDialog):
         return f"on {pick_device(self.options().device).upper()}"
 
     def closeEvent(self, event) -> None:
-        if self.worker is not None:
-            self.worker.cancel()
-            self.worker.wait(30_000)
+        for worker in (self.worker, self.matrix_worker):
+            if worker is not None:
+                worker.cancel()
+                worker.wait(30_000)
         super().closeEvent(event)
 
 

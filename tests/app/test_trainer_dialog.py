@@ -173,5 +173,16 @@ def test_activating_a_model_worse_or_unmeasured_on_the_reserved_split_needs_insi
     assert default == QMessageBox.StandardButton.No
     assert registry.active().id == registry.demo().id and "Not activated" in dialog.status.text()
     assert dialog.activate_button.isEnabled()  # the reader may still keep it, or insist
+    # the protocol matrix beside the model it started from (two cells, six nodules, small chests)
+    cells = ("1.25mm-soft-standard", "5mm-sharp-low")
+    dialog.matrix_settings = {"cells": cells, "nodules": 6, "chest_size": 192}
+    assert dialog.matrix_button.isEnabled() and dialog.matrix_table.rowCount() == 0
+    dialog.matrix_button.click()
+    qtbot.waitUntil(lambda: dialog.matrix_worker is None, timeout=300_000)
+    assert dialog.matrix_table.rowCount() == 2, dialog.status.text()
+    assert [dialog.matrix_table.verticalHeaderItem(r).text() for r in range(2)] == list(cells)
+    shown = [dialog.matrix_table.item(r, c).text() for r in range(2) for c in range(3)]
+    assert all(t == "n/a" or 0 <= float(t) <= 1 for t in shown) and any(t != "n/a" for t in shown)
+    assert "Protocol matrix on" in dialog.status.text()
     dialog.activate_button.click()
     assert len(asked) == 2 and registry.active().id != registry.demo().id
