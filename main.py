@@ -34,7 +34,20 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from core.cli import batch, compare, finetune, info, lidc, measure, pacs, phantom, predict, report, train
+    from core.cli import (
+        batch,
+        calibrate,
+        compare,
+        finetune,
+        info,
+        lidc,
+        measure,
+        pacs,
+        phantom,
+        predict,
+        report,
+        train,
+    )
 
     parser = Parser(prog="main.py", description=DESCRIPTION)
     parser.add_argument("--screenshot", metavar="PNG", help="render the window, save it, and exit")
@@ -45,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     lidc.add_parser(subparsers)
     phantom.add_parser(subparsers)
     train.add_parsers(subparsers)
+    calibrate.add_parser(subparsers)
     predict.add_parser(subparsers)
     measure.add_parser(subparsers)
     compare.add_parser(subparsers)

@@ -76,7 +76,7 @@ class Analysis(QObject):
 
     @property
     def weights(self) -> str:
-        return self.predictor.card.get("weights_sha256", "") if self.predictor else ""
+        return self.predictor.identity if self.predictor else ""
 
     def model_text(self) -> str:
         """Which model on which device, for the status bar and every place scores appear."""
@@ -187,7 +187,7 @@ class Analysis(QObject):
 
     def _job(self, volume, todo, progress, cancelled):
         predictor = self.predictor or Predictor(self.model_path, device=self.device)
-        weights = predictor.card.get("weights_sha256", "")
+        weights = predictor.identity  # the weights' hash (+ the temperature when calibrated)
         todo = stale_markers(self.results, todo, weights)
 
         def report(done: int, total: int) -> None:

@@ -16,11 +16,16 @@ cancelled or failed job leaves it as it was.
 The prior's markers (and masks) are those of its saved session; a prior without one is read with the
 ``markers.json`` saved beside it (the phantom, ``predict`` and ``measure`` write one), else without
 markers (every current nodule is then new).
+
+Reopening a study whose session holds a reading shows its prior again, without P: once the study is
+shown, the prior is loaded in the background (progress and Cancel, as P) from where it was compared
+(``prior_source``, kept in the reading's record), with the saved reading as it is: nothing is
+registered or compared again. A prior no longer there is said, and the reading's columns stay.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import partial
 from itertools import islice
 from pathlib import Path
@@ -43,6 +48,7 @@ from core.reading.session_key import session_key
 from core.util.cancellation import check
 from core.volume import CTVolume
 
+PRIOR_SOURCE = "prior_source"  # the reading's record: where its prior was loaded from
 PARENT_FILES = 20_000  # the folder above the study's is searched only up to this many files
 
 
@@ -74,7 +80,7 @@ class PriorComparison:
             return replace(found, problems=tuple(dict.fromkeys(found.problems + notes)))
 
         self.statusBar().showMessage("Looking for this patient's prior studies...")
-        self._run(_guarded(find), partial(self._prior_found, volume))
+        self._run(guarded(find), partial(self._prior_found, volume))
 
     def _prior_found(self, volume: CTVolume, priors) -> None:
         if self._failed(volume, priors):
@@ -107,11 +113,11 @@ class PriorComparison:
                 prior, volume, prior_markers, markers, prior_masks=prior_masks, current_masks=masks,
                 registration=registration, overrides=overrides, progress=progress, cancelled=cancelled,
             )  # fmt: skip
-            return prior, reading
+            return PriorStudy(prior, location, prior_markers, prior_masks), reading
 
         where = f" (retrieving it from {study.node.label} first)" if study.node is not None else ""
         self.statusBar().showMessage(f"Comparing with the prior of {_date(study.date)}{where}...")
-        self._run(_guarded(job), partial(self._show_comparison, volume, priors.problems))
+        self._run(guarded(job), partial(self._show_comparison, volume, priors.problems))
 
     def _confirm_patient(self, candidate) -> bool:
         """Ask before pairing two studies whose patient identity disagrees (fields named, no values)."""
@@ -129,9 +135,9 @@ class PriorComparison:
         if self._failed(volume, result):
             return
         prior, reading = result
-        self.follow_up = reading.to_dict()
+        self.follow_up = reading.to_dict() | {PRIOR_SOURCE: prior.location}
         self.save_session()
-        self.prior_view.show_prior(prior, reading, _date(prior.metadata.study_date))
+        self.prior_view.show_prior(prior, reading)
         self.review.table.set_follow_up(reading)
         self._idle(_summary(reading) + (f" ({'; '.join(notes)})" if notes else ""))
 
@@ -156,8 +162,59 @@ class PriorComparison:
             reading = None
         self.review.table.set_follow_up(reading)
 
+    def show_saved_prior(self, volume: CTVolume, message: str) -> None:
+        """The prior of the shown study's saved reading beside it again, loaded in the background (its
+        registration and pairings are the saved ones); nothing without a reading."""
+        try:
+            reading = FollowUp.from_dict(self.follow_up) if self.follow_up else None
+        except ValueError:
+            reading = None
+        if reading is None:
+            return
+        location = str(self.follow_up.get(PRIOR_SOURCE) or "")
+        sessions = self.sessions
+        if not location:  # a reading saved before the prior's place was kept: its own session's
+            try:
+                saved = sessions.load(reading.prior.study_uid, reading.prior.series_uid)
+            except SessionCorrupt:
+                saved = None
+            location = saved.source if saved is not None else ""
+        if not location:
+            self._idle(f"{message} | press P to show the prior beside it")
+            return
+        wanted = (reading.prior.study_uid, reading.prior.series_uid)
 
-def _guarded(job):
+        def job(progress, cancelled):
+            prior = _load_study(location, wanted[0])
+            if session_key(prior) != wanted:
+                raise StudyLoadError(location, "the compared prior series is not there any more")
+            check(cancelled)
+            return PriorStudy(prior, location, *_prior_markers(sessions, prior, location))
+
+        def done(result) -> None:
+            if self.volume is not volume or self.follow_up.get(PRIOR_SOURCE, location) != location:
+                return  # another study, or another reading, is shown now
+            if isinstance(result, str):
+                self._idle(f"{message} | the prior of the saved reading could not be shown: {result}")
+                return
+            self.prior_view.show_prior(result, reading)
+            self._idle(f"{message} | {_summary(reading)}")
+
+        self.statusBar().showMessage(f"{message} | loading the prior of {reading.prior.date.isoformat()}...")
+        self._run(guarded(job), done, alongside=True)
+
+
+@dataclass(frozen=True)
+class PriorStudy:
+    """The prior shown beside the current study: its volume, where it was loaded from, its markers."""
+
+    volume: CTVolume
+    location: str
+    markers: list
+    masks: dict
+
+
+def guarded(job):
     """The job, with a study or reading that cannot be used returned as its one-line reason."""
 
     def run(progress, cancelled):

@@ -1,4 +1,5 @@
-"""The selected nodule in detail: axial/coronal/sagittal patches, the model's input with its Grad-CAM
+"""The selected nodule in detail: axial/coronal/sagittal patches (and, when it is paired with a prior
+nodule, both time points side by side: ``app.compare_patches``), the model's input with its Grad-CAM
 heat-map, the eight scores against their scales, the malignancy with its uncertainty, and the form
 where the reader confirms or corrects them (stored as a reader label, shown apart from the model's).
 """
@@ -132,6 +133,7 @@ class DetailPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.marker: NoduleMarker | None = None
+        self._patched: tuple = (None, None)  # the volume and marker the patches show
         self.result: NoduleResult | None = None
         self.explanation = None
         self.title = QLabel("Select a nodule")
@@ -148,6 +150,9 @@ class DetailPanel(QWidget):
         self.model.setWordWrap(True)
         self.model.setStyleSheet(SMALL)
         self.patches = {name: _Patch(name.capitalize()) for name in VIEWS}
+        from app.compare_patches import PairPatches  # it draws with this module's patches
+
+        self.pair = PairPatches()  # prior and current side by side, while the nodule is paired
         self.cam = _Patch("Model input")
         self.cam_toggle = QCheckBox("Grad-CAM heat-map")
         self.cam_toggle.setChecked(True)
@@ -187,6 +192,7 @@ class DetailPanel(QWidget):
         layout.addWidget(self.where_note)
         layout.addWidget(self.size)
         layout.addWidget(self.score)
+        layout.addWidget(self.pair)
         layout.addLayout(grid)
         layout.addWidget(self.cam_toggle)
         layout.addWidget(self.cam_note)
@@ -234,10 +240,7 @@ class DetailPanel(QWidget):
         if result is None:
             self.score.setText("Not analysed yet: press Analyse.")
         else:
-            self.score.setText(
-                f"<span style='font-size:15px'><b>Malignancy probability {result.malignancy:.2f}</b></span>"
-                f" ± {result.uncertainty:.2f} (model; rank {result.rank})"
-            )
+            self.score.setText(score_html(result))
         self._patches(volume, marker)
         self.scores.show_result(result)
         self._form(result, label)
@@ -273,6 +276,11 @@ class DetailPanel(QWidget):
         self.size.setText("<br>".join(lines))
 
     def _patches(self, volume: CTVolume, marker: NoduleMarker) -> None:
+        """The nodule's slices; kept when they show it already (the list's refill as its lungs were
+        found, ~2 ms more as a study opened, and their repaint)."""
+        if self._patched[0] is volume and self._patched[1] == marker:
+            return
+        self._patched = (volume, marker)
         voxel = volume.mm_to_voxel(np.asarray(marker.centre_mm, float))
         half_mm = max(20.0, 1.5 * marker.diameter_mm)
         for name, view in self.patches.items():
@@ -339,3 +347,20 @@ class DetailPanel(QWidget):
             confirmed_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         )
         self.label_confirmed.emit(self.marker.id, label)
+
+
+def score_html(result) -> str:
+    """``p = 0.34 (0.22-0.47)``, rank and spread; a warning instead when the model was not trained for
+    this nodule (``core.model.ood``); ``indeterminate`` when the interval crosses the decision band."""
+    if result.warnings:
+        return (
+            "<span style='font-size:15px; color:#b00000'><b>⚠ Out of distribution</b></span><br>"
+            f"{escape(result.warning_text)}.<br>The model's {result.score_text} is not reliable here."
+        )
+    text = (
+        f"<span style='font-size:15px'><b>Malignancy probability {result.score_text}</b></span>"
+        f" ± {result.uncertainty:.2f} (model; rank {result.rank})"
+    )
+    if result.indeterminate:
+        text += "<br><b>Indeterminate</b>: the interval crosses the 10 % / 70 % decision band."
+    return text

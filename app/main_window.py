@@ -9,14 +9,17 @@ in a banner, and saves nothing, so neither copy overwrites the other's markers.
 ``MainWindow`` is the composition: it makes the widgets and wires them; what it does lives in mixins,
 one module each: opening a study (``app.window_opening``), the background job and the status bar
 (``app.window_jobs``), the session's claim and saving (``app.window_session``), marker files
-(``app.window_marker_files``), the dialogs it opens (``app.window_dialogs``); the docks are laid out by
-``app.docks`` and the menus by ``app.menus``.
+(``app.window_marker_files``), the dialogs it opens (``app.window_dialogs``), the comparison with
+the prior (``app.compare_prior``) and re-pairing its nodules by hand (``app.compare_pairing``); the
+docks are laid out by ``app.docks`` and the menus by ``app.menus``.
 """
 
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QSplitter, QVBoxLayout, QWidget
 
+from app.compare_pairing import Repairing
 from app.compare_prior import PriorComparison
 from app.compare_view import PriorView
 from app.docks import add_docks
@@ -55,7 +58,14 @@ READ_ONLY = "Read-only: this series is open in another MTMR Reader window; chang
 
 
 class MainWindow(
-    PriorComparison, StudyOpening, BackgroundJobs, SessionKeeping, MarkerFiles, WindowDialogs, QMainWindow
+    Repairing,
+    PriorComparison,
+    StudyOpening,
+    BackgroundJobs,
+    SessionKeeping,
+    MarkerFiles,
+    WindowDialogs,
+    QMainWindow,
 ):
     def __init__(self, settings: Settings | None = None) -> None:
         super().__init__()
@@ -104,6 +114,9 @@ class MainWindow(
         self.review.changed.connect(self.save_session)
         self.review.message.connect(lambda text: self.statusBar().showMessage(text, 10000))
         self.review.centre.connect(self.workspace.centre_on_mm)
+        self.prior_view.pair_patches = self.review.detail.pair  # both time points in the detail
+        self.review.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.review.table.customContextMenuRequested.connect(self._table_menu)  # re-pairing
         self.workspace.segmentation = self.review.segmentation
         self.review.segmentation.changed.connect(self.workspace.redraw_overlays)
         self.docks = add_docks(self)

@@ -196,13 +196,8 @@ class NoduleTable(QTableWidget):
         if result is None:
             item = self._text("", None)
         else:
-            item = self._number(
-                f"{result.malignancy:.2f} ± {result.uncertainty:.2f}", result.malignancy, result.malignancy
-            )
-            item.setToolTip(
-                f"Model: malignancy probability {result.malignancy:.2f}, spread over slices and mirror "
-                f"images {result.uncertainty:.2f}"
-            )
+            item = self._number(_score_cell(result), result.malignancy, result.malignancy)
+            item.setToolTip(_score_tip(result))
         if label is not None and label.malignancy is not None:
             _mark_reader(item, f"{item.text()}  reader {label.malignancy:g} ✓")
             words = meaning("malignancy", label.malignancy)
@@ -263,3 +258,25 @@ def _mark_reader(item: QTableWidgetItem, text: str) -> None:
     font.setBold(True)
     item.setFont(font)
     item.setBackground(QBrush(READER))
+
+
+def _score_cell(result: NoduleResult) -> str:
+    """The malignancy cell: ``0.34 (0.22-0.47)``, ``?`` after it when the interval crosses the decision
+    band, ``⚠ out of distribution`` instead when the model was not trained for this nodule."""
+    if result.warnings:
+        return "⚠ out of distribution"
+    text = result.score_text.removeprefix("p = ")
+    return text + ("  ?" if result.indeterminate else "")
+
+
+def _score_tip(result: NoduleResult) -> str:
+    lines = [
+        f"Model: malignancy {result.score_text} (calibrated; the interval is its range over eight "
+        "orientations, not a confidence interval with a guaranteed coverage); spread over slices and "
+        f"mirror images {result.uncertainty:.2f}"
+    ]
+    if result.indeterminate:
+        lines.append("? indeterminate: the interval crosses the 10 % / 70 % decision band")
+    if result.warnings:
+        lines.append(f"⚠ {result.warning_text}: the score is not reliable")
+    return "\n".join(lines)

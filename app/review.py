@@ -73,12 +73,19 @@ class Review(QObject):
         measurements: dict | None = None,
     ) -> None:
         """A new study; the window resets the marker store next, whose change refreshes the table and
-        the panel once (refreshing here too filled them twice while the window was held)."""
+        the panel once (refreshing here too filled them twice while the window was held), and has its
+        lungs found (``find_lungs``) once it is shown."""
         self.volume, self.labels, self.lungs, self.key = volume, labels, None, key
         self.analysis.reset(saved_results)
         self.segmentation.reset(volume, masks or {}, measurements or {})
         self._explained = {}
-        self._start(lambda progress, cancelled: LungMap(volume), self._lungs_found)
+
+    def find_lungs(self) -> None:
+        """Find the study's lungs in the background (for the nodules' locations). Started once the
+        study is shown: beside its steps, the job's Python took the interpreter from the window."""
+        volume = self.volume
+        if volume is not None:
+            self._start(lambda progress, cancelled: LungMap(volume), self._lungs_found)
 
     def _lungs_found(self, lungs: LungMap) -> None:
         if self.volume is not None and lungs.volume is self.volume:

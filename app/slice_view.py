@@ -125,6 +125,7 @@ class SliceView(QWidget):
         self.corners = {"left": self._overlay_label(), "right": self._overlay_label()}
         self.corners["right"].setAlignment(Qt.AlignmentFlag.AlignRight)
         self._corner_text = {"left": "", "right": ""}
+        self._texts = {self.info: "", self.window_label: "", self.probe: ""}  # as given, before cutting
         self.graphics.scene().sigMouseMoved.connect(self._mouse_moved)
         self.setMinimumSize(120, 120)
 
@@ -155,11 +156,18 @@ class SliceView(QWidget):
     def show_slice(self, image: np.ndarray, index: int, levels: tuple[float, float], text: str) -> None:
         self.index = index
         self.image.setImage(image, autoLevels=False, levels=levels)
-        self.info.setText(text)
-        self.info.adjustSize()
+        if text != self._texts[self.info]:
+            whole = self.info.text() == self._texts[self.info]  # not cut short for a narrow view
+            self._texts[self.info] = text
+            size = self.info.size()
+            self.info.setText(text)
+            self.info.adjustSize()
+            if self.info.size() != size or not whole:  # mostly the same size: as many digits
+                self._place_overlays()
 
     def set_levels(self, levels: tuple[float, float], text: str) -> None:
         self.image.setLevels(levels)
+        self._texts[self.window_label] = text
         self.window_label.setText(text)
         self.window_label.adjustSize()
         self._place_overlays()
@@ -214,8 +222,8 @@ class SliceView(QWidget):
         self.scale_bar.updateBar()
 
     def set_probe(self, text: str) -> None:
+        self._texts[self.probe] = text
         self.probe.setText(text)
-        self.probe.setVisible(bool(text))
         self.probe.adjustSize()
         self._place_overlays()
 
@@ -232,32 +240,78 @@ class SliceView(QWidget):
 
     def _fit_corners(self) -> None:
         """Cut long lines short; leave the study out of views too small for it to leave the image seen."""
-        room = max((self.graphics.width() - self.letters["top"].width()) // 2 - 16, 30)
-        roomy = self.graphics.width() >= CORNERS_MIN_WIDTH
+        room = max((self.width() - self.letters["top"].width()) // 2 - 12, 40)  # padding in
         for side, label in self.corners.items():
             metrics = label.fontMetrics()
             lines = self._corner_text[side].splitlines()
-            cut = (metrics.elidedText(line, Qt.TextElideMode.ElideRight, room) for line in lines)
+            cut = (metrics.elidedText(line, Qt.TextElideMode.ElideRight, room - 10) for line in lines)
             label.setText("\n".join(cut))
-            label.setVisible(bool(lines) and roomy)
             label.adjustSize()
         self._place_overlays()
 
     def _place_overlays(self) -> None:
-        w, h = self.graphics.width(), self.graphics.height()
+        """The texts around the image, never over one another: the study and the slice at the top left,
+        the series and W/L at the top right; where the view is too narrow for the two columns side by
+        side, one column under the top letter (cut short to the view's width); HU under the cursor at
+        the bottom left, above the bottom letter when it would reach it. In a view too small for all,
+        the less important go (the study, then the probe, then W/L)."""
+        w, h = self.width(), self.height()  # the graphics' size once laid out (it fills the view)
         left, right, top, bottom = (self.letters[s] for s in ("left", "right", "top", "bottom"))
         left.move(6, (h - left.height()) // 2)
         right.move(w - right.width() - 6, (h - right.height()) // 2)
         top.move((w - top.width()) // 2, 4)
         bottom.move((w - bottom.width()) // 2, h - bottom.height() - 4)
         corner, series = self.corners["left"], self.corners["right"]
-        corner.move(6, 4)
-        series.move(w - series.width() - 6, 4)
-        self.info.move(6, 4 + (corner.height() + 2 if corner.isVisibleTo(self) else 0))
-        self.window_label.move(
-            w - self.window_label.width() - 6, 4 + (series.height() + 2 if series.isVisibleTo(self) else 0)
-        )
-        self.probe.move(6, h - self.probe.height() - 4)
+        wanted = {
+            corner: bool(self._corner_text["left"]) and w >= CORNERS_MIN_WIDTH,
+            series: bool(self._corner_text["right"]) and w >= CORNERS_MIN_WIDTH,
+            self.info: True,
+            self.window_label: True,
+            self.probe: bool(self._texts[self.probe]),
+        }
+        for label in (self.info, self.window_label, self.probe):
+            self._cut(label, w - 12)
+        columns = [
+            [c for c in (corner, self.info) if wanted[c]],
+            [c for c in (series, self.window_label) if wanted[c]],
+        ]
+        widths = [max((c.width() for c in column), default=0) for column in columns]
+        if sum(widths) + top.width() + 24 <= w:  # side by side, at the top corners
+            for column, at_right in zip(columns, (False, True), strict=True):
+                y = 4
+                for label in column:
+                    label.move(w - label.width() - 6 if at_right else 6, y)
+                    y += label.height() + 2
+        else:  # one column, under the top letter
+            y = top.y() + top.height() + 2
+            for label in columns[0] + columns[1]:
+                label.move(6, y)
+                y += label.height() + 2
+        probe = self.probe
+        probe.move(6, h - probe.height() - 4)
+        if probe.geometry().intersects(bottom.geometry()):
+            probe.move(6, bottom.y() - probe.height() - 2)
+        placed = []  # most important first: the orientation, the slice, W/L, HU, the study
+        for label in (left, right, top, bottom, self.info, self.window_label, probe, corner, series):
+            box = label.geometry()
+            shown = wanted.get(label, True) and box.top() >= 0 and box.bottom() < h
+            shown = shown and not any(box.intersects(other) for other in placed)
+            label.setVisible(shown)
+            if shown:
+                placed.append(box)
+
+    def _cut(self, label: QLabel, room: int) -> None:
+        """``label``'s text, each line cut short with "..." to fit ``room`` px (its padding included)."""
+        text = self._texts[label]
+        metrics = label.fontMetrics()
+        if text and max(metrics.horizontalAdvance(line) for line in text.splitlines()) + 10 > room:
+            lines = (
+                metrics.elidedText(line, Qt.TextElideMode.ElideRight, room - 10) for line in text.splitlines()
+            )
+            text = "\n".join(lines)
+        if text != label.text():
+            label.setText(text)
+            label.adjustSize()
 
     def focusInEvent(self, event) -> None:
         super().focusInEvent(event)

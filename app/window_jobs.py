@@ -52,13 +52,22 @@ class BackgroundJobs:
             f"Nodules ranked by malignancy | {analysis.short_text()}"
         )
 
-    def _run(self, job, on_done) -> None:
-        self.cancel()
+    def _run(self, job, on_done, alongside: bool = False) -> None:
+        """Run ``job`` as the window's one job (the one before it cancelled); ``alongside``: leave a
+        running analysis alone (a job started as a study is shown, beside the analysis it starts)."""
+        if alongside and self._worker is not None:
+            self._worker.cancel()
+        elif not alongside:
+            self.cancel()
         worker = FunctionWorker(job)
         worker.signals.progress.connect(self._progress)
-        worker.signals.finished.connect(on_done)
+        # a job that another replaced (it was cancelled, but may have ended first) changes nothing and
+        # says nothing: the other one is running, and owns the status bar
+        worker.signals.finished.connect(lambda result: on_done(result) if self._worker is worker else None)
         worker.signals.errored.connect(self._errored)
-        worker.signals.cancelled.connect(lambda: self._idle("Cancelled; nothing was changed"))
+        worker.signals.cancelled.connect(
+            lambda: self._idle("Cancelled; nothing was changed") if self._worker is worker else None
+        )
         self._worker = worker
         self._workers = [w for w in self._workers if not w.done] + [worker]
         self.progress.setRange(0, 0)

@@ -79,16 +79,21 @@ class StudyOpening:
         self._run(partial(load_series, series.files, require_ct=True), self._show_volume)
 
     def _show_volume(self, volume: CTVolume) -> None:
-        """Show a loaded study in three steps, each its own turn of the event loop, so that none holds
-        the window for long (together they took 30-50 ms): the session and the nodule lists; the views,
-        centred on the nodule to open on; that nodule's detail and the status line. The window stays
-        busy until the last step."""
+        """Show a loaded study in steps, each its own turn of the event loop with its own window paint,
+        so that none holds the window for long (together they take 30-50 ms): the session; the
+        nodule lists; the nodule to open on, selected (its detail); the view the reader works in,
+        centred on it; each other view; the status line. The window stays busy until the last step."""
         self.save_session()  # the study being left, with its own source
         self._showing = volume  # no saves until it is whole (the view would be the last study's)
         self.volume = volume
         self.source = self._opening
         self._claim(volume)
+        self.workspace.leave()  # the views wait for their own turn, drawing nothing of this study
         session = self._restore_session(volume)
+        self._step_by_step(volume, [partial(self._show_lists, volume, session)])
+
+    def _show_lists(self, volume: CTVolume, session) -> None:
+        # the study and its markers in one turn: the review never holds one study's markers with another
         self.review.set_study(
             volume,
             dict(session.labels) if session else {},
@@ -100,23 +105,29 @@ class StudyOpening:
         self.markers.reset(session.markers if session else self._initial_markers(volume))
         self.panel.set_volume(volume)
         self._restore_follow_up(session)
-        # 1 ms, not 0: a zero timeout is a posted call, run before the pending paints and timers.
-        QTimer.singleShot(1, lambda: self._show_views(volume, session))
+        self._step_by_step(volume, [partial(self._open_on, volume, session)])
 
-    def _show_views(self, volume: CTVolume, session) -> None:
-        if self.volume is not volume:
-            return  # another study was shown meanwhile
+    def _open_on(self, volume: CTVolume, session) -> None:
+        """Select the nodule to open on before the views are shown: their markers are drawn once,
+        already selected (selecting it after the views redrew all three in the last step)."""
         marker = self._nodule_to_open_on()
+        if marker is not None:
+            self.markers.select(marker.id)
+        self._step_by_step(volume, [partial(self._show_views, volume, session, marker)])
+
+    def _show_views(self, volume: CTVolume, session, marker: NoduleMarker | None) -> None:
         view = session.view if session else None
         first = (view or {}).get("active")
         first = first if first in VIEWS else self.workspace.active  # the view the reader works in
         focus = marker and self.review.focus_mm(marker)  # its calipers' slice once measured
         self.workspace.set_volume(volume, view, focus, render_now=(first,))
         later = [partial(self.workspace.render, name) for name in VIEWS if name != first]
-        self._step_by_step(volume, [*later, partial(self._show_ready, volume, session, marker)])
+        self._step_by_step(volume, [*later, partial(self._show_ready, volume, session)])
 
     def _step_by_step(self, volume: CTVolume, steps: list) -> None:
-        """Each step in its own turn of the event loop, while ``volume`` is still the one shown."""
+        """Each step in its own turn of the event loop, while ``volume`` is still the one shown, once
+        the window has painted the last step and the timers due meanwhile have had their turn (a
+        step timed from before that paint went first and held the window for both)."""
         if not steps:
             return
 
@@ -125,12 +136,12 @@ class StudyOpening:
                 steps[0]()
                 self._step_by_step(volume, steps[1:])
 
-        QTimer.singleShot(1, run)
+        # A zero timeout is a posted call, run after the paint requests posted before it; the 1 ms
+        # timer started then comes after every timer already due.
+        QTimer.singleShot(0, lambda: QTimer.singleShot(1, run))
 
-    def _show_ready(self, volume: CTVolume, session, marker: NoduleMarker | None) -> None:
+    def _show_ready(self, volume: CTVolume, session) -> None:
         self._showing = None
-        if marker is not None:
-            self.markers.select(marker.id)
         message = volume.summary()
         if volume.warnings:
             message += " | " + "; ".join(volume.warnings)
@@ -138,12 +149,14 @@ class StudyOpening:
             message += f" | session restored: {len(session.markers)} marker(s)"
         if len(self.markers) and not self.review.analysis.current(self.markers.markers):
             message += " | press Analyse (A) to rank the marked nodules"
+        self.review.find_lungs()
         if self.analyse_on_open:
             self.review.analyse()
         else:
             self.review.analysis.preload()
         self.save_session()
         self._idle(message)
+        self.show_saved_prior(volume, message)  # in the background, once the study is shown
 
     def _nodule_to_open_on(self) -> NoduleMarker | None:
         """The nodule to open on: the one asked for (worklist), else the top-ranked, else the first

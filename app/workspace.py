@@ -121,6 +121,13 @@ class Workspace(WorkspaceTools, QWidget):
         self._update_info()
         self._show_corners()
 
+    def leave(self) -> None:
+        """The study shown is being replaced: until ``set_volume`` the views keep its slices and draw
+        nothing of the next one (whose markers and masks, drawn on these slices, were in the wrong
+        places, and redrawing them twice held the window ~5 ms while a study was shown)."""
+        self.cine.stop()
+        self.volume = None
+
     def view_state(self) -> dict:
         return {
             "cursor_mm": [round(float(v), 2) for v in self.cursor_mm()],
@@ -281,6 +288,8 @@ class Workspace(WorkspaceTools, QWidget):
         self.cursor_moved.emit(self.cursor.copy())
 
     def centre_on_mm(self, lps) -> None:
+        if self.volume is None:
+            return
         self.move_cursor(self.volume.mm_to_voxel(np.asarray(lps, float)), centre=True)
 
     def show_crosshair(self, on: bool) -> None:
@@ -337,6 +346,8 @@ class Workspace(WorkspaceTools, QWidget):
 
     # -- mouse: crosshair and markers ----------------------------------------------------------------------
     def _clicked(self, name: str, voxel: np.ndarray) -> None:
+        if self.volume is None:
+            return  # the next study is being shown (``leave``)
         if self.tool in ("brush", "eraser"):
             self._tool_drag(name, "start", voxel)
             self._tool_drag(name, "finish", voxel)

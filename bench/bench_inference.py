@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/bench_inference.py [--model PATH] [--nodules 20] [--repeats 5]
 
-Prints the median end-to-end time (patch extraction + forward + aggregation), the forward pass
+Prints the median end-to-end time (patch extraction + forward + aggregation) with the TTA interval
+and without it (today's two views) measured in the same run, their ratio, the forward pass
 alone, the FLOP-based floor at this machine's measured conv throughput, and the training throughput
 of the compact configuration (samples/s) without and with the training augmentation
 (``core.training.augment``), interleaved in the same run.
@@ -83,9 +84,14 @@ def main() -> int:
     volume, placed = build_phantom(options, choose_nodules(load_nodules(), options))
     markers = [Marker(f"n{p.index + 1}", p.centre_mm, p.nodule.diameter_mm) for p in placed]
     predictor = Predictor(Path(args.model), device="cpu")
+    plain = Predictor(Path(args.model), device="cpu", tta=False)  # today's two views, no interval
     predictor.predict(volume, markers)  # warm-up: first-call allocations
-    end_to_end = []
-    for _ in range(args.repeats):
+    plain.predict(volume, markers)
+    end_to_end, without_tta = [], []
+    for _ in range(args.repeats):  # interleaved, so both see the same machine load
+        start = time.perf_counter()
+        plain.predict(volume, markers)
+        without_tta.append(time.perf_counter() - start)
         start = time.perf_counter()
         predictor.predict(volume, markers)
         end_to_end.append(time.perf_counter() - start)
@@ -107,7 +113,10 @@ def main() -> int:
     gflops = measured_gflops()
     print(f"model: {predictor.description}")
     print(f"{volume.shape[0]}-slice study, {len(markers)} nodules, {len(patches)} patches")
-    print(f"end to end (extract + forward + aggregate): median {statistics.median(end_to_end):.3f} s")
+    with_tta, without = statistics.median(end_to_end), statistics.median(without_tta)
+    print(f"end to end without TTA (slices + mirrors, no interval): median {without:.3f} s")
+    print(f"end to end with TTA (+ 6 views of each central slice, interval): median {with_tta:.3f} s")
+    print(f"TTA / without TTA = {with_tta / without:.2f} (target <= 2)")
     print(f"forward alone: median {statistics.median(forward):.3f} s")
     print(
         f"FLOP floor: {flops / 1e9:.2f} GFLOP at {gflops:.0f} GFLOP/s measured = {flops / 1e9 / gflops:.3f} s"

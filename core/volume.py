@@ -41,6 +41,7 @@ class VolumeMetadata:
     kvp: float | None = None
     convolution_kernel: str = ""
     slice_thickness: float | None = None
+    contrast_agent: str = ""  # ContrastBolusAgent: "" when the header has none
 
     IDENTIFYING = ("patient_name", "patient_id", "patient_birth_date")
 

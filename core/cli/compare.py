@@ -8,7 +8,10 @@ follow-up falls due. A marker file (the ``predict``/``measure`` format, ``core.n
 be left out for a study whose saved reading session has markers; a registration saved in the current
 study's session against this prior is used instead of registering again (with the reader's pairings
 saved there: re-paired and unpaired nodules stay so), and the reading is saved with that session
-when it holds every marker compared (so ``report`` and the viewer use it). The output, written
+when it holds every marker compared (so ``report`` and the viewer use it). The interval and the
+volume doubling times come from each study's StudyDate; ``--dates PRIOR CURRENT`` gives them where a
+series carries none (NIfTI/MHD/NRRD, DICOM without StudyDate; a study that has one keeps it unless
+``--dates`` is given, which then wins, with a note where they differ). The output, written
 atomically, is ``FollowUp.to_dict()``::
 
     {"schema": "mtmr-reader/follow-up/1", "prior": {...}, "current": {...}, "interval_days": ...,
@@ -16,7 +19,8 @@ atomically, is ``FollowUp.to_dict()``::
      "current_volume_mm3", "prior_mean_diameter_mm", "current_mean_diameter_mm", the changes,
      "vdt_days", "trend", "lungrads_growth", "volume_growth", "lung_rads": {...}}, ...],
      "new": [current ids], "new_nodules": [...], "resolved": [prior ids],
-     "unmeasured": {"prior"|"current": {id: why}}, "exam": {"category", "follow_up", "due_date"}}
+     "unmeasured": {"prior"|"current": {id: why}}, "repeatability": {"volume_percent", "diameter_mm"},
+     "exam": {"category", "follow_up", "due_date"}}
 
 Exit codes: 0 written; 1 the file could not be written (the comparison is printed instead); 2 nothing
 done (arguments, output path, a study, markers file or date that cannot be used).
@@ -29,7 +33,7 @@ import json
 import sys
 from pathlib import Path
 
-from core.cli.options import output_problem
+from core.cli.options import calendar_date, output_problem
 from core.cli.progress import Progress, bar
 
 
@@ -43,6 +47,14 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--markers", help="the current study's markers.json (default: its saved session's)")
     parser.add_argument("--prior-series", help="the prior's SeriesInstanceUID (default: largest CT series)")
     parser.add_argument("--series", help="the current SeriesInstanceUID (default: the largest CT series)")
+    parser.add_argument(
+        "--dates",
+        nargs=2,
+        type=calendar_date,
+        metavar=("PRIOR", "CURRENT"),
+        help="the studies' dates (YYYY-MM-DD or YYYYMMDD) for series without a StudyDate (NIfTI); "
+        "given for DICOM, they replace the headers' dates",
+    )
     parser.add_argument("--out", required=True, help="follow-up JSON to write (its folder must exist)")
     parser.set_defaults(func=run)
 
@@ -65,6 +77,9 @@ def run(args: argparse.Namespace) -> int:
         current, markers, masks, session = _study(
             "current", args.current, args.series, args.markers, progress
         )
+        dates = study_dates(
+            (("prior", args.prior, prior), ("current", args.current, current)), args.dates, progress
+        )
         registration, overrides = _saved_reading(session, prior, prior_markers, markers, progress)
         progress.say(
             f"compare: {len(prior_markers)} prior and {len(markers)} current marker(s)"
@@ -72,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         )
         result = compare(
             prior, current, prior_markers, markers, prior_masks=prior_masks, current_masks=masks,
-            registration=registration, overrides=overrides,
+            registration=registration, overrides=overrides, dates=dates,
             progress=lambda done, total: progress.status(f"compare: {bar(done, total)}", done=done == total),
         )  # fmt: skip
     except (StudyLoadError, ValueError) as exc:
@@ -124,7 +139,32 @@ def summary(result) -> list[str]:
     lines += [f"resolved / not found: {i}" for i in result.resolved]
     due = f", due {result.due.isoformat()}" if result.due else ""
     lines.append(f"exam: Lung-RADS {result.category}: {result.follow_up}{due}")
+    lines.append(f"measurement error: a change under {result.repeatability.text} is within it")
     return lines
+
+
+def study_dates(studies, given, progress: Progress):
+    """(prior date, current date): ``given`` (``--dates``) where given, else each study's StudyDate.
+    ``studies`` is ``(role, path, volume)`` per study. ValueError naming the study whose date is
+    missing (NIfTI, DICOM without StudyDate) and saying to pass ``--dates``; a note where a given
+    date replaces a header's other date (the header's own date is not printed)."""
+    from core.followup.growth import study_date
+
+    dates = []
+    for k, (role, path, volume) in enumerate(studies):
+        try:
+            own = study_date(volume.metadata.study_date)
+        except ValueError:
+            own = None
+        if given is None and own is None:
+            raise ValueError(
+                f"{path}: the {role} study has no study date (NIfTI, or DICOM without StudyDate): "
+                "pass --dates PRIOR CURRENT (YYYY-MM-DD)"
+            )
+        if given is not None and own is not None and own != given[k]:
+            progress.say(f"note: the {role} study's StudyDate differs from --dates: {given[k]} is used")
+        dates.append(given[k] if given is not None else own)
+    return tuple(dates)
 
 
 def _study(role: str, path: str, series: str | None, markers_path: str | None, progress: Progress):

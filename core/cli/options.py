@@ -3,14 +3,17 @@
 ``add_model``, ``add_device`` and ``add_series`` add the option to a command's parser with the same
 name, default and help everywhere; ``model_path(args)`` is the checkpoint ``--model`` names, else the
 built-in demo model; ``positive_int`` is the argparse type of counts that must be at least 1 (epochs,
-batch size...), so that 0 or a negative number is refused at once with a usage message;
+batch size...), so that 0 or a negative number is refused at once with a usage message (``calendar_date``
+the same for a date, ``YYYY-MM-DD`` or ``YYYYMMDD``);
 ``output_problem(out)`` says why a file named by ``--out`` could not be written, checked before any work.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import math
+import re
 from pathlib import Path
 
 DEVICE_HELP = "auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps"
@@ -46,6 +49,18 @@ def positive_float(text: str) -> float:
 def unit_fraction(text: str) -> float:
     """An argparse ``type``: a number in [0, 1) (an EMA decay)."""
     return _checked(text, float, lambda v: 0 <= v < 1, "a number from 0 up to (not including) 1")
+
+
+def calendar_date(text: str) -> dt.date:
+    """An argparse ``type``: a calendar date written ``YYYY-MM-DD`` or ``YYYYMMDD`` (DICOM's DA)."""
+
+    def convert(value: str) -> dt.date | None:
+        digits = value.strip().replace("-", "")
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}|\d{8}", value.strip()):
+            return None
+        return dt.date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))  # ValueError: no such day
+
+    return _checked(text, convert, lambda v: True, "a date YYYY-MM-DD or YYYYMMDD")
 
 
 def add_model(parser: argparse.ArgumentParser) -> None:

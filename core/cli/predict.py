@@ -77,6 +77,6 @@ def run(args: argparse.Namespace) -> int:
         print(text)
         code = 1
     for r in sorted(results, key=lambda r: r.rank):
-        print(f"{r.rank}. {r.id}: malignancy {r.malignancy:.2f} +/- {r.uncertainty:.2f}")
+        print(f"{r.rank}. {r.id}: malignancy {r.malignancy:.2f} +/- {r.uncertainty:.2f}{r.flags_text}")
     print(f"model: {predictor.description}")
     return code

@@ -3,7 +3,9 @@
 Loads the study (the largest CT series, or ``--series``), runs the model on the markers (patient LPS
 mm, ``core.nodule.markers``), finds each nodule's lung zone (``core.imaging.location``), takes the reader's
 confirmed values (and a saved follow-up reading against a prior study: prior sizes, change, VDT and
-Lung-RADS with priors) from the saved reading session of that series when there is one, measures each
+Lung-RADS with priors; the PDF also the prior/current key images of each pair when the prior study is
+found where its saved session says it was opened) from the saved reading session of that series when
+there is one, measures each
 nodule on its 3D mask (the session's while it still fits its marker, else segmented; a marker that
 cannot be measured is named with its reason and keeps its marker diameter: core.measure.markers), and
 writes into DIR::
@@ -182,6 +184,7 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         measure=True,  # the markers measure_markers could not measure: their reasons into the report
         prior_files=_prior_files(follow_up, progress) if "sr" in formats else (),
+        prior_images=_prior_images(follow_up, progress) if "pdf" in formats else None,
     )
     for outcome in done.outcomes:
         if outcome.written:
@@ -198,6 +201,7 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"{nodule.rank}. {nodule.marker.name or nodule.marker.id}: malignancy "
             f"{nodule.result.malignancy:.2f} +/- {nodule.result.uncertainty:.2f}{rads}"
+            + nodule.result.flags_text
         )
     code = 0
     if done.failed:
@@ -278,9 +282,35 @@ def _session_follow_up(session, markers, progress: Progress):
 def _prior_files(reading, progress: Progress) -> Sequence[Path]:
     """The prior study's files of a follow-up reading, for the SR's evidence: where its saved session
     says it was opened from; none (with a note) when that is not known or no longer there."""
-    if reading is None:
-        return ()
     from core.dicom.catalogue import catalogue
+
+    found = _from_prior(reading, lambda source, uid: list(catalogue(source).find_series(uid).files))
+    if found is None and reading is not None:
+        progress.say("note: the prior study's files were not found: the SR does not reference them")
+    return found or ()
+
+
+def _prior_images(reading, progress: Progress):
+    """The prior study's volume with the reading (``PriorImages``), for the PDF's prior/current key
+    images: loaded from where its saved session says it was opened; None (with a note) when it is
+    not found or cannot be loaded."""
+    from core.imaging.open_study import open_study
+    from core.report.pdf_follow_up import PriorImages
+
+    if reading is None or not reading.pairs:  # no pair: no prior images to show
+        return None
+    volume = _from_prior(reading, lambda source, uid: open_study(source, uid)[0])
+    if volume is None:
+        progress.say("note: the prior study's images were not found: the PDF has no prior key images")
+        return None
+    return PriorImages(volume, reading)
+
+
+def _from_prior(reading, load):
+    """``load(source folder, series UID)`` of a follow-up reading's prior study, from where its saved
+    session says it was opened; None when there is no reading, no such session, or it fails."""
+    if reading is None:
+        return None
     from core.dicom.errors import StudyLoadError
     from core.reading.session import SessionCorrupt, SessionStore
 
@@ -288,11 +318,10 @@ def _prior_files(reading, progress: Progress) -> Sequence[Path]:
     try:
         session = SessionStore().load(prior.study_uid, prior.series_uid)
         if session is not None and session.source:
-            return list(catalogue(Path(session.source)).find_series(prior.series_uid).files)
+            return load(Path(session.source), prior.series_uid)
     except (SessionCorrupt, StudyLoadError, OSError, ValueError, KeyError):
         pass
-    progress.say("note: the prior study's files were not found: the SR does not reference them")
-    return ()
+    return None
 
 
 def saved_session(volume: CTVolume, progress: Progress):

@@ -342,6 +342,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
             PhantomOptions(
                 pixel_spacing=args.pixel_spacing, slice_thickness=args.slice_thickness, noise=args.noise
             )
+            legacy_spec = DatasetSpec(
+                split=args.split,
+                pixel_spacing=args.pixel_spacing,
+                slice_thickness=args.slice_thickness,
+                noise=args.noise,
+            )
+            legacy_spec.scan_protocol()  # the scan protocol's own limits (noise <= 200 HU)
         except ValueError as exc:
             problem = str(exc)
     if problem:  # before the data is rendered and the model evaluated, never after
@@ -407,6 +414,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         threshold = youden_threshold(data.labels[labelled], probs[labelled])
         card["threshold"] = threshold
     metrics = nodule_metrics(data, slice_probs, slice_attrs, threshold)
+    metrics.update(_ece(card, data, slice_probs, slice_attrs))
     report = {
         "model": {key: card.get(key) for key in ("name", "version", "trained_on", "weights_sha256")}
         | {"path": str(path)},
@@ -432,7 +440,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     print(
         f"{args.split}: AUC {metrics['auc']:.3f} acc {metrics['accuracy']:.3f} "
         f"sens {metrics['sensitivity']:.3f} spec {metrics['specificity']:.3f} "
-        f"attribute MAE {metrics['attributes']['mean_mae']:.3f} (n={metrics['n']}); "
+        f"attribute MAE {metrics['attributes']['mean_mae']:.3f} ECE {metrics['ece']:.3f} (n={metrics['n']}); "
         + (
             f"diameter-only AUC {b['diameter_only']['auc']:.3f}, "
             f"rating oracle AUC {b['rating_oracle']['auc']:.3f}"
@@ -441,3 +449,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def _ece(card: dict, data, slice_probs, slice_attrs) -> dict:
+    """ECE (15 bins) of the nodule probabilities as the app shows them (after the card's temperature)."""
+    from core.model.calibration import card_temperature
+    from core.training.reliability import calibrated_ece
+    from core.training.trainer import aggregate
+
+    probs, _ = aggregate(data, slice_probs, slice_attrs)
+    labelled = data.labels >= 0
+    return calibrated_ece(data.labels[labelled], probs[labelled], card_temperature(card))

@@ -71,6 +71,7 @@ def metadata_from_dataset(ds: Dataset) -> VolumeMetadata:
         kvp=number("KVP"),
         convolution_kernel=text("ConvolutionKernel"),
         slice_thickness=number("SliceThickness"),
+        contrast_agent=text("ContrastBolusAgent").strip(),
     )
 
 

@@ -149,6 +149,7 @@ class FollowUp:
     follow_up: str = ""
     due: _dt.date | None = None  # None for 4B/4X: work-up, not a screening interval
     overrides: Overrides = field(default_factory=Overrides)  # the reader's pairings it was made with
+    repeatability: Repeatability = field(default_factory=Repeatability)  # the measurement error judged by
 
     @property
     def interval_days(self) -> int:
@@ -168,6 +169,10 @@ class FollowUp:
             "resolved": list(self.resolved),
             "unmeasured": {k: dict(v) for k, v in self.unmeasured.items()},
             "overrides": self.overrides.to_dict(),
+            "repeatability": {
+                "volume_percent": self.repeatability.volume_percent,
+                "diameter_mm": self.repeatability.diameter_mm,
+            },
             "exam": {
                 "category": self.category,
                 "nodule": self.category_nodule or None,
@@ -200,6 +205,7 @@ class FollowUp:
                 follow_up=str(exam["follow_up"]),
                 due=_dt.date.fromisoformat(due) if due is not None else None,
                 overrides=Overrides.from_dict(data.get("overrides", {})),  # absent: none
+                repeatability=Repeatability(**data.get("repeatability", {})),  # absent: today's
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"a damaged follow-up record ({type(exc).__name__}: {exc})") from None
@@ -329,6 +335,7 @@ def compare(
         exam.follow_up,
         exam.due,
         overrides or Overrides(),
+        error,
     )
 
 

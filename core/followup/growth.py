@@ -16,9 +16,12 @@ Definitions and sources:
   error: a stable or shrinking nodule would get a huge or a negative "doubling time", which is no
   doubling time at all, so ``vdt_text`` says "stable" or "shrinking" instead.
 * Measurement error (QIBA CT volumetry profile: a change is real only beyond the measurement's
-  repeatability): ``Repeatability``; the defaults (10 % volume, 1.5 mm diameter) stand until the
-  measurement work reports its own figure. The trend is judged on the volumes when both are known (they
-  repeat better than diameters), else on the mean diameters.
+  repeatability): ``Repeatability``; its defaults are the shipped measurement's own 95 % limits of
+  the same nodule measured twice (``core.measure.measurement.REPEATABILITY_VOLUME_PERCENT`` and
+  ``REPEATABILITY_DIAMETER_MM``, measured by ``bench/bench_segmentation.py``). The trend is judged on
+  the volumes when both are known, else on the mean diameters; a volume change by its share of the
+  smaller of the two volumes, as the repeatability was measured (so a shrinkage by half is as far
+  beyond it as a doubling).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from core.measure.measurement import REPEATABILITY_DIAMETER_MM, REPEATABILITY_VOLUME_PERCENT
 from core.nodule.lungrads_table import lungrads_growth
 
 VOLUME_GROWTH_PERCENT = 25.0  # NELSON: volume change >= 25 % is growth
@@ -36,10 +40,17 @@ TRENDS = ("growing", "stable", "shrinking", "change within measurement error")
 
 @dataclass(frozen=True)
 class Repeatability:
-    """The smallest change that is more than measurement error: a volume share (%) and a diameter (mm)."""
+    """The smallest change that is more than measurement error: a volume share (%) and a diameter (mm);
+    by default the shipped measurement's (module docstring)."""
 
-    volume_percent: float = 10.0
-    diameter_mm: float = 1.5
+    volume_percent: float = REPEATABILITY_VOLUME_PERCENT
+    diameter_mm: float = REPEATABILITY_DIAMETER_MM
+
+    @property
+    def text(self) -> str:
+        """For reports: what a change must exceed to be more than measurement error."""
+        volume, diameter = f"{self.volume_percent:g} %", f"{self.diameter_mm:g} mm"
+        return f"{volume} of the smaller volume ({diameter} of the mean diameter without volumes)"
 
     def __post_init__(self) -> None:
         for name in ("volume_percent", "diameter_mm"):
@@ -137,10 +148,14 @@ def growth(prior: TimePoint, current: TimePoint, error: Repeatability | None = N
     if volumes:
         volume_change = current.volume_mm3 - prior.volume_mm3
         volume_percent = 100.0 * volume_change / prior.volume_mm3
-        change, threshold, ratio, power = volume_percent, error.volume_percent, 1 + volume_percent / 100, 1
+        change, ratio, power = volume_percent, 1 + volume_percent / 100, 1
+        # over the smaller volume, as the repeatability is measured: a shrinkage to 1 / (1 + limit)
+        # is as far outside it as a growth to 1 + limit
+        spread = 100.0 * abs(volume_change) / min(prior.volume_mm3, current.volume_mm3)
+        within = spread < error.volume_percent
     else:  # a sphere's volume goes with the cube of its diameter
-        change, threshold, ratio, power = diameter_change, error.diameter_mm, d2 / d1, 3
-    within = abs(change) < threshold
+        change, ratio, power = diameter_change, d2 / d1, 3
+        within = abs(change) < error.diameter_mm
     if change == 0:
         trend = "stable"
     elif within:

@@ -11,7 +11,8 @@ would steal a neighbour's partner when the patient shifted by about the nodules'
 Unpaired current nodules are "new", unpaired prior ones "resolved / not found".
 
 The reader's ``Overrides`` win: a manual pair is kept whatever its distance; an unpaired couple never
-pairs automatically. They are data: undo and saving are the caller's.
+pairs automatically (``Overrides.pair`` and ``unpair`` make the next ones; ``nearest`` lists the
+prior nodules to choose from). They are data: undo and saving are the caller's.
 """
 
 from __future__ import annotations
@@ -62,6 +63,19 @@ class Overrides:
     pairs: tuple[tuple[str, str], ...] = ()
     unpaired: tuple[tuple[str, str], ...] = ()
 
+    def pair(self, prior_id: str, current_id: str) -> Overrides:
+        """These two paired by the reader, whatever their distance: a hand-made pair of either with
+        another nodule, and their own unpairing, go."""
+        kept = tuple(p for p in self.pairs if p[0] != prior_id and p[1] != current_id)
+        apart = tuple(p for p in self.unpaired if p != (prior_id, current_id))
+        return Overrides((*kept, (prior_id, current_id)), apart)
+
+    def unpair(self, prior_id: str, current_id: str) -> Overrides:
+        """These two never paired again (the reader unpaired them), by hand or automatically."""
+        kept = tuple(p for p in self.pairs if p != (prior_id, current_id))
+        apart = tuple(p for p in self.unpaired if p != (prior_id, current_id))
+        return Overrides(kept, (*apart, (prior_id, current_id)))
+
     def to_dict(self) -> dict:
         return {"pairs": [list(p) for p in self.pairs], "unpaired": [list(p) for p in self.unpaired]}
 
@@ -87,6 +101,14 @@ class Matching:
     pairs: tuple[Pair, ...]
     new: tuple[str, ...]  # current ids without a prior
     resolved: tuple[str, ...]  # prior ids without a current nodule: resolved or not found
+
+
+def nearest(priors: Mapping[str, Point], current_mm: Point, transform: Transform) -> list[tuple[str, float]]:
+    """The prior nodules (id -> centre, prior mm) by their registered distance (mm) to a current point,
+    nearest first: what the reader chooses from to pair a current nodule by hand."""
+    here = np.asarray(current_mm, float)
+    found = [(i, float(np.linalg.norm(np.asarray(transform(c), float) - here))) for i, c in priors.items()]
+    return sorted(found, key=lambda item: item[1])
 
 
 def gate_mm(prior: Candidate, current: Candidate) -> float:

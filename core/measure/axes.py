@@ -2,15 +2,16 @@
 
 Definitions (the mask is the nodule; HU are the CT's own, unsmoothed unless said):
 
-* **volume**: partial-volume corrected (``core.measure.segment.partial_volume_mm3``, as QIBA's
-  volumetry profile recommends): the mask's interior counts whole voxels, the voxels on either side of
-  its surface count by their share of nodule tissue, ``(HU - parenchyma) / (tissue - parenchyma)``
-  clipped to 0..1. Used because a voxel count moves by a whole layer when the nodule moves a fraction
-  of a voxel against the grid, and misses the edge's half-filled voxels; measured on phantoms
-  (``bench/bench_segmentation.py``, README "Measuring nodules") it is both closer to the rendered
-  volume and more repeatable. A mask that ends on dense tissue (the wall, a vessel, a reader's cut)
-  keeps its voxel count there. The plain voxel count is ``mask.voxels`` x the voxel volume (and is
-  what is used where the mask's surroundings hold no contrast to read a share from).
+* **volume**: partial-volume corrected (``core.measure.segment.partial_volume_mm3``; the partial-
+  volume analysis of Kuhnigk et al., IEEE Trans Med Imaging 2006): the mask's interior counts whole
+  voxels; its surface voxels and a band of ``BAND_MM`` = 1.5 mm around it count by their share of
+  nodule tissue, ``(HU - parenchyma) / (tissue - parenchyma)`` at most 1, so the tissue of a blurred
+  edge and what a tight mask left out are counted, and a sub-voxel shift of the nodule against the
+  grid barely moves it (a voxel count moves by a whole layer; QIBA's repeatability concern). Dense
+  tissue the band meets that reaches beyond it (the wall, a vessel, a reader's cut deeper than the
+  band) is left out. Measured on phantoms (``bench/bench_segmentation.py``, README "Measuring
+  nodules"). The plain voxel count is ``mask.voxels`` x the voxel volume (and is what is used where
+  the mask's surroundings hold no contrast to read a share from).
 * **effective diameter**: the diameter of the sphere of that volume, ``(6 V / pi) ** (1/3)``.
 * **long axis** (Lung-RADS v2022, ACR "Lung-RADS v2022" summary, measurement notes): the longest
   diameter on the axial, coronal or sagittal image where it is greatest; **short axis**: the longest

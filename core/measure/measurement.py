@@ -16,6 +16,21 @@ TEXTURES = ("solid", "part-solid", "ground glass")
 
 Point = tuple[float, float, float]
 
+# Repeatability of the shipped measurement (``core.measure.segment.segment_nodule``, the partial-volume
+# volume and the Lung-RADS mean diameter): the limits within which two measurements of the same nodule
+# fall, rendered twice into reserved-split phantoms (LIDC-IDRI 0851-1012) with other noise and a
+# sub-voxel shift, nodules >= 6 mm, 1.25 and 2.5 mm slices pooled: |dV| / the smaller volume and
+# |d mean diameter|. A follow-up change smaller than these is "within measurement error"
+# (``core.followup.growth.Repeatability``'s defaults). Measured by
+#   nice -n 15 .venv/bin/python bench/bench_segmentation.py --methods hybrid
+# (seeds 11-14, 20 nodules each: 122 pairs), its "all thicknesses" lines: the robust 95 % limits
+# (1.96 / 0.674 = 2.91 x the median |d|, the ratio for a normal difference) 10.2 % and 0.58 mm. The
+# plain 95th percentiles, 88.4 % and 1.69 mm, are set by the 13 of 122 pairs whose mask itself
+# changed between the renderings (a segmentation failure the reader sees in the outline and corrects,
+# not noise a trend should absorb: taking them would call a 1.8x growth "within error").
+REPEATABILITY_VOLUME_PERCENT = 10.2
+REPEATABILITY_DIAMETER_MM = 0.6  # 0.58 measured, to the 0.1 mm that diameters are given in
+
 
 @dataclass(frozen=True)
 class NoduleMeasurement:

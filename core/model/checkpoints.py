@@ -84,6 +84,18 @@ def read_verified(path: str | Path) -> tuple[dict, dict]:
     return read_document_file(path, CHECKPOINT, rename=_strip)
 
 
+def rewrite_card(path: str | Path, update: dict) -> dict:
+    """Merge ``update`` into the checkpoint's card and rewrite the file atomically with the very same
+    weights (read back verified against the card's hash, written with that hash unchanged); the
+    weights hash, schema and config cannot be updated this way. Returns the new card."""
+    card, state = read_verified(path)
+    fixed = {key: card.get(key) for key in ("schema", "config", "weights_sha256")}
+    card = {**card, **update, **fixed}
+    text = json.dumps(json_safe(card), sort_keys=True, allow_nan=False)
+    write_document_file(path, state, CHECKPOINT, text)
+    return card
+
+
 def load_checkpoint(path: str | Path, device: str = "cpu"):
     """Rebuild the model from the card's config and load the weights strictly. Returns (model, card)."""
     from models.mtmr import MTMRNet, MTMRNetConfig

@@ -1,8 +1,13 @@
 """The Predictor: a checkpoint loaded once, every slice of every nodule in one batched pass.
 
-Per nodule: malignancy = mean probability over its slices and their mirror images; attributes = the
+Per nodule: malignancy = mean probability over its slices and their mirror images, calibrated by the
+card's temperature (``core.model.calibration``; none: as the network gives it); attributes = the
 slice mean with the central slices counted double, on the original LIDC scales; uncertainty = the
 standard deviation of those slice/mirror probabilities (disagreement between views of one nodule).
+
+Interval: test-time augmentation, in the same forward pass (``core.model.tta``).
+Out-of-distribution reasons: ``core.model.ood``.
+
 On a CUDA out-of-memory error the batch is halved and retried, then the CPU takes over; the
 ``notes`` say so.
 """
@@ -15,7 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
+from core.model.calibration import apply_temperature, card_temperature
+from core.model.ood import card_domain, marker_warnings, series_warnings
 from core.model.patches import PatchConfig, extract_patches, slice_weights
+from core.model.tta import tta_interval, view_stack
 from core.nodule.prediction import Marker, NoduleResult
 from core.nodule.ratings import ATTRIBUTES, to_rating_scale
 from core.volume import CTVolume
@@ -26,6 +34,7 @@ class Predictor:
     checkpoint: Path
     device: str = "auto"
     batch_size: int = 256
+    tta: bool = True  # the malignancy interval from eight views (False: today's two, no interval)
     notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -36,6 +45,7 @@ class Predictor:
         self.model, self.card = load_checkpoint(self.checkpoint, "cpu")
         self.model.to(self.device)
         self.patch_config = PatchConfig.from_dict(self.card["preprocessing"])
+        self.temperature = card_temperature(self.card)  # 1 for a card without calibration
 
     @property
     def description(self) -> str:
@@ -43,6 +53,13 @@ class Predictor:
         from core.model.checkpoints import model_title
 
         return f"{model_title(self.card)} - trained on {self.card.get('trained_on', 'unknown data')}"
+
+    @property
+    def identity(self) -> str:
+        """What a saved result was computed with: the weights' hash, with the temperature when calibrated
+        (calibrating a model changes its probabilities, not its weights)."""
+        weights = str(self.card.get("weights_sha256", ""))
+        return weights if self.temperature == 1.0 else f"{weights}+T{self.temperature:.6g}"
 
     def predict(
         self,
@@ -59,25 +76,31 @@ class Predictor:
                 stacks.append(extract_patches(volume, m.centre_mm, m.diameter_mm, self.patch_config))
             except ValueError as exc:
                 raise ValueError(f"marker {m.id}: {exc}") from exc
-        patches = np.concatenate([np.concatenate([s, s[..., ::-1]]) for s in stacks])  # + mirror images
+        groups = [view_stack(s, self.tta) for s in stacks]
+        patches = np.concatenate(groups)  # one forward pass for every view of every nodule
         diameters = np.concatenate(
-            [np.full(2 * len(s), m.diameter_mm, np.float32) for m, s in zip(markers, stacks, strict=True)]
+            [np.full(len(g), m.diameter_mm, np.float32) for m, g in zip(markers, groups, strict=True)]
         )
         probabilities, attributes = self._forward(patches, diameters, progress)
+        domain = card_domain(self.card)
+        shared = series_warnings(volume, domain)
         results, start = [], 0
-        for marker, stack in zip(markers, stacks, strict=True):
+        for marker, stack, group in zip(markers, stacks, groups, strict=True):
             count = len(stack)
             probs = probabilities[start : start + 2 * count]
             attrs = attributes[start : start + 2 * count]
-            start += 2 * count
+            interval = tta_interval(probabilities[start : start + len(group)], count, self.temperature)
+            start += len(group)
             weights = np.concatenate([slice_weights(count), slice_weights(count)]) / 2
             ratings = to_rating_scale(weights @ attrs)
             results.append(
                 NoduleResult(
                     id=marker.id,
-                    malignancy=float(probs.mean()),
+                    malignancy=float(apply_temperature(probs.mean(), self.temperature)),
                     uncertainty=float(probs.std()),
                     attributes={name: float(v) for name, v in zip(ATTRIBUTES, ratings, strict=True)},
+                    interval=interval,
+                    warnings=tuple(shared + marker_warnings(volume, marker.centre_mm, marker.diameter_mm)),
                 )
             )
         order = sorted(range(len(results)), key=lambda i: -results[i].malignancy)

@@ -1,5 +1,6 @@
 """A marker's model result with what it was computed from (the marker's centre and size, the weights'
-hash): a marker moved or resized, or another model, makes it stale. Saved in the session as a dict.
+hash, with the temperature once the model is calibrated: ``Predictor.identity``): a marker moved or
+resized, or another model or calibration, makes it stale. Saved in the session as a dict.
 And of many: the results still current, ranked, and the markers to analyse again."""
 
 from __future__ import annotations
@@ -38,18 +39,22 @@ class Analysed:
     @classmethod
     def from_dict(cls, marker_id: str, data: dict) -> Analysed | None:
         try:
+            interval = data["malignancy_interval"]  # absent before calibration and TTA: recomputed
             result = NoduleResult(
                 id=marker_id,
                 malignancy=float(data["malignancy_probability"]),
                 uncertainty=float(data["uncertainty"]),
                 attributes={str(k): float(v) for k, v in data["attributes"].items()},
+                interval=None if interval is None else (float(interval[0]), float(interval[1])),
+                warnings=tuple(str(w) for w in data.get("ood_warnings", ())),
             )
             centre = tuple(float(v) for v in data["center_mm"])
             numbers = [result.malignancy, result.uncertainty, *result.attributes.values(), *centre]
+            numbers += list(result.interval or ())
             if not all(math.isfinite(v) for v in numbers):  # 1e999 in a damaged file reads as infinity;
                 raise ValueError("not finite")  # kept, it would make every save of the session fail
             return cls(result, centre, float(data["diameter_mm"]), str(data["weights_sha256"]))
-        except (KeyError, TypeError, ValueError, AttributeError):
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError):
             return None  # from another version: it will simply be recomputed
 
 

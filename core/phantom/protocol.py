@@ -24,7 +24,7 @@ NOMINAL_NOISE_HU = 20.0
 SHARP_NOISE_FACTOR = 1.5
 LOW_DOSE_FACTOR = 2.0  # a quarter of the dose: twice the noise
 THICKNESSES_MM = (0.625, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 5.0)  # reconstructions scanners offer
-PIXEL_SPACINGS_MM = (0.6, 0.7, 0.8)  # drawn from a few values: one chest grid per value
+PIXEL_SPACINGS_MM = (0.55, 0.7, 0.85)  # fields of view 280-435 mm; a few values: one chest grid each
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,8 @@ File format::
     }
 
 ``follow_up`` is kept in the current study's session, so the registration and the comparison are
-computed once; ``{}`` when none was made.
+computed once; ``{}`` when none was made. The app adds ``prior_source``, where the prior was loaded
+from, to show it again when the study is reopened (``app.compare_prior``).
 
 A measurement belongs to the mask it was measured on: saved with that mask's digest, it is dropped on
 reading when the marker's mask is gone or differs (then it is measured again), never shown stale.

@@ -17,7 +17,13 @@ CSV columns (one row per nodule, most suspicious first; the cells shared with th
     location                side, zone and slice, e.g. "right upper zone, slice 87" (core.imaging.location)
     center_x_mm, center_y_mm, center_z_mm   marker centre, patient LPS mm
     diameter_mm             marker diameter
-    malignancy_probability  the model's probability (4 decimals)
+    malignancy_probability  the model's probability (4 decimals), calibrated by the card's temperature
+    malignancy_low, malignancy_high   its TTA interval (core.model.inference; not a coverage-
+                            guaranteed confidence interval)
+    indeterminate           the interval crosses an edge of the decision band, 10 % or 70 %
+                            (core.nodule.prediction)
+    ood_warnings            why the nodule is out of the model's distribution ("; "-separated),
+                            empty when it is not: then the score is not to be trusted (core.model.ood)
     uncertainty             spread of the slice/mirror probabilities (core.model.inference)
     subtlety, internal_structure, calcification, sphericity, margin, lobulation, spiculation, texture
                             the model's attribute ratings on the original LIDC scales (3 decimals)

@@ -20,7 +20,15 @@ from core.nodule.ratings import ATTRIBUTES
 
 MARKER_COLUMNS = ("marker_id", "marker_name", "location")
 POSITION_COLUMNS = ("center_x_mm", "center_y_mm", "center_z_mm", "diameter_mm")
-SCORE_COLUMNS = ("malignancy_probability", "uncertainty", *ATTRIBUTES)
+SCORE_COLUMNS = (
+    "malignancy_probability",
+    "malignancy_low",
+    "malignancy_high",
+    "indeterminate",
+    "ood_warnings",
+    "uncertainty",
+    *ATTRIBUTES,
+)
 LUNG_RADS_COLUMNS = ("lung_rads", "lung_rads_rule")
 READER_COLUMNS = ("reader_malignancy", "reader_label")
 LABEL_SOURCE_COLUMN = "label_source"
@@ -64,7 +72,9 @@ def nodule_cells(marker, location: str, result=None, lung_rads=None, label=None)
     """The cells of ``NODULE_COLUMNS`` for one nodule: its marker (``NoduleMarker``) and lung
     ``location``, the model's ``result`` (``NoduleResult``, or ``None`` when not analysed), its
     Lung-RADS estimate (anything with ``category`` and ``rule``) and the reader's ``label``
-    (``NoduleLabel``). Probabilities have 4 decimals, attribute scores 3, millimetres 2."""
+    (``NoduleLabel``). Probabilities have 4 decimals, attribute scores 3, millimetres 2; the
+    malignancy's TTA interval is ``malignancy_low``/``_high``, ``indeterminate`` says it crosses the
+    decision band, ``ood_warnings`` the out-of-distribution reasons (``core.nodule.prediction``)."""
     x, y, z = marker.centre_mm
     return {
         "marker_id": marker.id,
@@ -75,6 +85,10 @@ def nodule_cells(marker, location: str, result=None, lung_rads=None, label=None)
         "center_z_mm": round(z, 2),
         "diameter_mm": round(marker.diameter_mm, 2),
         "malignancy_probability": rounded(result.malignancy, 4) if result else None,
+        "malignancy_low": rounded(result.interval[0], 4) if result and result.interval else None,
+        "malignancy_high": rounded(result.interval[1], 4) if result and result.interval else None,
+        "indeterminate": result.indeterminate if result else None,
+        "ood_warnings": "; ".join(result.warnings) or None if result else None,
         "uncertainty": rounded(result.uncertainty, 4) if result else None,
         **{name: rounded(result.attributes.get(name), 3) if result else None for name in ATTRIBUTES},
         "lung_rads": lung_rads.category if lung_rads else None,

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from core.report.content import StudyReport
+    from core.report.pdf_follow_up import PriorImages
     from core.volume import CTVolume
 
 FORMATS = ("sr", "pdf", "csv", "json")
@@ -149,6 +150,7 @@ def write_report(
     overwrite: bool = False,
     measure: bool = False,
     prior_files: Sequence[str | Path] = (),
+    prior_images: PriorImages | None = None,
 ) -> Export:
     """Write ``formats`` of ``report`` into ``folder`` (which must exist), each atomically; a failure
     in one is recorded in its ``Outcome`` and the others are still written. An existing file is left
@@ -159,7 +161,8 @@ def write_report(
     with ``measure`` too, every nodule not yet measured is (its fitting mask, else a new segmentation;
     ``content.with_measurements``), so every format carries the same measured sizes and a nodule that
     cannot be measured says why. ``prior_files``: with a follow-up reading, the prior study's DICOM
-    files, referenced by the SR as other evidence (``core.report.sr_follow_up``)."""
+    files, referenced by the SR as other evidence (``core.report.sr_follow_up``), and ``prior_images``
+    the prior study's volume with the reading, for the PDF's prior/current key images."""
     from core.report.anonymise import anonymised, new_salt
 
     folder = Path(folder)
@@ -205,7 +208,7 @@ def write_report(
             else:
                 from core.report.pdf import write_pdf
 
-                _write_atomically(path, partial(write_pdf, report, volume))
+                _write_atomically(path, partial(write_pdf, report, volume, prior=prior_images))
         except Exception as exc:  # one format must never stop the others
             outcomes.append(Outcome(fmt, path, scrub(_reason(exc), original, original_volume)))
             continue

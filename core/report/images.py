@@ -6,7 +6,8 @@ drawn as a double ring: a light line inside a dark one, so it reads on lung and 
 in black-and-white print. The planes come from ``core.imaging.mpr``: radiological orientation (the patient's
 right on the image's left; anterior at the top of the axial image, superior at the top of the coronal
 and sagittal ones, anterior on the sagittal image's left), whatever the order the series was stored in.
-Outside the scan is black.
+Outside the scan is black. ``prior_view_image`` cuts the same patch (same pixels in mm, orientation
+and window) out of a prior study through a follow-up's registration, for prior/current pairs.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from core.followup.register import Registration
 from core.imaging.mpr import plane
 from core.report.content import NoduleReport
 from core.volume import CTVolume
@@ -41,23 +43,55 @@ def view_image(
 ) -> np.ndarray:
     """uint8 RGB ``(size_px, size_px, 3)``: ``view`` through ``centre_mm`` (patient LPS mm), ``crop_mm``
     wide and high around it, at ``window`` (width, level), with the marker circle when ``ring``."""
-    if size_px < 8 or not np.isfinite(crop_mm) or crop_mm <= 0:
-        raise ValueError(f"a view needs at least 8 px and a positive field of view, not {size_px}, {crop_mm}")
+    _check_view(size_px, crop_mm)
     view_plane = plane(volume, view)
     u0, v0, depth = view_plane.to_screen(volume.mm_to_voxel(np.asarray(centre_mm, np.float64)))
     image = view_plane.image(volume.array, round(depth))
     pixel_w, pixel_h = view_plane.pixel_mm
-    offsets = ((np.arange(size_px) + 0.5) / size_px - 0.5) * crop_mm  # mm from the centre
+    offsets = _offsets_mm(size_px, crop_mm)
     hu = _bilinear(image, v0 + offsets / pixel_h - 0.5, u0 + offsets / pixel_w - 0.5)
-    width, level = window
-    grey = np.clip((hu - (level - width / 2.0)) * (255.0 / width), 0.0, 255.0)
-    inside = 0.0 <= depth + 0.5 <= view_plane.depth  # the slice itself lies in the scan
-    if not inside:
-        grey[:] = 0.0
-    if ring:
-        grey = _draw_ring(grey, radius_px=diameter_mm / 2.0 / crop_mm * size_px)
-    out = np.round(grey).astype(np.uint8)
-    return np.repeat(out[:, :, None], 3, axis=2)
+    if not 0.0 <= depth + 0.5 <= view_plane.depth:  # the slice itself lies outside the scan
+        hu[:] = -3000.0
+    return _picture(hu, window, diameter_mm / 2.0 / crop_mm * size_px if ring else None)
+
+
+def prior_view_image(
+    prior: CTVolume,
+    current: CTVolume,
+    registration: Registration,
+    centre_mm: Sequence[float],
+    diameter_mm: float,
+    size_px: int = TRIPTYCH_SIZE_PX,
+    crop_mm: float = TRIPTYCH_CROP_MM,
+    window: tuple[float, float] = LUNG_WINDOW,
+    ring: bool = True,
+) -> np.ndarray:
+    """uint8 RGB ``(size_px, size_px, 3)``: the patch ``view_image(current, centre_mm, ...)`` shows
+    (the current study's axial slice through ``centre_mm``, current LPS mm), cut from ``prior``
+    instead: each pixel's point carried into the prior by ``registration`` (current -> prior) and
+    sampled there (trilinear), so the two show the same anatomy at the same scale, orientation and
+    window, the patient's repositioning undone. Outside the prior is black."""
+    from scipy import ndimage
+
+    _check_view(size_px, crop_mm)
+    view_plane = plane(current, "axial")
+    u0, v0, depth = view_plane.to_screen(current.mm_to_voxel(np.asarray(centre_mm, np.float64)))
+    index = round(depth)
+    corner = view_plane.to_voxel(0.0, 0.0, index)
+    along_u, along_v = (
+        view_plane.to_voxel(1.0, 0.0, index) - corner,
+        view_plane.to_voxel(0.0, 1.0, index) - corner,
+    )
+    pixel_w, pixel_h = view_plane.pixel_mm
+    offsets = _offsets_mm(size_px, crop_mm)
+    u, v = u0 + offsets / pixel_w, v0 + offsets / pixel_h
+    voxels = corner + v[:, None, None] * along_v + u[None, :, None] * along_u  # (rows, cols, xyz)
+    at_prior = prior.mm_to_voxel(registration.to_prior(current.voxel_to_mm(voxels)))
+    hu = ndimage.map_coordinates(
+        prior.array, np.moveaxis(at_prior[..., ::-1], -1, 0), order=1, mode="constant", cval=-3000.0,
+        output=np.float32,
+    )  # fmt: skip
+    return _picture(hu, window, diameter_mm / 2.0 / crop_mm * size_px if ring else None)
 
 
 def key_image(
@@ -85,6 +119,27 @@ def triptych(
     ]
     gap = np.full((size_px, gap_px, 3), 255, np.uint8)
     return np.concatenate([panels[0], gap, panels[1], gap, panels[2]], axis=1)
+
+
+def _check_view(size_px: int, crop_mm: float) -> None:
+    if size_px < 8 or not np.isfinite(crop_mm) or crop_mm <= 0:
+        raise ValueError(f"a view needs at least 8 px and a positive field of view, not {size_px}, {crop_mm}")
+
+
+def _offsets_mm(size_px: int, crop_mm: float) -> np.ndarray:
+    """Each pixel centre's distance from the patch centre, in mm (one axis)."""
+    return ((np.arange(size_px) + 0.5) / size_px - 0.5) * crop_mm
+
+
+def _picture(hu: np.ndarray, window: tuple[float, float], ring_px: float | None) -> np.ndarray:
+    """uint8 RGB of the HU patch ``hu`` at ``window`` (width, level), with the marker circle of radius
+    ``ring_px`` (None: none)."""
+    width, level = window
+    grey = np.clip((hu - (level - width / 2.0)) * (255.0 / width), 0.0, 255.0)
+    if ring_px is not None:
+        grey = _draw_ring(grey, radius_px=ring_px)
+    out = np.round(grey).astype(np.uint8)
+    return np.repeat(out[:, :, None], 3, axis=2)
 
 
 def _bilinear(image: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:

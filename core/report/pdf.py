@@ -33,7 +33,7 @@ import numpy as np
 from fpdf import FPDF
 
 from core.report.content import StudyReport
-from core.report.pdf_follow_up import FollowUpPage
+from core.report.pdf_follow_up import FollowUpPage, PriorImages
 from core.report.pdf_nodule_page import NodulePage
 from core.report.pdf_parts import CONTENT_W, FOOTER_H, MARGIN, MUTED, PAGE_H, PAGE_W, TEXT
 from core.report.pdf_summary_page import PRODUCER, TITLE, SummaryPage, created_at, dicom_date, patient_line
@@ -57,6 +57,7 @@ def write_pdf(
     volume: CTVolume,
     path: str | Path,
     explanation_images: Mapping[str, np.ndarray] | None = None,
+    prior: PriorImages | None = None,
 ) -> Path:
     """Write the report of ``report`` as an A4 PDF to ``path`` (atomically) and return the path.
 
@@ -64,7 +65,8 @@ def write_pdf(
     to a uint8 picture (grey ``(h, w)`` or RGB ``(h, w, 3)``, e.g. ``core.model.explain.overlay_rgb``) shown
     as a fourth panel on that nodule's page. The page count is one per nodule plus the summary (one
     page up to about 34 nodules; the table carries on over further pages after that), and with a
-    follow-up reading (``NoduleReport.prior``) a comparison page (``core.report.pdf_follow_up``).
+    follow-up reading (``NoduleReport.prior``) a comparison page (``core.report.pdf_follow_up``),
+    with ``prior`` (the prior study and the reading) each paired nodule's prior and current key images.
     """
     path = Path(path)
     explanation_images = dict(explanation_images or {})
@@ -72,7 +74,7 @@ def write_pdf(
         _check_picture(marker_id, picture)
     pdf = _ReportPDF(report)
     pdf.summary_page()
-    pdf.follow_up_page()
+    pdf.follow_up_page(volume, prior)
     for nodule in report.nodules:
         pdf.nodule_page(volume, nodule, explanation_images.get(nodule.marker.id))
     atomic_write_bytes(path, bytes(pdf.output()))

@@ -1,12 +1,24 @@
 """The comparison page of the printable report (``core.report.pdf``), with a follow-up reading: one
 row per nodule of the reading, the prior's size beside the current one, the change, the volume
 doubling time, the trend and Lung-RADS v2022 with priors (``NoduleReport.prior``,
-``core.followup.compare``). A report without a follow-up reading has no such page."""
+``core.followup.compare``). A report without a follow-up reading has no such page.
+
+With the prior study's images (``PriorImages``: its volume and the follow-up reading, for the
+registration and both dates) the table is followed by each paired nodule's key images: the prior's
+(``core.report.images.prior_view_image``: the current patch cut from the prior through the
+registration) beside the current one, at the same mm per pixel and window, each with its study date
+under it (an anonymised report says only "prior" and "current", with the interval)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from core.followup.compare import FollowUp
+from core.followup.growth import Repeatability
+from core.report import images
 from core.report.content import NoduleReport
 from core.report.pdf_parts import BODY_BOTTOM, CONTENT_W, FILL_BAND, MARGIN, MUTED, PAGE_W, TEXT, ReportCanvas
+from core.volume import CTVolume
 
 COLUMNS = (
     ("Marker", 20.0, "L"),
@@ -22,14 +34,30 @@ NOTE = (
     "Sizes: volume and mean diameter measured on each study's 3D mask. Change: of the volume (of the "
     "mean diameter where a volume is missing). VDT: volume doubling time, t x ln 2 / ln(V2/V1), only "
     "for a nodule growing beyond measurement error. Lung-RADS v2022 with priors: growth is a mean "
-    "diameter up by more than 1.5 mm within 12 months. Prior: the prior study's marker paired with it."
+    "diameter up by more than 1.5 mm within 12 months. Prior: the prior study's marker paired with it. "
+    f"Trend 'within error': a change within measurement error, under {Repeatability().text}, the 95 % "
+    "limit of the same nodule measured twice (README, Measuring nodules)."
 )
+SHORT_TRENDS = {"change within measurement error": "within error"}  # the column's width (see NOTE)
+PAIR_SIDE = 43.0  # mm: each image of a prior/current pair; two pairs side by side
+PAIR_GAP = 3.0  # mm between the prior and the current image
+PAIR_H = 5.0 + PAIR_SIDE + 9.0  # title, images, date captions and space
+
+
+@dataclass(frozen=True)
+class PriorImages:
+    """What the comparison page's key images are cut from: the prior study's volume and the follow-up
+    reading (its registration, current -> prior, and both dates)."""
+
+    volume: CTVolume
+    reading: FollowUp
 
 
 class FollowUpPage(ReportCanvas):
-    """``follow_up_page`` draws the comparison table on a page of its own (more pages as needed)."""
+    """``follow_up_page`` draws the comparison table on a page of its own (more pages as needed), then
+    each paired nodule's prior and current key images when ``prior`` is given."""
 
-    def follow_up_page(self) -> None:
+    def follow_up_page(self, volume: CTVolume | None = None, prior: PriorImages | None = None) -> None:
         nodules = [n for n in self.report.nodules if n.follow_up_status]
         if not nodules:
             return
@@ -57,8 +85,71 @@ class FollowUpPage(ReportCanvas):
         self.set_line_width(0.3)
         self.line(MARGIN, y, PAGE_W - MARGIN, y)
         self.set_text_color(*MUTED)
-        self.para(MARGIN, y + 1.5, CONTENT_W, NOTE, 7.5, max_lines=4)
+        y = self.para(MARGIN, y + 1.5, CONTENT_W, NOTE, 7.5, max_lines=6)
         self.set_text_color(*TEXT)
+        paired = [n for n in nodules if n.prior is not None]
+        if volume is not None and prior is not None and paired:
+            self._key_images(volume, prior, paired, y + 4)
+
+    def _key_images(
+        self, volume: CTVolume, prior: PriorImages, nodules: list[NoduleReport], y: float
+    ) -> None:
+        """Two pairs (prior | current) per row, a heading first; more pages as needed."""
+        reading = prior.reading
+        if self.report.anonymised:
+            dates = ("Prior", f"Current, {reading.interval_days} days later")
+        else:
+            dates = (f"Prior {reading.prior.date.isoformat()}", f"Current {reading.current.date.isoformat()}")
+        block_w = 2 * PAIR_SIDE + PAIR_GAP
+        space = CONTENT_W - 2 * block_w
+        if y + 14 + PAIR_H > BODY_BOTTOM:  # the heading and a first row
+            self.add_page()
+            y = MARGIN + 2
+        y = self._images_heading(y)
+        for k, nodule in enumerate(nodules):
+            column = k % 2
+            if column == 0 and y + PAIR_H > BODY_BOTTOM:
+                self.add_page()
+                y = MARGIN + 2
+            self._pair(volume, prior, nodule, dates, MARGIN + column * (block_w + space), y)
+            if column == 1:
+                y += PAIR_H
+
+    def _images_heading(self, y: float) -> float:
+        self.font(10, "B")
+        self.put(MARGIN, y, CONTENT_W, 5, "Key images: prior (left) and current (right) of each pair")
+        self.set_text_color(*MUTED)
+        y = self.para(
+            MARGIN, y + 5.2, CONTENT_W,
+            f"The current axial slice through the nodule and the same patch of the prior, carried there by "
+            f"the registration; both {images.TRIPTYCH_CROP_MM:.0f} mm wide, lung window W1500/L-600, "
+            "the ring the current marker's size and place.", 7.5, max_lines=2,
+        )  # fmt: skip
+        self.set_text_color(*TEXT)
+        return y + 2
+
+    def _pair(self, volume, prior: PriorImages, nodule: NoduleReport, dates, x: float, y: float) -> None:
+        marker = nodule.marker
+        self.font(8.5, "B")
+        self.put(
+            x,
+            y,
+            2 * PAIR_SIDE + PAIR_GAP,
+            4.5,
+            f"{marker.name or marker.id}  (prior {nodule.prior.prior_id})",
+        )
+        pictures = (
+            images.prior_view_image(
+                prior.volume, volume, prior.reading.registration, marker.centre_mm, marker.diameter_mm
+            ),
+            images.view_image(volume, marker.centre_mm, marker.diameter_mm),
+        )
+        for k, (picture, date) in enumerate(zip(pictures, dates, strict=True)):
+            left = x + k * (PAIR_SIDE + PAIR_GAP)
+            self.picture(picture, left, y + 5, PAIR_SIDE, PAIR_SIDE)
+            self.orientation_letters(volume, "axial", left, y + 5, PAIR_SIDE)  # both in the current's
+            self.font(7.5)
+            self.put(left, y + 5.5 + PAIR_SIDE, PAIR_SIDE, 3.5, date, align="C")
 
     def _header(self, y: float) -> float:
         return self._table_header(COLUMNS, y)
@@ -86,7 +177,7 @@ def comparison_row(nodule: NoduleReport) -> list[str]:
         _size(g.current_volume_mm3, g.current_mean_diameter_mm),
         change,
         g.vdt_text,
-        g.trend,
+        SHORT_TRENDS.get(g.trend, g.trend),
         rads,
     ]
 

@@ -68,6 +68,11 @@ class NodulePage(ReportCanvas):
         y += 5.5
         if result is None:
             y = self.para(x, y, w, "Not analysed: the model has not scored this nodule.", 9)
+        elif result.warnings:  # a warning instead of a confident score
+            self.font(14, "B")
+            self.put(x, y, w, 8, "Out of distribution")
+            y = self.para(x, y + 8.5, w, "; ".join(result.warnings), 8.5)
+            y = self.para(x, y + 1, w, f"The model's score ({result.score_text}) is not reliable here.", 8)
         else:
             p, u = result.malignancy, result.uncertainty
             self.font(20, "B")
@@ -75,16 +80,20 @@ class NodulePage(ReportCanvas):
             self.put(x, y, self.get_string_width(text) + 3, 9, text)
             offset = self.get_string_width(text) + 3
             self.font(10)
-            self.put(x + offset, y + 1.6, w - offset, 7, f"± {100 * u:.1f}% (uncertainty)")
+            low, high = result.interval or (p, p)
+            spread = f"interval {100 * low:.0f}-{100 * high:.0f}%, ± {100 * u:.1f}%"
+            self.put(x + offset, y + 1.6, w - offset, 7, spread)
             y += 10
             self.gauge(x, y, w - 4, p, u)
             y += 8.5
-            y = self.para(
-                x, y, w,
-                "Probability of malignancy; ± is the spread over the nodule's slices and their mirror images "
-                "(views that disagree give a larger spread).",
-                7,
-            )  # fmt: skip
+            note = (
+                "Probability of malignancy (calibrated); the interval is its range over eight orientations "
+                "of the nodule (not a confidence interval with a guaranteed coverage); ± is the spread over "
+                "its slices and their mirror images."
+            )
+            if result.indeterminate:
+                note += " Indeterminate: the interval crosses the 10 % / 70 % decision band."
+            y = self.para(x, y, w, note, 7)
         if reader is not None and reader.malignancy is not None:
             y = self.para(
                 x, y + 1.2, w,

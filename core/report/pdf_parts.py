@@ -114,9 +114,9 @@ class ReportCanvas(FPDF):
         columns = [
             ("Rank", 10.0, "C"),
             ("Marker", 20.0, "L"),
-            ("Location", 44.0, "L"),
+            ("Location", 40.0, "L"),
             ("Diameter", 16.0, "R"),
-            ("Malignancy", 25.0, "R"),
+            ("Malignancy", 29.0, "R"),
             ("Lung-RADS", 19.0, "C"),
             ("Reader-confirmed", CONTENT_W - 134.0, "L"),
         ]
@@ -139,14 +139,15 @@ class ReportCanvas(FPDF):
         self.set_line_width(0.3)
         self.line(MARGIN, y, PAGE_W - MARGIN, y)
         note = (
-            "Malignancy: the model's probability of malignancy, ± the spread over the nodule's slices and "
-            "their mirror images. Diameter: the reader's marker. Lung-RADS: estimated from the model's "
-            "texture guess and the marker diameter (reader-confirmed ratings take precedence). Each nodule "
-            "has its own page below, in this order."
+            "Malignancy: the model's calibrated probability of malignancy and its range over eight "
+            "orientations ('?': it crosses the 10 % / 70 % decision band; 'out of distribution': no "
+            "reliable score, see its page). Diameter: the reader's marker. Lung-RADS: estimated from the "
+            "model's texture guess and the marker diameter (reader-confirmed ratings take precedence). Each "
+            "nodule has its own page below, in this order."
         )
         if y + 12 <= BODY_BOTTOM:
             self.set_text_color(*MUTED)
-            self.para(MARGIN, y + 1.5, CONTENT_W, note, 7.5, max_lines=3)
+            self.para(MARGIN, y + 1.5, CONTENT_W, note, 7.5, max_lines=4)
             self.set_text_color(*TEXT)
 
     def _table_header(self, columns, y: float) -> float:
@@ -308,7 +309,12 @@ class ReportCanvas(FPDF):
 def _table_row(nodule: NoduleReport, analysed: int) -> list[str]:
     marker, result, reader = nodule.marker, nodule.result, nodule.reader
     if result is not None:
-        malignancy = f"{100 * result.malignancy:.0f}% ± {100 * result.uncertainty:.1f}%"
+        malignancy = f"{100 * result.malignancy:.0f}%"
+        if result.interval is not None:
+            low, high = result.interval
+            malignancy += f" ({100 * low:.0f}-{100 * high:.0f}%)" + (" ?" if result.indeterminate else "")
+        if result.warnings:
+            malignancy = "out of distribution"
         rank = str(nodule.rank)
     else:
         malignancy, rank = "not analysed", "-"

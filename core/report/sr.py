@@ -41,6 +41,9 @@ in the Coding Scheme Identification Sequence with responsible organisation "MTMR
     |     |  +- HAS CONCEPT MOD  Algorithm Identification (TID 4019): (111001, DCM) name,
     |     |                      (111003, DCM) version, (111002, DCM, "Algorithm Parameters"):
     |     |                      "trained on ...", "intended use: ...", "weights SHA-256 ..."
+    |     +- CONTAINS  TEXT (MALIGNANCYINTERVAL, 99MTMR) = "p = 0.34 (0.22-0.47) - ..." the TTA interval
+    |     |              (core.model.inference), "indeterminate" when it crosses the decision band
+    |     +- CONTAINS  TEXT (OODWARNING, 99MTMR) per out-of-distribution reason (core.model.ood)
     |     +- CONTAINS  NUM (SUBTLETY .. TEXTURE, 99MTMR, "LIDC ... rating (1-n)") [{score}] x 8:
     |     |              the model's attribute scores; method MODEL and Algorithm Identification
     |     +- CONTAINS  NUM (MALIGNANCY and the eight attribute codes, 99MTMR) [{score}]: each rating
@@ -143,6 +146,7 @@ from core.report.sr_evidence import (
     read_headers,
 )
 from core.report.sr_follow_up import prior_evidence, prior_measurements, trend_evaluation
+from core.report.sr_notes import model_notes
 from core.report.sr_volumetric import mask_measurements, seg_evidence, segment_references
 from core.util.atomic import atomic_write_bytes
 
@@ -387,10 +391,12 @@ def _nodule_group(
     if segment is not None:  # TID 1411: the region is the SEG's segment
         method = nodule.mask.method if nodule.mask is not None else ""
         measurements += mask_measurements(nodule, method)
-        return hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
+        group = hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
             referenced_segment=segment, measurements=measurements, **common
         )
-    return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
+        group[0].ContentSequence.extend(model_notes(result))
+        return group
+    group = hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
         referenced_region=hd.sr.ImageRegion3D(
             graphic_type=hd.sr.GraphicTypeValues3D.POINT,
             graphic_data=np.array([[round(float(v), 3) for v in marker.centre_mm]]),
@@ -400,6 +406,8 @@ def _nodule_group(
         measurements=measurements,
         **common,
     )
+    group[0].ContentSequence.extend(model_notes(result))
+    return group
 
 
 def _placeholder_group() -> hd.sr.MeasurementsAndQualitativeEvaluations:

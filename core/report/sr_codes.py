@@ -75,6 +75,12 @@ TREND_VALUES = {
 }
 DISCLAIMER = _code("DISCLAIMER", "Disclaimer")
 IMAGE_WARNING = _code("IMAGEWARNING", "Warning about the images read")
+MALIGNANCY_INTERVAL = _code("MALIGNANCYINTERVAL", "Malignancy probability interval")
+OOD_WARNING = _code("OODWARNING", "Out-of-distribution warning")
+INTERVAL_NOTE = (
+    "range over 8 orientations of the central slice (test-time augmentation), calibrated; "
+    "not a confidence interval with a guaranteed coverage"
+)
 
 CT_OF_CHEST = hd.sr.CodedConcept(value="169069000", scheme_designator="SCT", meaning="CT of chest")
 QUALITATIVE_EVALUATIONS = hd.sr.CodedConcept(

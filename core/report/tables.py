@@ -103,6 +103,9 @@ def _nodule(nodule: NoduleReport) -> dict:
         "slice": nodule.slice_number,
         "analysed": result is not None,
         "malignancy_probability": _finite(result.malignancy) if result else None,
+        "malignancy_interval": [_finite(v) for v in result.interval] if result and result.interval else None,
+        "indeterminate": result.indeterminate if result else None,
+        "ood_warnings": list(result.warnings) if result else [],
         "uncertainty": _finite(result.uncertainty) if result else None,
         "attributes": _scores(result.attributes) if result else {},
         "reader": None
@@ -188,8 +191,15 @@ def report_from_json(data: Mapping) -> StudyReport:
             scores = {name: entry["score"] for name, entry in item["attributes"].items()}
             result = None
             if item["analysed"]:
+                interval = item.get("malignancy_interval")
                 result = NoduleResult(
-                    marker.id, item["malignancy_probability"], item["uncertainty"], scores, item["rank"]
+                    marker.id,
+                    item["malignancy_probability"],
+                    item["uncertainty"],
+                    scores,
+                    item["rank"],
+                    interval=tuple(interval) if interval else None,
+                    warnings=tuple(item.get("ood_warnings", ())),
                 )
             measured = item.get("measurement")
             label = None

@@ -124,3 +124,20 @@ def test_a_nodule_not_yet_analysed_says_what_the_empty_model_input_will_show(sho
     result = NoduleResult("m2", 0.4, 0.05, dict(SCORES), rank=1)
     panel.show_nodule(sphere_volume(6.0), NoduleMarker("m2", "N2", (0.0, 0.0, 0.0), 8.0), result, None, "")
     assert panel.cam_note.text() == ""  # analysed: its map is on the way
+
+
+@pytest.mark.parametrize("shown", [(1280, 800)], indirect=True)
+def test_the_same_nodule_shown_again_keeps_its_slices_and_a_moved_one_or_another_study_gets_new_ones(shown):
+    _, panel = shown
+    volume, marker = sphere_volume(6.0), NoduleMarker("m2", "N2", (0.0, 0.0, 0.0), 8.0)
+    panel.show_nodule(volume, marker, None, None, "")
+    before = panel.patches["axial"].image.image
+    panel.show_nodule(
+        volume, marker, None, None, "", "right upper zone"
+    )  # its lungs found: cut again (~2 ms)
+    assert panel.patches["axial"].image.image is before and "right upper zone" in panel.title.text()
+    panel.show_nodule(volume, NoduleMarker("m2", "N2", (1.0, 0.0, 0.0), 8.0), None, None, "")  # moved
+    moved = panel.patches["axial"].image.image
+    assert moved is not before
+    panel.show_nodule(sphere_volume(6.0), NoduleMarker("m2", "N2", (1.0, 0.0, 0.0), 8.0), None, None, "")
+    assert panel.patches["axial"].image.image is not moved  # the same marker in another study

@@ -103,3 +103,103 @@ def test_a_study_is_shown_one_view_per_turn_of_the_event_loop(window, monkeypatc
     assert window.workspace.views["coronal"].image.image is None
     window.workspace.render("coronal")
     assert window.workspace.views["coronal"].image.image is not None
+
+
+def _reopen(window, qtbot) -> None:
+    window.volume = None
+    window.open_path(window.source)  # loaded again: a new volume, shown step by step
+    qtbot.waitUntil(lambda: window.volume is not None and not window.busy, timeout=30_000)
+
+
+def test_a_study_opens_with_its_nodule_drawn_selected_once_in_each_view_never_on_the_last_ones_slices(
+    window, qtbot, monkeypatch
+):
+    from core.nodule.markers import NoduleMarker
+
+    marker = NoduleMarker("m1", "N1", tuple(window.volume.voxel_to_mm([2.0, 3.0, 4.0])), 4.0)
+    window.markers.reset([marker])  # saved with the study
+    last = window.volume
+    drawn = []
+    for name, layer in window.workspace.layers.items():
+        real = layer.draw
+        monkeypatch.setattr(
+            layer,
+            "draw",
+            lambda volume, markers, selected, n=name, r=real: (
+                drawn.append((n, id(volume), selected)) or r(volume, markers, selected)
+            ),
+        )
+    _reopen(window, qtbot)
+    assert window.volume is not last
+    # each view's markers once, on its own slice, with the nodule opened on already selected (they
+    # were drawn on the last study's slices while the lists changed, then again for the selection)
+    assert sorted(drawn) == [(name, id(window.volume), "m1") for name in sorted(window.workspace.layers)]
+    assert window.markers.selected == "m1" and window.review.detail.marker == marker
+
+
+def test_a_timer_due_while_a_step_ran_goes_before_the_next_step(window, qtbot, monkeypatch):
+    from PySide6.QtCore import QTimer
+
+    order = []
+    real_open_on, real_views = window._open_on, window._show_views
+
+    def open_on(*args):
+        real_open_on(*args)  # schedules the views' step
+        QTimer.singleShot(1, lambda: order.append("timer"))  # an animation, a key repeat, a tick
+        order.append("open_on")
+
+    monkeypatch.setattr(window, "_open_on", open_on)
+    monkeypatch.setattr(window, "_show_views", lambda *args: order.append("views") or real_views(*args))
+    _reopen(window, qtbot)
+    assert order == ["open_on", "timer", "views"]  # the views' step waited its turn: no two back to back
+
+
+def test_while_the_next_study_is_shown_a_click_or_a_centring_in_the_views_does_nothing(window):
+    import numpy as np
+
+    ws = window.workspace
+    ws.leave()  # as the next study's lists are shown, before its views
+    ws.tool = "marker"
+    ws._clicked("axial", np.array([2.0, 3.0, 4.0]))  # would place a marker in the last study's space
+    ws.centre_on_mm((0.0, 0.0, 0.0))  # a row of the new list picked, an analysis ending
+    assert len(window.markers) == 0 and ws.volume is None
+
+
+def test_the_recent_list_is_written_off_the_window_thread_and_not_when_unchanged(tmp_path, monkeypatch):
+    import threading
+
+    from PySide6.QtCore import QSettings
+
+    import app.settings as settings_module
+
+    written = []
+    real = settings_module._write
+    monkeypatch.setattr(
+        settings_module,
+        "_write",
+        lambda *args: written.append((threading.current_thread(), args[3])) or real(*args),
+    )
+    path = tmp_path / "settings.ini"
+    settings = settings_module.Settings(QSettings(str(path), QSettings.Format.IniFormat))
+    settings.add_recent("/studies/a")
+    settings.add_recent("/studies/b")
+    assert settings.recent() == ["/studies/b", "/studies/a"]  # at once, whether written yet or not
+    settings.add_recent("/studies/b")  # reopened: first already, nothing to write (it held the window)
+    settings_module._WRITER.submit(lambda: None).result()  # one writer thread: the earlier ones are done
+    assert [items for _, items in written] == [["/studies/a"], ["/studies/b", "/studies/a"]]
+    assert all(thread is not threading.main_thread() for thread, _ in written)
+    assert "/studies/b, /studies/a" in path.read_text()  # on disk, in the order last set
+    assert (
+        settings_module.Settings(QSettings(str(path), QSettings.Format.IniFormat)).recent()[0] == "/studies/b"
+    )
+
+
+def test_the_lungs_are_found_once_the_study_is_shown_not_beside_its_steps(window, qtbot, monkeypatch):
+    started = []
+    real = window.review._start
+    monkeypatch.setattr(
+        window.review, "_start", lambda job, done: started.append(window._showing) or real(job, done)
+    )
+    _reopen(window, qtbot)
+    assert started == [None]  # its Python took the interpreter from the window while the steps ran
+    assert window.review.lungs is not None and window.review.lungs.volume is window.volume

@@ -48,6 +48,8 @@ def test_marker_files_give_the_truth_pairs_growth_and_the_exam(follow_up, tmp_pa
     assert data["interval_days"] == 400 and data["current"]["date"] == "2026-01-01"
     assert all(p["trend"] and p["lung_rads"]["rule"] for p in data["pairs"])
     assert data["exam"]["category"] in captured.out and "exam: Lung-RADS" in captured.out
+    volume = data["repeatability"]["volume_percent"]
+    assert f"measurement error: a change under {volume:g} % of the smaller volume" in captured.out
     assert "compare: loading the prior study" in captured.err and "Traceback" not in captured.err
 
 

@@ -136,8 +136,9 @@ def test_seg_holds_one_segment_per_measured_marker(study, tmp_path, capsys):
     numbers = {s.SegmentLabel: int(s.SegmentNumber) for s in segmentation.SegmentSequence}
     pixels = segmentation.get_pixels_by_source_instance(uids, segment_numbers=sorted(numbers.values()))
     for label, number in numbers.items():
-        # the SEG holds the mask's voxels; volume_mm3 is partial-volume corrected (core.measure.axes)
-        assert pixels[..., number - 1].sum() == pytest.approx(voxels[label], rel=0.05)
+        # the SEG holds the mask's voxels; volume_mm3 is partial-volume corrected (core.measure.axes:
+        # its band also counts the nodule tissue a tight mask left out, 13 voxels on N3's 146)
+        assert pixels[..., number - 1].sum() == pytest.approx(voxels[label], rel=0.10)
     assert f"wrote {seg}: 2 segment(s)" in capsys.readouterr().out
     errors, _ = dciodvfy(seg)
     assert errors == []

@@ -17,6 +17,8 @@ import pytest
 import core.report.export as export
 import core.report.tables as tables
 from main import main
+from tests.core.report.test_pdf import pages_text
+from tests.core.report.test_pdf_follow_up import images_per_page
 from tests.dicom_factory import write_series
 
 PHI = ("Quackenbush^Ermintrude", "MRN-77340912", "19411123", "Ravensworth Clinic", "Quackenbush Thorax")
@@ -322,7 +324,8 @@ def test_a_marker_that_cannot_be_measured_is_noted_and_the_report_written(study,
 
 def test_a_saved_follow_up_reading_gives_the_tables_prior_size_change_and_vdt(study, model, tmp_path, capsys):
     """The series' session holds a follow-up reading (as ``compare`` or the viewer saves it) pairing N1
-    with a prior nodule and calling N2 new: the CSV and JSON carry it."""
+    with a prior nodule and calling N2 new: the CSV and JSON carry it, the PDF N1's prior and current
+    key images (the prior loaded from where its session says it was opened) with their dates."""
     import csv
     import datetime as dt
 
@@ -356,9 +359,17 @@ def test_a_saved_follow_up_reading_gives_the_tables_prior_size_change_and_vdt(st
     prior_files = write_series(tmp_path / "prior", 3, study_uid="1.2.9", series_uid="1.2.9.1")
     SessionStore().save(Session("1.2.9", "1.2.9.1", source=str(tmp_path / "prior")))  # where it was opened
     out = tmp_path / "out"
-    assert main(report(study, model, out, "--format", "csv,json,sr")) == 0
+    assert main(report(study, model, out, "--format", "csv,json,sr,pdf")) == 0
     captured = capsys.readouterr()
     assert "1 nodule(s) paired with a prior, 1 new" in captured.err and no_phi(captured.out + captured.err)
+    assert "prior key images" not in captured.err
+    comparison = pages_text(out / "report.pdf")[1]
+    assert (
+        "N1 (prior p1)" in comparison
+        and "Prior 2025-01-01" in comparison
+        and "Current 2026-01-01" in comparison
+    )
+    assert images_per_page(out / "report.pdf")[2] == 2
     rows = {r["marker_name"]: r for r in csv.DictReader((out / "ranking.csv").open())}
     assert rows["N1"]["follow_up_status"] == "growing" and rows["N1"]["prior_volume_mm3"] == "65.0"
     assert rows["N1"]["vdt_days"] == "365.0" and rows["N1"]["volume_change_percent"] == "100.0"
@@ -378,7 +389,7 @@ def test_a_prior_study_that_cannot_be_found_is_a_note_and_the_sr_is_written(stud
     import numpy as np
 
     from core.dicom.series import load_series
-    from core.followup.compare import FollowUp, NewNodule, StudyInfo
+    from core.followup.compare import FollowUp, NewNodule, PairedNodule, StudyInfo
     from core.followup.register import Registration
     from core.reading.session import Session, SessionStore
     from core.reading.session_key import session_key
@@ -387,13 +398,18 @@ def test_a_prior_study_that_cannot_be_found_is_a_note_and_the_sr_is_written(stud
     volume = load_series(sorted(folder.iterdir()))
     day = dt.date(2026, 1, 1)
     new = (NewNodule("a1", "2.25.2", None, None),)
+    pair = (PairedNodule("p1", "b2", "2.25.1", 0.5, False, None, None, "prior marker p1 not measured: air"),)
     reading = FollowUp(
         StudyInfo("1.2.9", "1.2.9.1", day.replace(year=2025)), StudyInfo(*session_key(volume), day),
-        Registration(np.eye(4), 0.5, 2.0), (), new, ("p1",), {}, "1", "", "continue annual screening",
+        Registration(np.eye(4), 0.5, 2.0), pair, new, (), {}, "1", "", "continue annual screening",
     )  # fmt: skip
     SessionStore().save(Session(*session_key(volume), follow_up=reading.to_dict()))
     SessionStore().save(Session("1.2.9", "1.2.9.1", source=str(tmp_path / "gone")))  # moved away since
     out = tmp_path / "out"
-    assert main(report(study, model, out, "--format", "sr")) == 0
-    assert "the prior study's files were not found" in capsys.readouterr().err
+    assert main(report(study, model, out, "--format", "sr,pdf")) == 0
+    err = capsys.readouterr().err
+    assert "the prior study's files were not found" in err
+    assert "the prior study's images were not found: the PDF has no prior key images" in err
     assert "PertinentOtherEvidenceSequence" not in pydicom.dcmread(out / "report.dcm")
+    assert "Comparison with the prior study" in pages_text(out / "report.pdf")[1]
+    assert images_per_page(out / "report.pdf").get(2, 0) == 0  # no prior images: none drawn

@@ -84,3 +84,12 @@ def test_evaluate_refuses_a_cell_with_the_old_rendering_options(tmp_path, model,
     with pytest.raises(SystemExit):
         _run(*argv, "4mm-soft-low")
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_evaluate_refuses_noise_beyond_a_scan_protocols_range(tmp_path, model, specs, capsys):
+    out = tmp_path / "metrics.json"
+    argv = ("evaluate", "--split", "val", "--model", str(model), "--out", str(out), "--noise", "500")
+    assert _run(*argv) == 2
+    err = capsys.readouterr().err
+    assert "noise must be 0-200 HU" in err and "Traceback" not in err
+    assert not specs and not out.exists()

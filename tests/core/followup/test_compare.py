@@ -100,8 +100,22 @@ def test_the_record_reads_back_as_it_was_written(result):
         "lungrads_growth", "volume_growth", "lung_rads",
     }  # fmt: skip
     assert all(keys <= set(p) for p in data["pairs"])
-    assert set(data) >= {"registration", "pairs", "new", "resolved", "exam"}
+    assert set(data) >= {"registration", "pairs", "new", "resolved", "exam", "repeatability"}
     assert data["exam"]["category"] == result.category
+
+
+def test_the_record_names_the_measurement_error_it_was_judged_by(result):
+    """The measured repeatability by default; a record saved before it was kept reads with today's."""
+    from core.followup.growth import Repeatability
+    from core.measure.measurement import REPEATABILITY_DIAMETER_MM, REPEATABILITY_VOLUME_PERCENT
+
+    data = json.loads(json.dumps(result.to_dict()))
+    assert data["repeatability"] == {
+        "volume_percent": REPEATABILITY_VOLUME_PERCENT,
+        "diameter_mm": REPEATABILITY_DIAMETER_MM,
+    }
+    del data["repeatability"]
+    assert FollowUp.from_dict(data).repeatability == Repeatability()
 
 
 @pytest.mark.parametrize(
@@ -114,6 +128,8 @@ def test_the_record_reads_back_as_it_was_written(result):
         lambda d: d["registration"].update(current_to_prior=[[1, 0], [0, 1]]),
         lambda d: d["new_nodules"][0]["lung_rads"].update(colour="red"),
         lambda d: d.update(overrides={"pairs": "n1 with n2"}),
+        lambda d: d.update(repeatability={"volume_percent": -5.0}),
+        lambda d: d.update(repeatability={"percent": 5.0}),
     ],
 )
 def test_a_damaged_record_is_a_value_error(result, damage):

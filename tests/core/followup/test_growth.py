@@ -17,6 +17,7 @@ from core.followup.growth import (
 )
 
 DAY0 = dt.date(2024, 1, 10)
+PRECISE = Repeatability(volume_percent=10.0, diameter_mm=1.5)  # a measurement repeating to 10 %
 
 
 def point(days: int, diameter: float, volume: float | None = None) -> TimePoint:
@@ -63,7 +64,7 @@ def test_vdt_from_diameters_when_no_volume_treats_the_nodule_as_a_sphere():
 
 
 def test_shrinking_nodule_has_no_doubling_time_only_the_word():
-    result = growth(point(0, 8.0, 268.0), point(180, 6.0, 113.0))
+    result = growth(point(0, 8.0, 268.0), point(180, 6.0, 113.0), PRECISE)
     assert result.trend == "shrinking"
     assert result.vdt_days is None and result.vdt_band is None
     assert result.vdt_text == "shrinking"
@@ -88,8 +89,9 @@ def test_change_smaller_than_repeatability_is_labelled_as_measurement_error():
 
 
 def test_without_volumes_the_diameter_repeatability_decides():
-    assert growth(point(0, 6.0), point(90, 7.0)).trend == "change within measurement error"
-    assert growth(point(0, 6.0), point(90, 4.0)).trend == "shrinking"
+    limit = Repeatability(diameter_mm=1.5)
+    assert growth(point(0, 6.0), point(90, 7.0), limit).trend == "change within measurement error"
+    assert growth(point(0, 6.0), point(90, 4.0), limit).trend == "shrinking"
 
 
 @pytest.mark.parametrize(
@@ -120,7 +122,7 @@ def test_vdt_bands(vdt, band):
 
 
 def test_same_day_pair_has_no_doubling_time():
-    result = growth(point(0, 6.0, 100.0), point(0, 6.0, 150.0))
+    result = growth(point(0, 6.0, 100.0), point(0, 6.0, 150.0), PRECISE)
     assert result.trend == "growing" and result.vdt_days is None
     assert "same day" in result.vdt_text
 
@@ -142,3 +144,32 @@ def test_time_point_from_a_measurement_record():
     measured = SimpleNamespace(mean_diameter_mm=7.5, volume_mm3=220.0, solid_diameter_mm=None)
     assert TimePoint.from_measurement(DAY0, measured) == TimePoint(DAY0, 7.5, 220.0, None)
     assert set(growth(point(0, 6.0), point(1, 6.0)).to_dict()) >= {"vdt_days", "trend", "interval_days"}
+
+
+def test_by_default_the_measured_repeatability_decides_what_is_within_measurement_error():
+    """The defaults are the shipped segmenter's 95 % limits (bench/bench_segmentation.py), not the
+    10 % / 1.5 mm placeholders: a change just inside them is measurement error, just outside real."""
+    from core.measure.measurement import REPEATABILITY_DIAMETER_MM, REPEATABILITY_VOLUME_PERCENT
+
+    assert Repeatability() == Repeatability(REPEATABILITY_VOLUME_PERCENT, REPEATABILITY_DIAMETER_MM)
+    assert (REPEATABILITY_VOLUME_PERCENT, REPEATABILITY_DIAMETER_MM) != (10.0, 1.5)
+    inside = 100.0 * (1 + (REPEATABILITY_VOLUME_PERCENT - 1) / 100)
+    outside = 100.0 * (1 + (REPEATABILITY_VOLUME_PERCENT + 1) / 100)
+    assert growth(point(0, 6.0, 100.0), point(365, 6.5, inside)).trend == "change within measurement error"
+    assert growth(point(0, 6.0, 100.0), point(365, 6.5, outside)).trend == "growing"
+    d = REPEATABILITY_DIAMETER_MM
+    assert growth(point(0, 6.0), point(365, 6.0 + d - 0.1)).trend == "change within measurement error"
+    assert growth(point(0, 6.0), point(365, 6.0 + d + 0.1)).trend == "growing"
+    text = f"{REPEATABILITY_VOLUME_PERCENT:g} % of the smaller volume ({d:g} mm of the mean diameter"
+    assert Repeatability().text == text + " without volumes)"
+
+
+def test_a_volume_change_is_judged_over_the_smaller_volume_as_the_repeatability_was_measured():
+    """The bench measures |dV| / the smaller volume; a shrinkage from 100 to 70 mm3 is 43 % of the
+    smaller volume (30 % of the prior): beyond a 40 % repeatability, as a growth from 70 to 100 is."""
+    limit = Repeatability(volume_percent=40.0)
+    assert growth(point(0, 6.0, 100.0), point(365, 5.5, 70.0), limit).trend == "shrinking"
+    assert growth(point(0, 5.5, 70.0), point(365, 6.0, 100.0), limit).trend == "growing"
+    assert (
+        growth(point(0, 6.0, 100.0), point(365, 5.8, 75.0), limit).trend == "change within measurement error"
+    )

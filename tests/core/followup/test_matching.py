@@ -2,7 +2,7 @@
 
 import pytest
 
-from core.followup.matching import Candidate, Overrides, gate_mm, match
+from core.followup.matching import Candidate, Overrides, gate_mm, match, nearest
 
 
 def shift(dx: float, dy: float = 0.0, dz: float = 0.0):
@@ -97,3 +97,35 @@ def test_bad_candidates_and_transforms_say_why():
         Candidate("x", (0, 0, 0), 0)
     with pytest.raises(ValueError, match="no finite point"):
         match([Candidate("a", (0, 0, 0), 6)], [], lambda p: (float("inf"), 0, 0))
+
+
+def test_the_readers_pair_and_unpair_make_the_next_overrides():
+    priors = [Candidate("a", (0, 0, 0), 6), Candidate("b", (30, 0, 0), 6)]
+    currents = [Candidate("1", (1, 0, 0), 6), Candidate("2", (31, 0, 0), 6)]
+    # unpairing an automatic pair: both sides unpaired, the other pair kept
+    apart = Overrides().unpair("a", "1")
+    result = match(priors, currents, overrides=apart)
+    assert {(p.prior_id, p.current_id) for p in result.pairs} == {("b", "2")}
+    assert result.new == ("1",) and result.resolved == ("a",)
+    # pairing the unpaired current nodule with the far prior: a's old partner left, b's too
+    moved = apart.pair("b", "1")
+    assert moved == Overrides(pairs=(("b", "1"),), unpaired=(("a", "1"),))
+    result = match(priors, currents, overrides=moved)
+    assert {(p.prior_id, p.current_id, p.manual) for p in result.pairs} == {("b", "1", True)}
+    assert result.new == ("2",) and result.resolved == ("a",)  # a and 2 are 31 mm apart
+    # pairing again replaces the hand-made pair of either nodule; pairing an unpaired couple lifts it
+    again = moved.pair("a", "1")
+    assert again == Overrides(pairs=(("a", "1"),), unpaired=())
+    # unpairing a hand-made pair takes it back and keeps the two apart
+    assert again.unpair("a", "1") == Overrides(pairs=(), unpaired=(("a", "1"),))
+    assert again.unpair("a", "1").unpair("a", "1") == Overrides(unpaired=(("a", "1"),))  # once
+
+
+def test_nearest_lists_prior_nodules_by_registered_distance():
+    priors = {"far": (40.0, 0.0, 0.0), "near": (10.0, 0.0, 0.0)}
+
+    def shift(p):  # the registration: 10 mm to the right
+        return (p[0] - 10.0, p[1], p[2])
+
+    assert nearest(priors, (0.0, 0.0, 0.0), shift) == [("near", 0.0), ("far", 30.0)]
+    assert nearest({}, (0.0, 0.0, 0.0), shift) == []

@@ -230,7 +230,8 @@ def test_core_font_fallback_writes_latin1(tmp_path, monkeypatch):
     path = write_pdf(report, volume, tmp_path / "core.pdf")
     texts = pages_text(path)
     assert len(texts) == 2
-    assert "OTSUKA, JIRO" in texts[0] and "??-7" in texts[0] and "±" in texts[0]
+    assert "OTSUKA, JIRO" in texts[0] and "??-7" in texts[0]
+    assert "±" in texts[1]  # Latin-1 is kept (the summary table shows the interval, the nodule page ±)
 
 
 def test_key_image_and_triptych_show_the_nodule_ringed_and_radiologically():
@@ -276,3 +277,20 @@ def test_views_do_not_depend_on_how_the_series_was_stored():
         assert np.abs(a.astype(int) - b).max() <= 1, view  # the same picture, to rounding
     outside = view_image(volume, (0.0, 0.0, 500.0), 8.0, "axial", 32, 50.0, ring=False)
     assert not outside.any()  # a slice beyond the scan is black
+
+
+def test_interval_indeterminate_and_out_of_distribution_are_printed(tmp_path):
+    report, volume = synthetic_report(2, **PATIENT)
+    first, second = (n.result for n in report.nodules)
+    results = {
+        first.id: replace(first, malignancy=0.34, interval=(0.08, 0.47)),
+        second.id: replace(second, warnings=("slice thickness 5.00 mm outside the model's 0.83-1.88 mm",)),
+    }
+    markers = [n.marker for n in report.nodules]
+    report = build_report(volume, markers, results, {}, CARD, reader_name="Dr Who")
+    texts = [" ".join(t.split()) for t in pages_text(write_pdf(report, volume, tmp_path / "r.pdf"))]
+    assert "34% (8-47%) ?" in texts[0] and "out of distribution" in texts[0]
+    pages = {n.marker.id: texts[1 + i] for i, n in enumerate(report.nodules)}
+    assert "interval 8-47%" in pages[first.id] and "Indeterminate" in pages[first.id]
+    ood = pages[second.id]
+    assert "Out of distribution" in ood and "slice thickness 5.00 mm" in ood and "not reliable" in ood

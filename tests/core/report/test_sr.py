@@ -325,3 +325,29 @@ def test_a_source_that_is_not_dicom_is_named(series, tmp_path):
     with pytest.raises(ValueError, match=r"^notes\.txt: not a readable DICOM file \(.+\)$"):
         srmod.write_sr(make_report(volume, 1), [*files, bad], tmp_path / "report.dcm")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_interval_and_out_of_distribution_warnings_sit_beside_the_probability(series, tmp_path):
+    files, volume = series
+    ms = markers(2)
+    results = {
+        ms[0].id: NoduleResult(ms[0].id, 0.34, 0.01, dict(ATTRS), interval=(0.08, 0.47)),
+        ms[1].id: NoduleResult(
+            ms[1].id, 0.2, 0.01, dict(ATTRS), interval=(0.15, 0.25), warnings=("modality MR, not CT",)
+        ),
+    }
+    report = build_report(volume, ms, results, {}, CARD, reader_name="")
+    path = srmod.write_sr(report, files, tmp_path / "notes.dcm")
+    assert_valid(path)
+    groups = by_uid(hd.sr.srread(path))
+
+    def texts(nodule, code_value):
+        items = groups[nodule.tracking_uid][0].ContentSequence
+        return [c.TextValue for c in items if c.ConceptNameCodeSequence[0].value == code_value]
+
+    first, second = (next(n for n in report.nodules if n.marker.id == m.id) for m in ms)
+    [interval] = texts(first, "MALIGNANCYINTERVAL")
+    assert interval.startswith("p = 0.34 (0.08-0.47)") and "indeterminate" in interval
+    assert "not a confidence interval" in interval and texts(first, "OODWARNING") == []
+    assert "indeterminate" not in texts(second, "MALIGNANCYINTERVAL")[0]
+    assert texts(second, "OODWARNING") == ["score not reliable: modality MR, not CT"]

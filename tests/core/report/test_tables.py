@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -18,6 +20,7 @@ from core.report.tables import (
     CSV_COLUMNS,
     SCHEMA,
     report_csv_rows,
+    report_csv_text,
     report_from_json,
     report_json,
     write_csv,
@@ -203,3 +206,28 @@ def test_non_finite_scores_become_null():
     assert data["nodules"][0]["uncertainty"] is None
     json.dumps(data, allow_nan=False)
     assert report_csv_rows(report)[0]["uncertainty"] is None
+
+
+def test_interval_and_warnings_in_json_and_csv(tmp_path):
+    report = make_report(count=3)
+    first, second = (n for n in report.nodules if n.result is not None)
+    results = {
+        first.marker.id: replace(first.result, interval=(0.05, 0.2)),
+        second.marker.id: replace(second.result, interval=(0.3, 0.5), warnings=("a", "b")),
+    }
+    markers = [n.marker for n in report.nodules]
+    report = build_report(make_volume(), markers, results, {}, CARD)
+    data = report_json(report)
+    items = {item["marker"]["id"]: item for item in data["nodules"]}
+    assert items[first.marker.id]["malignancy_interval"] == [0.05, 0.2]
+    assert items[first.marker.id]["indeterminate"] is True and items[first.marker.id]["ood_warnings"] == []
+    assert items[second.marker.id]["indeterminate"] is False
+    assert items[second.marker.id]["ood_warnings"] == ["a", "b"]
+    assert report_from_json(json.loads(json.dumps(data))) == report  # read back with them
+    rows = {row["marker_id"]: row for row in csv.DictReader(io.StringIO(report_csv_text(report)))}
+    assert (rows[first.marker.id]["malignancy_low"], rows[first.marker.id]["malignancy_high"]) == (
+        "0.05",
+        "0.2",
+    )
+    assert rows[first.marker.id]["indeterminate"] == "True" and rows[first.marker.id]["ood_warnings"] == ""
+    assert rows[second.marker.id]["ood_warnings"] == "a; b"

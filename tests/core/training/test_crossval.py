@@ -168,6 +168,8 @@ def test_train_and_evaluate_on_a_prepared_cache(cache, tmp_path, capsys):
     assert report["split"] == "test" and report["metrics"]["n"] == 2 and "phantom" not in report
     assert report["data"]["cache"] == str(cache.resolve())
     assert report["baselines"]["diameter_only"]["auc"] == 1.0  # fitted on the cache's train patients
+    assert report["metrics"]["temperature"] == 1.0  # no calibration in the card: as the network gives it
+    assert report["metrics"]["ece"] == report["metrics"]["ece_uncalibrated"] >= 0
     # the built-in demo model was trained on other patches: refused, with the reason
     assert main(["evaluate", "--data", str(cache), "--split", "val", "--out", str(metrics)]) == 2
     assert "not the model's preprocessing" in capsys.readouterr().err

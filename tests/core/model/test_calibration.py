@@ -1,0 +1,179 @@
+"""Temperature calibration: the fit recovers a known over-confidence, leaves the ranking alone, lowers
+the ECE; the Predictor applies a card's temperature; ``calibrate`` rewrites only the card."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from core.cli import calibrate as calibrate_cli
+from core.model.calibration import apply_temperature, card_temperature, fit_temperature, logit
+from core.model.checkpoints import CheckpointError, read_card, read_verified, rewrite_card, save_checkpoint
+from core.model.inference import Predictor
+from core.model.patches import PatchConfig
+from core.nodule.prediction import Marker
+from core.training.metrics import expected_calibration_error, roc_auc
+from core.training.reliability import calibrated_ece, reliability_png
+from main import main
+from models.mtmr import MTMRNet, MTMRNetConfig
+from tests.core.model.test_patches import sphere_volume
+
+
+def overconfident(n: int = 20000, factor: float = 2.5, seed: int = 0):
+    """Labels drawn from sigmoid(z) and a model that reports sigmoid(factor * z): T should be ``factor``."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(0.0, 1.5, n)
+    labels = (rng.random(n) < 1 / (1 + np.exp(-z))).astype(float)
+    return labels, 1 / (1 + np.exp(-factor * z))
+
+
+def test_fit_recovers_a_known_overconfidence_and_lowers_the_ece():
+    labels, probs = overconfident()
+    t = fit_temperature(labels, probs)
+    assert t == pytest.approx(2.5, rel=0.05)
+    after = apply_temperature(probs, t)
+    assert expected_calibration_error(labels, after) < 0.02 < expected_calibration_error(labels, probs)
+    assert roc_auc(labels, after) == pytest.approx(roc_auc(labels, probs))  # monotone: ranking kept
+    under = 1 / (1 + np.exp(-0.5 * logit(overconfident(factor=1.0)[1])))  # an under-confident model
+    assert fit_temperature(overconfident(factor=1.0)[0], under) == pytest.approx(0.5, rel=0.05)
+
+
+def test_fit_needs_both_classes():
+    with pytest.raises(ValueError, match="both classes"):
+        fit_temperature(np.zeros(10), np.full(10, 0.3))
+    with pytest.raises(ValueError, match="both classes"):
+        fit_temperature([], [])
+
+
+def test_card_temperature_defaults_to_one():
+    assert card_temperature({}) == 1.0
+    assert card_temperature({"calibration": {"temperature": 2.0}}) == 2.0
+    for broken in ("x", None, -1.0, float("nan"), 0.0):
+        assert card_temperature({"calibration": {"temperature": broken}}) == 1.0
+    assert np.array_equal(apply_temperature([0.2, 0.9], 1.0), [0.2, 0.9])
+
+
+def test_calibrated_ece_reports_both():
+    labels, probs = overconfident(5000)
+    out = calibrated_ece(labels, probs, 2.5)
+    assert out["ece"] < out["ece_uncalibrated"] and out["temperature"] == 2.5
+
+
+def test_reliability_png_draws_two_panels():
+    labels, probs = overconfident(2000)
+    image = Image.open(io.BytesIO(reliability_png(labels, probs, apply_temperature(probs, 2.5), "t")))
+    assert image.format == "PNG" and image.width > 2 * image.height * 0.8
+    pixels = np.asarray(image.convert("RGB"))
+    bars = (pixels == (120, 160, 220)).all(axis=2)  # bar fill colour
+    half = pixels.shape[1] // 2
+    columns = bars.any(axis=0)  # both panels whole, side by side: most of each half's width has bars
+    assert columns[:half].sum() > 0.6 * 360 and columns[half:].sum() > 0.6 * 360
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    torch.manual_seed(0)
+    model = MTMRNet(MTMRNetConfig(depth=18, width=8, input_size=32))
+    card = {
+        "name": "tiny",
+        "version": "0",
+        "trained_on": "x",
+        "preprocessing": PatchConfig(size=32).to_dict(),
+    }
+    save_checkpoint(tmp_path / "m.safetensors", model, card)
+    return tmp_path / "m.safetensors"
+
+
+def test_rewrite_card_keeps_the_weights_and_refuses_a_damaged_file(checkpoint):
+    card, before = read_verified(checkpoint)
+    new = rewrite_card(checkpoint, {"calibration": {"temperature": 2.0}, "weights_sha256": "forged"})
+    card2, after = read_verified(checkpoint)  # verified against the (unchanged) hash
+    assert card2["weights_sha256"] == card["weights_sha256"] == new["weights_sha256"]
+    assert card2["calibration"] == {"temperature": 2.0} and card2["name"] == "tiny"
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    data = bytearray(checkpoint.read_bytes())
+    data[-10] ^= 0xFF
+    checkpoint.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="do not match the hash"):
+        rewrite_card(checkpoint, {"calibration": {"temperature": 3.0}})
+    assert checkpoint.read_bytes() == bytes(data)  # left as it was
+
+
+def test_predictor_applies_the_cards_temperature(checkpoint):
+    volume = sphere_volume(6.0)
+    markers = [Marker("a", (0.0, 0.0, 0.0), 12.0), Marker("b", (10.0, 5.0, 3.0), 6.0)]
+    raw = Predictor(checkpoint, device="cpu").predict(volume, markers)
+    rewrite_card(checkpoint, {"calibration": {"temperature": 3.0}})
+    calibrated = Predictor(checkpoint, device="cpu").predict(volume, markers)
+    for r, c in zip(raw, calibrated, strict=True):
+        assert c.malignancy == pytest.approx(float(apply_temperature(r.malignancy, 3.0)), abs=1e-6)
+        assert c.rank == r.rank and c.malignancy != pytest.approx(r.malignancy)
+
+
+def test_calibrating_makes_earlier_results_stale(checkpoint):
+    from core.nodule.analysed import Analysed, stale_markers
+    from core.nodule.markers import NoduleMarker
+
+    before = Predictor(checkpoint, device="cpu")
+    assert before.identity == before.card["weights_sha256"]  # uncalibrated: as before
+    marker = NoduleMarker("a", "N1", (0.0, 0.0, 0.0), 12.0)
+    result = before.predict(sphere_volume(6.0), [marker.to_inference()])[0]
+    saved = {"a": Analysed(result, marker.centre_mm, marker.diameter_mm, before.identity)}
+    rewrite_card(checkpoint, {"calibration": {"temperature": 3.0}})
+    after = Predictor(checkpoint, device="cpu")  # same weights, other probabilities
+    assert after.card["weights_sha256"] == before.card["weights_sha256"] != after.identity
+    assert stale_markers(saved, [marker], before.identity) == []
+    assert stale_markers(saved, [marker], after.identity) == [marker]
+
+
+def test_calibrate_refuses_the_test_split_and_leaves_the_model(checkpoint, capsys):
+    before = checkpoint.read_bytes()
+    assert main(["calibrate", str(checkpoint), "--split", "test"]) == 2
+    assert "val only" in capsys.readouterr().err and checkpoint.read_bytes() == before
+
+
+def test_calibrate_writes_temperature_and_diagram(checkpoint, tmp_path, monkeypatch, capsys):
+    labels, probs = overconfident(3000)
+    fitted = {"seed": 1, "slice_thickness": 1.25, "pixel_spacing": 0.7, "noise": 20.0, "spec": "k"}
+    monkeypatch.setattr(calibrate_cli, "_validation_outputs", lambda *a: (labels, probs, fitted))
+    weights = read_card(checkpoint)["weights_sha256"]
+    png = tmp_path / "rel.png"
+    assert main(["calibrate", str(checkpoint), "--png", str(png), "--device", "cpu"]) == 0
+    card = read_card(checkpoint)
+    assert card["weights_sha256"] == weights and read_verified(checkpoint)
+    calibration = card["calibration"]
+    assert calibration["temperature"] == pytest.approx(2.5, rel=0.1)
+    assert calibration["fitted_on"]["split"] == "val" and calibration["fitted_on"]["phantom"] == fitted
+    assert calibration["ece_after"] < calibration["ece_before"] and calibration["bins"] == 15
+    assert Image.open(png).format == "PNG" and "ECE" in capsys.readouterr().out
+
+
+def test_calibrate_refuses_a_damaged_model_without_a_traceback(tmp_path, capsys):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a model")
+    assert main(["calibrate", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and "Traceback" not in err
+
+
+def test_calibrate_checks_png_before_work_and_keeps_the_model_when_the_write_fails(
+    checkpoint, tmp_path, monkeypatch, capsys
+):
+    before = checkpoint.read_bytes()
+    assert main(["calibrate", str(checkpoint), "--png", str(tmp_path)]) == 2  # a folder
+    assert "is a folder" in capsys.readouterr().err and checkpoint.read_bytes() == before
+    labels, probs = overconfident(1000)
+    monkeypatch.setattr(calibrate_cli, "_validation_outputs", lambda *a: (labels, probs, {}))
+
+    def full_disk(path, *args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("core.model.checkpoints.write_document_file", full_disk)
+    assert main(["calibrate", str(checkpoint), "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot be rewritten" in err and "unchanged" in err and "Traceback" not in err
+    assert checkpoint.read_bytes() == before
