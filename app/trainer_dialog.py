@@ -3,8 +3,10 @@
 Choose the data (the local library, optionally mixed with the phantom train split), adjust the few
 settings that matter (plain words first, the rest under "Advanced"), start / pause / cancel, watch
 the loss parts and the held-out AUC and attribute error per epoch, then compare the new model with
-the active one on the same held-out studies and activate it, keep it, or discard it. The active model
-and the library are never touched until the reader chooses.
+the active one on the same held-out studies (with the change's bootstrap interval) and activate it,
+keep it, or discard it. Activating a model whose reserved-split AUC or ECE is worse than the active
+one's, or not measured, asks first with both numbers (default No). The active model and the library
+are never touched until the reader chooses.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QSpinBox,
@@ -32,6 +35,8 @@ from PySide6.QtWidgets import (
 
 from app.training_worker import TrainingWorker
 from core.model.registry import ModelRegistry
+from core.reading.finetune.comparison import describe_effect, reserved_split_concerns
+from core.reading.finetune.matrix import QUICK_NODULES, matrix_events
 from core.reading.finetune.options import FinetuneOptions
 from core.reading.finetune.run import keep, run_finetune
 from core.reading.library import Library
@@ -45,6 +50,7 @@ ROWS = [
     ("Sensitivity", lambda m: m["sensitivity"]),
     ("Specificity", lambda m: m["specificity"]),
     ("Attribute MAE", lambda m: m["attributes"]["mean_mae"]),
+    ("ECE (15 bins)", lambda m: m["ece"]),
 ]
 
 
@@ -70,6 +76,12 @@ class TrainerDialog(QDialog):
         self.use_library.setChecked(True)
         self.use_library.setEnabled(False)  # the library is the point of fine-tuning
         self.with_phantoms = QCheckBox("Mix in the phantom training nodules (keeps what the model knew)")
+        self.randomise = QCheckBox(
+            "Render the phantom nodules under random scanners (slice thickness 0.625-5 mm, kernel, dose, "
+            "HU offset), so the model holds across scanners (rendered once, then cached)"
+        )
+        self.randomise.setChecked(FinetuneOptions().randomise)
+        self.with_phantoms.toggled.connect(self.randomise.setEnabled)
         lidc = QCheckBox("A LIDC-IDRI folder (once the LIDC-IDRI importer exists)")
         lidc.setEnabled(False)
         self.split_text = QLabel("A part of your studies is held out for validation automatically.")
@@ -80,9 +92,10 @@ class TrainerDialog(QDialog):
                 "Your nodules come from a single study, so the phantom nodules are mixed in and the "
                 "phantom validation split is held out to check the new model."
             )
+        self.randomise.setEnabled(self.with_phantoms.isChecked())
         data = QGroupBox("Data")
         box = QVBoxLayout(data)
-        for widget in (self.use_library, self.with_phantoms, lidc, self.split_text):
+        for widget in (self.use_library, self.with_phantoms, self.randomise, lidc, self.split_text):
             box.addWidget(widget)
 
         defaults = FinetuneOptions()
@@ -90,10 +103,16 @@ class TrainerDialog(QDialog):
         self.lr_box = _double(1e-5, 1e-1, defaults.lr, 5)
         self.freeze = QCheckBox("Keep the image features as they are (train only the heads)")
         self.freeze.setChecked(defaults.freeze_trunk)
+        self.augment = QCheckBox(
+            "Vary the images while learning (flips, turns, small rotations and scaling, blur/sharpen, "
+            "HU shifts): the model learns what does not change the diagnosis"
+        )
+        self.augment.setChecked(defaults.augment)
         basic = QFormLayout()
         basic.addRow("Passes over the data (epochs)", self.epochs_box)
         basic.addRow("Learning rate (lower changes the model less)", self.lr_box)
         basic.addRow(self.freeze)
+        basic.addRow(self.augment)
         self.trunk_factor = _double(0.0, 1.0, defaults.trunk_lr_factor, 3)
         self.batch = _spin(2, 512, defaults.batch_size)
         self.val_fraction = _double(0.05, 0.5, defaults.val_fraction, 2)
@@ -147,9 +166,22 @@ class TrainerDialog(QDialog):
         self.comparison = QTableWidget(len(ROWS), 2)
         self.comparison.setHorizontalHeaderLabels(["Active model", "New model"])
         self.comparison.setVerticalHeaderLabels([name for name, _ in ROWS])
-        self.comparison.setMaximumHeight(190)
+        self.comparison.setMaximumHeight(220)
         self.verdict = QLabel()
         self.verdict.setWordWrap(True)
+        self.effect = QLabel()
+        self.effect.setWordWrap(True)
+        self.matrix_button = QPushButton(
+            f"Protocol matrix: AUC per scanner on {QUICK_NODULES} reserved-split nodules, new model beside "
+            "the one it started from (takes minutes)"
+        )
+        self.matrix_button.setEnabled(False)
+        self.matrix_button.clicked.connect(self.start_matrix)
+        self.matrix_table = QTableWidget(0, 3)
+        self.matrix_table.setHorizontalHeaderLabels(["Started from", "New model", "Diameter alone"])
+        self.matrix_table.setMaximumHeight(260)
+        self.matrix_worker: TrainingWorker | None = None
+        self.matrix_settings: dict = {}  # run_matrix's cells / nodules / chest_size (smaller in tests)
         self.activate_button = QPushButton("Activate the new model")
         self.keep_button = QPushButton("Keep it without activating")
         self.discard_button = QPushButton("Discard it")
@@ -169,6 +201,9 @@ class TrainerDialog(QDialog):
         layout.addLayout(plots)
         layout.addWidget(self.comparison)
         layout.addWidget(self.verdict)
+        layout.addWidget(self.effect)
+        layout.addWidget(self.matrix_button)
+        layout.addWidget(self.matrix_table)
         layout.addLayout(choice)
         self.resize(900, 900)
 
@@ -179,9 +214,11 @@ class TrainerDialog(QDialog):
             epochs=self.epochs_box.value(),
             lr=self.lr_box.value(),
             freeze_trunk=self.freeze.isChecked(),
+            augment=self.augment.isChecked(),
             trunk_lr_factor=self.trunk_factor.value(),
             batch_size=self.batch.value(),
             with_phantoms=self.with_phantoms.isChecked(),
+            randomise=self.randomise.isChecked(),
             val_fraction=self.val_fraction.value(),
             seed=self.seed.value(),
             patience=self.patience.value(),
@@ -276,6 +313,9 @@ class TrainerDialog(QDialog):
             if ok
             else f"Careful: on the held-out studies the new model is worse ({why})."
         )
+        self.effect.setText(describe_effect(event["effect"]))
+        self.matrix_table.setRowCount(0)
+        self.matrix_button.setEnabled(True)
         for button in (self.activate_button, self.keep_button, self.discard_button):
             button.setEnabled(True)
         self.progress.setRange(0, 1)
@@ -287,6 +327,9 @@ class TrainerDialog(QDialog):
             return
         if what == "discard":
             self.status.setText("Discarded; the active model is unchanged.")
+        elif what == "activate" and not self._insisted(self.registry.active()):
+            self.status.setText("Not activated; the active model is unchanged (you may still keep it).")
+            return
         else:
             version = keep(self.registry, self.finished, activate=what == "activate")
             if what == "activate":
@@ -295,11 +338,72 @@ class TrainerDialog(QDialog):
             else:
                 self.status.setText(f"Kept as {version.label}; the active model is unchanged.")
         self.finished = None
+        self.matrix_button.setEnabled(False)
         if self.run is not None:
             self.run.state.unlink(missing_ok=True)
         self._end_run()
         for button in (self.activate_button, self.keep_button, self.discard_button):
             button.setEnabled(False)
+
+    # -- protocol matrix -------------------------------------------------------------------------------
+    def start_matrix(self) -> None:
+        """Both models' AUC per scan protocol, computed off the GUI thread (``matrix_events``)."""
+        if self.finished is None or self.matrix_worker is not None:
+            return
+        finished, registry, settings = self.finished, self.registry, dict(self.matrix_settings)
+        device = self.options().device
+
+        def events(cancelled):
+            from core.model.device import pick_device
+
+            parent = registry.load(finished["parent"].id)
+            models = {"started from": parent, "new": (finished["model"], finished["card"])}
+            yield from matrix_events(models, device=pick_device(device), **settings)
+
+        self.matrix_worker = TrainingWorker(events)
+        self.matrix_worker.event.connect(self._matrix_event)
+        self.matrix_worker.failed.connect(lambda text: self.status.setText(f"Protocol matrix failed: {text}"))
+        self.matrix_worker.finished.connect(self._matrix_ended)
+        self.matrix_button.setEnabled(False)
+        self.status.setText("Rendering the reserved-split nodules under each scan protocol...")
+        self.matrix_worker.start()
+
+    def _matrix_event(self, event: dict) -> None:
+        if event["event"] == "matrix-model":
+            self.status.setText(f"Protocol matrix: scoring the {event['model']} model...")
+            return
+        rows = event["rows"]
+        self.matrix_table.setRowCount(len(rows))
+        self.matrix_table.setVerticalHeaderLabels([row["cell"] for row in rows])
+        for r, row in enumerate(rows):
+            for c, key in enumerate(("started from", "new", "diameter")):
+                value = row[key]
+                self.matrix_table.setItem(r, c, QTableWidgetItem("n/a" if value is None else f"{value:.3f}"))
+        self.status.setText(
+            f"Protocol matrix on {event['nodules']} labelled reserved-split nodules (rough: few nodules; "
+            "bench/bench_robustness.py gives the full figures). Choose what to do with the new model."
+        )
+
+    def _matrix_ended(self) -> None:
+        self.matrix_worker = None
+        self.matrix_button.setEnabled(self.finished is not None)
+
+    def _insisted(self, active) -> bool:
+        """True when nothing speaks against activating the new model, or the reader insists after
+        seeing the reserved-split figures of both (the question defaults to No)."""
+        concerns = reserved_split_concerns(self.finished["card"], active.card)
+        if not concerns:
+            return True
+        answer = QMessageBox.question(
+            self,
+            "Activate a model that may be worse?",
+            f"Compared with the active model ({active.label}) on the reserved test split:\n\n"
+            + "\n".join(f"- {c}" for c in concerns)
+            + "\n\nActivate the new model anyway?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes
 
     def _failed(self, text: str) -> None:
         self.status.setText(f"Training stopped: {text}. The active model and the library are unchanged.")
@@ -326,9 +430,10 @@ class TrainerDialog(QDialog):
         return f"on {pick_device(self.options().device).upper()}"
 
     def closeEvent(self, event) -> None:
-        if self.worker is not None:
-            self.worker.cancel()
-            self.worker.wait(30_000)
+        for worker in (self.worker, self.matrix_worker):
+            if worker is not None:
+                worker.cancel()
+                worker.wait(30_000)
         super().closeEvent(event)
 
 

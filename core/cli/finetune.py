@@ -48,6 +48,18 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--with-phantoms", action="store_true", help="mix in the phantom train split (keeps what it knew)"
     )
+    parser.add_argument(
+        "--randomise",
+        action=argparse.BooleanOptionalAction,
+        default=d.randomise,
+        help="with --with-phantoms: render them under random scan protocols (default on)",
+    )
+    parser.add_argument(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        default=d.augment,
+        help="per-sample flips, turns, rotation, scale, blur/sharpen and HU jitter (default on)",
+    )
     parser.add_argument("--epochs", type=positive_int, default=d.epochs, help="epochs to train")
     parser.add_argument("--lr", type=float, default=d.lr, help="learning rate of the heads")
     parser.add_argument(
@@ -118,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, out: Path, files) -> int:
     from core.model.checkpoints import CheckpointError
     from core.model.registry import ModelRegistry, RegistryError
-    from core.reading.finetune.comparison import format_comparison
+    from core.reading.finetune.comparison import describe_effect, format_comparison
     from core.reading.finetune.options import FinetuneOptions
     from core.reading.finetune.run import keep, run_finetune
     from core.reading.finetune.split import FinetuneError
@@ -150,6 +162,8 @@ def _run(args: argparse.Namespace, out: Path, files) -> int:
         freeze_trunk=args.freeze_trunk,
         batch_size=args.batch_size,
         with_phantoms=args.with_phantoms,
+        randomise=args.randomise,
+        augment=args.augment,
         val_fraction=args.val_fraction,
         seed=args.seed,
         device=args.device,
@@ -201,12 +215,14 @@ def _run(args: argparse.Namespace, out: Path, files) -> int:
     if rank == 0 and result is not None:
         print("\nheld-out studies, active model and new model side by side:")
         print(format_comparison(result["comparison"]))
+        print(describe_effect(result["effect"]))
         version = keep(registry, result)
         report = {
             "version": version.id,
             "parent": result["parent"].id,
             "data": result["data"],
             "comparison": result["comparison"],
+            "effect": result["effect"],
         }
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(

@@ -109,6 +109,13 @@ def add_parsers(subparsers) -> None:
         "protocol (slice thickness 0.625-5 mm and overlap, kernel, dose, HU offset, lungs); the card "
         "states the domain",
     )
+    train.add_argument(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="per-sample flips, quarter turns, z flip, +-15 deg rotation, +-10%% scale, blur/sharpen and HU "
+        "jitter of every training batch (core.training.augment; recorded in the card); default on",
+    )
     add_device(train)
     train.add_argument("--deterministic", action="store_true", help="deterministic torch kernels (slower)")
     train.add_argument("--name", default="mtmr-compact", help="the model's name in its card")
@@ -164,6 +171,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     from core.model.checkpoints import save_checkpoint
     from core.model.patches import PatchConfig
+    from core.training.augment import AugmentConfig
     from core.training.data import DatasetSpec, cached_dataset
     from core.training.distributed import init_from_environment, shutdown
     from core.training.state import TrainingStateError, state_path_for
@@ -242,6 +250,7 @@ def run_train(args: argparse.Namespace) -> int:
         max_attribute_mae=args.max_attribute_mae,
         deterministic=args.deterministic,
         device=args.device,
+        augment=AugmentConfig(hu_range=patch.hu_range).to_dict() if args.augment else None,
         loss=ABLATIONS[args.ablation]
         | ({} if args.attribute_weight is None else {"attributes": args.attribute_weight}),
     )

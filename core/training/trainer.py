@@ -25,6 +25,7 @@ import numpy as np
 from core.model.device import pick_device
 from core.model.patches import slice_weights
 from core.nodule.ratings import to_rating_scale
+from core.training.augment import AugmentConfig, augment
 from core.training.data import LABELS, NoduleDataset
 from core.training.metrics import attribute_metrics, classification_metrics
 from core.util.cancellation import Cancelled
@@ -48,6 +49,8 @@ class TrainConfig:
     max_attribute_mae: float = 0.0  # > 0: an epoch counts as best only with attribute MAE within it
     ema: float = 0.0  # > 0: validate and keep an exponential moving average of the weights (e.g. 0.998)
     loss: dict = field(default_factory=dict)  # overrides of models.losses.LossConfig fields
+    # per-sample augmentation (core.training.augment.AugmentConfig as a dict); None: none at all
+    augment: dict | None = field(default_factory=lambda: AugmentConfig().to_dict())
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -155,6 +158,7 @@ def train(
     targets = torch.from_numpy(train_data.attributes[train_data.nodule_index])
     diameters = torch.from_numpy(train_data.diameters[train_data.nodule_index])
     rng = np.random.default_rng(config.seed)
+    augmentation = AugmentConfig.from_dict(config.augment) if config.augment is not None else None
     averaged = _copy_model(core_model) if config.ema > 0 else core_model
     steps = max(len(patches) // (config.batch_size * world), 1)
     best_auc, best_state, best_metrics, best_epoch, stale = -math.inf, None, None, 0, 0
@@ -200,7 +204,7 @@ def train(
             if cancelled is not None and cancelled():
                 raise TrainingCancelled()
             rows = torch.from_numpy(order[step * config.batch_size : (step + 1) * config.batch_size])
-            x = _augment(patches[rows], rng).to(device)
+            x = _augment(patches[rows], rng, augmentation).to(device)
             out = model(x, diameters[rows].to(device))
             parts = mtmr_loss(out, labels[rows].to(device), targets[rows].to(device), loss_config)
             optimiser.zero_grad(set_to_none=True)
@@ -320,15 +324,9 @@ def _update_average(averaged, model, decay: float) -> None:
                 mine.copy_(theirs)
 
 
-def _augment(batch, rng):
-    """Random flips and quarter turns per batch (cheap; patches are square)."""
-    import torch
-
-    if rng.random() < 0.5:
-        batch = torch.flip(batch, dims=(3,))
-    if rng.random() < 0.5:
-        batch = torch.flip(batch, dims=(2,))
-    return torch.rot90(batch, int(rng.integers(4)), dims=(2, 3))
+def _augment(batch, rng, config: AugmentConfig | None):
+    """Each sample of the batch drawn anew (``core.training.augment``), or the batch as it is."""
+    return batch if config is None else augment(batch, rng, config)
 
 
 def init_attribute_bias(model, data: NoduleDataset) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from PySide6.QtWidgets import QMessageBox
 
 from app.models_page import ModelsPage
 from app.trainer_dialog import TrainerDialog
@@ -126,3 +127,62 @@ def test_two_windows_fine_tuning_at_once_keep_their_own_state(qtbot, setup, tmp_
     assert state.is_file() and _sha(state) == held  # the first run's state is untouched
     first.cancel()
     qtbot.waitUntil(lambda: first.worker is None, timeout=60_000)
+
+
+def test_activating_a_model_worse_or_unmeasured_on_the_reserved_split_needs_insisting(
+    qtbot, tmp_path, monkeypatch
+):
+    """The active model has reserved-split figures, the fine-tuned one none: activating asks, shows
+    both numbers, defaults to No, and activates only on Yes. The options offer augmentation and, for
+    the phantom nodules, randomised scanners (both on)."""
+    import app.trainer_dialog
+    from core.model.checkpoints import save_checkpoint
+    from tests.core.model.test_registry import card, tiny_model
+
+    demo = tmp_path / "resources" / "demo.safetensors"
+    save_checkpoint(demo, tiny_model(0), card("tiny-demo", metrics={"test": {"auc": 0.903, "ece": 0.05}}))
+    registry = make_registry(tmp_path)
+    library = Library(tmp_path / "labels")
+    fill(library, studies=6)
+    dialog = _dialog(qtbot, (registry, library), tmp_path, epochs=1)
+    assert dialog.augment.isChecked() and dialog.options().augment
+    dialog.augment.setChecked(False)
+    assert not dialog.options().augment
+    assert dialog.randomise.isChecked() and not dialog.randomise.isEnabled()  # only for phantoms
+    dialog.with_phantoms.setChecked(True)
+    assert dialog.randomise.isEnabled() and dialog.options().randomise
+    dialog.randomise.setChecked(False)
+    assert not dialog.options().randomise
+    dialog.with_phantoms.setChecked(False)
+    asked, answers = [], [QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes]
+
+    def question(parent, title, text, buttons, default):
+        asked.append((text, default))
+        return answers[len(asked) - 1]
+
+    monkeypatch.setattr(app.trainer_dialog.QMessageBox, "question", question)
+    dialog.start_training()
+    qtbot.waitUntil(lambda: dialog.worker is None, timeout=120_000)
+    assert dialog.finished is not None, dialog.status.text()
+    assert dialog.finished["card"]["training"]["augment"] is None  # the option reached the training
+    assert "held-out nodules" in dialog.effect.text() and "AUC" in dialog.effect.text()
+    assert dialog.comparison.item(5, 1).text() != ""  # the ECE row
+    dialog.activate_button.click()
+    [(text, default)] = asked
+    assert "0.903 active" in text and "ECE: not measured for the new model, 0.050 active" in text
+    assert default == QMessageBox.StandardButton.No
+    assert registry.active().id == registry.demo().id and "Not activated" in dialog.status.text()
+    assert dialog.activate_button.isEnabled()  # the reader may still keep it, or insist
+    # the protocol matrix beside the model it started from (two cells, six nodules, small chests)
+    cells = ("1.25mm-soft-standard", "5mm-sharp-low")
+    dialog.matrix_settings = {"cells": cells, "nodules": 6, "chest_size": 192}
+    assert dialog.matrix_button.isEnabled() and dialog.matrix_table.rowCount() == 0
+    dialog.matrix_button.click()
+    qtbot.waitUntil(lambda: dialog.matrix_worker is None, timeout=300_000)
+    assert dialog.matrix_table.rowCount() == 2, dialog.status.text()
+    assert [dialog.matrix_table.verticalHeaderItem(r).text() for r in range(2)] == list(cells)
+    shown = [dialog.matrix_table.item(r, c).text() for r in range(2) for c in range(3)]
+    assert all(t == "n/a" or 0 <= float(t) <= 1 for t in shown) and any(t != "n/a" for t in shown)
+    assert "Protocol matrix on" in dialog.status.text()
+    dialog.activate_button.click()
+    assert len(asked) == 2 and registry.active().id != registry.demo().id

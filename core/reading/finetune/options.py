@@ -18,11 +18,15 @@ class FinetuneOptions:
     device: str = "auto"
     patience: int = 5
     step_size: int = 10
+    augment: bool = True  # per-sample augmentation (core.training.augment) of every batch
+    randomise: bool = True  # the phantom nodules mixed in are rendered under random scan protocols
 
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def train_config(self, threshold: float = 0.5):
+    def train_config(self, threshold: float = 0.5, hu_range: tuple[float, float] = (-1100.0, 500.0)):
+        """``hu_range``: the model's preprocessing's, which the HU jitter of the augmentation needs."""
+        from core.training.augment import AugmentConfig
         from core.training.trainer import TrainConfig
 
         return TrainConfig(
@@ -36,4 +40,5 @@ class FinetuneOptions:
             seed=self.seed,
             device=self.device,
             threshold=threshold,
+            augment=AugmentConfig(hu_range=tuple(hu_range)).to_dict() if self.augment else None,
         )

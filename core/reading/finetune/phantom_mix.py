@@ -12,12 +12,14 @@ LIBRARY_SHARE = 0.1  # mixed with the phantom split, the reader's nodules make a
 
 
 def phantom_train_data(
-    patch: PatchConfig, progress: Callable[[int, int], None] | None = None
+    patch: PatchConfig, progress: Callable[[int, int], None] | None = None, randomise: bool = False
 ) -> NoduleDataset:
-    """The phantom train split cut with ``patch`` (one clean rendering per nodule; cached)."""
+    """The phantom train split cut with ``patch`` (one rendering per nodule; cached): clean with the
+    nominal scan protocol, or with ``randomise`` each under a random one (``random_protocol``)."""
     from core.training.data import DatasetSpec, cached_dataset
 
-    return cached_dataset(DatasetSpec(split="train", seed=0, variants=0, patch=patch), progress=progress)
+    spec = DatasetSpec(split="train", seed=0, variants=0, patch=patch, randomise=randomise)
+    return cached_dataset(spec, progress=progress)
 
 
 def phantom_val_data(patch: PatchConfig, progress: Callable[[int, int], None] | None = None) -> NoduleDataset:

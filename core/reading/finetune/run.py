@@ -7,7 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from core.model.patches import PatchConfig
-from core.reading.finetune.comparison import compare, not_worse
+from core.reading.finetune.comparison import compare, effect, not_worse
 from core.reading.finetune.options import FinetuneOptions
 from core.reading.finetune.split import FinetuneData, build_finetune_data, describe
 from core.reading.library import Library
@@ -75,8 +75,9 @@ def run_finetune(
     ``parent`` (which version it starts from, and any note on why it is the demo), ``data`` (the
     description of the split), then the engine's ``resumed`` / ``step`` / ``epoch`` / ``done``, then
     ``finished`` with ``model``, ``card``, ``comparison`` ({"active": ..., "new": ...}), ``verdict``
-    (``not_worse``). ``TrainingCancelled`` and any error propagate; nothing is written but the
-    training state at ``state_path``.
+    (``not_worse``), ``effect`` (``comparison.effect``: AUC and ECE change on the held-out nodules
+    with bootstrap intervals; also in the card's ``metrics.effect``). ``TrainingCancelled`` and any
+    error propagate; nothing is written but the training state at ``state_path``.
     """
     from core.model.device import pick_device
     from core.training.trainer import train
@@ -87,11 +88,11 @@ def run_finetune(
     parent = replace(parent, card=card)
     patch = PatchConfig.from_dict(card["preprocessing"])
     data = build_finetune_data(
-        library, patch, options.with_phantoms, options.seed, options.val_fraction, progress
+        library, patch, options.with_phantoms, options.seed, options.val_fraction, progress, options.randomise
     )
     yield {"event": "data", "description": data.description, "text": describe(data.description)}
     threshold = float(card.get("threshold", 0.5))
-    config = options.train_config(threshold)
+    config = options.train_config(threshold, patch.hu_range)
     done = None
     for event in train(config, data.train, data.val, model, cancelled=cancelled, state_path=state_path):
         if event["event"] == "done":
@@ -101,17 +102,26 @@ def run_finetune(
         return
     device = pick_device(options.device)
     before, _ = registry.load(parent.id)  # the parent's own weights (train() changed ``model``)
+    probabilities: dict = {}
     comparison = compare(
-        {"active": before, "new": done["model"]}, data.val, device, {"active": threshold, "new": threshold}
+        {"active": before, "new": done["model"]},
+        data.val,
+        device,
+        {"active": threshold, "new": threshold},
+        probabilities,
     )
+    labels = data.val.labels[data.val.labels >= 0]
+    change = effect(labels, probabilities["new"], probabilities["active"], seed=options.seed)
     done["model"].cpu()
     new_card = finetune_card(parent, config, data, done, comparison)
+    new_card["metrics"]["effect"] = json_safe(change)
     yield {
         "event": "finished",
         "model": done["model"],
         "card": new_card,
         "comparison": comparison,
         "verdict": not_worse(comparison),
+        "effect": change,
         "parent": parent,
         "data": data.description,
     }

@@ -66,8 +66,10 @@ def build_finetune_data(
     seed: int = 0,
     val_fraction: float = 0.25,
     progress: Callable[[int, int], None] | None = None,
+    randomise: bool = False,
 ) -> FinetuneData:
     """The library's entries split by study into training and held-out parts (see module docstring).
+    ``randomise``: the phantom nodules mixed in are rendered under random scan protocols.
 
     Raises ``FinetuneError`` when the library holds too few labelled studies, and ``LibraryError``
     when entries were cut with another preprocessing than ``patch``.
@@ -79,7 +81,7 @@ def build_finetune_data(
     studies = sorted(set(data_used.patient_ids.tolist()))
     if len(studies) < MIN_STUDIES and with_phantoms and studies:
         return _single_study(
-            entries, damaged, data, usable, data_used, studies, patch, seed, val_fraction, progress
+            entries, damaged, data, usable, data_used, studies, patch, seed, val_fraction, progress, randomise
         )
     if len(studies) < MIN_STUDIES:
         raise FinetuneError(
@@ -95,7 +97,7 @@ def build_finetune_data(
     train = library_train
     phantom_count, repeats = 0, 1
     if with_phantoms:
-        phantoms = phantom_mix.phantom_train_data(patch, progress)
+        phantoms = phantom_mix.phantom_train_data(patch, progress, randomise)
         phantom_count = len(phantoms.labels)
         train, repeats = phantom_mix.mix(library_train, phantoms)
     description = {
@@ -109,6 +111,7 @@ def build_finetune_data(
         "train_nodules": len(library_train.labels),
         "val_nodules": len(val.labels),
         "phantom_nodules": phantom_count,
+        "phantom_protocols": ("random" if randomise else "nominal") if with_phantoms else None,
         "library_repeats": repeats,
         "train_labels": _counts(library_train),
         "val_labels": _counts(val),
@@ -119,10 +122,12 @@ def build_finetune_data(
     return FinetuneData(train, val, description)
 
 
-def _single_study(entries, damaged, data, usable, data_used, studies, patch, seed, val_fraction, progress):
+def _single_study(
+    entries, damaged, data, usable, data_used, studies, patch, seed, val_fraction, progress, randomise
+):
     """One labelled study and phantoms mixed in: every library nodule trains; the phantom validation
     split (never trained on) is held out, so the check is "did it keep what it knew"."""
-    phantoms = phantom_mix.phantom_train_data(patch, progress)
+    phantoms = phantom_mix.phantom_train_data(patch, progress, randomise)
     train, repeats = phantom_mix.mix(data_used, phantoms)
     val = phantom_mix.phantom_val_data(patch, progress)
     description = {
@@ -136,6 +141,7 @@ def _single_study(entries, damaged, data, usable, data_used, studies, patch, see
         "train_nodules": len(data_used.labels),
         "val_nodules": len(val.labels),
         "phantom_nodules": len(phantoms.labels),
+        "phantom_protocols": "random" if randomise else "nominal",
         "library_repeats": repeats,
         "train_labels": _counts(data_used),
         "val_labels": _counts(val),
@@ -162,7 +168,9 @@ def describe(description: dict) -> str:
     )
     if d["phantom_nodules"]:
         text += (
-            f"; plus {d['phantom_nodules']} phantom nodules to keep what the model knew (yours repeated "
+            f"; plus {d['phantom_nodules']} phantom nodules"
+            + (" under random scan protocols" if d.get("phantom_protocols") == "random" else "")
+            + f" to keep what the model knew (yours repeated "
             f"{d.get('library_repeats', 1)}x so they weigh about {phantom_mix.LIBRARY_SHARE:.0%})"
         )
     if d["unusable_entries"]:

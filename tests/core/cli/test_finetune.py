@@ -3,6 +3,7 @@ that must never damage the active model, the model versions or the library."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -73,9 +74,20 @@ def test_cli_finetunes_keeps_a_version_and_activates_only_when_asked(home, tmp_p
     assert len(versions) == len(before["versions"]) + 1 and registry.active().id == before["active"][0]
     assert not (out / "finetune.state.safetensors").exists() and not (out / "finetune.run.json").exists()
     assert (out / f"finetune-{versions[-1].id}.json").is_file()
+    assert "Effect on your 2 held-out nodules" in text  # with its bootstrap interval, also in the JSON
+    assert "effect" in json.loads((out / f"finetune-{versions[-1].id}.json").read_text())
     assert main([*args, "--activate", "--force"]) == 0
     assert registry.active().id == registry.versions()[-1].id
     assert snapshot(library.root) == before["library"]
+
+
+def test_cli_offers_randomised_phantoms_and_augmentation_both_on_by_default():
+    from main import build_parser
+
+    args = build_parser().parse_args(["finetune", "--library"])
+    assert args.randomise and args.augment
+    args = build_parser().parse_args(["finetune", "--library", "--no-randomise", "--no-augment"])
+    assert not args.randomise and not args.augment
 
 
 def test_cli_refuses_without_data_with_too_few_studies_or_over_an_unfinished_run(tmp_path, capsys):

@@ -31,6 +31,10 @@ def test_a_run_yields_progress_then_the_comparison_and_keeping_is_the_callers_ch
     assert new_card["training"]["kind"] == "finetune" and new_card["training"]["trunk_lr_factor"] == 0.1
     assert new_card["data"]["library"]["val_nodules"] == 2 and "comparison" in new_card["metrics"]
     assert "fine-tuned on 6 reader-confirmed nodules from 3 studies" in new_card["trained_on"]
+    effect = finished["effect"]  # the change on the held-out nodules, with its bootstrap interval
+    assert new_card["metrics"]["effect"]["n"] == effect["n"] == 2 and effect["samples"] == 2000
+    assert set(effect["auc"]) == {"difference", "low", "high"}
+    assert new_card["training"]["augment"]["hu_range"] == list(PATCH.hu_range)  # on by default
     assert everything(registry, library) == before  # nothing kept yet
     version = keep(registry, finished)
     assert registry.active().id == parent.id and version.card["parent"]["version_id"] == parent.id
@@ -63,11 +67,11 @@ def test_a_crash_inside_the_loop_keeps_everything(setup, tmp_path, monkeypatch):
     before = everything(registry, library)
     real, calls = core.training.trainer._augment, []
 
-    def crashing(batch, rng):
+    def crashing(*args):
         calls.append(1)
         if len(calls) == 3:
             raise RuntimeError("simulated crash in a training step")
-        return real(batch, rng)
+        return real(*args)
 
     monkeypatch.setattr(core.training.trainer, "_augment", crashing)
     state = tmp_path / "run.state.safetensors"

@@ -62,12 +62,20 @@ def test_too_few_labelled_studies_stop_with_the_reason(tmp_path):
 
 def test_phantoms_are_mixed_into_training_only(setup, monkeypatch):
     _, library = setup
-    phantoms = fake_dataset(10)
-    monkeypatch.setattr(phantom_mix, "phantom_train_data", lambda patch, progress=None: phantoms)
+    phantoms, asked = fake_dataset(10), []
+
+    def rendered(patch, progress=None, randomise=False):
+        asked.append(randomise)
+        return phantoms
+
+    monkeypatch.setattr(phantom_mix, "phantom_train_data", rendered)
     train, val, description = build_finetune_data(library, PATCH, with_phantoms=True)
     assert description["phantom_nodules"] == 10 and len(train.labels) == description["train_nodules"] + 10
     assert not any(p.startswith("LIDC") for p in val.patient_ids) and len(val.labels) == 2
-    assert "10 phantom nodules" in describe(description)
+    assert "10 phantom nodules to keep" in describe(description) and asked == [False]
+    description = build_finetune_data(library, PATCH, with_phantoms=True, randomise=True).description
+    assert asked == [False, True] and description["phantom_protocols"] == "random"
+    assert "10 phantom nodules under random scan protocols" in describe(description)
 
 
 def test_one_study_with_phantoms_holds_out_the_phantom_validation_split(tmp_path, monkeypatch):
@@ -76,7 +84,9 @@ def test_one_study_with_phantoms_holds_out_the_phantom_validation_split(tmp_path
     size = PATCH.size
     phantoms = fake_dataset(nodules=40, size=size)
     val = fake_dataset(nodules=10, size=size, seed=3)
-    monkeypatch.setattr(phantom_mix, "phantom_train_data", lambda patch, progress=None: phantoms)
+    monkeypatch.setattr(
+        phantom_mix, "phantom_train_data", lambda patch, progress=None, randomise=False: phantoms
+    )
     monkeypatch.setattr(phantom_mix, "phantom_val_data", lambda patch, progress=None: val)
     with pytest.raises(FinetuneError, match="mix in the phantom"):
         build_finetune_data(library, PATCH)
