@@ -13,6 +13,8 @@ doubles it.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from dataclasses import asdict, dataclass, fields, replace
 
@@ -159,3 +161,12 @@ def random_protocol(rng: np.random.Generator) -> ScanProtocol:
         lung_texture_hu=round(float(rng.uniform(0.0, 25.0)), 1),
         vessel_contrast=round(float(rng.uniform(0.7, 1.3)), 2),
     )
+
+
+def randomisation_fingerprint(draws: int = 64) -> str:
+    """A digest of the training distribution itself: the first ``draws`` protocols from a fixed seed.
+    Any change to ``random_protocol`` or its constants changes it, so a rendering cached under the old
+    distribution is never taken for the new one."""
+    rng = np.random.default_rng(0)
+    text = json.dumps([random_protocol(rng).to_dict() for _ in range(draws)], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

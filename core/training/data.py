@@ -23,7 +23,7 @@ from core.model.patches import Jitter, PatchConfig, extract_patches
 from core.nodule.ratings import ATTRIBUTES, to_unit_scale
 from core.phantom.anatomy import Chest, ChestConfig, build_chest
 from core.phantom.nodules import render_nodule
-from core.phantom.protocol import NOMINAL, ScanProtocol, random_protocol
+from core.phantom.protocol import NOMINAL, ScanProtocol, random_protocol, randomisation_fingerprint
 from core.phantom.scan import adjust_lungs, chest_grid, needs_reslice, reconstruct, reslice
 from core.util.paths import user_dir
 from core.volume import CTVolume
@@ -80,6 +80,8 @@ class DatasetSpec:
         for name, default in (("protocol", None), ("randomise", False), ("chest_size", 512)):
             if data[name] == default:  # the keys of datasets cached before these existed stay
                 del data[name]
+        if self.randomise:  # the distribution drawn from, so a changed one renders afresh
+            data["randomise"] = randomisation_fingerprint()
         text = json.dumps({"version": DATASET_VERSION, **data}, sort_keys=True, allow_nan=False)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -86,6 +86,18 @@ def test_cache_keys():
     assert nominal.scan_protocol() == NOMINAL
 
 
+def test_a_changed_training_distribution_is_not_read_from_the_old_cache(monkeypatch):
+    """Widening the randomised pixel spacings once left the key alone, and renderings of the old
+    distribution were taken for the new one under a card stating the new domain."""
+    import core.phantom.protocol as protocol
+
+    before = DatasetSpec(split="val", randomise=True).key()
+    nominal = DatasetSpec(split="val").key()
+    monkeypatch.setattr(protocol, "PIXEL_SPACINGS_MM", (0.6, 0.7, 0.8))
+    assert DatasetSpec(split="val", randomise=True).key() != before
+    assert DatasetSpec(split="val").key() == nominal  # fixed protocols do not depend on the draw
+
+
 def test_spec_refuses_contradictions():
     with pytest.raises(ValueError, match="not both"):
         DatasetSpec(split="val", protocol=NOMINAL, randomise=True)
