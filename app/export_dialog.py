@@ -144,7 +144,31 @@ class ExportDialog(QDialog):
             locations={m.id: review.location(m) for m in markers},
             masks=review.segmentation.current(),
             measurements=review.segmentation.measurements(),
+            follow_up=self.follow_up(),
         )
+
+    def follow_up(self):
+        """The window's follow-up reading (the prior view's, else the saved one), or None."""
+        from core.followup.compare import FollowUp
+
+        shown = getattr(getattr(self.source, "prior_view", None), "reading", None)
+        if shown is not None:
+            return shown
+        saved = getattr(self.source, "follow_up", None) or {}
+        try:
+            return FollowUp.from_dict(saved) if saved else None
+        except ValueError:
+            return None
+
+    def prior_images(self):
+        """The prior volume shown beside the study with its reading (``PriorImages``), for the PDF's
+        prior/current key images; None when no prior is shown."""
+        from core.report.pdf_follow_up import PriorImages
+
+        view = getattr(self.source, "prior_view", None)
+        if view is None or view.volume is None or view.reading is None:
+            return None
+        return PriorImages(view.volume, view.reading)
 
     def _model_card(self) -> dict:
         analysis = self.source.review.analysis
@@ -222,6 +246,7 @@ class ExportDialog(QDialog):
                 anonymise=anonymise,
                 overwrite=bool(present),
                 measure=True,  # a nodule never analysed is segmented for the report, as `report` does
+                prior_images=self.prior_images() if "pdf" in formats else None,
             )
         finally:
             QGuiApplication.restoreOverrideCursor()
@@ -282,6 +307,7 @@ class ExportDialog(QDialog):
                 volume=self.source.volume,
                 anonymise=self.anonymise.isChecked(),
                 measure=True,  # the preview shows what Export writes
+                prior_images=self.prior_images(),
             )
             if done.failed:
                 self.preview_label.setText(f"No preview: {done.failed[0].error}")
