@@ -350,8 +350,10 @@ class DetailPanel(QWidget):
 
 
 def score_html(result) -> str:
-    """``p = 0.34 (0.22-0.47)``, rank and spread; a warning instead when the model was not trained for
-    this nodule (``core.model.ood``); ``indeterminate`` when the interval crosses the decision band."""
+    """``p = 0.34 (0.22-0.47)`` and rank: one uncertainty, the interval; the slice-to-slice spread
+    (``± 0.05``) only for a result without one (saved before intervals existed, or no TTA). A warning
+    instead when the model was not trained for this nodule (``core.model.ood``); ``indeterminate`` when
+    the interval crosses the decision band."""
     if result.warnings:
         return (
             "<span style='font-size:15px; color:#b00000'><b>⚠ Out of distribution</b></span><br>"
@@ -359,7 +361,8 @@ def score_html(result) -> str:
         )
     text = (
         f"<span style='font-size:15px'><b>Malignancy probability {result.score_text}</b></span>"
-        f" ± {result.uncertainty:.2f} (model; rank {result.rank})"
+        + ("" if result.interval else f" ± {result.uncertainty:.2f}")
+        + f" (model; rank {result.rank})"
     )
     if result.indeterminate:
         text += "<br><b>Indeterminate</b>: the interval crosses the 10 % / 70 % decision band."

@@ -37,6 +37,18 @@ def test_detail_panel_shows_the_interval_or_the_warning(qtbot):
     assert "<b>Malignancy" not in text  # no confident score
 
 
+def test_detail_panel_shows_one_uncertainty_the_interval_else_the_spread(qtbot):
+    panel = DetailPanel()
+    qtbot.addWidget(panel)
+    panel.show_nodule(sphere_volume(6.0), MARKERS[0], RESULTS["m0"], None, "model")
+    text = panel.score.text()
+    assert "(0.22-0.47)" in text and "±" not in text and "(model; rank 1)" in text
+    saved = NoduleResult("m0", 0.34, 0.05, dict(SCORES), 1)  # a result saved before intervals existed
+    panel.show_nodule(sphere_volume(6.0), MARKERS[0], saved, None, "model")
+    text = panel.score.text()
+    assert "p = 0.34</b></span> ± 0.05 (model; rank 1)" in text and "(0." not in text
+
+
 def test_ranked_table_marks_indeterminate_and_out_of_distribution(qtbot):
     table = NoduleTable()
     qtbot.addWidget(table)
