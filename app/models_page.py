@@ -1,6 +1,8 @@
 """Model versions: every trained model kept with its card; activate any, roll back, restore the demo.
 
-The active model is what Analyse uses; its name and version appear wherever scores appear.
+The active model is what Analyse uses; its name and version appear wherever scores appear. Activating
+a model worse on the reserved test split than the active one, or not measured there where the active
+one is, needs the reader to insist (``insisted``: the trainer dialog asks the same question).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from PySide6.QtWidgets import (
     QDialog,
     QHBoxLayout,
     QLabel,
+    QMessageBox,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
@@ -19,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.model.registry import ModelRegistry, RegistryError
+from core.reading.finetune.comparison import reserved_split_concerns
 
 COLUMNS = ["", "Model", "Trained", "Parent", "Validation AUC", "Attribute MAE", "Trained on"]
 
@@ -31,6 +35,25 @@ def _metric(version, key: str) -> str:
             if isinstance(value, int | float):
                 return f"{value:.3f}"
     return ""
+
+
+def insisted(parent, card: dict, name: str, active) -> bool:
+    """True when nothing speaks against activating the model of ``card`` (called ``name``) instead of
+    ``active`` (``reserved_split_concerns``), or the reader insists after seeing the reserved-split
+    figures of both; the question defaults to No."""
+    concerns = reserved_split_concerns(card, active.card)
+    if not concerns:
+        return True
+    answer = QMessageBox.question(
+        parent,
+        "Activate a model that may be worse?",
+        f"Compared with the active model ({active.label}) on the reserved test split:\n\n"
+        + "\n".join(f"- {c}" for c in concerns)
+        + f"\n\nActivate {name} anyway?",
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+        QMessageBox.StandardButton.No,
+    )
+    return answer == QMessageBox.StandardButton.Yes
 
 
 class ModelsPage(QDialog):
@@ -103,6 +126,10 @@ class ModelsPage(QDialog):
         if not version_id:
             return
         try:
+            chosen, active = self.registry.get(version_id), self.registry.active()
+            if chosen.id != active.id and not insisted(self, chosen.card, chosen.label, active):
+                self.note.setText(f"Not activated; {active.label} stays active.")
+                return
             version = self.registry.activate(version_id)
         except RegistryError as exc:
             self.note.setText(str(exc))

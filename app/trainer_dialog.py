@@ -24,7 +24,6 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QMessageBox,
     QProgressBar,
     QPushButton,
     QSpinBox,
@@ -33,9 +32,10 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
+from app.models_page import insisted
 from app.training_worker import TrainingWorker
 from core.model.registry import ModelRegistry
-from core.reading.finetune.comparison import describe_effect, reserved_split_concerns
+from core.reading.finetune.comparison import describe_effect
 from core.reading.finetune.matrix import QUICK_NODULES, matrix_events
 from core.reading.finetune.options import FinetuneOptions
 from core.reading.finetune.run import keep, run_finetune
@@ -327,7 +327,9 @@ class TrainerDialog(QDialog):
             return
         if what == "discard":
             self.status.setText("Discarded; the active model is unchanged.")
-        elif what == "activate" and not self._insisted(self.registry.active()):
+        elif what == "activate" and not insisted(
+            self, self.finished["card"], "the new model", self.registry.active()
+        ):
             self.status.setText("Not activated; the active model is unchanged (you may still keep it).")
             return
         else:
@@ -387,23 +389,6 @@ class TrainerDialog(QDialog):
     def _matrix_ended(self) -> None:
         self.matrix_worker = None
         self.matrix_button.setEnabled(self.finished is not None)
-
-    def _insisted(self, active) -> bool:
-        """True when nothing speaks against activating the new model, or the reader insists after
-        seeing the reserved-split figures of both (the question defaults to No)."""
-        concerns = reserved_split_concerns(self.finished["card"], active.card)
-        if not concerns:
-            return True
-        answer = QMessageBox.question(
-            self,
-            "Activate a model that may be worse?",
-            f"Compared with the active model ({active.label}) on the reserved test split:\n\n"
-            + "\n".join(f"- {c}" for c in concerns)
-            + "\n\nActivate the new model anyway?",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-            QMessageBox.StandardButton.No,
-        )
-        return answer == QMessageBox.StandardButton.Yes
 
     def _failed(self, text: str) -> None:
         self.status.setText(f"Training stopped: {text}. The active model and the library are unchanged.")

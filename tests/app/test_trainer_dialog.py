@@ -135,7 +135,6 @@ def test_activating_a_model_worse_or_unmeasured_on_the_reserved_split_needs_insi
     """The active model has reserved-split figures, the fine-tuned one none: activating asks, shows
     both numbers, defaults to No, and activates only on Yes. The options offer augmentation and, for
     the phantom nodules, randomised scanners (both on)."""
-    import app.trainer_dialog
     from core.model.checkpoints import save_checkpoint
     from tests.core.model.test_registry import card, tiny_model
 
@@ -160,7 +159,7 @@ def test_activating_a_model_worse_or_unmeasured_on_the_reserved_split_needs_insi
         asked.append((text, default))
         return answers[len(asked) - 1]
 
-    monkeypatch.setattr(app.trainer_dialog.QMessageBox, "question", question)
+    monkeypatch.setattr(QMessageBox, "question", question)  # the question app.models_page.insisted asks
     dialog.start_training()
     qtbot.waitUntil(lambda: dialog.worker is None, timeout=120_000)
     assert dialog.finished is not None, dialog.status.text()
