@@ -100,7 +100,9 @@ def toggle_listener(window, on: bool) -> None:
     """Start (or stop) the storage SCP with the settings' AE title, port, allowed callers and disk cap."""
     server = getattr(window, "pacs_listener", None)
     if server is not None:
-        server.shutdown()
+        from core.pacs.listener import stop
+
+        stop(server)
         window.pacs_listener = None
     if not on:
         window.statusBar().showMessage("Not receiving from PACS", 5000)

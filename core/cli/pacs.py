@@ -220,7 +220,7 @@ def run_listen(args: argparse.Namespace) -> int:
     import time
 
     from core.pacs.errors import PacsError
-    from core.pacs.listener import DEFAULT_PORT, Listener
+    from core.pacs.listener import DEFAULT_PORT, Listener, stop
     from core.pacs.nodes import load_settings
     from core.pacs.storage import study_cache
 
@@ -256,7 +256,7 @@ def run_listen(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        server.shutdown()
+        stop(server)
     print(f"\nstopped: {listener.received} instance(s) received", file=sys.stderr)
     return 0
 

@@ -81,5 +81,16 @@ class Listener:
         ae.add_supported_context(Verification)
         ae.require_calling_aet = [a for a in self.allowed if a]
         ae.maximum_pdu_size = 0
+        ae.acse_timeout = 10  # a caller that connects and says nothing is dropped, not waited on
+        ae.network_timeout = 60
         handlers = [(evt.EVT_C_STORE, self._store)]
         return ae.start_server((self.host, self.port), block=block, evt_handlers=handlers)
+
+
+def stop(server) -> None:
+    """Stop a server ``Listener.start`` returned: no new callers, and the associations still open
+    aborted, since their threads would otherwise keep the process alive until their peers leave or
+    time out (a caller that connected and said nothing held ``pacs listen`` 30 s after Ctrl+C)."""
+    server.shutdown()
+    for association in list(server.active_associations):
+        association.abort()

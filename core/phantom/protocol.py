@@ -168,5 +168,5 @@ def randomisation_fingerprint(draws: int = 64) -> str:
     Any change to ``random_protocol`` or its constants changes it, so a rendering cached under the old
     distribution is never taken for the new one."""
     rng = np.random.default_rng(0)
-    text = json.dumps([random_protocol(rng).to_dict() for _ in range(draws)], sort_keys=True)
+    text = json.dumps([random_protocol(rng).to_dict() for _ in range(draws)], sort_keys=True, allow_nan=False)
     return hashlib.sha256(text.encode()).hexdigest()[:16]

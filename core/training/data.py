@@ -186,9 +186,9 @@ def build_dataset(
             if progress is not None:
                 progress(done, len(samples))
         del chests
-    table = sorted({json.dumps(p.to_dict(), sort_keys=True) for p in protocols})
+    table = sorted({json.dumps(p.to_dict(), sort_keys=True, allow_nan=False) for p in protocols})
     position = {text: k for k, text in enumerate(table)}
-    sample_protocol = [position[json.dumps(p.to_dict(), sort_keys=True)] for p in protocols]
+    sample_protocol = [position[json.dumps(p.to_dict(), sort_keys=True, allow_nan=False)] for p in protocols]
     counts = [len(s) for s in stacks]
 
     def per_slice(values, dtype) -> np.ndarray:
@@ -294,7 +294,9 @@ def cached_dataset(
     if path.is_file():
         dataset = NoduleDataset.load(path)
         if not dataset.protocols[0] and not spec.randomise:  # cached before protocols were recorded
-            dataset.protocols = np.array([json.dumps(spec.scan_protocol().to_dict(), sort_keys=True)])
+            dataset.protocols = np.array(
+                [json.dumps(spec.scan_protocol().to_dict(), sort_keys=True, allow_nan=False)]
+            )
         return dataset
     if pool is None:
         from core.lidc.table import load_nodules

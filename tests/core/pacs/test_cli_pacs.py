@@ -146,6 +146,40 @@ def test_listen_receives_a_push_until_interrupted(tool, tmp_path):
     assert out.strip().endswith(f"{ds.SOPInstanceUID}.dcm") and "1 instance(s) received" in err
 
 
+def test_listen_stops_on_ctrl_c_while_a_caller_holds_a_silent_connection(tmp_path):
+    """A connection that says nothing (as the port probe above makes) kept its association thread, and
+    so the process, alive after Ctrl+C until the caller left or the ACSE timeout passed (30 s)."""
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    listener = subprocess.Popen(
+        [sys.executable, str(REPO / "main.py"), "pacs", "listen", "--port", str(port), "--out", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    silent = None
+    try:
+        deadline = time.monotonic() + 30
+        while silent is None and time.monotonic() < deadline:
+            try:
+                silent = socket.create_connection(("127.0.0.1", port), timeout=1)
+            except OSError:
+                time.sleep(0.2)
+        assert silent is not None, "the listener never listened"
+        time.sleep(1.0)  # its association is set up and waiting for our request
+        listener.send_signal(signal.SIGINT)
+        out, err = listener.communicate(timeout=8)  # well inside the 10 s ACSE timeout
+    finally:
+        if silent is not None:
+            silent.close()
+        if listener.poll() is None:
+            listener.kill()
+            listener.communicate()
+    assert listener.returncode == 0, err
+    assert "0 instance(s) received" in err
+
+
 def test_listen_on_a_port_in_use_is_one_line(capsys):
     with socket.socket() as sock:
         sock.bind(("", 0))
