@@ -152,7 +152,16 @@ def test_listen_stops_on_ctrl_c_while_a_caller_holds_a_silent_connection(tmp_pat
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     listener = subprocess.Popen(
-        [sys.executable, str(REPO / "main.py"), "pacs", "listen", "--port", str(port), "--out", str(tmp_path)],
+        [
+            sys.executable,
+            str(REPO / "main.py"),
+            "pacs",
+            "listen",
+            "--port",
+            str(port),
+            "--out",
+            str(tmp_path),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -169,7 +178,7 @@ def test_listen_stops_on_ctrl_c_while_a_caller_holds_a_silent_connection(tmp_pat
         assert silent is not None, "the listener never listened"
         time.sleep(1.0)  # its association is set up and waiting for our request
         listener.send_signal(signal.SIGINT)
-        out, err = listener.communicate(timeout=8)  # well inside the 10 s ACSE timeout
+        _out, err = listener.communicate(timeout=8)  # well inside the 10 s ACSE timeout
     finally:
         if silent is not None:
             silent.close()
