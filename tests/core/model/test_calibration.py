@@ -12,14 +12,12 @@ from PIL import Image
 
 from core.cli import calibrate as calibrate_cli
 from core.model.calibration import apply_temperature, card_temperature, fit_temperature, logit
-from core.model.checkpoints import CheckpointError, read_card, read_verified, rewrite_card, save_checkpoint
+from core.model.checkpoints import CheckpointError, read_card, read_verified, rewrite_card
 from core.model.inference import Predictor
-from core.model.patches import PatchConfig
 from core.nodule.prediction import Marker
 from core.training.metrics import expected_calibration_error, roc_auc
 from core.training.reliability import calibrated_ece, reliability_png
 from main import main
-from models.mtmr import MTMRNet, MTMRNetConfig
 from tests.core.model.test_patches import sphere_volume
 
 
@@ -72,20 +70,6 @@ def test_reliability_png_draws_two_panels():
     half = pixels.shape[1] // 2
     columns = bars.any(axis=0)  # both panels whole, side by side: most of each half's width has bars
     assert columns[:half].sum() > 0.6 * 360 and columns[half:].sum() > 0.6 * 360
-
-
-@pytest.fixture
-def checkpoint(tmp_path):
-    torch.manual_seed(0)
-    model = MTMRNet(MTMRNetConfig(depth=18, width=8, input_size=32))
-    card = {
-        "name": "tiny",
-        "version": "0",
-        "trained_on": "x",
-        "preprocessing": PatchConfig(size=32).to_dict(),
-    }
-    save_checkpoint(tmp_path / "m.safetensors", model, card)
-    return tmp_path / "m.safetensors"
 
 
 def test_rewrite_card_keeps_the_weights_and_refuses_a_damaged_file(checkpoint):

@@ -4,28 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
-from core.model.checkpoints import save_checkpoint
 from core.model.inference import Predictor
-from core.model.patches import PatchConfig
 from core.nodule.prediction import Marker
-from models.mtmr import MTMRNet, MTMRNetConfig
 from tests.core.model.test_patches import sphere_volume
-
-
-@pytest.fixture
-def checkpoint(tmp_path):
-    torch.manual_seed(0)
-    model = MTMRNet(MTMRNetConfig(depth=18, width=8, input_size=32))
-    card = {
-        "name": "tiny",
-        "version": "0",
-        "trained_on": "nothing",
-        "preprocessing": PatchConfig(size=32).to_dict(),
-    }
-    save_checkpoint(tmp_path / "m.safetensors", model, card)
-    return tmp_path / "m.safetensors"
 
 
 def test_predicts_every_marker_with_ranks_and_original_scales(checkpoint):
