@@ -156,6 +156,7 @@ class PriorComparison:
         """The shown study's saved reading (or none): the table's columns; the prior view is cleared."""
         self.follow_up = dict(session.follow_up) if session else {}
         self.prior_view.clear()
+        self.discard_carry()  # a proposal carried into another study is gone (app.compare_carry)
         try:
             reading = FollowUp.from_dict(self.follow_up) if self.follow_up else None
         except ValueError:

@@ -255,7 +255,7 @@ def compare(
     moved = {}
     for k, marker in enumerate(prior_markers):
         check(cancelled)
-        moved[marker.id] = _carried(prior_volume, current_volume, marker, registration)
+        moved[marker.id] = carried(prior_volume, current_volume, marker, registration)
         tell(_REGISTER + _REFINE * (k + 1) // max(len(prior_markers), 1), total)
     check(cancelled)
     prior_done = measure_markers(prior_volume, prior_markers, prior_masks)
@@ -365,7 +365,7 @@ def saved_reading(
     return reading.registration, Overrides(*kept)
 
 
-def _carried(prior: CTVolume, current: CTVolume, marker: NoduleMarker, registration: Registration):
+def carried(prior: CTVolume, current: CTVolume, marker: NoduleMarker, registration: Registration):
     """The prior marker's centre in the current study: refined, else as the registration puts it."""
     try:
         return refine_point(prior, current, marker.centre_mm, registration).current_mm

@@ -1,0 +1,158 @@
+"""Carrying a prior nodule to the current study: for a prior nodule left unpaired ("resolved / not
+found"), the pairing menu offers "Carry N to this study". Its centre is carried through the saved
+registration (``core.followup.compare.carried``: refined, else the registered point) in the background;
+the current study then centres on it and a proposed marker (the prior's diameter, named "N?
+(proposed)") is shown there as the marker store's preview, with Confirm / Discard beside the status
+line. Confirm adds it as a marker of the current study paired with the prior nodule (compared again with
+the saved registration), one undoable step saved with the session; Discard removes the proposal and
+changes nothing. A failed or cancelled job leaves the reading as it was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from functools import partial
+
+from PySide6.QtGui import QUndoCommand
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QWidget
+
+from app.compare_pairing import NO_PRIOR
+from app.compare_prior import guarded
+from core.followup.compare import FollowUp, carried, compare, saved_reading
+
+
+class Carrying:
+    """A ``MainWindow`` mixin: carry a resolved prior nodule to the current study, proposed then
+    confirmed or discarded."""
+
+    proposal: tuple[str, object] | None = None  # (prior marker id, the proposed NoduleMarker)
+    carry_bar: QWidget | None = None
+
+    def add_carry_actions(self, menu, reading: FollowUp, prior) -> None:
+        """"Carry N to this study" for each prior nodule of ``reading`` left unpaired."""
+        for m in prior.markers:
+            if m.id in reading.resolved:
+                menu.addAction(f"Carry the prior's {m.name} to this study", partial(self.carry, m.id))
+
+    def carry(self, prior_id: str) -> None:
+        """Propose the prior nodule ``prior_id`` in the current study, where the registration puts it."""
+        prior, volume, before = self.prior_view.prior, self.volume, dict(self.follow_up)
+        if prior is None or volume is None or not before:
+            self.statusBar().showMessage(NO_PRIOR, 8000)
+            return
+        marker = next((m for m in prior.markers if m.id == prior_id), None)
+        try:
+            registration = FollowUp.from_dict(before).registration
+        except ValueError as exc:
+            self.statusBar().showMessage(f"Not carried: {exc}", 8000)
+            return
+        if marker is None:
+            return
+
+        def job(progress, cancelled):
+            return carried(prior.volume, volume, marker, registration)
+
+        def done(result) -> None:
+            if self.volume is not volume or self.follow_up != before:
+                self._idle("Not carried: the reading changed meanwhile")
+                return
+            if isinstance(result, str):
+                self._idle(f"Not carried: {result}")
+                return
+            fresh = self.markers.markers.new_marker(result, marker.diameter_mm)
+            proposed = replace(fresh, name=f"{marker.name}? (proposed)")
+            self.proposal = (prior_id, fresh)
+            self.markers.set_preview(proposed)
+            self.workspace.centre_on_mm(result)
+            self._carry_bar(f"The prior's {marker.name} carried here: confirm as {fresh.name}?").show()
+            self._idle(f"The prior's {marker.name} proposed at its registered place: Confirm or Discard")
+
+        self.statusBar().showMessage("Carrying the prior nodule through the registration...")
+        self._run(guarded(job), done, alongside=True)
+
+    def discard_carry(self) -> None:
+        """The proposal gone; nothing else changes."""
+        self.proposal = None
+        if self.markers.preview is not None:
+            self.markers.set_preview(None)
+        if self.carry_bar is not None:
+            self.carry_bar.hide()
+
+    def confirm_carry(self) -> None:
+        """The proposed marker added to the current study, paired with its prior nodule: one step."""
+        if self.proposal is None:
+            return
+        prior_id, marker = self.proposal
+        self.discard_carry()
+        prior, volume, before = self.prior_view.prior, self.volume, dict(self.follow_up)
+        if prior is None or volume is None or not before:
+            self.statusBar().showMessage(NO_PRIOR, 8000)
+            return
+        markers = [*self.markers.markers, marker]
+        masks = self.review.segmentation.current()
+        saved = saved_reading(before, prior.volume, prior.markers, markers)
+        if saved is None:
+            self.statusBar().showMessage("The prior shown is not the reading's: press P again", 8000)
+            return
+        registration, overrides = saved
+
+        def job(progress, cancelled):
+            return compare(
+                prior.volume, volume, prior.markers, markers, prior_masks=prior.masks, current_masks=masks,
+                registration=registration, overrides=overrides.pair(prior_id, marker.id), progress=progress,
+                cancelled=cancelled,
+            )  # fmt: skip
+
+        def done(result) -> None:
+            if self.volume is not volume or self.follow_up != before:
+                self._idle("Not carried: the reading changed meanwhile")
+                return
+            if isinstance(result, str):
+                self._idle(f"Not carried: {result}")
+                return
+            after = {**before, **result.to_dict()}
+            self.markers.undo.push(_Carried(self, marker, before, after))
+            self._idle(f"Carried: {marker.name} added, paired with the prior's nodule; compared again")
+
+        self.statusBar().showMessage("Adding the carried nodule and comparing again...")
+        self._run(guarded(job), done, alongside=True)
+
+    def _carry_bar(self, text: str) -> QWidget:
+        if self.carry_bar is None:
+            bar = QWidget()
+            layout = QHBoxLayout(bar)
+            layout.setContentsMargins(0, 0, 0, 0)
+            bar.label = QLabel()
+            confirm, discard = QPushButton("Confirm"), QPushButton("Discard")
+            confirm.clicked.connect(self.confirm_carry)
+            discard.clicked.connect(self.discard_carry)
+            for widget in (bar.label, confirm, discard):
+                layout.addWidget(widget)
+            bar.confirm, bar.discard = confirm, discard
+            self.statusBar().addPermanentWidget(bar)
+            self.carry_bar = bar
+        self.carry_bar.label.setText(text)
+        return self.carry_bar
+
+
+class _Carried(QUndoCommand):
+    """The carried marker added and the reading that pairs it, or both taken back."""
+
+    def __init__(self, window, marker, before: dict, after: dict) -> None:
+        super().__init__(f"carry {marker.name} from the prior")
+        self.window, self.marker, self.before, self.after = window, marker, before, after
+
+    def redo(self) -> None:
+        store = self.window.markers
+        store.markers.add(self.marker)
+        store.changed.emit()
+        self.window.set_reading(self.after)
+        store.select(self.marker.id)
+
+    def undo(self) -> None:
+        store = self.window.markers
+        store.markers.remove(self.marker.id)
+        if store.selected == self.marker.id:
+            store.select("")
+        store.changed.emit()
+        self.window.set_reading(self.before)
