@@ -25,11 +25,11 @@ class Carrying:
     """A ``MainWindow`` mixin: carry a resolved prior nodule to the current study, proposed then
     confirmed or discarded."""
 
-    proposal: tuple[str, object] | None = None  # (prior marker id, the proposed NoduleMarker)
+    proposal = None  # what Confirm does (a callable), None without a proposal
     carry_bar: QWidget | None = None
 
     def add_carry_actions(self, menu, reading: FollowUp, prior) -> None:
-        """"Carry N to this study" for each prior nodule of ``reading`` left unpaired."""
+        """The action "Carry N to this study" for each prior nodule of ``reading`` left unpaired."""
         for m in prior.markers:
             if m.id in reading.resolved:
                 menu.addAction(f"Carry the prior's {m.name} to this study", partial(self.carry, m.id))
@@ -61,7 +61,8 @@ class Carrying:
                 return
             fresh = self.markers.markers.new_marker(result, marker.diameter_mm)
             proposed = replace(fresh, name=f"{marker.name}? (proposed)")
-            self.proposal = (prior_id, fresh)
+            self.discard_carry()  # one proposal at a time
+            self.proposal = partial(self._confirm_carried, prior_id, fresh)
             self.markers.set_preview(proposed)
             self.workspace.centre_on_mm(result)
             self._carry_bar(f"The prior's {marker.name} carried here: confirm as {fresh.name}?").show()
@@ -71,19 +72,25 @@ class Carrying:
         self._run(guarded(job), done, alongside=True)
 
     def discard_carry(self) -> None:
-        """The proposal gone; nothing else changes."""
+        """The proposal gone (in either study); nothing else changes."""
         self.proposal = None
         if self.markers.preview is not None:
             self.markers.set_preview(None)
+        if self.prior_view.proposed is not None:
+            self.prior_view.proposed = None
+            self.prior_view.draw_markers()
         if self.carry_bar is not None:
             self.carry_bar.hide()
 
     def confirm_carry(self) -> None:
-        """The proposed marker added to the current study, paired with its prior nodule: one step."""
-        if self.proposal is None:
-            return
-        prior_id, marker = self.proposal
+        """What the proposal shown proposes, done (compared again in the background)."""
+        confirm = self.proposal
         self.discard_carry()
+        if confirm is not None:
+            confirm()
+
+    def _confirm_carried(self, prior_id: str, marker) -> None:
+        """The proposed marker added to the current study, paired with its prior nodule: one step."""
         prior, volume, before = self.prior_view.prior, self.volume, dict(self.follow_up)
         if prior is None or volume is None or not before:
             self.statusBar().showMessage(NO_PRIOR, 8000)

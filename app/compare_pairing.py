@@ -58,6 +58,7 @@ class Repairing:
         if not free:
             choices.addAction("(no prior nodule is left unpaired)").setEnabled(False)
         self.add_carry_actions(menu, reading, prior)  # app.compare_carry
+        self.add_lookback_actions(menu, reading, marker)  # app.compare_lookback
         return menu
 
     def _table_menu(self, position) -> None:

@@ -39,7 +39,7 @@ from core.followup.compare import FollowUp, compare, saved_reading
 from core.followup.pacs_priors import PacsSource
 from core.followup.priors import CatalogueSource, PatientIdentity, SessionSource, find_priors
 from core.imaging.volume_files import is_volume_file
-from core.nodule.markers import MarkerError, read_markers
+from core.nodule.markers import MarkerError, NoduleMarker, read_markers
 from core.pacs import client
 from core.pacs.errors import PacsError
 from core.pacs.nodes import load_settings, resolve
@@ -49,6 +49,7 @@ from core.util.cancellation import check
 from core.volume import CTVolume
 
 PRIOR_SOURCE = "prior_source"  # the reading's record: where its prior was loaded from
+PRIOR_ADDED = "prior_markers_added"  # the reading's record: markers the reader added to the prior
 PARENT_FILES = 20_000  # the folder above the study's is searched only up to this many files
 
 
@@ -107,6 +108,8 @@ class PriorComparison:
             location = study.location or _retrieve(study, progress, cancelled)
             prior = _load_study(location, study.study_uid)
             prior_markers, prior_masks = _prior_markers(self.sessions, prior, location)
+            if saved_reading(saved, prior, (), ()) is not None:  # a reading of this prior: its additions
+                prior_markers = with_added(prior_markers, saved)
             found = saved_reading(saved, prior, prior_markers, markers)
             registration, overrides = found if found else (None, None)
             reading = compare(
@@ -117,7 +120,8 @@ class PriorComparison:
 
         where = f" (retrieving it from {study.node.label} first)" if study.node is not None else ""
         self.statusBar().showMessage(f"Comparing with the prior of {_date(study.date)}{where}...")
-        self._run(guarded(job), partial(self._show_comparison, volume, priors.problems))
+        added = list(saved.get(PRIOR_ADDED, []))
+        self._run(guarded(job), partial(self._show_comparison, volume, priors.problems, added))
 
     def _confirm_patient(self, candidate) -> bool:
         """Ask before pairing two studies whose patient identity disagrees (fields named, no values)."""
@@ -131,11 +135,15 @@ class PriorComparison:
         )
         return answer == QMessageBox.StandardButton.Yes
 
-    def _show_comparison(self, volume: CTVolume, notes: tuple[str, ...], result) -> None:
+    def _show_comparison(self, volume: CTVolume, notes: tuple[str, ...], added: list, result) -> None:
         if self._failed(volume, result):
             return
         prior, reading = result
         self.follow_up = reading.to_dict() | {PRIOR_SOURCE: prior.location}
+        ids = {m.id for m in prior.markers}
+        added = [m for m in added if isinstance(m, dict) and m.get("id") in ids]  # this prior's kept
+        if added:
+            self.follow_up[PRIOR_ADDED] = added
         self.save_session()
         self.prior_view.show_prior(prior, reading)
         self.review.table.set_follow_up(reading)
@@ -184,13 +192,15 @@ class PriorComparison:
             self._idle(f"{message} | press P to show the prior beside it")
             return
         wanted = (reading.prior.study_uid, reading.prior.series_uid)
+        record = dict(self.follow_up)
 
         def job(progress, cancelled):
             prior = _load_study(location, wanted[0])
             if session_key(prior) != wanted:
                 raise StudyLoadError(location, "the compared prior series is not there any more")
             check(cancelled)
-            return PriorStudy(prior, location, *_prior_markers(sessions, prior, location))
+            prior_markers, prior_masks = _prior_markers(sessions, prior, location)
+            return PriorStudy(prior, location, with_added(prior_markers, record), prior_masks)
 
         def done(result) -> None:
             if self.volume is not volume or self.follow_up.get(PRIOR_SOURCE, location) != location:
@@ -293,6 +303,22 @@ def _prior_markers(sessions, prior: CTVolume, location: str):
         if (folder / "markers.json").is_file():
             return read_markers(folder / "markers.json"), {}
     return [], {}
+
+
+def with_added(markers: list, record: dict) -> list:
+    """The prior's ``markers`` and those the reader added to it in the reading ``record``
+    (``PRIOR_ADDED``); an entry that cannot be read, or whose id is taken, is left out."""
+    kept, ids = list(markers), {m.id for m in markers}
+    entries = record.get(PRIOR_ADDED)
+    for entry in entries if isinstance(entries, list) else []:
+        try:
+            marker = NoduleMarker.from_dict(entry)
+        except MarkerError:
+            continue
+        if marker.id not in ids:
+            kept.append(marker)
+            ids.add(marker.id)
+    return kept
 
 
 def _date(value: str) -> str:

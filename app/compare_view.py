@@ -34,6 +34,7 @@ class PriorView(QWidget):
         self.registration: Registration | None = None
         self.reading: FollowUp | None = None
         self.prior = None  # app.compare_prior.PriorStudy shown
+        self.proposed = None  # a NoduleMarker proposed in the prior (app.compare_lookback), drawn too
         self.pair_patches = None  # app.compare_patches.PairPatches of the detail panel
         self.plane = None
         self.title = QLabel()
@@ -98,7 +99,7 @@ class PriorView(QWidget):
 
     def clear(self) -> None:
         """Another study is shown: the prior is no longer the one beside it."""
-        self.volume = self.registration = self.plane = self.reading = self.prior = None
+        self.volume = self.registration = self.plane = self.reading = self.prior = self.proposed = None
         self.view.image.clear()
         if self.pair_patches is not None:
             self.pair_patches.hide()
@@ -158,7 +159,8 @@ class PriorView(QWidget):
             return
         selected = self.workspace.markers.selected
         pair = next((p for p in self.reading.pairs if p.current_id == selected), None) if selected else None
-        self.markers.draw(self.volume, self.prior.markers, pair.prior_id if pair else "")
+        shown = [*self.prior.markers, *([self.proposed] if self.proposed is not None else [])]
+        self.markers.draw(self.volume, shown, pair.prior_id if pair else "")
 
     def centre_mm(self) -> np.ndarray:
         """The prior point (LPS mm) the view's crosshair is on."""

@@ -20,6 +20,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QSplitter, QVBoxLayout, QWidget
 
 from app.compare_carry import Carrying
+from app.compare_lookback import LookingBack
 from app.compare_pairing import Repairing
 from app.compare_prior import PriorComparison
 from app.compare_view import PriorView
@@ -60,6 +61,7 @@ READ_ONLY = "Read-only: this series is open in another MTMR Reader window; chang
 
 class MainWindow(
     Carrying,
+    LookingBack,
     Repairing,
     PriorComparison,
     StudyOpening,
