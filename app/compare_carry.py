@@ -1,11 +1,12 @@
 """Carrying a prior nodule to the current study: for a prior nodule left unpaired ("resolved / not
-found"), the pairing menu offers "Carry N to this study". Its centre is carried through the saved
-registration (``core.followup.compare.carried``: refined, else the registered point) in the background;
-the current study then centres on it and a proposed marker (the prior's diameter, named "N?
-(proposed)") is shown there as the marker store's preview, with Confirm / Discard beside the status
-line. Confirm adds it as a marker of the current study paired with the prior nodule (compared again with
-the saved registration), one undoable step saved with the session; Discard removes the proposal and
-changes nothing. A failed or cancelled job leaves the reading as it was.
+found"), the pairing menu, and a right-click on it in the prior view, offer "Carry N to this study".
+Its centre is carried through the saved registration (``core.followup.compare.carried``: refined, else
+the registered point) in the background; the current study then centres on it and a proposed marker
+(the prior's diameter, named "N? (proposed)") is shown there as the marker store's preview, with
+Confirm / Discard beside the status line. Confirm adds it as a marker of the current study paired with
+the prior nodule (compared again with the saved registration), one undoable step saved with the
+session; Discard removes the proposal and changes nothing. A failed or cancelled job leaves the reading
+as it was.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from __future__ import annotations
 from dataclasses import replace
 from functools import partial
 
-from PySide6.QtGui import QUndoCommand
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QWidget
+from PySide6.QtGui import QCursor, QUndoCommand
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QMenu, QPushButton, QWidget
 
 from app.compare_pairing import NO_PRIOR
 from app.compare_prior import guarded
@@ -33,6 +34,26 @@ class Carrying:
         for m in prior.markers:
             if m.id in reading.resolved:
                 menu.addAction(f"Carry the prior's {m.name} to this study", partial(self.carry, m.id))
+
+    def prior_menu(self, prior_voxel) -> QMenu | None:
+        """The menu of the prior nodule drawn at ``prior_voxel`` in the prior view: its carry action
+        when it is left unpaired; None elsewhere."""
+        hit = self.prior_view.markers.hit(prior_voxel) if self.prior_view.prior is not None else None
+        try:
+            reading = FollowUp.from_dict(self.follow_up) if hit and self.follow_up else None
+        except ValueError:
+            reading = None
+        if reading is None or hit[0] not in reading.resolved:
+            return None
+        menu = QMenu(self)
+        prior = self.prior_view.prior
+        self.add_carry_actions(menu, replace(reading, resolved=(hit[0],)), prior)
+        return menu
+
+    def _prior_menu(self, prior_voxel) -> None:
+        menu = self.prior_menu(prior_voxel)
+        if menu is not None:
+            menu.exec(QCursor.pos())
 
     def carry(self, prior_id: str) -> None:
         """Propose the prior nodule ``prior_id`` in the current study, where the registration puts it."""

@@ -119,6 +119,7 @@ class MainWindow(
         self.review.message.connect(lambda text: self.statusBar().showMessage(text, 10000))
         self.review.centre.connect(self.workspace.centre_on_mm)
         self.prior_view.pair_patches = self.review.detail.pair  # both time points in the detail
+        self.prior_view.view.right_clicked.connect(self._prior_menu)  # carry a prior nodule
         self.review.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.review.table.customContextMenuRequested.connect(self._table_menu)  # re-pairing
         self.workspace.segmentation = self.review.segmentation

@@ -80,6 +80,18 @@ def test_discard_or_a_failed_carry_changes_nothing(qtbot, follow_up, monkeypatch
     def fails(*args, **kwargs):
         raise ValueError("the current study cannot be measured")
 
+    # a right-click on the unpaired prior nodule in the prior view offers the same, on a paired one nothing
+    prior = window.prior_view
+    by_id = {m.id: m for m in prior.prior.markers}
+    window.workspace.centre_on_mm(
+        prior.registration.to_current(np.asarray(by_id[reading.resolved[0]].centre_mm))
+    )
+    at = prior.volume.mm_to_voxel(np.asarray(by_id[reading.resolved[0]].centre_mm))
+    name = by_id[reading.resolved[0]].name
+    assert [a.text() for a in window.prior_menu(at).actions()] == [f"Carry the prior's {name} to this study"]
+    paired = by_id[reading.pairs[0].prior_id]
+    window.workspace.centre_on_mm(prior.registration.to_current(np.asarray(paired.centre_mm)))
+    assert window.prior_menu(prior.volume.mm_to_voxel(np.asarray(paired.centre_mm))) is None
     _carry(qtbot, window, reading.resolved[0])
     monkeypatch.setattr(compare_carry, "compare", fails)
     window.confirm_carry()
