@@ -217,7 +217,8 @@ def run_send(args: argparse.Namespace) -> int:
 
 
 def run_listen(args: argparse.Namespace) -> int:
-    import time
+    import signal
+    import threading
 
     from core.pacs.errors import PacsError
     from core.pacs.listener import DEFAULT_PORT, Listener, stop
@@ -239,24 +240,31 @@ def run_listen(args: argparse.Namespace) -> int:
             raise ValueError("--port must be 1-65535 and --max-gb above 0")
     except (PacsError, ValueError, TypeError) as exc:
         return _fail(str(exc), 2)
+    # Ctrl+C (or a TERM) only sets a flag, from before the server starts until it has stopped: a
+    # KeyboardInterrupt raised anywhere else (between the start and the wait, inside the stop) once
+    # left the server's threads running and the process alive
+    stopping = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stopping.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        server = listener.start()
-    except OSError as exc:
-        return _fail(f"port {listener.port}: cannot listen ({exc.strerror or exc})")
-    who = ", ".join(listener.allowed) if listener.allowed else "any AE title"
-    print(
-        f"listening as {listener.aet} on port {listener.port} (from {who}) into {listener.root}; "
-        "Ctrl+C stops",
-        file=sys.stderr,
-        flush=True,
-    )
-    try:
-        while True:
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
+        try:
+            server = listener.start()
+        except OSError as exc:
+            return _fail(f"port {listener.port}: cannot listen ({exc.strerror or exc})")
+        who = ", ".join(listener.allowed) if listener.allowed else "any AE title"
+        print(
+            f"listening as {listener.aet} on port {listener.port} (from {who}) into {listener.root}; "
+            "Ctrl+C stops",
+            file=sys.stderr,
+            flush=True,
+        )
+        try:
+            while not stopping.wait(0.5):
+                pass
+        finally:
+            stop(server)
     finally:
-        stop(server)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     print(f"\nstopped: {listener.received} instance(s) received", file=sys.stderr)
     return 0
 
