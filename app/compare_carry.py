@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QMenu, QPushButton, QWidget
 
 from app.compare_pairing import NO_PRIOR
 from app.compare_prior import guarded
-from core.followup.compare import FollowUp, carried, compare, saved_reading
+from core.followup.compare import FollowUp, carried
 
 
 class Carrying:
@@ -112,38 +112,19 @@ class Carrying:
 
     def _confirm_carried(self, prior_id: str, marker) -> None:
         """The proposed marker added to the current study, paired with its prior nodule: one step."""
-        prior, volume, before = self.prior_view.prior, self.volume, dict(self.follow_up)
-        if prior is None or volume is None or not before:
-            self.statusBar().showMessage(NO_PRIOR, 8000)
-            return
-        markers = [*self.markers.markers, marker]
-        masks = self.review.segmentation.current()
-        saved = saved_reading(before, prior.volume, prior.markers, markers)
-        if saved is None:
-            self.statusBar().showMessage("The prior shown is not the reading's: press P again", 8000)
-            return
-        registration, overrides = saved
 
-        def job(progress, cancelled):
-            return compare(
-                prior.volume, volume, prior.markers, markers, prior_masks=prior.masks, current_masks=masks,
-                registration=registration, overrides=overrides.pair(prior_id, marker.id), progress=progress,
-                cancelled=cancelled,
-            )  # fmt: skip
-
-        def done(result) -> None:
-            if self.volume is not volume or self.follow_up != before:
-                self._idle("Not carried: the reading changed meanwhile")
-                return
-            if isinstance(result, str):
-                self._idle(f"Not carried: {result}")
-                return
+        def finish(prior, prior_markers, before, result) -> None:
             after = {**before, **result.to_dict()}
             self.markers.undo.push(_Carried(self, marker, before, after))
             self._idle(f"Carried: {marker.name} added, paired with the prior's nodule; compared again")
 
-        self.statusBar().showMessage("Adding the carried nodule and comparing again...")
-        self._run(guarded(job), done, alongside=True)
+        self.compare_again(
+            lambda overrides: overrides.pair(prior_id, marker.id),
+            finish,
+            failed="Not carried",
+            busy="Adding the carried nodule and comparing again...",
+            added_current=marker,
+        )
 
     def _carry_bar(self, text: str) -> QWidget:
         if self.carry_bar is None:

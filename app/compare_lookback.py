@@ -17,8 +17,8 @@ import numpy as np
 from PySide6.QtGui import QUndoCommand
 
 from app.compare_pairing import NO_PRIOR
-from app.compare_prior import PRIOR_ADDED, guarded
-from core.followup.compare import FollowUp, compare, saved_reading
+from app.compare_prior import PRIOR_ADDED
+from core.followup.compare import FollowUp
 from core.nodule.markers import MarkerSet
 
 
@@ -56,40 +56,20 @@ class LookingBack:
         self.statusBar().showMessage(f"{marker.name} proposed in the prior at its registered place")
 
     def _confirm_found(self, current_id: str, found) -> None:
-        prior, volume, before = self.prior_view.prior, self.volume, dict(self.follow_up)
-        if prior is None or volume is None or not before:
-            self.statusBar().showMessage(NO_PRIOR, 8000)
-            return
-        prior_markers, markers = [*prior.markers, found], list(self.markers.markers)
-        masks = self.review.segmentation.current()
-        saved = saved_reading(before, prior.volume, prior_markers, markers)
-        if saved is None:
-            self.statusBar().showMessage("The prior shown is not the reading's: press P again", 8000)
-            return
-        registration, overrides = saved
-
-        def job(progress, cancelled):
-            return compare(
-                prior.volume, volume, prior_markers, markers, prior_masks=prior.masks, current_masks=masks,
-                registration=registration, overrides=overrides.pair(found.id, current_id), progress=progress,
-                cancelled=cancelled,
-            )  # fmt: skip
-
-        def done(result) -> None:
-            if self.volume is not volume or self.follow_up != before or self.prior_view.prior is not prior:
-                self._idle("Not added to the prior: the reading changed meanwhile")
-                return
-            if isinstance(result, str):
-                self._idle(f"Not added to the prior: {result}")
-                return
+        def finish(prior, prior_markers, before, result) -> None:
             added = [*before.get(PRIOR_ADDED, []), found.to_dict()]
             after = {**before, **result.to_dict(), PRIOR_ADDED: added}
             grown = replace(prior, markers=prior_markers)
             self.markers.undo.push(_FoundInPrior(self, (prior, grown), (before, after), found.name))
             self._idle(f"Added {found.name} to the prior's markers of this reading, paired; compared again")
 
-        self.statusBar().showMessage("Adding the nodule to the prior's markers and comparing again...")
-        self._run(guarded(job), done, alongside=True)
+        self.compare_again(
+            lambda overrides: overrides.pair(found.id, current_id),
+            finish,
+            failed="Not added to the prior",
+            busy="Adding the nodule to the prior's markers and comparing again...",
+            added_prior=found,
+        )
 
 
 class _FoundInPrior(QUndoCommand):

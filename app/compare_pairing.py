@@ -71,32 +71,8 @@ class Repairing:
     def repair(self, how: str, prior_id: str, current_id: str) -> None:
         """``how``: "pair" or "unpair" the prior nodule ``prior_id`` and the current ``current_id``;
         compared again in the background, then one undoable step."""
-        prior, volume, before = self.prior_view.prior, self.volume, dict(self.follow_up)
-        if prior is None or volume is None or not before:
-            self.statusBar().showMessage(NO_PRIOR, 8000)
-            return
-        markers = list(self.markers.markers)
-        masks = self.review.segmentation.current()
-        saved = saved_reading(before, prior.volume, prior.markers, markers)
-        if saved is None:
-            self.statusBar().showMessage("The prior shown is not the reading's: press P again", 8000)
-            return
-        registration, overrides = saved
-        changed = getattr(overrides, how)(prior_id, current_id)
 
-        def job(progress, cancelled):
-            return compare(
-                prior.volume, volume, prior.markers, markers, prior_masks=prior.masks, current_masks=masks,
-                registration=registration, overrides=changed, progress=progress, cancelled=cancelled,
-            )  # fmt: skip
-
-        def done(result) -> None:
-            if self.volume is not volume or self.follow_up != before:
-                self._idle("Pairing not changed: the reading changed meanwhile")
-                return
-            if isinstance(result, str):
-                self._idle(f"Pairing not changed: {result}")
-                return
+        def finish(prior, prior_markers, before, result) -> None:
             after = {**before, **result.to_dict()}  # what the app keeps beside it (prior_source) stays
             names = {m.id: m.name for m in prior.markers}
             marker = self.markers.get(current_id)
@@ -105,7 +81,51 @@ class Repairing:
             self.markers.undo.push(_Repairing(self, before, after, text))  # "Undo pair N2 with n6"
             self._idle(f"{how.capitalize()}ed: {text[len(how) + 1 :]} (the prior's); compared again")
 
-        self.statusBar().showMessage("Pairing again (with the saved registration)...")
+        self.compare_again(
+            lambda overrides: getattr(overrides, how)(prior_id, current_id),
+            finish,
+            failed="Pairing not changed",
+            busy="Pairing again (with the saved registration)...",
+        )
+
+    def compare_again(
+        self, change, finish, failed: str, busy: str, added_prior=None, added_current=None
+    ) -> None:
+        """The shown prior and this study compared again in the background with the saved registration
+        and the reader's pairings as ``change(overrides)`` makes them, ``added_prior`` / ``added_current``
+        (a marker or None) joining the markers compared; ``finish(prior, prior_markers, before, result)``
+        then makes the undoable step. Without the prior shown, with a prior that is not the reading's, a
+        reading changed meanwhile or a failed comparison, nothing changes and the status line says why
+        after ``failed``."""
+        prior, volume, before = self.prior_view.prior, self.volume, dict(self.follow_up)
+        if prior is None or volume is None or not before:
+            self.statusBar().showMessage(NO_PRIOR, 8000)
+            return
+        prior_markers = [*prior.markers, *([added_prior] if added_prior else [])]
+        markers = [*self.markers.markers, *([added_current] if added_current else [])]
+        masks = self.review.segmentation.current()
+        saved = saved_reading(before, prior.volume, prior_markers, markers)
+        if saved is None:
+            self.statusBar().showMessage("The prior shown is not the reading's: press P again", 8000)
+            return
+        registration, overrides = saved
+        changed = change(overrides)
+
+        def job(progress, cancelled):
+            return compare(
+                prior.volume, volume, prior_markers, markers, prior_masks=prior.masks, current_masks=masks,
+                registration=registration, overrides=changed, progress=progress, cancelled=cancelled,
+            )  # fmt: skip
+
+        def done(result) -> None:
+            if self.volume is not volume or self.follow_up != before or self.prior_view.prior is not prior:
+                self._idle(f"{failed}: the reading changed meanwhile")
+            elif isinstance(result, str):
+                self._idle(f"{failed}: {result}")
+            else:
+                finish(prior, prior_markers, before, result)
+
+        self.statusBar().showMessage(busy)
         self._run(guarded(job), done, alongside=True)
 
     def set_reading(self, record: dict) -> None:

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-import app.compare_carry as compare_carry
+import app.compare_pairing as compare_pairing
 from core.followup.compare import FollowUp, carried
 from tests.app.followup_window import compared, opened, write_pair
 
@@ -93,7 +93,7 @@ def test_discard_or_a_failed_carry_changes_nothing(qtbot, follow_up, monkeypatch
     window.workspace.centre_on_mm(prior.registration.to_current(np.asarray(paired.centre_mm)))
     assert window.prior_menu(prior.volume.mm_to_voxel(np.asarray(paired.centre_mm))) is None
     _carry(qtbot, window, reading.resolved[0])
-    monkeypatch.setattr(compare_carry, "compare", fails)
+    monkeypatch.setattr(compare_pairing, "compare", fails)  # the comparison again, shared
     window.confirm_carry()
     qtbot.waitUntil(lambda: not window.busy, timeout=60_000)
     assert "Not carried: the current study cannot be measured" in window.statusBar().currentMessage()
