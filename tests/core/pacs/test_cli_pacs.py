@@ -107,9 +107,8 @@ def test_send_reports_each_object_and_fails_when_one_fails(orthanc, tmp_path, ca
     assert bad.read_text() == "not dicom"
 
 
-def test_listen_receives_a_push_until_interrupted(tool, tmp_path):
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+def listen(port: int, out: Path, *extra: str) -> subprocess.Popen:
+    """``python main.py pacs listen`` in its own process, its output piped."""
     command = [
         sys.executable,
         str(REPO / "main.py"),
@@ -118,11 +117,17 @@ def test_listen_receives_a_push_until_interrupted(tool, tmp_path):
         "--port",
         str(port),
         "--out",
-        str(tmp_path),
+        str(out),
     ]
-    listener = subprocess.Popen(
-        [*command, "--allow", "PUSHER"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen(
+        [*command, *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
     )
+
+
+def test_listen_receives_a_push_until_interrupted(tool, tmp_path):
+    port = free_port()
+    listener = listen(port, tmp_path, "--allow", "PUSHER")
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -150,23 +155,7 @@ def test_listen_stops_on_ctrl_c_while_a_caller_holds_a_silent_connection(tmp_pat
     """A connection that says nothing (as the port probe above makes) kept its association thread, and
     so the process, alive after Ctrl+C until the caller left or the ACSE timeout passed (30 s)."""
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    listener = subprocess.Popen(
-        [
-            sys.executable,
-            str(REPO / "main.py"),
-            "pacs",
-            "listen",
-            "--port",
-            str(port),
-            "--out",
-            str(tmp_path),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    listener = listen(port, tmp_path)
     silent = None
     try:
         deadline = time.monotonic() + 30
