@@ -9,6 +9,9 @@ reports in voxel coordinates and the workspace keeps every view in step.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, Signal
@@ -126,6 +129,7 @@ class SliceView(QWidget):
         self.corners["right"].setAlignment(Qt.AlignmentFlag.AlignRight)
         self._corner_text = {"left": "", "right": ""}
         self._texts = {self.info: "", self.window_label: "", self.probe: ""}  # as given, before cutting
+        self._held, self._placement_due = 0, False  # see holding_overlays
         self.graphics.scene().sigMouseMoved.connect(self._mouse_moved)
         self.setMinimumSize(120, 120)
 
@@ -249,7 +253,26 @@ class SliceView(QWidget):
             label.adjustSize()
         self._place_overlays()
 
+    @contextmanager
+    def holding_overlays(self) -> Iterator[None]:
+        """Texts changed several times in one go (a new study sets the plane, the levels, the slice and
+        the corners) are placed once, at the end: each placement moves and shows nine labels over the
+        image, and twelve of them held the window ~5 ms while a study was shown."""
+        self._held += 1
+        try:
+            yield
+        finally:
+            self._held -= 1
+            if not self._held and self._placement_due:
+                self._placement_due = False
+                self._place()
+
     def _place_overlays(self) -> None:
+        self._placement_due = bool(self._held)
+        if not self._held:
+            self._place()
+
+    def _place(self) -> None:
         """The texts around the image, never over one another: the study and the slice at the top left,
         the series and W/L at the top right; where the view is too narrow for the two columns side by
         side, one column under the top letter (cut short to the view's width); HU under the cursor at

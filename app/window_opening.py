@@ -80,9 +80,10 @@ class StudyOpening:
 
     def _show_volume(self, volume: CTVolume) -> None:
         """Show a loaded study in steps, each its own turn of the event loop with its own window paint,
-        so that none holds the window for long (together they take 30-50 ms): the session; the
-        nodule lists; the nodule to open on, selected (its detail); the view the reader works in,
-        centred on it; each other view; the status line. The window stays busy until the last step."""
+        so that none holds the window for long (together they take 30-50 ms): the session; its saved
+        layout, when another; the nodule lists; the nodule to open on, selected (its detail); the
+        view the reader works in, centred on it; each other view; the status line. The window stays
+        busy until the last step."""
         self.save_session()  # the study being left, with its own source
         self._showing = volume  # no saves until it is whole (the view would be the last study's)
         self.volume = volume
@@ -90,7 +91,8 @@ class StudyOpening:
         self._claim(volume)
         self.workspace.leave()  # the views wait for their own turn, drawing nothing of this study
         session = self._restore_session(volume)
-        self._step_by_step(volume, [partial(self._show_lists, volume, session)])
+        lay_out = partial(self.workspace.lay_out_for, session.view if session else None)
+        self._step_by_step(volume, [lay_out, partial(self._show_lists, volume, session)])
 
     def _show_lists(self, volume: CTVolume, session) -> None:
         # the study and its markers in one turn: the review never holds one study's markers with another

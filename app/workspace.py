@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import replace
 
 import numpy as np
@@ -95,6 +96,12 @@ class Workspace(WorkspaceTools, QWidget):
         every view (set before the first render, so the slices are cut once, not twice). Only the
         views in ``render_now`` get their slice here (the others are left blank for the caller to
         ``render`` in later turns of the event loop: three first paints in one turn held the window)."""
+        with ExitStack() as held:  # each view's texts placed once, at the end
+            for view in self.views.values():
+                held.enter_context(view.holding_overlays())
+            self._set_volume(volume, state, focus_mm, render_now)
+
+    def _set_volume(self, volume: CTVolume, state, focus_mm, render_now: Sequence[str]) -> None:
         self.cine.stop()
         self.volume = volume
         self.rulers = []  # the last study's
@@ -120,6 +127,16 @@ class Workspace(WorkspaceTools, QWidget):
         self.set_window(*self.window)
         self._update_info()
         self._show_corners()
+
+    def lay_out_for(self, state: dict | None) -> None:
+        """A study's saved layout laid out before its views are shown (after ``leave``), the views
+        blank, when it differs from the one in use: laying out three views and repainting the last
+        study's slices at their new sizes in the step that showed the slices held the window ~40 ms."""
+        layout = (state or {}).get("layout")
+        if self.volume is None and layout in LAYOUTS and layout != self.layout_name:
+            for view in self.views.values():
+                view.image.clear()
+            self.set_layout(layout)
 
     def leave(self) -> None:
         """The study shown is being replaced: until ``set_volume`` the views keep its slices and draw

@@ -205,3 +205,43 @@ def test_the_lungs_are_found_once_the_study_is_shown_not_beside_its_steps(window
     # the worker counts as done once its thread ends, a moment before its result reaches the window
     qtbot.waitUntil(lambda: window.review.lungs is not None, timeout=10_000)
     assert window.review.lungs.volume is window.volume
+
+
+def test_a_new_study_places_each_views_texts_once(window, monkeypatch):
+    placed = []
+    for name, view in window.workspace.views.items():
+        real = view._place
+        monkeypatch.setattr(view, "_place", lambda n=name, r=real: placed.append(n) or r())
+    window.workspace.set_volume(window.volume, None)
+    # plane, levels (twice), slice and corners each placed nine labels: twelve placements a study
+    assert sorted(placed) == ["axial", "coronal", "sagittal"]
+    view = window.workspace.views["axial"]
+    view.set_probe("-850 HU")  # outside a new study, every change is placed at once
+    assert placed[-1] == "axial" and len(placed) == 4
+    assert view.probe.isVisible() or not view.isVisible()
+
+
+def test_a_saved_layout_other_than_the_one_in_use_is_laid_out_in_its_own_turn_before_the_views(
+    window, qtbot, monkeypatch
+):
+    ws = window.workspace
+    ws.set_layout("2x2")
+    window._last_saved = None
+    window.save_session()  # the study was last read in 2x2
+    ws.set_layout("1+2")  # the reader works in 1+2 now
+    order = []
+    real_layout, real_lists, real_views = ws.set_layout, window._show_lists, window._show_views
+
+    def set_layout(name):
+        blank = all(view.image.image is None for view in ws.views.values())
+        order.append(("layout", name, ws.volume is None, blank))
+        real_layout(name)
+
+    monkeypatch.setattr(ws, "set_layout", set_layout)
+    monkeypatch.setattr(window, "_show_lists", lambda *a: order.append("lists") or real_lists(*a))
+    monkeypatch.setattr(window, "_show_views", lambda *a: order.append("views") or real_views(*a))
+    _reopen(window, qtbot)
+    # laid out before the lists, no study in the views and their last slices cleared (laying out
+    # and repainting them in the views' step held the window ~40 ms), and not laid out again
+    assert order == [("layout", "2x2", True, True), "lists", "views"]
+    assert ws.layout_name == "2x2"
