@@ -5,7 +5,7 @@ the nodules it marks are the ones the model gets wrong.
 
 Each split's nodules are rendered as ``evaluate`` renders them (seed 1, nominal protocol; cached), fed
 to the model exactly as the Predictor feeds them (``core.model.tta.view_stack``: slices, mirror
-images, six more views of the central slice) and scored with the card's temperature. Printed per
+images, four more views of the central slice) and scored with the card's temperature. Printed per
 split: the interval's median width and quartiles, the share of nodules marked indeterminate (the
 interval crosses 10 % or 70 %), the AUC on all, determinate and indeterminate nodules, and the median
 width of the nodules misclassified at p = 0.5 beside that of the others.

@@ -34,7 +34,7 @@ class Predictor:
     checkpoint: Path
     device: str = "auto"
     batch_size: int = 256
-    tta: bool = True  # the malignancy interval from eight views (False: today's two, no interval)
+    tta: bool = True  # the malignancy interval from six views (False: today's two, no interval)
     notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:

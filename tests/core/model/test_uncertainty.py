@@ -1,4 +1,4 @@
-"""The TTA interval (eight views in one forward pass) and the decision band it is judged against."""
+"""The TTA interval (six views in one forward pass) and the decision band it is judged against."""
 
 from __future__ import annotations
 
@@ -39,11 +39,11 @@ def tiny_checkpoint(path, channels: int):
 
 
 @pytest.mark.parametrize("channels", [1, 3])
-def test_eight_distinct_views_and_the_z_flip_reverses_the_channels(channels):
+def test_six_distinct_views_and_the_z_flip_reverses_the_channels(channels):
     patch = np.random.default_rng(0).normal(size=(channels, 8, 8)).astype(np.float32)
     views = [patch, patch[..., ::-1], *(_view(patch, *v) for v in EXTRA_VIEWS[channels])]
-    assert len(views) == 8
-    assert len({v.tobytes() for v in views}) == 8
+    assert len(views) == 6
+    assert len({v.tobytes() for v in views}) == 6
     if channels == 3:
         assert np.array_equal(_view(patch, 0, False, True), patch[::-1])
 
@@ -76,7 +76,7 @@ def test_every_view_of_every_nodule_goes_through_one_forward_pass(tmp_path):
     predictor.model.forward = lambda x, d=None: calls.append(len(x)) or forward(x, d)
     predictor.predict(sphere_volume(6.0), MARKERS)
     slices = 2 * 5 + 2 * 5  # both markers span at least 5 slices (max_slices 5): slices and mirrors
-    assert calls == [slices + 2 * 6]  # + six more views of each central slice
+    assert calls == [slices + 2 * 4]  # + four more views of each central slice
 
 
 def test_decision_band_marks_intervals_that_cross_an_edge():
