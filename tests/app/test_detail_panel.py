@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, QRect
-from PySide6.QtWidgets import QApplication, QLabel
+from PySide6.QtWidgets import QApplication, QLabel, QWidget
 
 from app.main_window import MainWindow
 from core.model.explain import Explanation
@@ -141,3 +141,31 @@ def test_the_same_nodule_shown_again_keeps_its_slices_and_a_moved_one_or_another
     assert moved is not before
     panel.show_nodule(sphere_volume(6.0), NoduleMarker("m2", "N2", (1.0, 0.0, 0.0), 8.0), None, None, "")
     assert panel.patches["axial"].image.image is not moved  # the same marker in another study
+
+
+@pytest.mark.parametrize("shown", [(1600, 1000)], indirect=True)
+def test_clearing_then_showing_a_nodule_moves_nothing_below_its_title(shown):
+    """Opening a study clears the panel, then shows its nodule: each change of the texts' heights
+    moved every widget below them and repainted the whole panel, twice, while the study was shown."""
+    from tests.measurement_factory import measurement
+
+    _window, panel = shown
+    panel.show_size(None, measurement(), "", "")
+    QApplication.processEvents()
+    below = [w for w in panel.findChildren(QWidget) if w.isVisible() and in_panel(w, panel).y() > 40]
+
+    def places():
+        QApplication.processEvents()
+        return [in_panel(w, panel) for w in below]
+
+    before = places()
+    panel.show_nodule(None, None, None, None, "model text")  # the study being left
+    assert places() == before
+    marker = NoduleMarker("m2", "N2", (0.0, 0.0, 0.0), 12.0)
+    result = NoduleResult("m2", 0.4, 0.05, dict(SCORES), rank=1)
+    panel.show_nodule(sphere_volume(6.0), marker, result, None, "model text", "right upper zone")
+    panel.show_size(None, measurement(), "", "")
+    assert places() == before
+    panel.show_nodule(sphere_volume(6.0), marker, None, None, "model text", "right upper zone")
+    panel.show_size(None, None, "", "")  # a shorter nodule's texts take only their own height
+    assert places()[below.index(panel.cam_toggle)].y() < before[below.index(panel.cam_toggle)].y()
