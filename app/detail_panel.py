@@ -7,6 +7,8 @@ where the reader confirms or corrects them (stored as a reader label, shown apar
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from html import escape
 
 import numpy as np
@@ -134,6 +136,7 @@ class DetailPanel(QWidget):
         super().__init__(parent)
         self.marker: NoduleMarker | None = None
         self._patched: tuple = (None, None)  # the volume and marker the patches show
+        self._patches_held, self._patches_due = False, None  # see holding_patches
         self.result: NoduleResult | None = None
         self.explanation = None
         self.title = QLabel("Select a nodule")
@@ -243,12 +246,32 @@ class DetailPanel(QWidget):
             self.score.setText("Not analysed yet: press Analyse.")
         else:
             self.score.setText(score_html(result))
-        self._patches(volume, marker)
+        if self._patches_held:
+            self._patches_due = (volume, marker)
+        else:
+            self._patches(volume, marker)
         self.scores.show_result(result)
         self._form(result, label)
         self.cam.image.clear()
         self.cam.circle.setVisible(False)
         self.cam_note.setText(NOT_ANALYSED_NOTE if result is None else "")
+
+    @contextmanager
+    def holding_patches(self) -> Iterator[None]:
+        """A nodule shown meanwhile gets its slices at ``release_patches``, in a later turn of the event
+        loop: as a study is shown its nodule is selected in one turn, and the three thumbnails' new
+        images and repaint made that turn the window's longest stall (until then, ~10 ms, the
+        thumbnails still show the last nodule's slices)."""
+        self._patches_held = True
+        try:
+            yield
+        finally:
+            self._patches_held = False
+
+    def release_patches(self) -> None:
+        due, self._patches_due = self._patches_due, None
+        if due is not None and due[1] == self.marker:  # not another nodule shown since
+            self._patches(*due)
 
     def _hold_space(self, hold: bool) -> None:
         """Cleared, the texts keep the height the nodule's took, and the next nodule's take theirs back:

@@ -114,8 +114,10 @@ class StudyOpening:
         already selected (selecting it after the views redrew all three in the last step)."""
         marker = self._nodule_to_open_on()
         if marker is not None:
-            self.markers.select(marker.id)
-        self._step_by_step(volume, [partial(self._show_views, volume, session, marker)])
+            with self.review.detail.holding_patches():  # its slices in the next turn
+                self.markers.select(marker.id)
+        views = partial(self._show_views, volume, session, marker)
+        self._step_by_step(volume, [self.review.detail.release_patches, views])
 
     def _show_views(self, volume: CTVolume, session, marker: NoduleMarker | None) -> None:
         view = session.view if session else None

@@ -245,3 +245,23 @@ def test_a_saved_layout_other_than_the_one_in_use_is_laid_out_in_its_own_turn_be
     # and repainting them in the views' step held the window ~40 ms), and not laid out again
     assert order == [("layout", "2x2", True, True), "lists", "views"]
     assert ws.layout_name == "2x2"
+
+
+def test_the_nodule_opened_on_gets_its_slices_in_the_turn_after_its_selection(window, qtbot, monkeypatch):
+    from core.nodule.markers import NoduleMarker
+
+    marker = NoduleMarker("m1", "N1", tuple(window.volume.voxel_to_mm([2.0, 3.0, 4.0])), 4.0)
+    window.markers.reset([marker])  # saved with the study
+    detail, order = window.review.detail, []
+    real_patches, real_open_on, real_views = detail._patches, window._open_on, window._show_views
+    monkeypatch.setattr(detail, "_patches", lambda *a: order.append("patches") or real_patches(*a))
+    monkeypatch.setattr(window, "_open_on", lambda *a: real_open_on(*a) or order.append("open_on"))
+    monkeypatch.setattr(window, "_show_views", lambda *a: order.append("views") or real_views(*a))
+    _reopen(window, qtbot)
+    # the three thumbnails' images and repaint made the selecting turn the longest of the show
+    assert order[: order.index("views") + 1] == ["open_on", "patches", "views"]
+    assert detail._patched == (window.volume, marker)
+    assert all(view.image.image is not None for view in detail.patches.values())
+    window.markers.select("")
+    window.markers.select("m1")  # a reader's click outside a show: its slices at once
+    assert order[-1] == "patches"
