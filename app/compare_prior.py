@@ -160,8 +160,9 @@ class PriorComparison:
             return True
         return False
 
-    def _restore_follow_up(self, session) -> None:
-        """The shown study's saved reading (or none): the table's columns; the prior view is cleared."""
+    def _restore_follow_up(self, session, fill: bool = True) -> None:
+        """The shown study's saved reading (or none): the table's columns (filled at the table's next
+        fill with ``fill=False``); the prior view is cleared."""
         self.follow_up = dict(session.follow_up) if session else {}
         self.prior_view.clear()
         self.discard_carry()  # a proposal carried into another study is gone (app.compare_carry)
@@ -169,7 +170,7 @@ class PriorComparison:
             reading = FollowUp.from_dict(self.follow_up) if self.follow_up else None
         except ValueError:
             reading = None
-        self.review.table.set_follow_up(reading)
+        self.review.table.set_follow_up(reading, fill)
 
     def show_saved_prior(self, volume: CTVolume, message: str) -> None:
         """The prior of the shown study's saved reading beside it again, loaded in the background (its

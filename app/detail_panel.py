@@ -252,7 +252,8 @@ class DetailPanel(QWidget):
             self._patches(volume, marker)
         self.scores.show_result(result)
         self._form(result, label)
-        self.cam.image.clear()
+        if self.cam.image.image is not None:  # clearing an empty one repainted its scene all the same
+            self.cam.image.clear()
         self.cam.circle.setVisible(False)
         self.cam_note.setText(NOT_ANALYSED_NOTE if result is None else "")
 

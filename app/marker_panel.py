@@ -63,9 +63,11 @@ class MarkerPanel(QWidget):
         store.selection_changed.connect(self._show_selection)
         self.refresh()
 
-    def set_volume(self, volume) -> None:
+    def set_volume(self, volume, refresh: bool = True) -> None:
+        """``refresh=False``: the markers are about to be replaced, which refreshes the list."""
         self.volume = volume
-        self.refresh()
+        if refresh:
+            self.refresh()
 
     def refresh(self) -> None:
         self._filling = True

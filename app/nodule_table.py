@@ -101,10 +101,12 @@ class NoduleTable(QTableWidget):
         self._filling = False
         self.set_follow_up(None)
 
-    def set_follow_up(self, reading) -> None:
-        """The study's follow-up reading (``FollowUp``) or None: its columns shown or hidden."""
+    def set_follow_up(self, reading, fill: bool = True) -> None:
+        """The study's follow-up reading (``FollowUp``) or None: its columns shown or hidden; filled by
+        the next ``fill`` alone with ``fill=False`` (its rows are about to be replaced)."""
         self.follow_up = reading
-        fill_follow_up(self, FOLLOW_UP, reading)
+        if fill:
+            fill_follow_up(self, FOLLOW_UP, reading)
 
     def fill(
         self,

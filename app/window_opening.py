@@ -104,9 +104,10 @@ class StudyOpening:
             session.masks if session else {},
             session.measurements if session else {},
         )
+        # the marker list and the table's follow-up columns are filled once, by the markers' reset
+        self.panel.set_volume(volume, refresh=False)
+        self._restore_follow_up(session, fill=False)
         self.markers.reset(session.markers if session else self._initial_markers(volume))
-        self.panel.set_volume(volume)
-        self._restore_follow_up(session)
         self._step_by_step(volume, [partial(self._open_on, volume, session)])
 
     def _open_on(self, volume: CTVolume, session) -> None:

@@ -265,3 +265,24 @@ def test_the_nodule_opened_on_gets_its_slices_in_the_turn_after_its_selection(wi
     window.markers.select("")
     window.markers.select("m1")  # a reader's click outside a show: its slices at once
     assert order[-1] == "patches"
+
+
+def test_a_study_shown_fills_its_marker_list_and_the_tables_follow_up_columns_once(
+    window, qtbot, monkeypatch
+):
+    import app.nodule_table as nodule_table
+
+    fills, in_step = [], []
+    real_fill, table, real_lists = nodule_table.fill_follow_up, window.panel.table, window._show_lists
+    real_rows = table.setRowCount
+    monkeypatch.setattr(nodule_table, "fill_follow_up", lambda *a: fills.append("follow-up") or real_fill(*a))
+    monkeypatch.setattr(table, "setRowCount", lambda n: fills.append("markers") or real_rows(n))
+
+    def show_lists(*args):
+        fills.clear()
+        real_lists(*args)
+        in_step.extend(fills)
+
+    monkeypatch.setattr(window, "_show_lists", show_lists)
+    _reopen(window, qtbot)
+    assert sorted(in_step) == ["follow-up", "markers"]  # each was filled twice in that turn
