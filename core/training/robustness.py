@@ -38,16 +38,15 @@ def _logit(p: np.ndarray) -> np.ndarray:
 
 
 def probabilities_as_reported(card: dict) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
-    """How the model's probabilities are shown: after the card's temperature when a calibration module
-    exists and the card holds one, else raw. Returns the mapping and a note saying which."""
-    try:
-        from core.model.calibration import apply_temperature, card_temperature
-    except ImportError:
-        return (lambda p: p), "raw probabilities (no calibration module)"
-    t = card_temperature(card)
-    if t == 1.0:
-        return (lambda p: p), "raw probabilities (the card has no temperature)"
-    return (lambda p: apply_temperature(p, t)), f"after the card's temperature {t:.3f}"
+    """How the model's probabilities are shown: after the card's calibration (temperature, bias) when
+    it holds one, else raw. Returns the mapping and a note saying which."""
+    from core.model.calibration import apply_temperature, card_calibration
+
+    t, b = card_calibration(card)
+    if (t, b) == (1.0, 0.0):
+        return (lambda p: p), "raw probabilities (the card has no calibration)"
+    note = f"after the card's temperature {t:.3f}" + (f" and bias {b:+.3f}" if b else "")
+    return (lambda p: apply_temperature(p, t, b)), note
 
 
 def nodule_scores(model, data: NoduleDataset, device: str) -> np.ndarray:

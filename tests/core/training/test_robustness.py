@@ -131,14 +131,12 @@ def test_bench_refuses_bad_input(tiny_model, tmp_path, capsys):
     assert "none.safetensors" in err and "Traceback" not in err
 
 
-def test_a_calibrated_card_reports_probabilities_after_its_temperature(monkeypatch):
-    import sys
-    import types
-
-    calibration = types.ModuleType("core.model.calibration")
-    calibration.card_temperature = lambda card: card["calibration"]["temperature"]
-    calibration.apply_temperature = lambda p, t: 1 / (1 + np.exp(-np.log(p / (1 - p)) / t))
-    monkeypatch.setitem(sys.modules, "core.model.calibration", calibration)
+def test_a_calibrated_card_reports_probabilities_after_its_temperature_and_bias():
     mapping, note = probabilities_as_reported({"calibration": {"temperature": 2.0}})
-    assert "temperature 2.000" in note
+    assert "temperature 2.000" in note and "bias" not in note
     assert mapping(np.array([0.9]))[0] == pytest.approx(0.75)
+    mapping, note = probabilities_as_reported({"calibration": {"temperature": 2.0, "bias": -np.log(3)}})
+    assert "bias -1.099" in note
+    assert mapping(np.array([0.9]))[0] == pytest.approx(0.5)  # logit 2.197 / 2 - 1.099 = 0
+    mapping, note = probabilities_as_reported({})
+    assert note.startswith("raw") and mapping(np.array([0.9]))[0] == 0.9
