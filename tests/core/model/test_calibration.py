@@ -266,3 +266,31 @@ def test_calibrate_checks_png_before_work_and_keeps_the_model_when_the_write_fai
     err = capsys.readouterr().err
     assert "cannot be rewritten" in err and "unchanged" in err and "Traceback" not in err
     assert checkpoint.read_bytes() == before
+
+
+@pytest.mark.parametrize("protocols", ["nominal", "random", "matrix"])
+def test_calibrate_renders_validation_under_the_protocols_asked(checkpoint, monkeypatch, protocols):
+    from core.phantom.protocol import MATRIX
+    from tests.core.training.fake_data import fake_dataset
+
+    specs = []
+
+    def cached(spec, *args, **kwargs):
+        specs.append(spec)
+        return fake_dataset(size=32)
+
+    monkeypatch.setattr("core.training.data.cached_dataset", cached)
+    args = ["calibrate", str(checkpoint), "--protocols", protocols, "--seed", "4", "--device", "cpu"]
+    assert main(args) == 0
+    assert all(s.split == "val" and s.seed == 4 and s.variants == 0 for s in specs)
+    if protocols == "matrix":
+        assert [s.protocol for s in specs] == list(MATRIX.values())
+    elif protocols == "random":
+        assert len(specs) == 1 and specs[0].randomise and specs[0].protocol is None
+    else:
+        assert len(specs) == 1 and not specs[0].randomise and specs[0].protocol is None
+    fitted = read_card(checkpoint)["calibration"]["fitted_on"]
+    assert fitted["n"] == 23 * len(specs)  # every rendering's labelled nodules, pooled
+    assert fitted["phantom"]["protocols"] == protocols and fitted["phantom"]["spec"] == [
+        s.key() for s in specs
+    ]
