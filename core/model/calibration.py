@@ -7,8 +7,9 @@ log-likelihood on the validation split's nodules only, and stored in the model c
 (``"calibration"``); a card without it means T = 1, b = 0 (the model as trained).
 
 Why a bias: a sharp reconstruction kernel and a low dose move every logit up (the noise looks like
-spiculation), a shift that no temperature undoes; fitted on validation nodules rendered under a
-spread of scan protocols, T and b together hold across them on average (``calibrate --protocols``).
+spiculation), a shift that no temperature undoes. Fitted on validation nodules rendered under a
+spread of scan protocols (``calibrate --protocols``), T and b undo the shift on average across them,
+not per protocol: it differs by up to 1.5 logits between the robustness matrix's cells (README).
 
 Why a temperature rather than isotonic regression: the validation split holds about 300 labelled
 nodules (about 90 malignant). One parameter cannot overfit them, and being monotone it leaves the
@@ -17,7 +18,7 @@ a handful of wide steps: it overfits the validation nodules, and its flat steps 
 model ranks apart, which changes the ranking the product exists to give.
 
 ECE and the reliability diagram are in ``core.training.reliability`` (they use the training
-metrics, a layer above this one); ``python main.py calibrate`` fits and records T.
+metrics, a layer above this one); ``python main.py calibrate`` fits and records T (and b).
 """
 
 from __future__ import annotations

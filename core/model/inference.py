@@ -1,7 +1,7 @@
 """The Predictor: a checkpoint loaded once, every slice of every nodule in one batched pass.
 
 Per nodule: malignancy = mean probability over its slices and their mirror images, calibrated by the
-card's temperature (``core.model.calibration``; none: as the network gives it); attributes = the
+card's temperature and bias (``core.model.calibration``; none: as the network gives it); attributes = the
 slice mean with the central slices counted double, on the original LIDC scales; uncertainty = the
 standard deviation of those slice/mirror probabilities (disagreement between views of one nodule).
 
