@@ -6,8 +6,8 @@ p' = sigmoid(logit(p) / T + b), p the nodule-level probability the Predictor and
 log-likelihood on the validation split's nodules only, and stored in the model card
 (``"calibration"``); a card without it means T = 1, b = 0 (the model as trained).
 
-Why a bias: a sharp reconstruction kernel and a low dose move every logit up (the noise looks like
-spiculation), a shift that no temperature undoes. Fitted on validation nodules rendered under a
+Why a bias: a sharp reconstruction kernel and a low dose move every logit up, more with more noise,
+a shift that no temperature undoes. Fitted on validation nodules rendered under a
 spread of scan protocols (``calibrate --protocols``), T and b undo the shift on average across them,
 not per protocol: it differs by up to 1.5 logits between the robustness matrix's cells (README).
 
