@@ -187,7 +187,7 @@ class Analysis(QObject):
 
     def _job(self, volume, todo, progress, cancelled):
         predictor = self.predictor or Predictor(self.model_path, device=self.device)
-        weights = predictor.identity  # the weights' hash (+ the temperature when calibrated)
+        weights = predictor.identity  # the weights' hash (+ the calibration when calibrated)
         todo = stale_markers(self.results, todo, weights)
 
         def report(done: int, total: int) -> None:

@@ -27,7 +27,7 @@ def split_results(model, card, split: str):
     """(labels, NoduleResults) of the labelled nodules of ``split``."""
     import torch
 
-    from core.model.calibration import apply_temperature, card_temperature
+    from core.model.calibration import apply_temperature, card_calibration
     from core.model.patches import PatchConfig
     from core.model.tta import tta_interval, view_stack
     from core.nodule.prediction import NoduleResult
@@ -45,13 +45,13 @@ def split_results(model, card, split: str):
             batch = torch.from_numpy(np.ascontiguousarray(x[start : start + 256]))
             outputs.append(model(batch, torch.from_numpy(sizes[start : start + 256]))["malignancy"].numpy())
     probabilities = np.concatenate(outputs)
-    t = card_temperature(card)
+    t, b = card_calibration(card)
     results, start = [], 0
     for n, group in enumerate(groups):
         p = probabilities[start : start + len(group)]
         start += len(group)
-        score = float(apply_temperature(p[: 2 * counts[n]].mean(), t))
-        results.append(NoduleResult(str(n), score, 0.0, {}, interval=tta_interval(p, counts[n], t)))
+        score = float(apply_temperature(p[: 2 * counts[n]].mean(), t, b))
+        results.append(NoduleResult(str(n), score, 0.0, {}, interval=tta_interval(p, counts[n], t, b)))
     keep = data.labels >= 0
     return data.labels[keep], [r for r, k in zip(results, keep, strict=True) if k]
 
@@ -66,9 +66,10 @@ def main() -> int:
     parser.add_argument("--splits", nargs="+", default=["val", "test"], choices=("val", "test"))
     args = parser.parse_args()
     model, card = load_checkpoint(args.model)
-    from core.model.calibration import card_temperature
+    from core.model.calibration import card_calibration
 
-    print(f"model: {card.get('name')} {card.get('version')}, temperature {card_temperature(card):.3f}")
+    t, b = card_calibration(card)
+    print(f"model: {card.get('name')} {card.get('version')}, temperature {t:.3f}, bias {b:+.3f}")
     for split in args.splits:
         labels, results = split_results(model, card, split)
         width = np.array([r.interval[1] - r.interval[0] for r in results])

@@ -1,11 +1,18 @@
-"""``python main.py calibrate MODEL [--split val] [--png OUT]``: fit the malignancy temperature.
+"""``python main.py calibrate MODEL``: fit the malignancy calibration on the validation split.
+
+Options: ``[--protocols nominal|random|matrix] [--method temperature|temperature+bias] [--data CACHE]
+[--png OUT]``.
 
 The validation nodules are rendered as ``evaluate`` renders them (same seed, slice thickness, pixel
-spacing and noise), the model's nodule-level probabilities computed as ``evaluate`` computes them,
-and one temperature fitted by minimising their NLL (``core.model.calibration``). It is written into
-MODEL's card (``"calibration"``: the temperature, where and how it was fitted, ECE and NLL before and
-after on those nodules) by an atomic rewrite of the file with the very same weights (checked against
-the card's weights hash). The reserved test split is refused: fitting on it would spoil its figures.
+spacing and noise), or under a spread of scan protocols (``--protocols random``: one protocol of the
+domain-randomisation distribution per nodule; ``matrix``: every nodule under each of the twelve cells
+of the robustness matrix), or, with ``--data CACHE``, taken from a ``lidc prepare`` cache's validation
+patients (real CT). The model's nodule-level probabilities are computed as ``evaluate`` computes them,
+and a temperature (and with ``--method temperature+bias`` a logit bias) fitted by minimising their NLL
+(``core.model.calibration``). It is written into MODEL's card (``"calibration"``: the parameters,
+where and how they were fitted, ECE and NLL before and after on those nodules) by an atomic rewrite of
+the file with the very same weights (checked against the card's weights hash). The reserved test split
+is refused: fitting on it would spoil its figures.
 """
 
 from __future__ import annotations
@@ -13,18 +20,38 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from core.cli.options import add_device, output_problem
 
+PROTOCOLS = ("nominal", "random", "matrix")
+METHODS = ("temperature", "temperature+bias")
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
-        "calibrate", help="fit the malignancy temperature on the validation split, write it into the card"
+        "calibrate", help="fit the malignancy calibration on the validation split, write it into the card"
     )
     parser.add_argument("model", help="checkpoint (.safetensors) whose card receives the temperature")
     parser.add_argument(
         "--split", default="val", help="split to fit on: val only (the reserved test split is refused)"
+    )
+    parser.add_argument(
+        "--protocols",
+        choices=PROTOCOLS,
+        default="nominal",
+        help="scan protocols of the phantom renderings: nominal (evaluate's, default), random (one draw "
+        "of the domain-randomisation distribution per nodule) or matrix (the 12 robustness cells)",
+    )
+    parser.add_argument(
+        "--method",
+        choices=METHODS,
+        default="temperature",
+        help="temperature (default) or temperature+bias (also shifts the logit: undoes a protocol's shift)",
+    )
+    parser.add_argument(
+        "--data", metavar="CACHE", help="fit on the validation patients of a `lidc prepare` cache (real CT)"
     )
     parser.add_argument("--seed", type=int, default=1, help="phantom renderings, as evaluate's --seed")
     parser.add_argument("--slice-thickness", type=float, default=1.25, help="phantom slice thickness, mm")
@@ -37,13 +64,22 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from core.model.checkpoints import CheckpointError, load_checkpoint, rewrite_card
+    from core.training.lidc_cache import CacheError
 
     if args.split != "val":
         reason = "the reserved test split must stay unseen" if args.split == "test" else "unknown split"
         print(f"error: --split {args.split}: calibration is fitted on val only ({reason})", file=sys.stderr)
         return 2
     problem = output_problem(Path(args.png), "reliability.png") if args.png else ""
-    if not problem:
+    legacy = (args.slice_thickness, args.pixel_spacing, args.noise) != (1.25, 0.7, 20.0)
+    if not problem and args.data and (legacy or args.protocols != "nominal"):
+        problem = "--data fits on the cache's CT: give it without --protocols and the phantom settings"
+    elif not problem and args.protocols != "nominal" and legacy:
+        problem = (
+            f"--protocols {args.protocols} sets the renderings: give it without --slice-thickness, "
+            "--pixel-spacing and --noise"
+        )
+    if not problem and not args.data:
         from core.phantom.study import PhantomOptions
 
         try:  # the phantom's ranges, checked before any rendering
@@ -64,22 +100,30 @@ def run(args: argparse.Namespace) -> int:
     except CheckpointError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    labels, probs, phantom = _validation_outputs(args, model, card, device)
-    from core.model.calibration import fit_temperature
+    try:
+        labels, probs, source = _validation_outputs(args, model, card, device)
+    except CacheError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    from core.model.calibration import fit_temperature, fit_temperature_bias
     from core.training.reliability import calibration_summary, write_reliability_png
 
     try:
-        temperature = fit_temperature(labels, probs)
+        if args.method == "temperature":
+            temperature, bias = fit_temperature(labels, probs), 0.0
+        else:
+            temperature, bias = fit_temperature_bias(labels, probs)
     except ValueError as exc:
-        print(f"error: {path}: {exc}", file=sys.stderr)
+        print(f"error: {args.data or path}: {exc}", file=sys.stderr)
         return 2
-    summary = calibration_summary(labels, probs, temperature)
+    summary = calibration_summary(labels, probs, temperature, bias)
     calibration = {
-        "method": "temperature",
+        "method": args.method,
         "temperature": temperature,
+        **({"bias": bias} if args.method != "temperature" else {}),
         "fitted_on": {
             "split": "val",
-            "phantom": phantom,
+            **source,
             "n": len(labels),
             "n_malignant": int(labels.sum()),
             "objective": "nodule-level NLL",
@@ -95,42 +139,60 @@ def run(args: argparse.Namespace) -> int:
     if args.png:
         from core.model.calibration import apply_temperature
 
-        title = f"{card.get('name', 'model')} {card.get('version', '')}: val, T = {temperature:.3f}"
-        write_reliability_png(args.png, labels, probs, apply_temperature(probs, temperature), title)
+        fitted = f"T = {temperature:.3f}" + (f", b = {bias:+.3f}" if bias else "")
+        title = f"{card.get('name', 'model')} {card.get('version', '')}: val ({_where(args)}), {fitted}"
+        write_reliability_png(args.png, labels, probs, apply_temperature(probs, temperature, bias), title)
+    shift = f", bias {bias:+.3f}" if args.method != "temperature" else ""
     print(
-        f"{path}: temperature {temperature:.3f} fitted on val (n={len(labels)}); "
+        f"{path}: temperature {temperature:.3f}{shift} fitted on val, {_where(args)} (n={len(labels)}); "
         f"ECE {summary['ece_before']:.3f} -> {summary['ece_after']:.3f}, "
         f"NLL {summary['nll_before']:.3f} -> {summary['nll_after']:.3f}"
     )
     return 0
 
 
+def _where(args) -> str:
+    return "the cache's CT" if args.data else f"{args.protocols} protocols"
+
+
 def _validation_outputs(args, model, card: dict, device: str):
-    """(labels, nodule probabilities, phantom settings) of the labelled validation nodules, rendered and
-    aggregated exactly as ``evaluate --split val`` does."""
-    from core.cli.train import _progress
+    """(labels, nodule probabilities, where they came from) of the labelled validation nodules, rendered
+    and aggregated as ``evaluate --split val`` does, or read from ``--data``'s cache (``CacheError``)."""
+    import numpy as np
+
+    from core.cli.train import _cache_split, _progress
     from core.model.patches import PatchConfig
+    from core.phantom.protocol import MATRIX
     from core.training.data import DatasetSpec, cached_dataset
     from core.training.trainer import aggregate, slice_outputs
 
-    spec = DatasetSpec(
-        split="val",
-        seed=args.seed,
-        variants=0,
-        patch=PatchConfig.from_dict(card["preprocessing"]),
-        pixel_spacing=args.pixel_spacing,
-        slice_thickness=args.slice_thickness,
-        noise=args.noise,
-    )
-    data = cached_dataset(spec, progress=_progress("rendering val nodules"))
-    slice_probs, slice_attrs = slice_outputs(model, data, device)
-    probs, _ = aggregate(data, slice_probs, slice_attrs)
-    labelled = data.labels >= 0
-    phantom = {
-        "seed": args.seed,
-        "slice_thickness": args.slice_thickness,
-        "pixel_spacing": args.pixel_spacing,
-        "noise": args.noise,
-        "spec": spec.key(),
-    }
-    return data.labels[labelled].astype(float), probs[labelled], phantom
+    patch = PatchConfig.from_dict(card["preprocessing"])
+    if args.data:
+        _, data = _cache_split(args.data, "val", patch)
+        datasets, source = [data], {"data": {"cache": str(Path(args.data).resolve())}}
+    else:
+        base = DatasetSpec(split="val", seed=args.seed, variants=0, patch=patch)
+        if args.protocols == "matrix":
+            specs = [replace(base, protocol=p) for p in MATRIX.values()]
+        elif args.protocols == "random":
+            specs = [replace(base, randomise=True)]
+        else:
+            legacy = {"pixel_spacing": args.pixel_spacing, "slice_thickness": args.slice_thickness}
+            specs = [replace(base, **legacy, noise=args.noise)]
+        datasets = [
+            cached_dataset(spec, progress=_progress(f"rendering val nodules ({k + 1}/{len(specs)})"))
+            for k, spec in enumerate(specs)
+        ]
+        phantom = {"seed": args.seed, "protocols": args.protocols}
+        if args.protocols == "nominal":
+            phantom |= {"slice_thickness": args.slice_thickness, "pixel_spacing": args.pixel_spacing}
+            phantom |= {"noise": args.noise}
+        source = {"phantom": phantom | {"spec": [spec.key() for spec in specs]}}
+    labels, probs = [], []
+    for data in datasets:
+        slice_probs, slice_attrs = slice_outputs(model, data, device)
+        nodule_probs, _ = aggregate(data, slice_probs, slice_attrs)
+        labelled = data.labels >= 0
+        labels.append(data.labels[labelled].astype(float))
+        probs.append(nodule_probs[labelled])
+    return np.concatenate(labels), np.concatenate(probs), source

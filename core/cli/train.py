@@ -452,11 +452,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def _ece(card: dict, data, slice_probs, slice_attrs) -> dict:
-    """ECE (15 bins) of the nodule probabilities as the app shows them (after the card's temperature)."""
-    from core.model.calibration import card_temperature
+    """ECE (15 bins) of the nodule probabilities as the app shows them (after the card's calibration)."""
+    from core.model.calibration import card_calibration
     from core.training.reliability import calibrated_ece
     from core.training.trainer import aggregate
 
     probs, _ = aggregate(data, slice_probs, slice_attrs)
     labelled = data.labels >= 0
-    return calibrated_ece(data.labels[labelled], probs[labelled], card_temperature(card))
+    return calibrated_ece(data.labels[labelled], probs[labelled], *card_calibration(card))

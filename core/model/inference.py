@@ -1,7 +1,7 @@
 """The Predictor: a checkpoint loaded once, every slice of every nodule in one batched pass.
 
 Per nodule: malignancy = mean probability over its slices and their mirror images, calibrated by the
-card's temperature (``core.model.calibration``; none: as the network gives it); attributes = the
+card's temperature and bias (``core.model.calibration``; none: as the network gives it); attributes = the
 slice mean with the central slices counted double, on the original LIDC scales; uncertainty = the
 standard deviation of those slice/mirror probabilities (disagreement between views of one nodule).
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.model.calibration import apply_temperature, card_temperature
+from core.model.calibration import apply_temperature, card_calibration
 from core.model.ood import card_domain, marker_warnings, series_warnings
 from core.model.patches import PatchConfig, extract_patches, slice_weights
 from core.model.tta import tta_interval, view_stack
@@ -45,7 +45,7 @@ class Predictor:
         self.model, self.card = load_checkpoint(self.checkpoint, "cpu")
         self.model.to(self.device)
         self.patch_config = PatchConfig.from_dict(self.card["preprocessing"])
-        self.temperature = card_temperature(self.card)  # 1 for a card without calibration
+        self.temperature, self.bias = card_calibration(self.card)  # 1, 0 for a card without calibration
 
     @property
     def description(self) -> str:
@@ -56,10 +56,12 @@ class Predictor:
 
     @property
     def identity(self) -> str:
-        """What a saved result was computed with: the weights' hash, with the temperature when calibrated
-        (calibrating a model changes its probabilities, not its weights)."""
+        """What a saved result was computed with: the weights' hash, with the temperature (and bias)
+        when calibrated (calibrating a model changes its probabilities, not its weights)."""
         weights = str(self.card.get("weights_sha256", ""))
-        return weights if self.temperature == 1.0 else f"{weights}+T{self.temperature:.6g}"
+        if self.temperature == 1.0 and self.bias == 0.0:
+            return weights
+        return f"{weights}+T{self.temperature:.6g}" + (f"b{self.bias:+.6g}" if self.bias else "")
 
     def predict(
         self,
@@ -89,14 +91,16 @@ class Predictor:
             count = len(stack)
             probs = probabilities[start : start + 2 * count]
             attrs = attributes[start : start + 2 * count]
-            interval = tta_interval(probabilities[start : start + len(group)], count, self.temperature)
+            interval = tta_interval(
+                probabilities[start : start + len(group)], count, self.temperature, self.bias
+            )
             start += len(group)
             weights = np.concatenate([slice_weights(count), slice_weights(count)]) / 2
             ratings = to_rating_scale(weights @ attrs)
             results.append(
                 NoduleResult(
                     id=marker.id,
-                    malignancy=float(apply_temperature(probs.mean(), self.temperature)),
+                    malignancy=float(apply_temperature(probs.mean(), self.temperature, self.bias)),
                     uncertainty=float(probs.std()),
                     attributes={name: float(v) for name, v in zip(ATTRIBUTES, ratings, strict=True)},
                     interval=interval,

@@ -42,7 +42,7 @@ def view_stack(stack: np.ndarray, tta: bool = True) -> np.ndarray:
 
 
 def tta_interval(
-    probabilities: np.ndarray, count: int, temperature: float = 1.0
+    probabilities: np.ndarray, count: int, temperature: float = 1.0, bias: float = 0.0
 ) -> tuple[float, float] | None:
     """The interval from the model's probabilities for one ``view_stack`` of ``count`` slices; ``None``
     when it was built without the extra views."""
@@ -52,5 +52,5 @@ def tta_interval(
     z = logit(np.asarray([probs[centre], probs[count + centre], *probabilities[2 * count :]]))
     score = float(logit(probs.mean()))
     ends = np.array([score + z.min() - z.mean(), score + z.max() - z.mean()])
-    low, high = apply_temperature(1 / (1 + np.exp(-ends)), temperature)
+    low, high = apply_temperature(1 / (1 + np.exp(-ends)), temperature, bias)
     return float(low), float(high)

@@ -19,9 +19,9 @@ from core.training.metrics import expected_calibration_error
 BINS = 15
 
 
-def calibration_summary(labels, probabilities, temperature: float) -> dict:
-    """ECE (15 bins) and NLL before and after ``temperature``, for the card and the CLI."""
-    after = apply_temperature(probabilities, temperature)
+def calibration_summary(labels, probabilities, temperature: float, bias: float = 0.0) -> dict:
+    """ECE (15 bins) and NLL before and after ``temperature`` and ``bias``, for the card and the CLI."""
+    after = apply_temperature(probabilities, temperature, bias)
     return {
         "ece_before": expected_calibration_error(labels, probabilities, BINS),
         "ece_after": expected_calibration_error(labels, after, BINS),
@@ -86,11 +86,12 @@ def write_reliability_png(path: str | Path, labels, before, after, title: str = 
     atomic_write_bytes(Path(path), reliability_png(labels, before, after, title))
 
 
-def calibrated_ece(labels, probabilities, temperature: float) -> dict:
-    """The ECE of the probabilities as shown (after the card's ``temperature``) and as the network gives
-    them, for ``evaluate``'s metrics."""
+def calibrated_ece(labels, probabilities, temperature: float, bias: float = 0.0) -> dict:
+    """The ECE of the probabilities as shown (after the card's ``temperature`` and ``bias``) and as the
+    network gives them, for ``evaluate``'s metrics."""
+    shown = apply_temperature(probabilities, temperature, bias)
     return {
-        "ece": expected_calibration_error(labels, apply_temperature(probabilities, temperature), BINS),
+        "ece": expected_calibration_error(labels, shown, BINS),
         "ece_uncalibrated": expected_calibration_error(labels, probabilities, BINS),
         "temperature": temperature,
-    }
+    } | ({"bias": bias} if bias else {})

@@ -5,7 +5,9 @@ Every cell renders the reserved split with one protocol of ``core.phantom.protoc
 the model never saw. Per cell: the model's AUC, the diameter-only AUC, their difference with a paired
 bootstrap interval, the rating oracle's AUC (both baselines are fitted on the train split and do not
 depend on the rendering), the ECE (15 bins) of the probabilities as the model reports them (after the
-card's temperature when calibrated), AUC within diameter strata and the floors' verdicts. Beyond size:
+card's calibration), AUC within diameter strata and the floors' verdicts, and what the miscalibration
+is (``miscalibration``: mean predicted vs observed, and the temperature or temperature + bias that
+would suit that cell alone: a diagnosis on the reserved split, never stored in a card). Beyond size:
 a logistic regression of malignancy on the diameter and the model's logit, fitted on the validation
 split rendered nominally, whose score coefficient comes with a bootstrap interval.
 """
@@ -38,16 +40,15 @@ def _logit(p: np.ndarray) -> np.ndarray:
 
 
 def probabilities_as_reported(card: dict) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
-    """How the model's probabilities are shown: after the card's temperature when a calibration module
-    exists and the card holds one, else raw. Returns the mapping and a note saying which."""
-    try:
-        from core.model.calibration import apply_temperature, card_temperature
-    except ImportError:
-        return (lambda p: p), "raw probabilities (no calibration module)"
-    t = card_temperature(card)
-    if t == 1.0:
-        return (lambda p: p), "raw probabilities (the card has no temperature)"
-    return (lambda p: apply_temperature(p, t)), f"after the card's temperature {t:.3f}"
+    """How the model's probabilities are shown: after the card's calibration (temperature, bias) when
+    it holds one, else raw. Returns the mapping and a note saying which."""
+    from core.model.calibration import apply_temperature, card_calibration
+
+    t, b = card_calibration(card)
+    if (t, b) == (1.0, 0.0):
+        return (lambda p: p), "raw probabilities (the card has no calibration)"
+    note = f"after the card's temperature {t:.3f}" + (f" and bias {b:+.3f}" if b else "")
+    return (lambda p: apply_temperature(p, t, b)), note
 
 
 def nodule_scores(model, data: NoduleDataset, device: str) -> np.ndarray:
@@ -102,6 +103,26 @@ def cell_figures(y, score, diameter, oracle, samples: int, seed: int) -> dict:
         "oracle_auc": _auc(y, oracle),
         "ece": round(float(expected_calibration_error(y, score, bins=15)), 4),
         "strata": strata_aucs(y, score, diameter),
+    }
+
+
+def miscalibration(y, raw, reported) -> dict:
+    """Is a cell's miscalibration a scale or a shift? Mean predicted (as reported) vs observed
+    malignancy, and the cell's own best temperature, and temperature + bias, fitted on the network's
+    raw probabilities of that cell with the ECE each would give. Diagnosis only."""
+    from core.model.calibration import apply_temperature, fit_temperature, fit_temperature_bias
+
+    t = fit_temperature(y, raw)
+    tb, b = fit_temperature_bias(y, raw)
+    return {
+        "mean_predicted": round(float(np.mean(reported)), 4),
+        "observed": round(float(np.mean(y)), 4),
+        "best_temperature": round(t, 4),
+        "ece_best_temperature": round(float(expected_calibration_error(y, apply_temperature(raw, t))), 4),
+        "best_temperature_bias": [round(tb, 4), round(b, 4)],
+        "ece_best_temperature_bias": round(
+            float(expected_calibration_error(y, apply_temperature(raw, tb, b))), 4
+        ),
     }
 
 
@@ -183,8 +204,8 @@ def run_matrix(
         step = None if progress is None else (lambda done, total: progress(f"{split} {name}", done, total))
         data = render(spec_for(split, protocol), chosen_nodules, full and chest_size == 512, store, step)
         keep = data.labels >= 0
-        probs = report(nodule_scores(model, data, device))
-        return data.labels[keep].astype(int), probs[keep], data.diameters[keep].astype(float), data, keep
+        raw = nodule_scores(model, data, device)[keep]
+        return data.labels[keep].astype(int), raw, data.diameters[keep].astype(float), data, keep
 
     train = [n for n in spec_for("train", NOMINAL).select(pool) if n.label != "indeterminate"]
     oracle = LogisticRegression().fit(features(train), labels_of(train))
@@ -192,17 +213,21 @@ def run_matrix(
     oracle_scores = oracle.predict_proba(features(test_nodules))
     results, raw = {}, {}
     for name in cells:
-        y, p, d, data, keep = scored("test", name, MATRIX[name])
+        y, p_raw, d, data, keep = scored("test", name, MATRIX[name])
         if list(data.nodule_ids[keep]) != [n.nodule_id for n in test_nodules]:
             raise RuntimeError("the cells were not rendered from the same nodules")
+        p = report(p_raw)
         results[name] = {"protocol": MATRIX[name].to_dict()} | cell_figures(
             y, p, d, oracle_scores, samples, seed
         )
+        if len(set(y.tolist())) == 2:
+            results[name]["miscalibration"] = miscalibration(y, p_raw, p)
         raw[name] = (y, p, d)
     nominal_auc = results.get(NOMINAL_CELL, {}).get("auc")
     for cell in results.values():
         cell["verdicts"] = verdicts(cell, nominal_auc)
     y_val, p_val, d_val, _, _ = scored("val", NOMINAL_CELL, NOMINAL)
+    p_val = report(p_val)
     return {
         "split": "test",
         "render_seed": seed,
@@ -240,6 +265,7 @@ def markdown(result: dict) -> str:
             f"| {f(c['ece'])} | {mark(v['beats_diameter'])} | {mark(v['near_oracle'])} "
             f"| {mark(v['holds_nominal'])} |"
         )
+    lines += ["", *miscalibration_table(result)]
     b = result["beyond_size"]
     ci = b["score_coefficient_95ci"]
     lines += [
@@ -266,3 +292,22 @@ def markdown(result: dict) -> str:
             )
         )
     return "\n".join(lines)
+
+
+def miscalibration_table(result: dict) -> list[str]:
+    """Per cell: mean predicted vs observed, and the cell's own best temperature / temperature + bias."""
+    lines = [
+        "| cell | mean predicted | observed | ECE | own best T (ECE) | own best T, bias (ECE) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, c in result["cells"].items():
+        m = c.get("miscalibration")
+        if m is None:
+            continue
+        t, b = m["best_temperature_bias"]
+        lines.append(
+            f"| {name} | {m['mean_predicted']:.3f} | {m['observed']:.3f} | {c['ece']:.3f} "
+            f"| {m['best_temperature']:.3f} ({m['ece_best_temperature']:.3f}) "
+            f"| {t:.3f}, {b:+.3f} ({m['ece_best_temperature_bias']:.3f}) |"
+        )
+    return lines

@@ -14,6 +14,7 @@ from core.training.robustness import (
     beyond_size,
     cell_figures,
     markdown,
+    miscalibration,
     probabilities_as_reported,
     strata_aucs,
     verdicts,
@@ -45,6 +46,20 @@ def test_cell_figures_pair_the_model_with_diameter_on_the_same_nodules():
     size_only = cell_figures(y, d / 30, d, oracle=informed, samples=200, seed=0)
     assert size_only["auc_minus_diameter"] == 0
     assert size_only["ece"] > 0
+
+
+def test_miscalibration_tells_a_shift_from_a_scale():
+    rng = np.random.default_rng(3)
+    z = rng.normal(-1.0, 1.5, 4000)
+    y = (rng.random(len(z)) < 1 / (1 + np.exp(-z))).astype(int)
+    shifted = 1 / (1 + np.exp(-(z + 1.5)))  # every logit moved up, as a sharp kernel does
+    m = miscalibration(y, shifted, shifted)
+    assert m["mean_predicted"] > m["observed"] + 0.1
+    assert m["best_temperature_bias"][1] == pytest.approx(-1.5, abs=0.15)
+    assert m["ece_best_temperature"] > 0.05 > 0.02 > m["ece_best_temperature_bias"]
+    scaled = 1 / (1 + np.exp(-2.0 * z))  # over-confident, no shift: a temperature suffices
+    m = miscalibration(y, scaled, scaled)
+    assert m["best_temperature"] == pytest.approx(2.0, rel=0.1) and m["ece_best_temperature"] < 0.03
 
 
 def test_strata_with_one_class_have_no_auc():
@@ -115,6 +130,8 @@ def test_bench_runs_end_to_end_on_a_tiny_model(tiny_model, tmp_path, capsys):
             "holds_nominal",
         }
         assert 0 <= cell["ece"] <= 1
+        if "miscalibration" in cell:  # both classes among the nodules
+            assert set(cell["miscalibration"]) >= {"mean_predicted", "observed", "best_temperature_bias"}
     assert result["cells"]["5mm-sharp-low"]["protocol"]["slice_thickness_mm"] == 5.0
     assert result["beyond_size"]["fitted_on"].startswith("val")
     printed = capsys.readouterr().out
@@ -131,14 +148,12 @@ def test_bench_refuses_bad_input(tiny_model, tmp_path, capsys):
     assert "none.safetensors" in err and "Traceback" not in err
 
 
-def test_a_calibrated_card_reports_probabilities_after_its_temperature(monkeypatch):
-    import sys
-    import types
-
-    calibration = types.ModuleType("core.model.calibration")
-    calibration.card_temperature = lambda card: card["calibration"]["temperature"]
-    calibration.apply_temperature = lambda p, t: 1 / (1 + np.exp(-np.log(p / (1 - p)) / t))
-    monkeypatch.setitem(sys.modules, "core.model.calibration", calibration)
+def test_a_calibrated_card_reports_probabilities_after_its_temperature_and_bias():
     mapping, note = probabilities_as_reported({"calibration": {"temperature": 2.0}})
-    assert "temperature 2.000" in note
+    assert "temperature 2.000" in note and "bias" not in note
     assert mapping(np.array([0.9]))[0] == pytest.approx(0.75)
+    mapping, note = probabilities_as_reported({"calibration": {"temperature": 2.0, "bias": -np.log(3)}})
+    assert "bias -1.099" in note
+    assert mapping(np.array([0.9]))[0] == pytest.approx(0.5)  # logit 2.197 / 2 - 1.099 = 0
+    mapping, note = probabilities_as_reported({})
+    assert note.startswith("raw") and mapping(np.array([0.9]))[0] == 0.9
