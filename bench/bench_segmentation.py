@@ -26,7 +26,9 @@ method the median Dice, median |volume error| of the voxel count, of the partial
 ``core.measure.axes.measure_nodule``, else "n/a"). A marker a method refuses counts as Dice 0 and
 |volume error| 100 %. Then time per nodule (median, p90) per method, and repeatability: the same
 nodules rendered again with other noise and a sub-voxel shift (``build_phantom(noise_seed=,
-shift_zyx=)``), the share of nodules >= 6 mm whose two volumes differ by <= 10 % of the smaller,
+shift_zyx=)``), the share of nodules >= 6 mm whose two volumes differ by <= 10 % of the smaller
+(beside it the consensus mask's own, its volume by ``partial_volume_mm3``: the estimator alone; and
+the share among those whose rendered volume is at least a 6 mm sphere's),
 and the 95th percentiles of |dV| / the smaller volume (partial-volume volume) and of |d mean
 diameter| (mm) over those nodules,
 per thickness and pooled: the "95 % limit" of the same nodule measured twice, which
