@@ -47,22 +47,23 @@ def apply_temperature(p, temperature: float, bias: float = 0.0) -> np.ndarray:
 
 def card_temperature(card: dict) -> float:
     """The temperature a model card carries, 1 when it has none (an uncalibrated model)."""
-    calibration = card.get("calibration") or {}
-    try:
-        t = float(calibration.get("temperature", 1.0))
-    except (TypeError, ValueError):
-        return 1.0
-    return t if math.isfinite(t) and t > 0 else 1.0
+    return _card_value(card, "temperature", 1.0, lambda t: t > 0)
 
 
 def card_bias(card: dict) -> float:
     """The logit bias a model card carries, 0 when it has none (temperature only, or uncalibrated)."""
+    return _card_value(card, "bias", 0.0, lambda b: abs(b) <= BIAS_LIMIT)
+
+
+def _card_value(card: dict, key: str, default: float, sane) -> float:
+    """``card["calibration"][key]`` as a finite number that is ``sane``, else ``default`` (a hand-edited
+    or damaged card scores as uncalibrated rather than with a nonsense calibration)."""
     calibration = card.get("calibration") or {}
     try:
-        b = float(calibration.get("bias", 0.0))
+        value = float(calibration.get(key, default))
     except (TypeError, ValueError):
-        return 0.0
-    return b if math.isfinite(b) and abs(b) <= BIAS_LIMIT else 0.0
+        return default
+    return value if math.isfinite(value) and sane(value) else default
 
 
 def card_calibration(card: dict) -> tuple[float, float]:
