@@ -186,14 +186,15 @@ class Workspace(WorkspaceTools, QWidget):
     # -- layout ----------------------------------------------------------------------------------------
     def set_layout(self, name: str) -> None:
         self.layout_name = name
-        for widget in (*self.views.values(), self.info):
-            self.grid.removeWidget(widget)
-            widget.hide()
         places, stretches = _LAYOUT_PLACES[name]
         if name == "1x1":
             places = {self.active: (0, 0, 1, 1)}
         if name == "2x2":
             places = {**places, "info": (1, 1, 1, 1)}
+        for view_name, widget in (*self.views.items(), ("info", self.info)):
+            self.grid.removeWidget(widget)
+            if view_name not in places:  # a view that stays is moved, not hidden and shown again:
+                widget.hide()  # that resized it twice and reactivated its scene (~20 ms a layout)
         for view_name, place in places.items():
             widget = self.info if view_name == "info" else self.views[view_name]
             self.grid.addWidget(widget, *place)

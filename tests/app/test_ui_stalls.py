@@ -286,3 +286,19 @@ def test_a_study_shown_fills_its_marker_list_and_the_tables_follow_up_columns_on
     monkeypatch.setattr(window, "_show_lists", show_lists)
     _reopen(window, qtbot)
     assert sorted(in_step) == ["follow-up", "markers"]  # each was filled twice in that turn
+
+
+def test_a_view_that_a_new_layout_keeps_is_moved_not_hidden_and_shown_again(window, monkeypatch):
+    ws = window.workspace
+    ws.set_layout("1+2")
+    hidden = []
+    for name, view in ws.views.items():
+        real = view.hide
+        monkeypatch.setattr(view, "hide", lambda n=name, r=real: hidden.append(n) or r())
+    ws.set_layout("1x3")  # hiding and showing each resized it twice and reactivated its scene
+    assert hidden == [] and all(view.isVisible() for view in ws.views.values())
+    ws.set_layout("1x1")
+    assert sorted(hidden) == sorted(n for n in ws.views if n != ws.active)
+    assert [n for n, view in ws.views.items() if view.isVisible()] == [ws.active]
+    ws.set_layout("2x2")
+    assert ws.info.isVisible() and all(view.isVisible() for view in ws.views.values())
