@@ -141,9 +141,10 @@ class StudyOpening:
                 steps[0]()
                 self._step_by_step(volume, steps[1:])
 
-        # A zero timeout is a posted call, run after the paint requests posted before it; the 1 ms
-        # timer started then comes after every timer already due.
-        QTimer.singleShot(0, lambda: QTimer.singleShot(1, run))
+        # A zero timeout is a posted call, run after the events posted before it; two of them, since
+        # a layout's resizes post the views' scene updates, whose paint came one turn later, beside
+        # the next step. The 1 ms timer started then comes after every timer already due.
+        QTimer.singleShot(0, lambda: QTimer.singleShot(0, lambda: QTimer.singleShot(1, run)))
 
     def _show_ready(self, volume: CTVolume, session) -> None:
         self._showing = None
