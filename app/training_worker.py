@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator
 
 from PySide6.QtCore import QThread, Signal
 
+from app.workers import yield_to_window_thread
+
 
 class TrainingWorker(QThread):
     event = Signal(object)  # each event dict of the generator, in order
@@ -44,6 +46,7 @@ class TrainingWorker(QThread):
     def run(self) -> None:
         from core.util.cancellation import Cancelled
 
+        yield_to_window_thread()
         try:
             for event in self.make(self._cancel.is_set):
                 self.event.emit(event)

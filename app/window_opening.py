@@ -91,8 +91,13 @@ class StudyOpening:
         self._claim(volume)
         self.workspace.leave()  # the views wait for their own turn, drawing nothing of this study
         session = self._restore_session(volume)
-        lay_out = partial(self.workspace.lay_out_for, session.view if session else None)
-        self._step_by_step(volume, [lay_out, partial(self._show_lists, volume, session)])
+        self._step_by_step(volume, [partial(self._lay_out, volume, session)])
+
+    def _lay_out(self, volume: CTVolume, session) -> None:
+        """The study's saved layout, when another, and each view it laid out painted in a turn."""
+        held = self.workspace.lay_out_for(session.view if session else None)
+        paints = [partial(self.workspace.paint_held, name) for name in held]
+        self._step_by_step(volume, [*paints, partial(self._show_lists, volume, session)])
 
     def _show_lists(self, volume: CTVolume, session) -> None:
         # the study and its markers in one turn: the review never holds one study's markers with another

@@ -8,7 +8,9 @@ The job runs off the GUI thread and talks back only through queued signals; its 
 from __future__ import annotations
 
 import gc
+import os
 import sys
+import threading
 import time
 from collections.abc import Callable
 
@@ -16,6 +18,7 @@ from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 PROGRESS_INTERVAL_S = 0.05
 SWITCH_INTERVAL_S = 0.001  # for the window thread, not the 5 ms default
+JOB_NICE = 5  # a job's thread yields a core to the window thread (Linux)
 
 
 def keep_window_thread_responsive() -> None:
@@ -30,6 +33,21 @@ def keep_window_thread_responsive() -> None:
     # Each time the window thread let go of the GIL (any Qt call that blocks, starting a job) while
     # a job ran Python, it waited up to the 5 ms switch interval to go on.
     sys.setswitchinterval(SWITCH_INTERVAL_S)
+
+
+def yield_to_window_thread() -> None:
+    """Lower the calling job thread's scheduling priority to ``JOB_NICE`` (Linux, per thread; the
+    threads it starts inherit it). On a 2-core machine a loader and a segmentation beside the window
+    thread left it waiting for a core mid-frame (bench/bench_viewer.py); the scheduler now gives the
+    window thread the core first. A no-op elsewhere and where the thread is already that nice."""
+    if not sys.platform.startswith("linux"):
+        return  # macOS and Windows have no per-thread nice through this call
+    tid = threading.get_native_id()
+    try:
+        if os.getpriority(os.PRIO_PROCESS, tid) < JOB_NICE:
+            os.setpriority(os.PRIO_PROCESS, tid, JOB_NICE)
+    except OSError:  # not allowed (a sandbox): jobs keep the window thread's priority
+        pass
 
 
 class WorkerSignals(QObject):
@@ -61,6 +79,7 @@ class FunctionWorker(QRunnable):
     def run(self) -> None:
         from core.util.cancellation import Cancelled
 
+        yield_to_window_thread()
         try:
             result = self.job(progress=self._progress, cancelled=self.is_cancelled)
         except Cancelled:

@@ -55,6 +55,7 @@ class Workspace(WorkspaceTools, QWidget):
         self.slab_mm = 0.0
         self.slab_thickness = 10.0
         self.layout_name = DEFAULT_LAYOUT
+        self._held: list[str] = []  # views laid out whose paint waits (``lay_out_for``)
         self.active = "axial"
         self.tool = "navigate"
         self.crosshair = True
@@ -96,6 +97,7 @@ class Workspace(WorkspaceTools, QWidget):
         every view (set before the first render, so the slices are cut once, not twice). Only the
         views in ``render_now`` get their slice here (the others are left blank for the caller to
         ``render`` in later turns of the event loop: three first paints in one turn held the window)."""
+        self.paint_held()  # never a view left unpainted
         with ExitStack() as held:  # each view's texts placed once, at the end
             for view in self.views.values():
                 held.enter_context(view.holding_overlays())
@@ -128,15 +130,28 @@ class Workspace(WorkspaceTools, QWidget):
         self._update_info()
         self._show_corners()
 
-    def lay_out_for(self, state: dict | None) -> None:
+    def lay_out_for(self, state: dict | None) -> list[str]:
         """A study's saved layout laid out before its views are shown (after ``leave``), the views
         blank, when it differs from the one in use: laying out three views and repainting the last
-        study's slices at their new sizes in the step that showed the slices held the window ~40 ms."""
+        study's slices at their new sizes in the step that showed the slices held the window ~40 ms.
+        The views laid out paint only when ``paint_held`` lets them, one per turn (their three
+        paints after a layout held the window 10-16 ms together): their names, in order."""
+        self.paint_held()  # a layout left half painted (another study opened meanwhile)
         layout = (state or {}).get("layout")
         if self.volume is None and layout in LAYOUTS and layout != self.layout_name:
             for view in self.views.values():
                 view.image.clear()
             self.set_layout(layout)
+            self._held = [name for name, view in self.views.items() if not view.isHidden()]
+            for name in self._held:
+                self.views[name].setUpdatesEnabled(False)
+        return list(self._held)
+
+    def paint_held(self, name: str | None = None) -> None:
+        """Let the view ``name`` held by ``lay_out_for`` paint again (None: every view held)."""
+        for held in [n for n in self._held if name is None or n == name]:
+            self._held.remove(held)
+            self.views[held].setUpdatesEnabled(True)
 
     def leave(self) -> None:
         """The study shown is being replaced: until ``set_volume`` the views keep its slices and draw
@@ -185,6 +200,7 @@ class Workspace(WorkspaceTools, QWidget):
 
     # -- layout ----------------------------------------------------------------------------------------
     def set_layout(self, name: str) -> None:
+        self.paint_held()
         self.layout_name = name
         places, stretches = _LAYOUT_PLACES[name]
         if name == "1x1":

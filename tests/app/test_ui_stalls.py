@@ -39,6 +39,34 @@ def test_the_start_up_heap_is_left_out_of_full_collections_and_jobs_hand_the_gil
     assert sys.getswitchinterval() <= 0.001
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
+def test_a_job_runs_at_a_lower_priority_than_the_window_thread_and_the_threads_it_starts_too(qtbot):
+    import os
+    import threading
+
+    from app.workers import JOB_NICE
+
+    def niceness() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    def job(progress, cancelled):
+        inner = []
+        thread = threading.Thread(target=lambda: inner.append(niceness()))
+        thread.start()
+        thread.join()
+        return niceness(), inner[0]
+
+    window_nice = niceness()
+    worker = FunctionWorker(job)
+    results = []
+    worker.signals.finished.connect(results.append)
+    worker.start()
+    qtbot.waitUntil(lambda: bool(results), timeout=10_000)
+    # two jobs beside the window thread on two cores left it waiting for a core mid-frame
+    assert results == [(max(window_nice, JOB_NICE), max(window_nice, JOB_NICE))]
+    assert niceness() == window_nice  # the window thread itself is left as it was
+
+
 @pytest.fixture
 def window(qtbot, tmp_path):
     write_series(tmp_path / "study", 8)
@@ -336,3 +364,58 @@ def test_a_tick_gets_in_between_a_new_layouts_view_paints_and_the_next_step(wind
     # paint and that step ran back to back (one stall of both, ~25 ms) after a single posted hop
     # (here, on a small series, that showed in about one run in three; bench_viewer shows it always)
     assert "paint" in order and order[order.index("lists") - 1] == "tick"
+
+
+def test_the_views_a_saved_layout_lays_out_paint_one_per_turn(window, qtbot, monkeypatch):
+    from PySide6.QtCore import QEvent, QObject, Qt, QTimer
+
+    ws, order = window.workspace, []
+    ws.set_layout("1+2")
+    window._last_saved = None
+    window.save_session()  # the study was last read in 1+2
+    ws.set_layout("1x3")  # the reader works in 1x3 now
+    window._save_view.stop()
+    qtbot.wait(50)  # that layout painted
+
+    class Paints(QObject):
+        def eventFilter(self, watched, event):
+            if event.type() == QEvent.Type.Paint and "lists" not in order:
+                order.append(watched.parent().objectName() or str(id(watched.parent())))
+            return False
+
+    paints = Paints()
+    for name, view in ws.views.items():
+        view.graphics.setObjectName(name)
+        view.graphics.viewport().installEventFilter(paints)
+    tick = QTimer()
+    tick.setTimerType(Qt.TimerType.PreciseTimer)
+    tick.setInterval(1)
+    tick.timeout.connect(lambda: order[-1:] != ["tick"] and order.append("tick"))
+    tick.start()
+    real_lists = window._show_lists
+    monkeypatch.setattr(window, "_show_lists", lambda *a: order.append("lists") or real_lists(*a))
+    _reopen(window, qtbot)
+    tick.stop()
+    shown = [n for n in order[: order.index("lists")] if n != "tick"]
+    # the three views of the new layout paint, each in a turn of its own (together, ~10-16 ms)
+    assert set(shown) == set(ws.views)
+    turns = " ".join(order[: order.index("lists")]).split("tick")
+    assert all(len(set(turn.split())) <= 1 for turn in turns), order
+    assert all(view.updatesEnabled() for view in ws.views.values())
+
+
+def test_a_layout_laid_out_for_a_study_never_leaves_a_view_unpainted(window):
+    ws = window.workspace
+    ws.set_layout("1x3")
+    volume = window.volume
+    ws.leave()
+    held = ws.lay_out_for({"layout": "1+2"})
+    assert sorted(held) == sorted(ws.views) and not any(v.updatesEnabled() for v in ws.views.values())
+    ws.paint_held(held[0])
+    assert ws.views[held[0]].updatesEnabled() and not ws.views[held[1]].updatesEnabled()
+    ws.set_volume(volume, None)  # another study shown before the show painted them all
+    assert all(view.updatesEnabled() for view in ws.views.values())
+    ws.leave()
+    ws.lay_out_for({"layout": "1x3"})
+    ws.set_layout("2x2")  # the reader picked a layout meanwhile
+    assert all(view.updatesEnabled() for view in ws.views.values())
