@@ -40,6 +40,7 @@ methods named (the baselines cost most of the time). Not a test. Run from the re
 
     .venv/bin/python bench/bench_segmentation.py [--quick] [--seeds 11 12 13 14] [--nodules 20]
         [--thickness 1.25 2.5] [--methods hybrid classical ...] [--split val] [--detail]
+        [--soft-weights SCRATCH.safetensors]
 """
 
 from __future__ import annotations
@@ -106,11 +107,12 @@ SOFT_SCALE = {1: 1.94, 8: 1.97}
 MIRRORINGS = [(), (1,), (2,), (3,), (1, 2), (1, 3), (2, 3), (1, 2, 3)]  # (1, z, y, x) axes
 
 
-def learned_soft_volume(volume, mask: NoduleMask, passes: int) -> float:
+def learned_soft_volume(volume, mask: NoduleMask, passes: int, weights=None) -> float:
     """The learned segmenter's soft volume (mm^3) for the marker ``mask`` was made from: its
     probability (averaged over the first ``passes`` mirrorings of the patch, each mirrored back) summed
     over the part cut at the card's threshold that holds the patch's centre (else the nearest within
-    the marker's radius), dilated by a voxel, times the patch voxel's volume and ``SOFT_SCALE``. The
+    the marker's radius), dilated by a voxel, times the patch voxel's volume and ``SOFT_SCALE`` (the
+    shipped weights'; other ``weights``, a path: unscaled). The
     patch is scaled to the marker and resampled trilinearly, so a sub-voxel shift of the nodule
     reaches the network as a shift, not as a voxel layer."""
     import torch
@@ -118,7 +120,7 @@ def learned_soft_volume(volume, mask: NoduleMask, passes: int) -> float:
 
     from core.measure import learned
 
-    model, card = learned.load_segmenter()
+    model, card = learned.load_segmenter(weights) if weights else learned.load_segmenter()
     grid = learned.PatchGrid.around(volume, mask.centre_mm, mask.diameter_mm)
     patch = torch.from_numpy(learned.scale_hu(learned.sample(volume.array, grid, learned.HU_RANGE[0])))
     batch = torch.stack([patch[None].flip(axes) if axes else patch[None] for axes in MIRRORINGS[:passes]])
@@ -135,7 +137,7 @@ def learned_soft_volume(volume, mask: NoduleMask, passes: int) -> float:
         return 0.0
     part = ndimage.binary_dilation(labels == labels[tuple(index[centre] for index in nearest)])
     step_mm = float(grid.step_zyx[0] * volume.spacing[2])
-    return float(prob[part].sum()) * step_mm**3 * SOFT_SCALE[passes]
+    return float(prob[part].sum()) * step_mm**3 * (1.0 if weights else SOFT_SCALE[passes])
 
 
 # per method, how its volume is read from its mask (default ``partial_volume_mm3``, what ships)
@@ -361,10 +363,23 @@ def main(argv=None) -> int:
     parser.add_argument("--nodules", type=int, default=20)
     parser.add_argument("--thickness", type=float, nargs="+", default=[1.25, 2.5])
     parser.add_argument("--methods", nargs="+", help="only these methods (default: all)")
+    parser.add_argument(
+        "--soft-weights", type=Path, help="hybrid+soft*: this segmenter's probability (unscaled)"
+    )
     args = parser.parse_args(argv)
     args.seeds = args.seeds or ([11, 12, 13, 14] if args.split == "test" else [1, 2, 3, 4])
     if args.quick:
         args.seeds, args.nodules = args.seeds[:1], 6
+    if args.soft_weights:  # e.g. one trained by scripts/train_segmenter.py --occupancy, to a scratch path
+        from core.measure.learned import SegmenterFileError, load_segmenter
+
+        weights = str(args.soft_weights)
+        try:
+            load_segmenter(weights)
+        except SegmenterFileError as exc:
+            parser.error(str(exc))
+        for n in SOFT_SCALE:
+            VOLUMES[f"hybrid+soft{n}"] = functools.partial(learned_soft_volume, passes=n, weights=weights)
     registry, axis = methods(), long_axis()
     unknown = sorted(set(args.methods or ()) - set(registry))
     if unknown:
