@@ -1,6 +1,6 @@
 """Train the learned nodule segmenter (``models.seg3d``) on phantoms and ship its weights and card.
 
-    python scripts/train_segmenter.py [--train-phantoms 60] [--val-phantoms 12] [--steps 1000]
+    python scripts/train_segmenter.py [--train-phantoms 60] [--val-phantoms 12] [--steps 1000] [--occupancy]
                                       [--out resources/segmenter/seg3d.safetensors]
 
 Training data: phantoms (size 256, to render fast) of the TRAIN split only, each with its own slice
@@ -8,6 +8,10 @@ thickness (0.625-3 mm), pixel spacing (0.5-1.0 mm) and noise (5-50 HU); each nod
 consensus mask (``truth_masks``) is the exact label. Each nodule is cut several times as a reader
 would mark it: the centre moved by up to a quarter diameter, the diameter off by up to +-30 %. Two
 markers per phantom land on plain lung (label: nothing) so air and vessels are learned as "no nodule".
+``--occupancy``: each training phantom's nodules moved by a random sub-voxel shift and labelled by
+their rendered occupancy (0..1, ``occupancy_labels``) instead of the mask thresholded at 0.5, whose
+volume moves by a voxel layer with the shift (at 2.5 mm slices a whole slice): a network trained on
+it can learn a soft volume that stays put (issue 17, repeatability).
 Validation: phantoms of the VAL split at 1.25 and 2.5 mm, markers at the truth's centre and diameter
 and jittered, Dice on the CT's own grid (``core.measure.evaluate.agreement``); the probability cut
 with the best median Dice there becomes the card's ``threshold``. ``--revalidate`` does only this
@@ -24,6 +28,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -33,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from core.lidc.table import load_nodules
 from core.measure import learned
 from core.measure.evaluate import agreement
+from core.phantom.nodules import resample_mask
 from core.phantom.study import PhantomOptions, build_phantom, choose_nodules, truth_masks
 from core.util.atomic import atomic_write_text
 from core.util.safetensors_io import read_document_file, tensors_sha256, write_document_file
@@ -41,12 +47,21 @@ from models.seg3d import Seg3DConfig, Seg3DNet, segmentation_loss
 JITTERS = 8  # markers per training nodule
 NEGATIVES = 2  # plain-lung markers per training phantom
 SIZE = 256
+LABELS = {
+    False: "the consensus masks as rendered",
+    True: "the consensus masks' rendered occupancy (0..1), nodules moved by a random sub-voxel shift",
+}
 THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5)  # probability cuts tried on the validation split
 
 
-def phantom(split: str, seed: int, pool, rng=None, slice_mm: float = 1.25):
+def phantom(split: str, seed: int, pool, rng=None, slice_mm: float = 1.25, occupancy: bool = False):
     """A phantom of ``split`` (random scanner settings when ``rng`` is given), its placed nodules and
-    their truth masks; None when its nodules do not fit a 256-pixel chest."""
+    their labels: the truth masks, or with ``occupancy`` (and ``rng``) the nodules moved by a random
+    sub-voxel shift and labelled by their rendered occupancy (``occupancy_labels``); None when its
+    nodules do not fit a 256-pixel chest."""
+    shift = (0.0, 0.0, 0.0)
+    if occupancy and rng is not None:
+        shift = tuple(float(v) for v in rng.uniform(-0.5, 0.5, 3))
     if rng is None:
         settings = dict(slice_thickness=slice_mm, pixel_spacing=0.7, noise=20.0)
     else:
@@ -58,11 +73,30 @@ def phantom(split: str, seed: int, pool, rng=None, slice_mm: float = 1.25):
     for count in (5, 3):
         options = PhantomOptions(seed=seed, split=split, nodules=count, size=SIZE, **settings)
         try:
-            volume, placed = build_phantom(options, choose_nodules(pool, options))
+            volume, placed = build_phantom(options, choose_nodules(pool, options), shift_zyx=shift)
         except ValueError:  # no room in a small chest for these nodules
             continue
-        return volume, placed, truth_masks(volume, placed)
+        labels = occupancy_labels(volume, placed) if occupancy else truth_masks(volume, placed)
+        return volume, placed, labels
     return None
+
+
+class Occupancy(NamedTuple):
+    """A nodule's rendered occupancy (0..1) in a box of the CT grid: a label whose sum is the
+    nodule's volume wherever it lies against the grid (a thresholded mask moves by a layer)."""
+
+    origin_zyx: tuple[int, int, int]
+    mask: np.ndarray  # float32 (z, y, x), named as ``NoduleMask``'s box so that ``cut`` takes both
+
+
+def occupancy_labels(volume, placed) -> dict[str, Occupancy]:
+    """Each placed nodule's occupancy where ``truth_masks`` puts its thresholded mask."""
+    labels = {}
+    for p in placed:
+        shape = resample_mask(p.nodule, volume.spacing, p.shift_zyx)
+        origin = tuple(int(c) - int(o) for c, o in zip(p.centre_zyx, shape.centre_offset, strict=True))
+        labels[f"n{p.index + 1}"] = Occupancy(origin, shape.occupancy)
+    return labels
 
 
 def jittered(rng, centre_mm, diameter_mm):
@@ -94,11 +128,11 @@ def plain_lung(volume, placed, rng):
     return None
 
 
-def training_set(count: int, pool, seed: int):
+def training_set(count: int, pool, seed: int, occupancy: bool = False):
     rng = np.random.default_rng([seed, 17])
     xs, ys, nodules, phantoms = [], [], 0, 0
     for index in range(count):
-        made = phantom("train", 10_000 + index, pool, rng)
+        made = phantom("train", 10_000 + index, pool, rng, occupancy=occupancy)
         if made is None:
             continue
         volume, placed, truths = made
@@ -195,7 +229,7 @@ def validation_sets(count: int, pool) -> dict:
 
 def _trained(args, pool, say):
     """The model trained from scratch, its tensors and the card's training part."""
-    x, y, nodules, phantoms = training_set(args.train_phantoms, pool, args.seed)
+    x, y, nodules, phantoms = training_set(args.train_phantoms, pool, args.seed, args.occupancy)
     say(f"{len(x)} training patches from {nodules} nodules in {phantoms} train-split phantoms")
     config = Seg3DConfig()
     model = Seg3DNet(config)
@@ -208,7 +242,7 @@ def _trained(args, pool, say):
         "patch": learned.patch_geometry(),
         "parameters": sum(p.numel() for p in model.parameters()),
         "trained_on": {
-            "data": "phantoms of the LIDC-IDRI train split; labels: the consensus masks as rendered",
+            "data": "phantoms of the LIDC-IDRI train split; labels: " + LABELS[args.occupancy],
             "split": "train",
             "phantoms": phantoms,
             "nodules": nodules,
@@ -238,6 +272,11 @@ def main(argv=None) -> int:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=learned.WEIGHTS)
+    parser.add_argument(
+        "--occupancy",
+        action="store_true",
+        help="labels: the rendered occupancy of nodules moved by a random sub-voxel shift",
+    )
     parser.add_argument("--revalidate", action="store_true", help="only choose OUT's threshold and validate")
     args = parser.parse_args(argv)
     if min(args.train_phantoms, args.val_phantoms, args.steps, args.batch) < 1:
