@@ -136,7 +136,6 @@ class Workspace(WorkspaceTools, QWidget):
         study's slices at their new sizes in the step that showed the slices held the window ~40 ms.
         The views laid out paint only when ``paint_held`` lets them, one per turn (their three
         paints after a layout held the window 10-16 ms together): their names, in order."""
-        self.paint_held()  # a layout left half painted (another study opened meanwhile)
         layout = (state or {}).get("layout")
         if self.volume is None and layout in LAYOUTS and layout != self.layout_name:
             for view in self.views.values():
@@ -229,12 +228,6 @@ class Workspace(WorkspaceTools, QWidget):
             self._update_info()
 
     # -- rendering -------------------------------------------------------------------------------------
-    def render_all(self) -> None:
-        for name in VIEWS:
-            self.render(name)
-        self._crosshairs()
-        self.set_window(*self.window)
-
     def render(self, name: str) -> None:
         if self.volume is None:
             return
