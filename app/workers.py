@@ -39,9 +39,10 @@ def yield_to_window_thread() -> None:
     """Lower the calling job thread's scheduling priority to ``JOB_NICE`` (Linux, per thread; the
     threads it starts inherit it). On a 2-core machine a loader and a segmentation beside the window
     thread left it waiting for a core mid-frame (bench/bench_viewer.py); the scheduler now gives the
-    window thread the core first. A no-op elsewhere and where the thread is already that nice."""
-    if not sys.platform.startswith("linux"):
-        return  # macOS and Windows have no per-thread nice through this call
+    window thread the core first. A no-op elsewhere, on the window thread (a job run in place) and
+    where the thread is already that nice."""
+    if not sys.platform.startswith("linux") or threading.current_thread() is threading.main_thread():
+        return  # macOS and Windows have no per-thread nice through this call; a job run in place
     tid = threading.get_native_id()
     try:
         if os.getpriority(os.PRIO_PROCESS, tid) < JOB_NICE:

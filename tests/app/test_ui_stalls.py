@@ -65,6 +65,8 @@ def test_a_job_runs_at_a_lower_priority_than_the_window_thread_and_the_threads_i
     # two jobs beside the window thread on two cores left it waiting for a core mid-frame
     assert results == [(max(window_nice, JOB_NICE), max(window_nice, JOB_NICE))]
     assert niceness() == window_nice  # the window thread itself is left as it was
+    FunctionWorker(job).run()  # a job run in place, on the window thread
+    assert niceness() == window_nice
 
 
 @pytest.fixture
