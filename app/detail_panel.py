@@ -236,12 +236,7 @@ class DetailPanel(QWidget):
             self.score.setText("")
             self.scores.show_result(None)
             return
-        self.title.setText(
-            f"{marker.name}: {marker.diameter_mm:.1f} mm" + (f", {location}" if location else "")
-        )
-        zone = "zone" in location
-        self.where_note.setText("Zone: a third of the lung's height, not a lobe." if zone else "")
-        self.where_note.setToolTip(f"{ZONE_NOTE[0].upper()}{ZONE_NOTE[1:]}." if zone else "")
+        self.show_location(location)
         if result is None:
             self.score.setText("Not analysed yet: press Analyse.")
         else:
@@ -256,6 +251,18 @@ class DetailPanel(QWidget):
             self.cam.image.clear()
         self.cam.circle.setVisible(False)
         self.cam_note.setText(NOT_ANALYSED_NOTE if result is None else "")
+
+    def show_location(self, location: str) -> None:
+        """The shown nodule's title with its ``location`` (side, zone, slice), all else left as is."""
+        if self.marker is None:
+            return
+        marker = self.marker
+        self.title.setText(
+            f"{marker.name}: {marker.diameter_mm:.1f} mm" + (f", {location}" if location else "")
+        )
+        zone = "zone" in location
+        self.where_note.setText("Zone: a third of the lung's height, not a lobe." if zone else "")
+        self.where_note.setToolTip(f"{ZONE_NOTE[0].upper()}{ZONE_NOTE[1:]}." if zone else "")
 
     @contextmanager
     def holding_patches(self) -> Iterator[None]:

@@ -43,7 +43,7 @@ COLUMNS = [
     "Lung-RADS",
     *FOLLOW_UP_COLUMNS,  # shown with a follow-up reading (app.compare_columns)
 ]
-DIAMETER, VOLUME, AXES, SOLID = 3, 4, 5, 6  # the last three from the nodule's 3D mask (core.measure)
+LOCATION, DIAMETER, VOLUME, AXES, SOLID = 2, 3, 4, 5, 6  # the last three from the nodule's 3D mask (core.measure)
 MALIGNANCY, FIRST_ATTRIBUTE, LUNG_RADS = 7, 8, 8 + len(ATTRIBUTES)
 FOLLOW_UP = LUNG_RADS + 1
 SORT_KEY = Qt.ItemDataRole.UserRole + 1
@@ -79,7 +79,7 @@ class NoduleTable(QTableWidget):
         self.setHorizontalHeaderLabels(COLUMNS)
         for column, name in enumerate(ATTRIBUTES, start=FIRST_ATTRIBUTE):
             self.horizontalHeaderItem(column).setToolTip(f"{TITLES[name]} (1-{RATING_MAX[name]}, LIDC scale)")
-        self.horizontalHeaderItem(2).setToolTip(f"Side, lung zone and axial slice; {ZONE_NOTE}")
+        self.horizontalHeaderItem(LOCATION).setToolTip(f"Side, lung zone and axial slice; {ZONE_NOTE}")
         self.horizontalHeaderItem(VOLUME).setToolTip("Volume of the nodule's 3D mask (segmented on Analyse)")
         self.horizontalHeaderItem(AXES).setToolTip(
             "Long and short axis (their mean, Lung-RADS v2022) on the slice where the long axis is greatest"
@@ -147,6 +147,19 @@ class NoduleTable(QTableWidget):
         self.resizeColumnsToContents()
         self._filling = False
         self.select(selected)
+
+    def set_locations(self, locations: dict[str, str]) -> None:
+        """The location column alone, from marker id -> text (the lungs are found after the rest is
+        shown: refilling every cell for them took 5-10 ms of the window's turn)."""
+        self.setSortingEnabled(False)  # its rows stay where they are; sorted again as they were
+        for row in range(self.rowCount()):
+            item = self.item(row, LOCATION)
+            text = locations.get(self.marker_at(row), "")
+            if item is not None and item.text() != text:
+                item.setText(text)
+                item.setData(SORT_KEY, text)
+        self.setSortingEnabled(True)
+        self.resizeColumnToContents(LOCATION)
 
     # -- cells ---------------------------------------------------------------------------------------
     def _text(self, text: str, key) -> QTableWidgetItem:

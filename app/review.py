@@ -89,8 +89,10 @@ class Review(QObject):
 
     def _lungs_found(self, lungs: LungMap) -> None:
         if self.volume is not None and lungs.volume is self.volume:
-            self.lungs = lungs
-            self.refresh()
+            self.lungs = lungs  # only the locations change: the rest stays drawn
+            self.table.set_locations({m.id: self.location(m) for m in self.markers.markers})
+            if self.detail.marker is not None:
+                self.detail.show_location(self.location(self.detail.marker))
 
     def results(self) -> dict[str, dict]:
         """What the session keeps: each marker's last result and what it was computed from."""
