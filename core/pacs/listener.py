@@ -90,7 +90,13 @@ class Listener:
 def stop(server) -> None:
     """Stop a server ``Listener.start`` returned: no new callers, and the associations still open
     aborted, since their threads would otherwise keep the process alive until their peers leave or
-    time out (a caller that connected and said nothing held ``pacs listen`` 30 s after Ctrl+C)."""
+    time out (a caller that connected and said nothing held ``pacs listen`` 30 s after Ctrl+C); one
+    that has not yet asked for an association has its connection closed instead."""
     server.shutdown()
     for association in list(server.active_associations):
-        association.abort()
+        if association.dul.state_machine.current_state == "Sta2":
+            # connected but nothing requested yet (a port probe): an A-ABORT has no place there
+            # (pynetdicom raised InvalidEventError in its thread); closing the connection ends it
+            association.dul.socket.close()
+        else:
+            association.abort()

@@ -74,3 +74,35 @@ def test_the_disk_cap_refuses_what_would_pass_it(listening, tool, tmp_path):
     assert listener.received == 1
     assert len(list(listener.root.rglob("*.dcm"))) == 1
     assert not [p for p in listener.root.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_stopping_ends_a_caller_that_connected_and_said_nothing_without_an_error(tmp_path, monkeypatch):
+    import socket
+    import threading
+    import time
+
+    from core.pacs.listener import stop
+
+    errors = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: errors.append(args.exc_value))
+    listener = Listener(aet="MTMR", port=free_port(), root=tmp_path / "cache", host="127.0.0.1")
+    server = listener.start()
+    silent = socket.create_connection(("127.0.0.1", listener.port))  # a port probe: no A-ASSOCIATE-RQ
+    try:
+        deadline = time.monotonic() + 10
+        while not server.active_associations and time.monotonic() < deadline:
+            time.sleep(0.01)
+        (association,) = server.active_associations
+        while association.dul.state_machine.current_state != "Sta2" and time.monotonic() < deadline:
+            time.sleep(0.01)  # its connection accepted: awaiting the A-ASSOCIATE-RQ
+        assert association.dul.state_machine.current_state == "Sta2"
+        stop(server)
+        silent.settimeout(5)
+        assert silent.recv(1) == b""  # its connection closed by the listener
+        # an A-ABORT has no place before the association is requested: pynetdicom raised
+        # InvalidEventError (Evt15 in Sta2) in the association's thread, and left it there
+        while association.dul.state_machine.current_state != "Sta1" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert association.dul.state_machine.current_state == "Sta1" and errors == []
+    finally:
+        silent.close()
