@@ -39,6 +39,7 @@ from app.window_opening import StudyOpening
 from app.window_session import SessionKeeping
 from app.workers import FunctionWorker, keep_window_thread_responsive
 from app.workspace import Workspace
+from core.dicom.loader_process import warm_up as warm_up_loader
 from core.model.registry import ModelRegistry
 from core.reading.session import SessionStore
 from core.volume import CTVolume
@@ -135,6 +136,7 @@ class MainWindow(
         self.workspace.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         build_menus(self)
         keep_window_thread_responsive()
+        warm_up_loader()  # its interpreter and imports start now, not with the first study
 
     def _tool_toggled(self, on: bool, tool: str = "marker") -> None:
         """One tool at a time: turning one on turns the others' buttons off; off is navigating."""

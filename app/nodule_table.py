@@ -43,7 +43,7 @@ COLUMNS = [
     "Lung-RADS",
     *FOLLOW_UP_COLUMNS,  # shown with a follow-up reading (app.compare_columns)
 ]
-LOCATION, DIAMETER, VOLUME, AXES, SOLID = 2, 3, 4, 5, 6  # the last three from the nodule's 3D mask (core.measure)
+LOCATION, DIAMETER, VOLUME, AXES, SOLID = 2, 3, 4, 5, 6  # the last three from the 3D mask (core.measure)
 MALIGNANCY, FIRST_ATTRIBUTE, LUNG_RADS = 7, 8, 8 + len(ATTRIBUTES)
 FOLLOW_UP = LUNG_RADS + 1
 SORT_KEY = Qt.ItemDataRole.UserRole + 1

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QFileDialog
 
 from core.dicom.catalogue import Catalogue, SeriesEntry, catalogue
 from core.dicom.errors import StudyLoadError
+from core.dicom.loader_process import run_isolated
 from core.dicom.series import load_series
 from core.imaging.mpr import VIEWS
 from core.imaging.volume_files import is_volume_file, load_volume_file
@@ -44,10 +45,12 @@ class StudyOpening:
         self._demo_markers = None
         self._opening = str(Path(path).resolve())
         self.settings.add_recent(str(path))
+        # in the loader's own process (core.dicom.loader_process): beside the window's, a loader
+        # thread held the interpreter and memory-map locks the window thread then waited for
         if is_volume_file(path):
-            self._run(lambda progress, cancelled: load_volume_file(path), self._show_volume)
+            self._run(lambda progress, cancelled: run_isolated(load_volume_file, path), self._show_volume)
         else:
-            self._run(lambda progress, cancelled: catalogue(path), self._show_catalogue)
+            self._run(lambda progress, cancelled: run_isolated(catalogue, path), self._show_catalogue)
 
     def open_demo(self) -> None:
         """Open the built-in demo study (generated on the very first run with its prior, about 20 s), with its
@@ -76,7 +79,7 @@ class StudyOpening:
         self.load(series)
 
     def load(self, series: SeriesEntry) -> None:
-        self._run(partial(load_series, series.files, require_ct=True), self._show_volume)
+        self._run(partial(run_isolated, load_series, series.files, require_ct=True), self._show_volume)
 
     def _show_volume(self, volume: CTVolume) -> None:
         """Show a loaded study in steps, each its own turn of the event loop with its own window paint,

@@ -17,6 +17,9 @@ class StudyLoadError(Exception):
         self.reason = reason
         super().__init__(f"{self.path}: {reason}" if self.path is not None else reason)
 
+    def __reduce__(self):  # path and reason, not the message: raised again in another process
+        return type(self), (self.path, self.reason)
+
 
 class NotDicomError(StudyLoadError):
     """The file is not DICOM at all, or is truncated/corrupt beyond reading."""

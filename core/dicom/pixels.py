@@ -21,7 +21,7 @@ AIR_HU = -1024
 INT16_MAX = np.iinfo(np.int16).max
 MAX_SIDE = 8192  # pixels along a slice's side: CT matrices are 512 to 2048
 MAX_VOLUME_BYTES = 8 * 2**30
-_MADV_POPULATE_WRITE = 23  # Linux 5.14+
+_MADV_POPULATE_READ, _MADV_POPULATE_WRITE = 22, 23  # Linux 5.14+
 _POPULATE_CHUNK = 2**20  # a window thread waits at most ~1 ms for the lock
 _LIBC = ctypes.CDLL(None) if hasattr(mmap, "MAP_POPULATE") else None  # Linux only
 
@@ -73,19 +73,41 @@ def allocate_volume(shape: tuple[int, int, int]) -> np.ndarray:
     through ctypes, which lets other threads run meanwhile: ``mmap``'s MAP_POPULATE held the GIL
     and froze the window for as long while a study loaded in the background.
     """
+    if _allocator is not None:
+        return _allocator(shape)
     nbytes = int(np.prod(shape)) * 2
     if nbytes < 4 * 2**20 or _LIBC is None:
         return np.empty(shape, dtype=np.int16)
     buffer = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     array = np.frombuffer(buffer, dtype=np.int16).reshape(shape)
-    # In chunks: populating holds the process's memory-map lock, and a window thread that maps
-    # memory meanwhile (a repaint) waits for it. Fails on kernels before 5.14: the pages are then
-    # faulted in at the first touch.
-    start = array.ctypes.data
+    populate(array)
+    return array
+
+
+def populate(array: np.ndarray, write: bool = True) -> None:
+    """Fault in the pages of a memory-mapped ``array`` in one system call per chunk, without the GIL
+    (``write=False`` for a read-only mapping: its reader would otherwise fault them in one by one).
+
+    In chunks: populating holds the process's memory-map lock, and a window thread that maps memory
+    meanwhile (a repaint) waits for it. Fails on kernels before 5.14: the pages are then faulted in
+    at the first touch."""
+    if _LIBC is None or array.nbytes < 4 * 2**20:
+        return
+    start, nbytes = array.ctypes.data, array.nbytes
     for offset in range(0, nbytes, _POPULATE_CHUNK):
         size = min(_POPULATE_CHUNK, nbytes - offset)
-        _LIBC.madvise(ctypes.c_void_p(start + offset), ctypes.c_size_t(size), _MADV_POPULATE_WRITE)
-    return array
+        advice = _MADV_POPULATE_WRITE if write else _MADV_POPULATE_READ
+        _LIBC.madvise(ctypes.c_void_p(start + offset), ctypes.c_size_t(size), advice)
+
+
+_allocator: Callable[[tuple[int, int, int]], np.ndarray] | None = None
+
+
+def use_allocator(allocator: Callable[[tuple[int, int, int]], np.ndarray] | None) -> None:
+    """Have ``allocate_volume`` make every volume with ``allocator`` (the loader process's shared
+    memory, ``core.dicom.loader_process``); None for the default."""
+    global _allocator
+    _allocator = allocator
 
 
 def allocate_ahead(shape: tuple[int, int, int]) -> Callable[[tuple[int, int, int]], np.ndarray]:

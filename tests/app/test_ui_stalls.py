@@ -416,7 +416,9 @@ def test_the_lungs_found_fill_in_the_locations_alone_not_the_whole_table(window,
     review = window.review
     table = review.table
     kept = table.item(0, MALIGNANCY)
-    lungs = SimpleNamespace(volume=window.volume, describe=lambda centre: SimpleNamespace(text="right, upper zone"))
+    lungs = SimpleNamespace(
+        volume=window.volume, describe=lambda centre: SimpleNamespace(text="right, upper zone")
+    )
     refreshed = []
     monkeypatch.setattr(review, "refresh", lambda: refreshed.append(True))
     review._lungs_found(lungs)
@@ -426,3 +428,13 @@ def test_the_lungs_found_fill_in_the_locations_alone_not_the_whole_table(window,
     assert review.detail.title.text() == "N1: 4.0 mm, right, upper zone"
     review._lungs_found(SimpleNamespace(volume=None, describe=None))  # another study's: nothing
     assert table.item(0, LOCATION).text() == "right, upper zone"
+
+
+def test_a_study_is_loaded_in_the_loaders_own_process_and_mapped_read_only(window):
+    from core.dicom import loader_process
+    from tests.core.dicom.test_loader_process import _mapped
+
+    if not loader_process.available():
+        pytest.skip("no /dev/shm here")
+    # a loader thread held the interpreter and memory-map locks that the window thread waited for
+    assert _mapped(window.volume.array) and not window.volume.array.flags.writeable
