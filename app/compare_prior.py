@@ -34,7 +34,8 @@ from PySide6.QtWidgets import QMessageBox
 
 from core.dicom.catalogue import catalogue, iter_files
 from core.dicom.errors import StudyLoadError
-from core.dicom.series import load_series
+from core.dicom.loader_process import run_isolated
+from core.dicom.series import load_study_ct
 from core.followup.compare import FollowUp, compare, saved_reading
 from core.followup.pacs_priors import PacsSource
 from core.followup.priors import CatalogueSource, PatientIdentity, SessionSource, find_priors
@@ -51,6 +52,12 @@ from core.volume import CTVolume
 PRIOR_SOURCE = "prior_source"  # the reading's record: where its prior was loaded from
 PRIOR_ADDED = "prior_markers_added"  # the reading's record: markers the reader added to the prior
 PARENT_FILES = 20_000  # the folder above the study's is searched only up to this many files
+
+
+def _load_study(location: str, study_uid: str, cancelled=None) -> CTVolume:
+    """The prior's largest CT series, loaded in the loader's own process (core.dicom.loader_process):
+    it loads while the reader already works on the current study."""
+    return run_isolated(load_study_ct, location, study_uid, cancelled=cancelled)
 
 
 class PriorComparison:
@@ -106,7 +113,7 @@ class PriorComparison:
 
         def job(progress, cancelled):
             location = study.location or _retrieve(study, progress, cancelled)
-            prior = _load_study(location, study.study_uid)
+            prior = _load_study(location, study.study_uid, cancelled=cancelled)
             prior_markers, prior_masks = _prior_markers(self.sessions, prior, location)
             if saved_reading(saved, prior, (), ()) is not None:  # a reading of this prior: its additions
                 prior_markers = with_added(prior_markers, saved)
@@ -196,7 +203,7 @@ class PriorComparison:
         record = dict(self.follow_up)
 
         def job(progress, cancelled):
-            prior = _load_study(location, wanted[0])
+            prior = _load_study(location, wanted[0], cancelled=cancelled)
             if session_key(prior) != wanted:
                 raise StudyLoadError(location, "the compared prior series is not there any more")
             check(cancelled)
@@ -275,23 +282,6 @@ def _retrieve(study, progress, cancelled) -> str:
         cancelled=cancelled,
     )  # fmt: skip
     return str(got.folder)
-
-
-def _load_study(location: str, study_uid: str) -> CTVolume:
-    """The largest CT series of study ``study_uid`` at ``location``."""
-    found = catalogue(location)
-    series = [
-        s
-        for patient in found.patients
-        for study in patient.studies
-        if study.study_uid == study_uid
-        for s in study.series
-        if s.is_ct and s.loadable
-    ]
-    if not series:
-        raise StudyLoadError(location, "the prior study has no loadable CT series there any more")
-    best = max(series, key=lambda s: (s.n_images, s.rows * s.columns))
-    return load_series(best.files, require_ct=True)
 
 
 def _prior_markers(sessions, prior: CTVolume, location: str):

@@ -250,3 +250,22 @@ def _load_multiframe(header: SliceHeader, notify: Progress, resample: bool, corr
 
 
 __all__ = ["LoadCancelled", "StudyLoadError", "load_series", "metadata_from_dataset"]
+
+
+def load_study_ct(location: str | Path, study_uid: str) -> CTVolume:
+    """The largest loadable CT series of study ``study_uid`` under ``location`` (a prior's folder)."""
+    from core.dicom.catalogue import catalogue
+
+    found = catalogue(location)
+    series = [
+        s
+        for patient in found.patients
+        for study in patient.studies
+        if study.study_uid == study_uid
+        for s in study.series
+        if s.is_ct and s.loadable
+    ]
+    if not series:
+        raise SeriesNotFoundError(location, "the study has no loadable CT series there any more")
+    best = max(series, key=lambda s: (s.n_images, s.rows * s.columns))
+    return load_series(best.files, require_ct=True)

@@ -17,8 +17,10 @@ import app.compare_prior as compare_prior
 from app.compare_columns import FOLLOW_UP_COLUMNS
 from app.main_window import MainWindow
 from app.nodule_table import FOLLOW_UP
+from core.dicom import loader_process
 from core.followup import compare as compare_module
 from core.nodule.markers import read_markers
+from tests.core.dicom.test_loader_process import _mapped
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +67,8 @@ def test_p_finds_the_prior_shows_it_beside_the_current_pairs_the_nodules_and_lin
     assert "Compared with the prior of" in message, message
     assert not window.prior_view.isHidden()
     assert window.prior_view.volume.metadata.study_uid == truth["prior"]["study_uid"]
+    if loader_process.available():  # loaded beside the current study, in the loader's own process
+        assert _mapped(window.prior_view.volume.array)
     reading = compare_module.FollowUp.from_dict(window.follow_up)
     assert {(p.prior_id, p.current_id) for p in reading.pairs} == {
         (p["prior_id"], p["current_id"]) for p in truth["pairs"]

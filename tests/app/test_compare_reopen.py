@@ -35,9 +35,9 @@ def test_reopening_shows_the_prior_again_in_the_background_with_the_saved_regist
     release = threading.Event()
     real = compare_prior._load_study
 
-    def held(*args):  # the prior's loading waits: the study must be shown meanwhile
+    def held(*args, **kwargs):  # the prior's loading waits: the study must be shown meanwhile
         assert release.wait(60)
-        return real(*args)
+        return real(*args, **kwargs)
 
     monkeypatch.setattr(compare_prior, "_load_study", held)
     again = MainWindow()
