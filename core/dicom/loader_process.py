@@ -48,6 +48,10 @@ _child: subprocess.Popen | None = None
 _ids = itertools.count(1)
 
 
+class SharedMemoryFull(StudyLoadError):
+    """``/dev/shm`` cannot hold the volume: the caller loads it in place instead."""
+
+
 def available() -> bool:
     return (
         os.environ.get("MTMR_LOADER_PROCESS", "1") != "0"
@@ -87,11 +91,15 @@ def run_isolated(function: Callable, *args, progress=None, cancelled=None, **kwa
                         progress(*value)
                     continue
                 if kind == "error":
-                    raise value[0]
+                    failure = value[0]
+                    break
                 return _unship(value[0])
-        except (OSError, EOFError, pickle.UnpicklingError) as exc:
+        except (OSError, EOFError, pickle.UnpicklingError) as exc:  # the pipe, not the job
             _stop()
             raise StudyLoadError(_named(args), "the loader process ended unexpectedly") from exc
+    if not isinstance(failure, SharedMemoryFull):
+        raise failure
+    return _call(function, args, kwargs, progress, cancelled)  # a small /dev/shm (a container's 64 MB)
 
 
 def warm_up() -> None:
@@ -326,7 +334,7 @@ def _shared_volume(shape: tuple[int, ...]) -> np.ndarray:
                 os.posix_fallocate(fd, 0, nbytes)
         except OSError as exc:
             os.unlink(path)
-            raise StudyLoadError(None, f"no room in shared memory for the volume ({exc.strerror})") from exc
+            raise SharedMemoryFull(SHM_DIR, f"no room for the volume ({exc.strerror})") from exc
         buffer = mmap.mmap(fd, max(nbytes, 1))
     finally:
         os.close(fd)

@@ -116,3 +116,33 @@ def test_a_relative_path_means_what_it_means_to_the_caller(tmp_path, monkeypatch
     loader_process.warm_up()  # started elsewhere, before the caller moved
     monkeypatch.chdir(tmp_path)
     assert loader_process.run_isolated(catalogue, "s").find_series().files
+
+
+def needs_room(caller: int) -> str:
+    """Run by the loader process in the test below: as a volume too big for /dev/shm would."""
+    if os.getpid() != caller:
+        raise loader_process.SharedMemoryFull(loader_process.SHM_DIR, "no room for the volume")
+    return "loaded in place"
+
+
+def raises_os_error() -> None:
+    raise FileNotFoundError(2, "No such file", "gone.dcm")
+
+
+def test_a_full_dev_shm_loads_in_place_and_a_jobs_own_os_error_is_its_own(monkeypatch):
+    assert loader_process.run_isolated(needs_room, os.getpid()) == "loaded in place"
+    child = loader_process._child
+    with pytest.raises(FileNotFoundError):  # the job's error, not "the loader process ended"
+        loader_process.run_isolated(raises_os_error)
+    assert loader_process._child is child and child.poll() is None
+
+
+def test_no_room_in_dev_shm_is_said_before_the_volume_is_touched(monkeypatch):
+    def full(fd, offset, size):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    made = f"{loader_process.PREFIX}{loader_process._owner}-{os.getpid()}-*"
+    with pytest.raises(loader_process.SharedMemoryFull, match="No space left"):
+        loader_process._shared_volume((4, 8, 8))
+    assert list(loader_process.SHM_DIR.glob(made)) == []  # its file removed
