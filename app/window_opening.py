@@ -59,7 +59,7 @@ class StudyOpening:
 
         def job(progress, cancelled):
             folder = demo_study()
-            return catalogue(folder), demo_markers(folder)
+            return run_isolated(catalogue, folder), demo_markers(folder)
 
         def done(result) -> None:
             found, self._demo_markers = result
