@@ -189,7 +189,9 @@ def _mm(point: Sequence[float]) -> str:
     return "(" + ", ".join(f"{float(v):.1f}" for v in point) + ") mm"
 
 
-def partial_volume_mm3(volume: CTVolume, mask: NoduleMask) -> float:
+def partial_volume_mm3(
+    volume: CTVolume, mask: NoduleMask, levels: tuple[float, float] | None = None
+) -> float:
     """The nodule's volume (mm^3): its tissue counted by share, on and around the mask's surface.
 
     A voxel count moves by a whole layer when the nodule moves by a fraction of a voxel against the
@@ -214,22 +216,15 @@ def partial_volume_mm3(volume: CTVolume, mask: NoduleMask) -> float:
     A reader-edited mask (``mask.edited``) keeps the edge the reader drew: its band is only the
     faint (less than half tissue) voxels touching it, so that a shrink or an erase shrinks the volume.
     Measured on phantoms (``bench/bench_segmentation.py``, README "Measuring nodules").
+    ``levels``: (parenchyma, tissue) to use instead of those read here (``partial_volume_levels``):
+    ``bench/bench_volume_repeatability.py`` measures what levels shared by two scans would give.
     """
-    spacing = np.array(volume.spacing[::-1], dtype=np.float64)
-    pad = np.ceil((BAND_MM + 4.0) / spacing).astype(int) + 1
-    lo = np.maximum(np.subtract(mask.origin_zyx, pad), 0)
-    hi = np.minimum(np.add(mask.origin_zyx, mask.mask.shape) + pad, volume.shape)
-    region = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
-    inside = mask.in_volume(volume.shape)[region]
-    if not inside.any():
+    around = _around(volume, mask)
+    if around is None:
         return 0.0
-    raw = volume.array[region].astype(np.float32)
-    box = ndimage.gaussian_filter(raw, _sigma(raw, spacing))
-    away = ndimage.distance_transform_edt(~inside, sampling=spacing)
+    spacing, inside, raw, box, away = around
     band = ~inside & ((away <= BAND_MM) | ndimage.binary_dilation(inside))
-    shell = (away > BAND_MM + 2.0) & (away <= BAND_MM + 4.0) & (box > LUNG_HU[0]) & (box < LUNG_HU[1])
-    background = float(np.median(box[shell])) if shell.sum() >= 5 else float(np.median(box[~inside]))
-    tissue = _edge_tissue(box, inside, spacing, SHARE_TISSUE_PERCENTILE)
+    background, tissue = levels or _levels(box, inside, away, spacing)
     if tissue <= background + 1.0:
         return float(inside.sum() * np.prod(spacing))
     half = box >= 0.5 * (background + tissue)
@@ -240,6 +235,37 @@ def partial_volume_mm3(volume: CTVolume, mask: NoduleMask) -> float:
     core = ndimage.binary_erosion(inside)
     edge = np.clip(share[inside & ~core], 0.0, None).sum()
     return float((core.sum() + edge + max(float(share[band].sum()), 0.0)) * np.prod(spacing))
+
+
+def partial_volume_levels(volume: CTVolume, mask: NoduleMask) -> tuple[float, float]:
+    """The (parenchyma, tissue) levels ``partial_volume_mm3`` reads around ``mask`` (HU)."""
+    around = _around(volume, mask)
+    if around is None:
+        return float("nan"), float("nan")
+    spacing, inside, _, box, away = around
+    return _levels(box, inside, away, spacing)
+
+
+def _around(volume: CTVolume, mask: NoduleMask):
+    """(spacing zyx, the mask, raw HU, lightly smoothed HU, mm from the mask) in a box around the
+    mask and its band; None for a mask outside the volume."""
+    spacing = np.array(volume.spacing[::-1], dtype=np.float64)
+    pad = np.ceil((BAND_MM + 4.0) / spacing).astype(int) + 1
+    lo = np.maximum(np.subtract(mask.origin_zyx, pad), 0)
+    hi = np.minimum(np.add(mask.origin_zyx, mask.mask.shape) + pad, volume.shape)
+    region = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+    inside = mask.in_volume(volume.shape)[region]
+    if not inside.any():
+        return None
+    raw = volume.array[region].astype(np.float32)
+    box = ndimage.gaussian_filter(raw, _sigma(raw, spacing))
+    return spacing, inside, raw, box, ndimage.distance_transform_edt(~inside, sampling=spacing)
+
+
+def _levels(box, inside, away, spacing) -> tuple[float, float]:
+    shell = (away > BAND_MM + 2.0) & (away <= BAND_MM + 4.0) & (box > LUNG_HU[0]) & (box < LUNG_HU[1])
+    background = float(np.median(box[shell])) if shell.sum() >= 5 else float(np.median(box[~inside]))
+    return background, _edge_tissue(box, inside, spacing, SHARE_TISSUE_PERCENTILE)
 
 
 def _other_structures(dense, inside, band, spacing, away) -> np.ndarray:

@@ -1,0 +1,150 @@
+"""Benchmark: what moves a nodule's measured volume between two scans of it (issue 17's repeatability).
+
+Phantoms of the validation split (``--split test``: the reserved one) rendered twice, as
+``bench/bench_segmentation.py``'s repeatability does: other noise and a sub-voxel shift. For each
+nodule of LIDC diameter >= 6 mm, its consensus mask on each grid (the segmenter left out: this is
+the estimator's share), its volume measured seven ways:
+
+* ``shipped``: ``partial_volume_mm3``, each scan with its own levels and its own mask's band;
+* ``shared tissue`` / ``shared levels``: the same with the tissue level (and the parenchyma) the
+  mean of the two scans' (``partial_volume_levels``): what a follow-up measuring both scans could share;
+* ``fixed region``: the plain linear integral, sum of (HU - parenchyma) / (tissue - parenchyma) over
+  ONE region for both scans (the union of their two masks dilated by ``--band`` mm), each scan its own
+  levels; then with the tissue, and with both levels, shared;
+* ``rendered``: the occupancy summed (the truth; 100 % by construction, for reference).
+
+Prints, per thickness, the share of nodules whose two volumes lie within 10 % of the smaller (the
+floor asks >= 90 %) and the median |volume error| against the rendered occupancy. The fixed region
+counts the vessels and wall inside it, so its volume error is not a candidate's: it says how much of
+the spread the region following the mask's layer flips causes. Not a test. From the repository root::
+
+    .venv/bin/python bench/bench_volume_repeatability.py [--split val] [--seeds 1 2 3 4]
+        [--thickness 2.5 1.25] [--band 3.0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from core.lidc.table import load_nodules
+from core.measure.segment import partial_volume_levels, partial_volume_mm3
+from core.phantom.nodules import resample_mask
+from core.phantom.study import PhantomOptions, build_phantom, choose_nodules, truth_masks
+
+WAYS = (
+    "shipped",
+    "shared tissue",
+    "shared levels",
+    "fixed region",
+    "fixed region, shared tissue",
+    "fixed region, shared levels",
+    "rendered",
+)
+MARGIN_MM = 8.0  # the crop around a nodule's placed centre, beyond 0.8 x its diameter
+
+
+def scans(options, nodules, seed):
+    """The two renderings: (volume, placed nodules, their truth masks) each."""
+    shift = tuple(float(v) for v in np.random.default_rng([seed, 7]).uniform(-0.5, 0.5, 3))
+    for extra in ({}, {"noise_seed": 1, "shift_zyx": shift}):
+        volume, placed = build_phantom(options, nodules, **extra)
+        yield volume, placed, truth_masks(volume, placed)
+
+
+def crop(volume, placed_nodule):
+    spacing = np.array(volume.spacing[::-1])
+    half = np.ceil((0.8 * placed_nodule.nodule.diameter_mm + MARGIN_MM) / spacing).astype(int)
+    lo = np.maximum(np.array(placed_nodule.centre_zyx) - half, 0)
+    hi = np.minimum(np.array(placed_nodule.centre_zyx) + half + 1, volume.shape)
+    return tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+
+
+def linear(raw, region, levels, voxel_mm3) -> float:
+    background, tissue = levels
+    return float(((raw[region] - background) / (tissue - background)).sum() * voxel_mm3)
+
+
+def measure_pair(first, second, band_mm: float) -> dict[str, tuple[float, float]] | None:
+    """Each way's two volumes of one nodule; None where a mask is empty on either grid."""
+    (v1, p1, m1), (v2, p2, m2) = first, second
+    if m1.voxels == 0 or m2.voxels == 0:
+        return None
+    levels = [partial_volume_levels(v1, m1), partial_volume_levels(v2, m2)]
+    shared = tuple(float(np.mean(pair)) for pair in zip(*levels, strict=True))
+    tissue = [(own[0], shared[1]) for own in levels]
+    out = {
+        "shipped": (partial_volume_mm3(v1, m1), partial_volume_mm3(v2, m2)),
+        "shared tissue": (partial_volume_mm3(v1, m1, tissue[0]), partial_volume_mm3(v2, m2, tissue[1])),
+        "shared levels": (partial_volume_mm3(v1, m1, shared), partial_volume_mm3(v2, m2, shared)),
+    }
+    box = crop(v1, p1)  # the same box in both: the shift is sub-voxel, the placed centre the same
+    spacing = np.array(v1.spacing[::-1])
+    union = m1.in_volume(v1.shape)[box] | m2.in_volume(v2.shape)[box]
+    region = ndimage.distance_transform_edt(~union, sampling=spacing) <= band_mm
+    raws = [v.array[box].astype(np.float32) for v in (v1, v2)]
+    voxel = float(np.prod(spacing))
+    for name, used in (("fixed region", levels), ("fixed region, shared tissue", tissue)):
+        out[name] = tuple(linear(raw, region, lv, voxel) for raw, lv in zip(raws, used, strict=True))
+    out["fixed region, shared levels"] = tuple(linear(raw, region, shared, voxel) for raw in raws)
+    out["rendered"] = tuple(
+        float(resample_mask(p.nodule, v.spacing, p.shift_zyx).occupancy.sum() * np.prod(v.spacing))
+        for v, p in ((v1, p1), (v2, p2))
+    )
+    return out
+
+
+def within(pair: tuple[float, float]) -> bool:
+    smaller = min(pair)
+    return smaller > 0 and abs(pair[0] - pair[1]) <= 0.10 * smaller
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--split", choices=("val", "test"), default="val")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4])
+    parser.add_argument("--thickness", type=float, nargs="+", default=[2.5, 1.25])
+    parser.add_argument("--nodules", type=int, default=20)
+    parser.add_argument("--band", type=float, default=3.0, help="mm around the masks' union (fixed region)")
+    args = parser.parse_args(argv)
+    pool = load_nodules()
+    for thickness in args.thickness:
+        rows = []
+        for seed in args.seeds:
+            options = PhantomOptions(
+                seed=seed, split=args.split, nodules=args.nodules, slice_thickness=thickness
+            )
+            nodules = choose_nodules(pool, options)
+            first, second = scans(options, nodules, seed)
+            for p1, p2 in zip(first[1], second[1], strict=True):
+                if p1.nodule.diameter_mm < 6.0:
+                    continue
+                key = f"n{p1.index + 1}"
+                row = measure_pair((first[0], p1, first[2][key]), (second[0], p2, second[2][key]), args.band)
+                if row is not None:
+                    rows.append(row)
+            print(f"seed {seed}, {thickness:g} mm: {len(rows)} nodules >= 6 mm so far", flush=True)
+        print(
+            f"\n{thickness:g} mm slices, {args.split} split, seeds {args.seeds}, {len(rows)} nodules >= 6 mm:"
+        )
+        for way in WAYS:
+            agree = sum(within(row[way]) for row in rows)
+            error = statistics.median(
+                abs(v / r - 1) for row in rows for v, r in zip(row[way], row["rendered"], strict=True)
+            )
+            print(
+                f"  {way:<30} within 10 %: {agree}/{len(rows)} = {agree / len(rows):.0%}   "
+                f"median |volume error| {error:.1%}"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
