@@ -163,13 +163,15 @@ class StudyOpening:
             message += f" | session restored: {len(session.markers)} marker(s)"
         if len(self.markers) and not self.review.analysis.current(self.markers.markers):
             message += " | press Analyse (A) to rank the marked nodules"
-        self.review.find_lungs()
+        self.save_session()
+        self._idle(message)
+        # the background jobs last: a job's thread started first took the interpreter from the rest
+        # of this turn (the session's save, the status line), which then waited for it
         if self.analyse_on_open:
             self.review.analyse()
         else:
             self.review.analysis.preload()
-        self.save_session()
-        self._idle(message)
+        self.review.find_lungs()
         self.show_saved_prior(volume, message)  # in the background, once the study is shown
 
     def _nodule_to_open_on(self) -> NoduleMarker | None:

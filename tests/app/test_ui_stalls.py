@@ -438,3 +438,18 @@ def test_a_study_is_loaded_in_the_loaders_own_process_and_mapped_read_only(windo
         pytest.skip("no /dev/shm here")
     # a loader thread held the interpreter and memory-map locks that the window thread waited for
     assert _mapped(window.volume.array) and not window.volume.array.flags.writeable
+
+
+def test_a_shown_study_starts_its_background_jobs_after_the_windows_own_work_in_that_turn(
+    window, qtbot, monkeypatch
+):
+    order = []
+    for name in ("save_session", "_idle"):
+        real = getattr(window, name)
+        monkeypatch.setattr(window, name, lambda *a, r=real, n=name: order.append(n) or r(*a))
+    real_lungs = window.review.find_lungs
+    monkeypatch.setattr(window.review, "find_lungs", lambda: order.append("lungs") or real_lungs())
+    _reopen(window, qtbot)
+    # a job's thread started first took the interpreter from the session's save and the status line
+    at = order.index("lungs")
+    assert order[at - 2 : at] == ["save_session", "_idle"]
