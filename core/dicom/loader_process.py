@@ -278,7 +278,7 @@ def _task(task: int, function: Callable, args, kwargs, out):
         return ("done", task, _ship(result))
     except Exception as exc:  # raised again in the caller (StudyLoadError pickles its path and reason)
         try:
-            pickle.dumps(exc)
+            pickle.loads(pickle.dumps(exc))  # one the caller cannot rebuild is said in words
         except Exception:
             exc = StudyLoadError(_named(args), f"the loader failed: {type(exc).__name__}: {exc}")
         return ("error", task, exc)

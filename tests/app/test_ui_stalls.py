@@ -453,3 +453,17 @@ def test_a_shown_study_starts_its_background_jobs_after_the_windows_own_work_in_
     # a job's thread started first took the interpreter from the session's save and the status line
     at = order.index("lungs")
     assert order[at - 2 : at] == ["save_session", "_idle"]
+
+
+def test_a_file_the_loaders_process_cannot_read_is_one_message_naming_it_and_the_study_stays(
+    window, qtbot, tmp_path
+):
+    shown = window.volume
+    broken = tmp_path / "broken.nii"
+    broken.write_bytes(b"not a nifti file at all" * 10)
+    window.open_path(broken)
+    qtbot.waitUntil(lambda: not window.busy, timeout=30_000)
+    message = window.statusBar().currentMessage()
+    assert message.startswith("Could not open: ") and "broken.nii" in message, message
+    assert "Unexpected error" not in message  # the loader's own error class came back across
+    assert window.volume is shown

@@ -146,3 +146,17 @@ def test_no_room_in_dev_shm_is_said_before_the_volume_is_touched(monkeypatch):
     with pytest.raises(loader_process.SharedMemoryFull, match="No space left"):
         loader_process._shared_volume((4, 8, 8))
     assert list(loader_process.SHM_DIR.glob(made)) == []  # its file removed
+
+
+class _Unrebuildable(Exception):
+    def __init__(self, path, reason):  # pickles its message only: cannot be built again from it
+        super().__init__(f"{path}: {reason}")
+
+
+def raises_unrebuildable() -> None:
+    raise _Unrebuildable("scan.dcm", "odd")
+
+
+def test_an_error_the_caller_could_not_rebuild_comes_back_in_words():
+    with pytest.raises(StudyLoadError, match=r"_Unrebuildable: scan\.dcm: odd"):
+        loader_process.run_isolated(raises_unrebuildable)
