@@ -143,20 +143,25 @@ def _start() -> subprocess.Popen:
 
 
 def _stop() -> None:
+    """End the loader process, and remove what it had allocated (a volume half loaded)."""
     global _child
     if _child is not None:
         with contextlib.suppress(OSError):
             _child.kill()
         with contextlib.suppress(Exception):
             _child.wait(timeout=5)
+        for path in SHM_DIR.glob(f"{PREFIX}{os.getpid()}-{_child.pid}-*"):
+            with contextlib.suppress(OSError):
+                path.unlink()
         _child = None
     clean_leftovers()
 
 
 def _send(stream, message) -> None:
-    data = memoryview(struct.pack("<Q", len(data := pickle.dumps(message, pickle.HIGHEST_PROTOCOL))) + data)
-    while data:
-        data = data[stream.write(data) or 0 :]
+    body = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
+    data = memoryview(struct.pack("<Q", len(body)) + body)
+    while data:  # an unbuffered pipe may take part of it per write
+        data = data[stream.write(data) :]
     stream.flush()
 
 

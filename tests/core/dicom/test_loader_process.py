@@ -160,3 +160,21 @@ def raises_unrebuildable() -> None:
 def test_an_error_the_caller_could_not_rebuild_comes_back_in_words():
     with pytest.raises(StudyLoadError, match=r"_Unrebuildable: scan\.dcm: odd"):
         loader_process.run_isolated(raises_unrebuildable)
+
+
+def allocate_then_wait() -> None:
+    """Run by the loader process below: a volume half loaded when its load is stopped."""
+    from core.dicom import pixels
+
+    pixels.allocate_volume((4, 64, 64))
+    time.sleep(30)
+
+
+def test_a_loader_ended_mid_load_leaves_nothing_in_dev_shm():
+    from core.util.cancellation import Cancelled
+
+    loader_process.warm_up()
+    child, start = loader_process._child, time.monotonic()
+    with pytest.raises(Cancelled):
+        loader_process.run_isolated(allocate_then_wait, cancelled=lambda: time.monotonic() - start > 1.0)
+    assert list(loader_process.SHM_DIR.glob(f"{loader_process.PREFIX}{os.getpid()}-{child.pid}-*")) == []
