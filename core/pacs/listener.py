@@ -94,9 +94,11 @@ def stop(server) -> None:
     that has not yet asked for an association has its connection closed instead."""
     server.shutdown()
     for association in list(server.active_associations):
-        if association.dul.state_machine.current_state == "Sta2":
-            # connected but nothing requested yet (a port probe): an A-ABORT has no place there
-            # (pynetdicom raised InvalidEventError in its thread); closing the connection ends it
+        state = association.dul.state_machine.current_state
+        if state in ("Sta1", "Sta2"):
+            # connected (Sta1: its connection not yet taken up) but nothing requested yet, as a port
+            # probe: an A-ABORT has no place there (pynetdicom raised InvalidEventError in its
+            # thread); closing the connection ends it
             association.dul.socket.close()
-        else:
+        elif state != "Sta13":  # Sta13: its connection is closing already
             association.abort()
