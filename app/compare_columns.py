@@ -11,6 +11,8 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 
 from core.followup.compare import FollowUp
+from core.measure.paired import METHOD as PAIRED
+from core.measure.paired import TOGETHER_TEXT as TOGETHER
 
 FOLLOW_UP_COLUMNS = ["Prior", "Change", "VDT", "Trend", "Lung-RADS w/ prior"]
 TREND_ORDER = {"new": 4, "growing": 3, "change within measurement error": 2, "stable": 1, "shrinking": 0}
@@ -56,6 +58,7 @@ def follow_up_texts(reading: FollowUp | None, marker_id: str) -> list[tuple[str,
             f"({g.diameter_change_mm:+.1f} mm)"
             + (f"\nLung-RADS with the prior: {rads.category} ({rads.rule})" if rads else "")
             + ("\nThe change is within measurement error" if g.within_error else "")
+            + (f"\n{TOGETHER}" if g.volume_method == PAIRED else "")
         )
         vdt = g.vdt_text + (f" ({g.vdt_band})" if g.vdt_band else "")
         return [

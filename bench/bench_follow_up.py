@@ -90,8 +90,10 @@ def one_seed(seed: int, size: int, thickness: float, pool, intervals=()) -> dict
         refined.append(float(np.linalg.norm(np.array(moved.current_mm) - truth)))
     found = _pairing(pair, result)
     readings = [reading(pair, result, days) for days in intervals]
+    own = [reading(pair, result, days, paired=False) for days in intervals]
     return {
         "readings": readings,
+        "own": own,
         "seed": seed,
         "pairs": found,
         "shape": f"{pair.prior.shape[2]}x{pair.prior.shape[1]}x{pair.prior.shape[0]}",
@@ -122,8 +124,9 @@ def _pairing(pair, result) -> tuple[int, int, bool]:
     return right, len(truth), rest
 
 
-def reading(pair, registration, interval_days: int) -> dict:
-    """The follow-up reading of ``pair`` as if ``interval_days`` apart, against its truth."""
+def reading(pair, registration, interval_days: int, paired: bool = True) -> dict:
+    """The follow-up reading of ``pair`` as if ``interval_days`` apart, against its truth; ``paired``:
+    the volumes measured together (``core.measure.paired``), else each study's own."""
     import datetime as dt
     import math
 
@@ -137,17 +140,20 @@ def reading(pair, registration, interval_days: int) -> dict:
     dates = (CURRENT_DATE - dt.timedelta(days=interval_days), CURRENT_DATE)
     found = compare(
         pair.prior, pair.current, markers(pair.prior_nodules), markers(pair.current_nodules),
-        registration=registration, dates=dates,
+        registration=registration, dates=dates, paired=paired,
     )  # fmt: skip
     truth = pair.truth
     pairs = {(p.prior_id, p.current_id): p for p in found.pairs}
     right = sum((t["prior_id"], t["current_id"]) in pairs for t in truth["pairs"])
     rest = [n.current_id for n in found.new] == truth["new"] and list(found.resolved) == truth["resolved"]
-    volume_errors, vdt_errors, vdt_missed, growing = [], [], 0, 0
+    volume_errors, vdt_errors, vdt_missed, growing, stable, together = [], [], 0, 0, [], 0
     for t in truth["pairs"]:
         g = getattr(pairs.get((t["prior_id"], t["current_id"])), "growth", None)
         if g is not None and g.volume_change_percent is not None:
             volume_errors.append(abs(g.volume_change_percent - 100 * (t["volume_factor"] - 1)))
+            together += g.volume_method == "paired"
+        if t["trend"] == "stable" and g is not None:
+            stable.append(g.within_error)
         if t["trend"] == "growing":
             growing += 1
             if g is None or g.vdt_days is None:
@@ -165,6 +171,8 @@ def reading(pair, registration, interval_days: int) -> dict:
         "pairs": (right, len(truth["pairs"])),
         "rest": rest,
         "volume_errors": volume_errors,
+        "together": together,
+        "stable": stable,
         "vdt_errors": vdt_errors,
         "vdt_missed": vdt_missed,
         "growing": growing,
@@ -196,23 +204,24 @@ def truth_categories(pair, dates) -> dict[str, str]:
     return found
 
 
-def print_readings(rows: list[dict]) -> None:
+def print_readings(rows: list[dict], key: str = "readings", title: str = "") -> None:
     """The follow-up readings' table, one line per seed and interval, and the totals."""
     print(
-        f"\n{'seed':>4} {'days':>5} {'pairs':>5} {'new/res':>7} {'vol err pp (med/max)':>20} "
+        f"\n{title}\n{'seed':>4} {'days':>5} {'pairs':>5} {'new/res':>7} {'vol err pp (med/max)':>20} "
         f"{'VDT err % (med/max)':>19} {'VDT missed':>10} {'Lung-RADS':>9}"
     )
     for row in rows:
-        for r in row["readings"]:
+        for r in row[key]:
             vol, vdt = r["volume_errors"], r["vdt_errors"]
             print(
                 f"{row['seed']:>4} {r['interval']:>5} {r['pairs'][0]:>2}/{r['pairs'][1]:<2} "
                 f"{'right' if r['rest'] else 'WRONG':>7} {_med_max(vol):>20} {_med_max(vdt):>19} "
                 f"{r['vdt_missed']:>4}/{r['growing']:<5} {r['lung_rads'][0]:>4}/{r['lung_rads'][1]:<4}"
             )
-    readings = [r for row in rows for r in row["readings"]]
+    readings = [r for row in rows for r in row[key]]
     if not readings:
         return
+    stable = [s for r in readings for s in r["stable"]]
     right, total = (sum(r["pairs"][k] for r in readings) for k in (0, 1))
     agree, nodules = (sum(r["lung_rads"][k] for r in readings) for k in (0, 1))
     vol = [e for r in readings for e in r["volume_errors"]]
@@ -222,7 +231,9 @@ def print_readings(rows: list[dict]) -> None:
         f"follow-up readings ({len(readings)}): pairs {right}/{total} right "
         f"({100 * right / max(total, 1):.0f} %, floor 100 % {'met' if right == total else 'NOT met'}), "
         f"new and resolved right in {sum(r['rest'] for r in readings)}/{len(readings)}; "
-        f"volume change error {_med_max(vol)} percentage points (median/max); "
+        f"volume change error {_med_max(vol)} percentage points (median/max), "
+        f"{sum(r['together'] for r in readings)}/{len(vol)} measured together; "
+        f"stable nodules within measurement error {sum(stable)}/{len(stable)}; "
         f"VDT error {_med_max(vdt)} % on {len(vdt)} readings of growing nodules, {missed}/{growing} missed; "
         f"Lung-RADS agreement with the truth's sizes {agree}/{nodules} "
         f"({100 * agree / max(nodules, 1):.0f} %)"
@@ -289,7 +300,8 @@ def main(argv: list[str] | None = None) -> int:
         f"refined median {statistics.median(refined):.2f} mm (max {max(refined):.2f}); "
         f"rendering a pair took {statistics.median([r['build_s'] for r in rows]):.0f} s (not timed above)"
     )
-    print_readings(rows)
+    print_readings(rows, "readings", "volumes measured together (core.measure.paired), as compare does:")
+    print_readings(rows, "own", "each study's own volumes (compare(..., paired=False)), same pairs:")
     return 0
 
 

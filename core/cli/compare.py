@@ -17,7 +17,8 @@ atomically, is ``FollowUp.to_dict()``::
     {"schema": "mtmr-reader/follow-up/1", "prior": {...}, "current": {...}, "interval_days": ...,
      "registration": {...}, "pairs": [{"prior_id", "current_id", "tracking_uid", "prior_volume_mm3",
      "current_volume_mm3", "prior_mean_diameter_mm", "current_mean_diameter_mm", the changes,
-     "vdt_days", "trend", "lungrads_growth", "volume_growth", "lung_rads": {...}}, ...],
+     "vdt_days", "trend", "lungrads_growth", "volume_growth", "volume_method" ("paired": measured
+     together, core.measure.paired; "independent"), "lung_rads": {...}}, ...],
      "new": [current ids], "new_nodules": [...], "resolved": [prior ids],
      "unmeasured": {"prior"|"current": {id: why}}, "repeatability": {"volume_percent", "diameter_mm"},
      "exam": {"category", "follow_up", "due_date"}}

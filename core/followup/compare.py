@@ -5,7 +5,9 @@ paired, both time points measured, growth, and Lung-RADS v2022 with priors per n
 each prior marker's centre carried into the current study and refined (``refine_point``; the
 propagated point where the refinement cannot run), every marker measured (``measure_markers``: its
 saved mask while it fits, else segmented), the nodules paired (``match``, the reader's ``Overrides``
-winning), ``growth`` per pair, ``follow_up_category`` per current nodule (a paired one against its
+winning), each pair's volumes measured together where its nodule's surroundings were found again
+(``core.measure.paired``: the current keeps its own volume, the prior's is it less the change read from
+both images over one region with one tissue level), ``growth`` per pair, ``follow_up_category`` per current nodule (a paired one against its
 prior, an unpaired one as new: the patient was screened before) and ``exam_category`` with the date
 the follow-up falls due. A marker that cannot be measured is reported with its reason
 (``unmeasured``) and still paired by its marker's centre and diameter; a pair with a side unmeasured
@@ -24,13 +26,17 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+
+import numpy as np
 
 from core.followup.growth import Growth, Repeatability, TimePoint, growth, study_date
 from core.followup.matching import Candidate, Overrides, match
 from core.followup.register import Registration, refine_point, register
 from core.measure.mask import NoduleMask
 from core.measure.measurement import NoduleMeasurement
+from core.measure.paired import METHOD as PAIRED
+from core.measure.paired import paired_volumes
 from core.nodule.lungrads import LungRads
 from core.nodule.lungrads_followup import NoduleExam, exam_category, follow_up_category
 from core.nodule.markers import NoduleMarker
@@ -98,7 +104,10 @@ class PairedNodule:
         """The inverse of ``to_dict``; KeyError, TypeError or ValueError on a damaged entry."""
         change = None
         if "trend" in data:
-            change = Growth(**{name: data[name] for name in Growth.__dataclass_fields__})
+            optional = {"volume_method"}  # absent from readings saved before it existed
+            change = Growth(
+                **{n: data[n] for n in Growth.__dataclass_fields__ if n in data or n not in optional}
+            )
         return cls(
             str(data["prior_id"]),
             str(data["current_id"]),
@@ -225,11 +234,14 @@ def compare(
     progress: Callable[[int, int], None] | None = None,
     cancelled: Callable[[], bool] | None = None,
     dates: tuple[_dt.date, _dt.date] | None = None,
+    paired: bool = True,
 ) -> FollowUp:
     """Compare the studies (see the module docstring). ``dates`` (prior, current) where the studies'
     headers have none (NIfTI). ``progress(done, total)``; ``cancelled()`` raises ``Cancelled`` with
     nothing kept. ValueError (naming the study) for an undated study or a prior later than the
-    current, or when the studies cannot be registered."""
+    current, or when the studies cannot be registered. ``paired``: measure each pair's volumes together
+    (``core.measure.paired``) where the nodule's surroundings were found again; False: each study's
+    own volumes (``bench/bench_follow_up.py`` measures both)."""
     from core.measure.markers import measure_markers
 
     total = _REGISTER + _REFINE + _MEASURE
@@ -252,10 +264,15 @@ def compare(
             cancelled=cancelled,
         )
     tell(_REGISTER, total)
-    moved = {}
+    moved, refined = {}, {}
     for k, marker in enumerate(prior_markers):
         check(cancelled)
-        moved[marker.id] = carried(prior_volume, current_volume, marker, registration)
+        refined[marker.id] = _refined(prior_volume, current_volume, marker, registration)
+        moved[marker.id] = (
+            refined[marker.id].current_mm
+            if refined[marker.id] is not None
+            else tuple(float(v) for v in registration.to_current(marker.centre_mm))
+        )
         tell(_REGISTER + _REFINE * (k + 1) // max(len(prior_markers), 1), total)
     check(cancelled)
     prior_done = measure_markers(prior_volume, prior_markers, prior_masks)
@@ -274,6 +291,7 @@ def compare(
         overrides=overrides,
     )
     error = repeatability or Repeatability()
+    priors = {m.id: m for m in prior_markers}
     pairs = []
     for pair in matching.pairs:
         before = prior_done.measurements.get(pair.prior_id)
@@ -288,11 +306,17 @@ def compare(
         )
         change = rads = None
         if not why:
+            prior_point, method = TimePoint.from_measurement(prior_info.date, before), "independent"
+            masks = prior_done.masks[pair.prior_id], current_done.masks[pair.current_id]
+            together = paired and _paired(
+                prior_volume, current_volume, *masks, registration, refined[pair.prior_id],
+                priors[pair.prior_id].centre_mm, after.volume_mm3,
+            )  # fmt: skip
+            if together:
+                prior_point, method = replace(prior_point, volume_mm3=together.prior_mm3), PAIRED
             try:
                 change = growth(
-                    TimePoint.from_measurement(prior_info.date, before),
-                    TimePoint.from_measurement(current_info.date, after),
-                    error,
+                    prior_point, TimePoint.from_measurement(current_info.date, after), error, method
                 )
                 rads = follow_up_category(_exam(current_info.date, after), [_exam(prior_info.date, before)])
             except ValueError as exc:
@@ -367,10 +391,32 @@ def saved_reading(
 
 def carried(prior: CTVolume, current: CTVolume, marker: NoduleMarker, registration: Registration):
     """The prior marker's centre in the current study: refined, else as the registration puts it."""
-    try:
-        return refine_point(prior, current, marker.centre_mm, registration).current_mm
-    except ValueError:  # outside either study: the propagated point still pairs or leaves it unpaired
+    point = _refined(prior, current, marker, registration)
+    if point is None:  # outside either study: the propagated point still pairs or leaves it unpaired
         return tuple(float(v) for v in registration.to_current(marker.centre_mm))
+    return point.current_mm
+
+
+def _refined(prior: CTVolume, current: CTVolume, marker: NoduleMarker, registration: Registration):
+    try:
+        return refine_point(prior, current, marker.centre_mm, registration)
+    except ValueError:
+        return None
+
+
+def _paired(prior, current, prior_mask, current_mask, registration, point, prior_mm, current_mm3):
+    """The volumes measured together (``core.measure.paired``) through the registration moved to fit
+    at this nodule, or None (the two studies' own volumes stand): where the patch correlation did not
+    find the nodule's surroundings (``RefinedPoint.refined``), their background would not cancel."""
+    if point is None or not point.refined:
+        return None
+    matrix = np.array(registration.current_to_prior, dtype=np.float64)
+    # the refined point in the current maps onto the prior marker's centre
+    matrix[:3, 3] = np.asarray(prior_mm, dtype=np.float64) - matrix[:3, :3] @ np.asarray(point.current_mm)
+    try:
+        return paired_volumes(prior, prior_mask, current, current_mask, matrix, current_mm3)
+    except ValueError:
+        return None
 
 
 def _info(volume: CTVolume, role: str, date: _dt.date | None) -> StudyInfo:

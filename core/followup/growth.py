@@ -109,6 +109,9 @@ class Growth:
     lungrads_growth: bool  # mean diameter up > 1.5 mm within 12 months
     volume_growth: bool  # volume up >= 25 % (NELSON)
     within_error: bool  # the change judged is smaller than the repeatability
+    # how the two volumes were measured: "paired" (together, core.measure.paired), "independent"
+    # (each study on its own), None without volumes
+    volume_method: str | None = None
 
     def to_dict(self) -> dict:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
@@ -135,8 +138,14 @@ def study_date(study_date_da: str, acquisition_date_da: str = "") -> _dt.date:
         return parse_da(acquisition_date_da)
 
 
-def growth(prior: TimePoint, current: TimePoint, error: Repeatability | None = None) -> Growth:
-    """How the nodule changed from ``prior`` to ``current``. ValueError when the prior is later."""
+def growth(
+    prior: TimePoint,
+    current: TimePoint,
+    error: Repeatability | None = None,
+    volume_method: str = "independent",
+) -> Growth:
+    """How the nodule changed from ``prior`` to ``current``. ValueError when the prior is later.
+    ``volume_method``: how the two volumes were measured (``Growth.volume_method``)."""
     error = error or Repeatability()
     days = (current.date - prior.date).days
     if days < 0:
@@ -180,6 +189,7 @@ def growth(prior: TimePoint, current: TimePoint, error: Repeatability | None = N
         lungrads_growth=lungrads_growth(diameter_change, days),
         volume_growth=volume_percent is not None and volume_percent >= VOLUME_GROWTH_PERCENT,
         within_error=within or change == 0,
+        volume_method=volume_method if volumes else None,
     )
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from core.followup.compare import FollowUp
 from core.followup.growth import Repeatability
+from core.measure.paired import METHOD as PAIRED
 from core.report import images
 from core.report.content import NoduleReport
 from core.report.pdf_parts import BODY_BOTTOM, CONTENT_W, FILL_BAND, MARGIN, MUTED, PAGE_W, TEXT, ReportCanvas
@@ -31,7 +32,9 @@ COLUMNS = (
     ("Lung-RADS", 18.0, "C"),
 )
 NOTE = (
-    "Sizes: volume and mean diameter measured on each study's 3D mask. Change: of the volume (of the "
+    "Sizes: volume and mean diameter measured on each study's 3D mask; a prior volume marked * was "
+    "measured together with the current one (the current's volume less the change read from both "
+    "images over one region with one tissue level). Change: of the volume (of the "
     "mean diameter where a volume is missing). VDT: volume doubling time, t x ln 2 / ln(V2/V1), only "
     "for a nodule growing beyond measurement error. Lung-RADS v2022 with priors: growth is a mean "
     "diameter up by more than 1.5 mm within 12 months. Prior: the prior study's marker paired with it. "
@@ -173,7 +176,7 @@ def comparison_row(nodule: NoduleReport) -> list[str]:
     return [
         name,
         pair.prior_id,
-        _size(g.prior_volume_mm3, g.prior_mean_diameter_mm),
+        _size(g.prior_volume_mm3, g.prior_mean_diameter_mm, g.volume_method == PAIRED),
         _size(g.current_volume_mm3, g.current_mean_diameter_mm),
         change,
         g.vdt_text,
@@ -182,5 +185,6 @@ def comparison_row(nodule: NoduleReport) -> list[str]:
     ]
 
 
-def _size(volume: float | None, diameter: float) -> str:
-    return (f"{volume:.0f} mm³, " if volume is not None else "") + f"{diameter:.1f} mm"
+def _size(volume: float | None, diameter: float, together: bool = False) -> str:
+    mark = "*" if together else ""
+    return (f"{volume:.0f}{mark} mm³, " if volume is not None else "") + f"{diameter:.1f} mm"

@@ -207,3 +207,23 @@ def test_no_nodules_at_all_is_category_1_due_in_a_year(pair):
     found = compare(pair.prior, pair.current, [], [], dates=DATES, registration=shift)
     assert (found.pairs, found.new, found.resolved) == ((), (), ())
     assert found.category == "1" and found.due == add_months(CURRENT_DATE, 12)
+
+
+def test_pairs_are_measured_together_and_a_reading_saved_before_that_reads_back(pair, result):
+    """Issue 17: a pair whose nodule was found again has its volumes measured together
+    (``core.measure.paired``): the current keeps its own volume, the prior is it less the change.
+    A reading saved before the method was recorded still reads back (method unknown)."""
+    alone = compare(
+        pair.prior, pair.current, markers(pair.prior_nodules), markers(pair.current_nodules),
+        dates=DATES, registration=result.registration, paired=False,
+    )  # fmt: skip
+    own = {p.prior_id: p.growth for p in alone.pairs}
+    for p in result.pairs:
+        assert p.growth.volume_method == "paired"
+        assert p.growth.current_volume_mm3 == own[p.prior_id].current_volume_mm3
+        assert p.growth.prior_volume_mm3 != own[p.prior_id].prior_volume_mm3
+        assert own[p.prior_id].volume_method == "independent"
+    data = json.loads(json.dumps(result.to_dict()))
+    for entry in data["pairs"]:
+        del entry["volume_method"]
+    assert all(p.growth.volume_method is None for p in FollowUp.from_dict(data).pairs)
