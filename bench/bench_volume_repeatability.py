@@ -11,7 +11,13 @@ the estimator's share), its volume measured seven ways:
 * ``fixed region``: the plain linear integral, sum of (HU - parenchyma) / (tissue - parenchyma) over
   ONE region for both scans (the union of their two masks dilated by ``--band`` mm), each scan its own
   levels; then with the tissue, and with both levels, shared;
+* ``paired (follow-up)``: ``core.measure.paired``, what a follow-up reading measures: the second
+  scan keeps its own volume, the first is it less the change read from both images over one region
+  with one tissue contrast (where it refuses, the two own volumes);
 * ``rendered``: the occupancy summed (the truth; 100 % by construction, for reference).
+
+``--masks hybrid``: each rendering's mask by the shipped segmenter (``segment_nodule`` from the
+nodule's centre and LIDC diameter) instead of its consensus mask: the whole measurement's spread.
 
 Prints, per thickness, the share of nodules whose two volumes lie within 10 % of the smaller (the
 floor asks >= 90 %) and the median |volume error| against the rendered occupancy. The fixed region
@@ -19,7 +25,7 @@ counts the vessels and wall inside it, so its volume error is not a candidate's:
 the spread the region following the mask's layer flips causes. Not a test. From the repository root::
 
     .venv/bin/python bench/bench_volume_repeatability.py [--split val] [--seeds 1 2 3 4]
-        [--thickness 2.5 1.25] [--band 3.0]
+        [--thickness 2.5 1.25] [--band 3.0] [--masks consensus|hybrid]
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +42,9 @@ from scipy import ndimage
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.lidc.table import load_nodules
-from core.measure.segment import partial_volume_levels, partial_volume_mm3
+from core.measure.mask import SegmentationError
+from core.measure.paired import paired_volumes
+from core.measure.segment import partial_volume_levels, partial_volume_mm3, segment_nodule
 from core.phantom.nodules import resample_mask
 from core.phantom.study import PhantomOptions, build_phantom, choose_nodules, truth_masks
 
@@ -46,17 +55,30 @@ WAYS = (
     "fixed region",
     "fixed region, shared tissue",
     "fixed region, shared levels",
+    "paired (follow-up)",
     "rendered",
 )
 MARGIN_MM = 8.0  # the crop around a nodule's placed centre, beyond 0.8 x its diameter
 
 
-def scans(options, nodules, seed):
-    """The two renderings: (volume, placed nodules, their truth masks) each."""
+def scans(options, nodules, seed, hybrid: bool = False):
+    """The two renderings: (volume, placed nodules, their masks: consensus or the hybrid's) each."""
     shift = tuple(float(v) for v in np.random.default_rng([seed, 7]).uniform(-0.5, 0.5, 3))
     for extra in ({}, {"noise_seed": 1, "shift_zyx": shift}):
         volume, placed = build_phantom(options, nodules, **extra)
-        yield volume, placed, truth_masks(volume, placed)
+        yield volume, placed, (segmented if hybrid else truth_masks)(volume, placed)
+
+
+def segmented(volume, placed) -> dict:
+    """Each nodule's hybrid mask from its centre and LIDC diameter (an empty mask where refused)."""
+    masks = truth_masks(volume, placed)
+    for p in placed:
+        key = f"n{p.index + 1}"
+        try:
+            masks[key] = segment_nodule(volume, p.centre_mm, p.nodule.diameter_mm)
+        except SegmentationError:
+            masks[key] = replace(masks[key], mask=np.zeros((1, 1, 1), dtype=bool))
+    return masks
 
 
 def crop(volume, placed_nodule):
@@ -94,6 +116,12 @@ def measure_pair(first, second, band_mm: float) -> dict[str, tuple[float, float]
     for name, used in (("fixed region", levels), ("fixed region, shared tissue", tissue)):
         out[name] = tuple(linear(raw, region, lv, voxel) for raw, lv in zip(raws, used, strict=True))
     out["fixed region, shared levels"] = tuple(linear(raw, region, shared, voxel) for raw in raws)
+    own = out["shipped"]
+    try:
+        together = paired_volumes(v1, m1, v2, m2, np.eye(4), own[1])
+        out["paired (follow-up)"] = (together.prior_mm3, together.current_mm3)
+    except ValueError:
+        out["paired (follow-up)"] = own
     out["rendered"] = tuple(
         float(resample_mask(p.nodule, v.spacing, p.shift_zyx).occupancy.sum() * np.prod(v.spacing))
         for v, p in ((v1, p1), (v2, p2))
@@ -113,6 +141,7 @@ def main(argv=None) -> int:
     parser.add_argument("--thickness", type=float, nargs="+", default=[2.5, 1.25])
     parser.add_argument("--nodules", type=int, default=20)
     parser.add_argument("--band", type=float, default=3.0, help="mm around the masks' union (fixed region)")
+    parser.add_argument("--masks", choices=("consensus", "hybrid"), default="consensus")
     args = parser.parse_args(argv)
     pool = load_nodules()
     for thickness in args.thickness:
@@ -122,7 +151,7 @@ def main(argv=None) -> int:
                 seed=seed, split=args.split, nodules=args.nodules, slice_thickness=thickness
             )
             nodules = choose_nodules(pool, options)
-            first, second = scans(options, nodules, seed)
+            first, second = scans(options, nodules, seed, hybrid=args.masks == "hybrid")
             for p1, p2 in zip(first[1], second[1], strict=True):
                 if p1.nodule.diameter_mm < 6.0:
                     continue
@@ -132,7 +161,8 @@ def main(argv=None) -> int:
                     rows.append(row)
             print(f"seed {seed}, {thickness:g} mm: {len(rows)} nodules >= 6 mm so far", flush=True)
         print(
-            f"\n{thickness:g} mm slices, {args.split} split, seeds {args.seeds}, {len(rows)} nodules >= 6 mm:"
+            f"\n{thickness:g} mm slices, {args.split} split, seeds {args.seeds}, {args.masks} masks, "
+            f"{len(rows)} nodules >= 6 mm:"
         )
         for way in WAYS:
             agree = sum(within(row[way]) for row in rows)
