@@ -1,10 +1,14 @@
 """The paper's claim on our data: single-task vs multi-task vs full MTMR, several seeds each.
 
     .venv/bin/python docs/make_ablation.py [--seeds 0 1 2] [--epochs 8] [--variants 1] [--out FILE.md]
-        [--patch-mode fixed-fov|paper] [--neighbours F] [--attribute-weight W]
+        [--patch-mode fixed-fov|paper] [--neighbours F] [--attribute-weight W] [--randomise]
+        [--no-augment]
 
 ``--patch-mode paper --neighbours 0.25 --attribute-weight 1.0`` trains with the demo model's inputs
 and attribute weight (attribute heads started at the training means, as ``main.py train`` does).
+``--randomise`` renders every train and validation nodule with a fresh random scan protocol (as
+``main.py train --randomise``); the per-sample augmentation of ``main.py train`` is on unless
+``--no-augment``.
 
 Every run trains the compact model on phantom renderings of the train split (same data, same
 schedule; only the loss weights differ), selects its epoch on the validation split, and is then
@@ -27,7 +31,8 @@ sys.path.insert(0, str(REPO))
 
 from core.model.patches import PatchConfig  # noqa: E402
 from core.training.ablations import ABLATIONS  # noqa: E402
-from core.training.data import DatasetSpec, cached_dataset  # noqa: E402
+from core.training.augment import AugmentConfig  # noqa: E402
+from core.training.data import DatasetSpec, cached_dataset, subset  # noqa: E402
 from core.training.trainer import TrainConfig, train  # noqa: E402
 
 DESCRIPTIONS = {
@@ -46,6 +51,11 @@ def main() -> int:
     parser.add_argument("--patch-mode", choices=("fixed-fov", "paper"), default="fixed-fov")
     parser.add_argument("--neighbours", type=float, default=0.0)
     parser.add_argument("--attribute-weight", type=float, help="default: the paper's 0.4")
+    parser.add_argument("--randomise", action="store_true", help="random scan protocols (train and val)")
+    parser.add_argument("--no-augment", dest="augment", action="store_false")
+    parser.add_argument(
+        "--train-fraction", type=float, default=1.0, help="share of the train nodules used (one fixed draw)"
+    )
     args = parser.parse_args()
     from dataclasses import replace
 
@@ -58,8 +68,14 @@ def main() -> int:
     patch = PatchConfig(
         mode=args.patch_mode, max_slices=3, channels=channels, neighbour_fraction=args.neighbours
     )
-    train_data = cached_dataset(DatasetSpec(split="train", variants=args.variants, patch=patch))
-    val_data = cached_dataset(DatasetSpec(split="val", variants=0, patch=patch))
+    train_data = cached_dataset(
+        DatasetSpec(split="train", variants=args.variants, patch=patch, randomise=args.randomise)
+    )
+    val_data = cached_dataset(DatasetSpec(split="val", variants=0, patch=patch, randomise=args.randomise))
+    if args.train_fraction < 1.0:  # the same nodules for every variant and seed
+        keep = np.random.default_rng(1234).random(len(train_data.labels)) < args.train_fraction
+        train_data = subset(train_data, keep)
+    augment = AugmentConfig(hu_range=patch.hu_range).to_dict() if args.augment else None
     runs = []
     for variant in ("single-task", "multi-task", "mtmr"):
         for seed in args.seeds:
@@ -75,6 +91,7 @@ def main() -> int:
                     else {}
                 ),
                 patience=args.epochs,
+                augment=augment,
             )
             start = time.perf_counter()
             model = MTMRNet(replace(MTMRNetConfig.compact(), in_channels=channels))
@@ -107,11 +124,17 @@ def write_table(path: Path, runs: list[dict], args) -> None:
         + (f", attribute loss weight {args.attribute_weight}" if args.attribute_weight else "")
         + f", {args.epochs} epochs, "
         f"seeds {', '.join(map(str, args.seeds))}, "
-        f"{args.variants} jittered rendering(s) per train nodule; epoch chosen on the validation split and "
+        f"{args.variants} jittered rendering(s) per train nodule"
+        + (", train and validation renderings with random scan protocols" if args.randomise else "")
+        + (", per-sample augmentation on" if args.augment else ", no augmentation")
+        + (f", {args.train_fraction:.0%} of the train nodules" if args.train_fraction < 1.0 else "")
+        + "; epoch chosen on the validation split and "
         "metrics measured on the validation split (LIDC-IDRI-0701..0850, nodules with mean malignancy "
         "exactly 3 left out; the same data selects and measures, so absolute values are optimistic, "
         "alike for every variant). Mean +/- standard deviation over seeds. Produced by "
         f"`docs/make_ablation.py`; raw runs in `docs/{path.with_suffix('.json').name}`.",
+        "",
+        f"Command: `docs/make_ablation.py {' '.join(sys.argv[1:])}`.",
         "",
         "| model | loss | AUC | accuracy | attribute MAE |",
         "|---|---|---|---|---|",
