@@ -5,13 +5,14 @@ paired, both time points measured, growth, and Lung-RADS v2022 with priors per n
 each prior marker's centre carried into the current study and refined (``refine_point``; the
 propagated point where the refinement cannot run), every marker measured (``measure_markers``: its
 saved mask while it fits, else segmented), the nodules paired (``match``, the reader's ``Overrides``
-winning), each pair's volumes measured together where its nodule's surroundings were found again
-(``core.measure.paired``: the current keeps its own volume, the prior's is it less the change read from
-both images over one region with one tissue level), ``growth`` per pair, ``follow_up_category`` per current nodule (a paired one against its
-prior, an unpaired one as new: the patient was screened before) and ``exam_category`` with the date
-the follow-up falls due. A marker that cannot be measured is reported with its reason
-(``unmeasured``) and still paired by its marker's centre and diameter; a pair with a side unmeasured
-has no growth and its ``error`` says why; everything else is still compared.
+winning), each automatic pair's volumes measured together where its nodule's surroundings were found
+again (``core.measure.paired``: the current keeps its own volume, the prior's is it less the change
+read from both images over one region with one tissue level), ``growth`` per pair,
+``follow_up_category`` per current nodule (a paired one against its prior, an unpaired one as new:
+the patient was screened before) and ``exam_category`` with the date the follow-up falls due. A
+marker that cannot be measured is reported with its reason (``unmeasured``) and still paired by its
+marker's centre and diameter; a pair with a side unmeasured has no growth and its ``error`` says why;
+everything else is still compared.
 
 Tracking UIDs (``core.nodule.tracking``): a pair carries the prior marker's, so the nodule keeps one
 UID across time points; a new nodule has its own study's (a study without a series UID, NIfTI, is
@@ -306,15 +307,16 @@ def compare(
         )
         change = rads = None
         if not why:
-            prior_point, method = TimePoint.from_measurement(prior_info.date, before), "independent"
             masks = prior_done.masks[pair.prior_id], current_done.masks[pair.current_id]
-            together = paired and _paired(
+            # a pair the reader made may join nodules the refinement did not find at one place
+            together = paired and not pair.manual and _paired(
                 prior_volume, current_volume, *masks, registration, refined[pair.prior_id],
                 priors[pair.prior_id].centre_mm, after.volume_mm3,
             )  # fmt: skip
-            if together:
-                prior_point, method = replace(prior_point, volume_mm3=together.prior_mm3), PAIRED
             try:
+                prior_point, method = TimePoint.from_measurement(prior_info.date, before), "independent"
+                if together:
+                    prior_point, method = replace(prior_point, volume_mm3=together.prior_mm3), PAIRED
                 change = growth(
                     prior_point, TimePoint.from_measurement(current_info.date, after), error, method
                 )
@@ -415,7 +417,7 @@ def _paired(prior, current, prior_mask, current_mask, registration, point, prior
     matrix[:3, 3] = np.asarray(prior_mm, dtype=np.float64) - matrix[:3, :3] @ np.asarray(point.current_mm)
     try:
         return paired_volumes(prior, prior_mask, current, current_mask, matrix, current_mm3)
-    except ValueError:
+    except (ValueError, np.linalg.LinAlgError, MemoryError):  # optional: the own volumes stand
         return None
 
 

@@ -37,6 +37,7 @@ from core.measure.segment import BAND_MM, partial_volume_levels
 from core.volume import CTVolume
 
 METHOD = "paired"
+CURRENT_REACH_VOXELS = 1.5  # the carried mask's edge spread, in the current's own voxels
 TOGETHER_TEXT = (
     "Volumes measured together with the prior: one region and one tissue level for both studies "
     "(the prior's volume is the current's less the change read from both images)"
@@ -68,34 +69,54 @@ def paired_volumes(
     reason where it cannot be measured together.
     """
     matrix = np.asarray(current_to_prior, dtype=np.float64)
-    if matrix.shape != (4, 4) or not np.all(np.isfinite(matrix)):
-        raise ValueError("the studies' registration is not a finite 4x4 matrix")
+    if (
+        matrix.shape != (4, 4)
+        or not np.all(np.isfinite(matrix))
+        or not np.allclose(matrix[3], [0, 0, 0, 1])
+        or abs(np.linalg.det(matrix[:3, :3])) < 1e-9
+    ):
+        raise ValueError("the studies' registration is not an invertible 4x4 affine matrix")
     if not (np.isfinite(current_mm3) and current_mm3 > 0):
         raise ValueError("the current study's own volume is not positive")
     to_current = np.linalg.inv(matrix)
     spacing = np.array(prior.spacing[::-1], dtype=np.float64)  # (z, y, x) mm
-    box = _box(prior, prior_mask, current, current_mask, matrix, spacing)
+    current_spacing = np.array(current.spacing[::-1], dtype=np.float64)
+    box = _box(prior, prior_mask, current, current_mask, matrix, spacing, current_spacing)
     if box is None:
         raise ValueError("the nodule's region reaches outside the prior study")
     lo, hi = box
-    index = np.indices(tuple(hi - lo), dtype=np.float64).reshape(3, -1) + lo[:, None]  # (z, y, x)
-    prior_mm = prior.voxel_to_mm(index[::-1].T)
-    at = current.mm_to_voxel(prior_mm @ to_current[:3, :3].T + to_current[:3, 3])[:, ::-1].T  # (z, y, x)
-    shape = tuple(hi - lo)
-    hu_current = ndimage.map_coordinates(
-        current.array, at, order=1, mode="constant", cval=np.nan, output=np.float32
-    ).reshape(shape)
+    shape = tuple(int(v) for v in hi - lo)
+    index = np.indices(shape, dtype=np.float64).reshape(3, -1) + lo[:, None]  # (z, y, x)
+
+    def in_current(offset_zyx) -> np.ndarray:
+        """The prior's box points (moved by ``offset_zyx`` prior voxels) as current voxels (z, y, x)."""
+        prior_mm = prior.voxel_to_mm((index + np.asarray(offset_zyx)[:, None])[::-1].T)
+        return current.mm_to_voxel(prior_mm @ to_current[:3, :3].T + to_current[:3, 3])[:, ::-1].T
+
+    # a prior voxel larger than the current's is sampled several times across and averaged (a
+    # thick prior slice against a thin current one would otherwise read the current at one depth)
+    counts = np.maximum(np.ceil(spacing / current_spacing - 1e-6), 1).astype(int)
+    offsets = [((np.arange(n) + 0.5) / n - 0.5) for n in counts]
+    hu_current = np.zeros(shape, dtype=np.float64)
+    for offset in np.array(np.meshgrid(*offsets, indexing="ij")).reshape(3, -1).T:
+        hu_current += ndimage.map_coordinates(
+            current.array, in_current(offset), order=1, mode="constant", cval=np.nan, output=np.float32
+        ).reshape(shape)
+    hu_current /= int(np.prod(counts))
     if np.isnan(hu_current).any():
         raise ValueError("the nodule's region reaches outside the current study")
-    carried = ndimage.map_coordinates(
-        current_mask.mask.astype(np.float32),
-        at - np.asarray(current_mask.origin_zyx, dtype=np.float64)[:, None],
-        order=1,
-        mode="constant",
-        cval=0.0,
-    ).reshape(shape)
-    region = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
-    both = prior_mask.in_volume(prior.shape)[region] | (carried >= 0.5)
+    carried = (
+        ndimage.map_coordinates(
+            current_mask.mask.astype(np.float32),
+            in_current((0.0, 0.0, 0.0)) - np.asarray(current_mask.origin_zyx, dtype=np.float64)[:, None],
+            order=1,
+            mode="constant",
+            cval=0.0,
+        ).reshape(shape)
+        >= 0.5
+    )
+    own = NoduleMask(tuple(np.subtract(prior_mask.origin_zyx, lo)), prior_mask.mask, prior_mask.method)
+    both = own.in_volume(shape) | carried
     if not both.any():
         raise ValueError("neither mask holds a voxel inside the prior study")
     (prior_bg, prior_tissue), (current_bg, current_tissue) = (
@@ -105,9 +126,15 @@ def paired_volumes(
     contrast = 0.5 * ((prior_tissue - prior_bg) + (current_tissue - current_bg))
     if not (np.isfinite(contrast) and contrast > 1.0):
         raise ValueError("the studies show no tissue contrast at the nodule")
+    # each study's blurred edge: a voxel and the band round both masks, and a current voxel and a half
+    # round the carried mask (its partial volume, in its own slices, may be thicker than the prior's)
     counted = ndimage.binary_dilation(both) | (
         ndimage.distance_transform_edt(~both, sampling=spacing) <= BAND_MM
     )
+    if carried.any():
+        reach = ndimage.distance_transform_edt(~carried, sampling=spacing / current_spacing)
+        counted |= reach <= CURRENT_REACH_VOXELS
+    region = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
     hu_prior = prior.array[region].astype(np.float32)
     difference = (hu_current[counted] - current_bg) - (hu_prior[counted] - prior_bg)
     change = float(difference.sum(dtype=np.float64) / contrast * np.prod(spacing))
@@ -117,7 +144,7 @@ def paired_volumes(
     return PairedVolumes(prior_mm3, float(current_mm3), change, float(contrast))
 
 
-def _box(prior, prior_mask, current, current_mask, matrix, spacing):
+def _box(prior, prior_mask, current, current_mask, matrix, spacing, current_spacing):
     """(lo, hi) voxel bounds (z, y, x) in the prior of both masks and the band round them; None when
     the box leaves the prior study."""
     corners = (
@@ -130,7 +157,7 @@ def _box(prior, prior_mask, current, current_mask, matrix, spacing):
     in_prior = prior.mm_to_voxel(current_mm @ matrix[:3, :3].T + matrix[:3, 3])[:, ::-1]
     lo = np.minimum(np.floor(in_prior.min(axis=0)), prior_mask.origin_zyx)
     hi = np.maximum(np.ceil(in_prior.max(axis=0)) + 1, np.add(prior_mask.origin_zyx, prior_mask.mask.shape))
-    pad = np.ceil((BAND_MM + 1.0) / spacing) + 1
+    pad = np.ceil((BAND_MM + 1.0 + current_spacing.max()) / spacing) + 1
     lo, hi = (lo - pad).astype(int), (hi + pad).astype(int)
     if np.any(lo < 0) or np.any(hi > prior.shape):
         return None

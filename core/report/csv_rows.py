@@ -50,6 +50,7 @@ MODEL_COLUMNS = ("model_name", "model_version", "weights_sha256")
 PRIOR_COLUMNS = (
     "follow_up_status", "prior_marker_id", "interval_days", "prior_volume_mm3", "prior_mean_diameter_mm",
     "volume_change_percent", "diameter_change_mm", "vdt_days", "vdt", "lungrads_growth", "volume_growth",
+    "volume_method",
 )  # fmt: skip
 NODULE_COLUMNS = (
     *MARKER_COLUMNS,
@@ -117,6 +118,7 @@ def prior_cells(status: str, pair=None) -> dict:
         "vdt": g.vdt_text if g else None,
         "lungrads_growth": g.lungrads_growth if g else None,
         "volume_growth": g.volume_growth if g else None,
+        "volume_method": g.volume_method if g else None,
     }
 
 

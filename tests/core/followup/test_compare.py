@@ -11,7 +11,9 @@ import pytest
 from core.followup import compare as compare_module
 from core.followup.compare import FollowUp, compare
 from core.followup.matching import Overrides
-from core.followup.register import Registration
+from core.followup.register import Registration, refine_point
+from core.measure.markers import measure_markers
+from core.measure.paired import paired_volumes
 from core.nodule.lungrads import CATEGORIES
 from core.nodule.lungrads_followup import add_months
 from core.nodule.markers import NoduleMarker
@@ -218,11 +220,23 @@ def test_pairs_are_measured_together_and_a_reading_saved_before_that_reads_back(
         dates=DATES, registration=result.registration, paired=False,
     )  # fmt: skip
     own = {p.prior_id: p.growth for p in alone.pairs}
+    prior_markers, current_markers = markers(pair.prior_nodules), markers(pair.current_nodules)
+    prior_done = measure_markers(pair.prior, prior_markers)
+    current_done = measure_markers(pair.current, current_markers)
+    centres = {m.id: np.array(m.centre_mm) for m in prior_markers}
     for p in result.pairs:
-        assert p.growth.volume_method == "paired"
+        assert p.growth.volume_method == "paired" and own[p.prior_id].volume_method == "independent"
         assert p.growth.current_volume_mm3 == own[p.prior_id].current_volume_mm3
-        assert p.growth.prior_volume_mm3 != own[p.prior_id].prior_volume_mm3
-        assert own[p.prior_id].volume_method == "independent"
+        # through the registration moved so that the refined point lands on the prior marker
+        point = refine_point(pair.prior, pair.current, centres[p.prior_id], result.registration)
+        matrix = np.array(result.registration.current_to_prior)
+        matrix[:3, 3] = centres[p.prior_id] - matrix[:3, :3] @ np.array(point.current_mm)
+        expected = paired_volumes(
+            pair.prior, prior_done.masks[p.prior_id], pair.current, current_done.masks[p.current_id],
+            matrix, current_done.measurements[p.current_id].volume_mm3,
+        )  # fmt: skip
+        assert p.growth.prior_volume_mm3 == pytest.approx(expected.prior_mm3)
+        assert p.growth.prior_volume_mm3 != pytest.approx(own[p.prior_id].prior_volume_mm3)
     data = json.loads(json.dumps(result.to_dict()))
     for entry in data["pairs"]:
         del entry["volume_method"]

@@ -64,6 +64,7 @@ def test_csv_rows_have_prior_size_change_vdt_and_trend():
     assert paired["prior_mean_diameter_mm"] == 6.0 and paired["diameter_change_mm"] == 2.0
     assert paired["vdt_days"] == 365 and paired["vdt"] == "365 days" and paired["interval_days"] == 365
     assert paired["lungrads_growth"] is True and paired["volume_growth"] is True
+    assert paired["volume_method"] == "independent"  # how the two volumes were measured
     assert rows["m2"]["follow_up_status"] == "new" and rows["m2"]["prior_volume_mm3"] is None
     assert all(rows["m3"][k] is None for k in ("follow_up_status", "prior_marker_id", "vdt_days"))
 
