@@ -7,13 +7,16 @@ vessel: ``bench/bench_volume_repeatability.py``). What a follow-up asks is the *
 be read with neither moving (QIBA CT volumetry profile: measure both time points alike):
 
 * one region for both: the prior's mask and the current mask carried into the prior's grid, grown by
-  a voxel and by ``BAND_MM`` (their blurred edges), in the prior's grid;
+  a voxel and by ``BAND_MM`` (their blurred edges), and the carried mask by ``CURRENT_REACH_VOXELS`` of
+  the current's own voxels (its partial volume reaches that far in slices that may be thicker than
+  the prior's; the axes are taken as aligned, as a rigid follow-up's nearly are);
 * one tissue contrast for both: the mean of the two studies' own (tissue - parenchyma) levels
   (``partial_volume_levels``), and each study's own parenchyma level taken off its HU (a calibration
   offset between the scanners cancels);
 * the current study resampled into that region through the registration (trilinear: it keeps the
-  integral of the HU), and the change ``sum((current - its parenchyma) - (prior - its parenchyma)) /
-  contrast x voxel volume``: the partial-volume sum of a region that holds both nodules, the same
+  integral of the HU; a prior voxel larger than the current's sampled across and averaged), and
+  the change ``sum((current - its parenchyma) - (prior - its parenchyma)) / contrast x voxel
+  volume``: the partial-volume sum of a region that holds both nodules, the same
   for both studies, so what does not change between them (the wall, a vessel, the parenchyma) cancels
   and what changed is the nodule.
 
