@@ -21,7 +21,10 @@ motion, nodules grown or shrunk, one new, one resolved) is rendered in memory; t
   nodule measured as not growing has no VDT and counts as missed), and Lung-RADS agreement per
   current nodule with the category the same rules (``core.nodule.lungrads_followup``) give the
   truth's sizes: its LIDC diameter at both times and its texture class (part-solid: a solid
-  component of diameter x solid fraction^(1/3), the rendered core's share of the volume).
+  component of diameter x solid fraction^(1/3), the rendered core's share of the volume). Each reading
+  is made twice on the same pairs: the volumes measured together (``core.measure.paired``, what
+  ``compare`` does) and each study's own (``compare(..., paired=False)``), with the stable nodules
+  judged within measurement error counted for both.
 
 Targets (issue 18, a 512x512x300 pair on a 2-core CPU): registration floor <= 10 s, goal <= 3 s.
 
