@@ -31,6 +31,12 @@ def test_evaluate_refuses_a_missing_folder_first(tmp_path, no_work, capsys):
     assert "does not exist (make it first)" in capsys.readouterr().err
 
 
+def test_evaluate_refuses_a_reliability_png_it_could_not_write_first(tmp_path, no_work, capsys):
+    png = tmp_path / "missing" / "reliability.png"
+    assert main(["evaluate", "--split", "val", "--out", str(tmp_path / "m.json"), "--png", str(png)]) == 2
+    assert f"{png}: its folder" in capsys.readouterr().err
+
+
 def test_train_still_makes_the_folder_of_out(tmp_path, no_work):
     """train writes its state (and so the folder) itself: a missing folder is no reason to refuse."""
     with pytest.raises(AssertionError, match="rendered"):

@@ -153,6 +153,9 @@ def add_parsers(subparsers) -> None:
     )
     evaluate.add_argument("--out", required=True, help="metrics JSON to write")
     evaluate.add_argument("--record", action="store_true", help="also write the metrics into the model card")
+    evaluate.add_argument(
+        "--png", metavar="OUT", help="also write the split's reliability diagram (as trained | as calibrated)"
+    )
     evaluate.set_defaults(func=run_evaluate)
 
 
@@ -329,6 +332,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from core.training.trainer import aggregate, nodule_metrics, slice_outputs
 
     problem = output_problem(Path(args.out), "metrics.json")
+    if not problem and args.png:
+        problem = output_problem(Path(args.png), "reliability.png")
     legacy = (args.slice_thickness, args.pixel_spacing, args.noise) != (1.25, 0.7, 20.0)
     if not problem and args.protocol and (legacy or args.data):
         problem = (
@@ -436,6 +441,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
             "baselines": report["baselines"],
         }
         save_checkpoint(path, model.cpu(), card)
+    if args.png:
+        _write_reliability(args.png, card, args.split, data, slice_probs, slice_attrs)
     b = report["baselines"]
     print(
         f"{args.split}: AUC {metrics['auc']:.3f} acc {metrics['accuracy']:.3f} "
@@ -449,6 +456,20 @@ def run_evaluate(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def _write_reliability(path: str, card: dict, split: str, data, slice_probs, slice_attrs) -> None:
+    from core.model.calibration import apply_temperature, card_calibration
+    from core.training.reliability import write_reliability_png
+    from core.training.trainer import aggregate
+
+    probs, _ = aggregate(data, slice_probs, slice_attrs)
+    labelled = data.labels >= 0
+    temperature, bias = card_calibration(card)
+    fitted = f"T = {temperature:.3f}" + (f", b = {bias:+.3f}" if bias else "")
+    title = f"{card.get('name', 'model')} {card.get('version', '')}: {split}, {fitted}"
+    labels, probs = data.labels[labelled], probs[labelled]
+    write_reliability_png(path, labels, probs, apply_temperature(probs, temperature, bias), title)
 
 
 def _ece(card: dict, data, slice_probs, slice_attrs) -> dict:

@@ -162,8 +162,10 @@ def test_train_and_evaluate_on_a_prepared_cache(cache, tmp_path, capsys):
     capsys.readouterr()
     metrics = tmp_path / "test.json"
     args = ["evaluate", "--data", str(cache), "--split", "test", "--model", str(model), "--device", "cpu"]
-    assert main([*args, "--out", str(metrics)]) == 0
+    png = tmp_path / "reliability.png"
+    assert main([*args, "--out", str(metrics), "--png", str(png)]) == 0
     assert "test: AUC" in capsys.readouterr().out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # the split's diagram, as evaluated
     report = json.loads(metrics.read_text())
     assert report["split"] == "test" and report["metrics"]["n"] == 2 and "phantom" not in report
     assert report["data"]["cache"] == str(cache.resolve())
