@@ -23,8 +23,18 @@ from PySide6.QtWidgets import (
 
 from core.model.registry import ModelRegistry, RegistryError
 from core.reading.finetune.comparison import reserved_split_concerns
+from core.training.robustness import card_summary
 
-COLUMNS = ["", "Model", "Trained", "Parent", "Validation AUC", "Attribute MAE", "Trained on"]
+COLUMNS = [
+    "",
+    "Model",
+    "Trained",
+    "Parent",
+    "Validation AUC",
+    "Attribute MAE",
+    "Protocol matrix",
+    "Trained on",
+]
 
 
 def _metric(version, key: str) -> str:
@@ -101,6 +111,7 @@ class ModelsPage(QDialog):
                 str(parent.get("name", "") or ""),
                 _metric(version, "auc"),
                 _metric(version, "mean_mae"),
+                card_summary(version.card) or "not measured",
                 str(version.card.get("trained_on", "")),
             ]
             for column, text in enumerate(texts):

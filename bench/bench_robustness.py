@@ -34,11 +34,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chest-size", type=int, default=512, help=argparse.SUPPRESS)  # small for tests
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", metavar="OUT", help="write every figure as JSON")
+    parser.add_argument(
+        "--record",
+        action="store_true",
+        help="also keep the matrix in MODEL's card (weights untouched; all cells and nodules only)",
+    )
     args = parser.parse_args(argv)
     cells = list(MATRIX) if not args.cells else [c.strip() for c in args.cells.split(",") if c.strip()]
     unknown = [c for c in cells if c not in MATRIX]
     if unknown:
         print(f"error: unknown cell(s) {', '.join(unknown)}; cells: {', '.join(MATRIX)}", file=sys.stderr)
+        return 2
+    if args.record and (args.cells or args.nodules is not None):
+        print(
+            "error: --record keeps the whole matrix only: give it without --cells and --nodules",
+            file=sys.stderr,
+        )
         return 2
     if (args.nodules is not None and args.nodules < 2) or args.bootstrap < 1:
         print("error: --nodules must be at least 2 and --bootstrap at least 1", file=sys.stderr)
@@ -78,6 +89,21 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{len(cells)} cell(s) in {seconds:.0f} s")
     if args.json:
         atomic_write_text(Path(args.json), json.dumps(result, indent=2, allow_nan=False) + "\n")
+    if args.record:
+        import datetime as dt
+
+        from core.model.checkpoints import rewrite_card
+        from core.training.robustness import card_record
+
+        date = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        try:
+            rewrite_card(args.model, {"robustness": card_record(result, date)})
+        except (CheckpointError, OSError) as exc:
+            print(
+                f"error: {args.model}: cannot be rewritten ({exc}); the model is unchanged", file=sys.stderr
+            )
+            return 1
+        print(f"kept the matrix in {args.model}'s card")
     return 0
 
 

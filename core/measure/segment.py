@@ -86,9 +86,7 @@ def learned_reason(volume: CTVolume, classical: NoduleMask, diameter_mm: float) 
     return None
 
 
-def segment_nodule_classical(
-    volume: CTVolume, centre_mm: Sequence[float], diameter_mm: float
-) -> NoduleMask:
+def segment_nodule_classical(volume: CTVolume, centre_mm: Sequence[float], diameter_mm: float) -> NoduleMask:
     """The classical method alone (module docstring, steps 1-4); SegmentationError when no nodule."""
     centre = np.asarray(centre_mm, dtype=np.float64)
     if centre.shape != (3,) or not np.all(np.isfinite(centre)):

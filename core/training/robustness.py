@@ -311,3 +311,37 @@ def miscalibration_table(result: dict) -> list[str]:
             f"| {t:.3f}, {b:+.3f} ({m['ece_best_temperature_bias']:.3f}) |"
         )
     return lines
+
+
+def card_record(result: dict, date: str) -> dict:
+    """What a model card keeps of a matrix run (``bench_robustness.py --record``): per cell the AUC,
+    the diameter's, their difference and its interval, the oracle's, the ECE and the floors' verdicts;
+    where and how it was rendered. The strata and the miscalibration diagnosis stay in the JSON."""
+    keep = ("n", "auc", "diameter_auc", "auc_minus_diameter", "auc_minus_diameter_95ci", "oracle_auc", "ece")
+    return {
+        "split": result["split"],
+        "render_seed": result["render_seed"],
+        "nodules": result["nodules"],
+        "date": date,
+        "probabilities": result["probabilities"],
+        "floors": result["floors"],
+        "cells": {
+            name: {k: cell.get(k) for k in keep} | {"verdicts": cell.get("verdicts")}
+            for name, cell in result["cells"].items()
+        },
+        "beyond_size": result.get("beyond_size"),
+    }
+
+
+def card_summary(card: dict) -> str:
+    """One line on a card's recorded protocol matrix ("" when it has none), for the models page."""
+    cells = (card.get("robustness") or {}).get("cells") or {}
+    aucs = [c["auc"] for c in cells.values() if isinstance(c.get("auc"), int | float)]
+    eces = [c["ece"] for c in cells.values() if isinstance(c.get("ece"), int | float)]
+    if not aucs:
+        return ""
+    beats = sum(bool((c.get("verdicts") or {}).get("beats_diameter")) for c in cells.values())
+    text = f"{len(cells)} protocols: AUC {min(aucs):.3f}-{max(aucs):.3f}"
+    if eces:
+        text += f", ECE <= {max(eces):.3f}"
+    return text + f"; beats diameter (+0.01) in {beats} of {len(cells)}"

@@ -7,7 +7,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
-from app.models_page import ModelsPage
+from app.models_page import COLUMNS, ModelsPage
 from core.model.checkpoints import save_checkpoint
 from tests.core.model.test_registry import card, make_registry, tiny_model
 
@@ -55,3 +55,26 @@ def test_a_worse_or_unmeasured_model_needs_insisting(qtbot, tmp_path, monkeypatc
     _select(page, registry.demo().id)  # better on both figures: rolled back without a question
     page.activate_selected()
     assert len(asked) == 2 and registry.active().id == registry.demo().id
+
+
+def test_the_protocol_matrix_kept_in_a_card_is_summarised(qtbot, tmp_path):
+    demo = tmp_path / "resources" / "demo.safetensors"
+    cells = {
+        "1.25mm-soft-standard": {"auc": 0.886, "ece": 0.064, "verdicts": {"beats_diameter": True}},
+        "5mm-soft-low": {"auc": 0.860, "ece": 0.068, "verdicts": {"beats_diameter": False}},
+    }
+    save_checkpoint(demo, tiny_model(0), card("tiny-demo", robustness={"cells": cells}))
+    registry = make_registry(tmp_path)
+    bare = registry.add(tiny_model(1), card("bare"))
+    page = ModelsPage(registry)
+    qtbot.addWidget(page)
+    column = COLUMNS.index("Protocol matrix")
+    texts = {
+        page.table.item(r, 0).data(Qt.ItemDataRole.UserRole): page.table.item(r, column).text()
+        for r in range(page.table.rowCount())
+    }
+    assert (
+        texts[registry.demo().id]
+        == "2 protocols: AUC 0.860-0.886, ECE <= 0.068; beats diameter (+0.01) in 1 of 2"
+    )
+    assert texts[bare.id] == "not measured"

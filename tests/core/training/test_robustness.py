@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from core.model.checkpoints import save_checkpoint
+from core.model.checkpoints import read_card, rewrite_card, save_checkpoint
 from core.model.patches import PatchConfig
 from core.training.robustness import (
     beyond_size,
+    card_record,
+    card_summary,
     cell_figures,
     markdown,
     miscalibration,
@@ -136,12 +138,26 @@ def test_bench_runs_end_to_end_on_a_tiny_model(tiny_model, tmp_path, capsys):
     assert result["beyond_size"]["fitted_on"].startswith("val")
     printed = capsys.readouterr().out
     assert markdown(result).splitlines()[0] in printed and "5mm-sharp-low" in printed
+    # what --record keeps in a card (it refuses a partial matrix: below), read back beside the weights
+    copy = tmp_path / "copy.safetensors"
+    copy.write_bytes(tiny_model.read_bytes())
+    rewrite_card(copy, {"robustness": card_record(result, "2026-12-07")})
+    kept = read_card(copy)
+    assert kept["weights_sha256"] == read_card(tiny_model)["weights_sha256"]
+    assert set(kept["robustness"]["cells"]) == set(cells.split(","))
+    low = kept["robustness"]["cells"]["5mm-sharp-low"]
+    assert low["auc"] == result["cells"]["5mm-sharp-low"]["auc"] and "strata" not in low
+    assert card_summary(kept).startswith("2 protocols: AUC") and card_summary(read_card(tiny_model)) == ""
 
 
 def test_bench_refuses_bad_input(tiny_model, tmp_path, capsys):
     bench = _bench()
     assert bench.main([str(tiny_model), "--cells", "7mm-soft-standard"]) == 2
     assert "unknown cell" in capsys.readouterr().err
+    before = tiny_model.read_bytes()
+    assert bench.main([str(tiny_model), "--nodules", "6", "--record"]) == 2
+    assert "--record keeps the whole matrix only" in capsys.readouterr().err
+    assert tiny_model.read_bytes() == before
     missing = tmp_path / "none.safetensors"
     assert bench.main([str(missing)]) == 2
     err = capsys.readouterr().err
