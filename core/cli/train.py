@@ -284,6 +284,7 @@ def run_train(args: argparse.Namespace) -> int:
         card = training_card(
             name=args.name,
             on_cache=bool(args.data),
+            randomised=bool(args.randomise and not args.data),
             parent=parent,
             preprocessing=patch.to_dict(),
             training=config.to_dict()

@@ -18,6 +18,10 @@ from core.util.json_safe import json_safe
 TRAINED_ON_PHANTOMS = (
     "LIDC-IDRI nodule shapes and ratings rendered into phantom chest CT (research demo, not for clinical use)"
 )
+TRAINED_ON_RANDOMISED = (
+    "LIDC-IDRI nodule shapes and ratings rendered into phantom chest CT under randomised scan protocols "
+    "(research demo, not for clinical use)"
+)
 TRAINED_ON_CACHE = (
     "LIDC-IDRI CT images and readers' ratings, train split (research use, not for clinical use)"
 )
@@ -39,14 +43,18 @@ def training_card(
     data: dict,
     val_metrics: dict,
     version: str | None = None,
+    randomised: bool = False,
 ) -> dict:
     """The card of a freshly trained model. ``on_cache``: trained on a prepared LIDC cache (else on
-    phantoms); ``parent``: the card of the checkpoint it started from, if any; ``version`` defaults
-    to today's date (YYYYMMDD)."""
+    phantoms; ``randomised``: rendered under random scan protocols, ``train --randomise``);
+    ``parent``: the card of the checkpoint it started from, if any; ``version`` defaults to today's
+    date (YYYYMMDD)."""
     return {
         "name": name,
         "version": version or time.strftime("%Y%m%d"),
-        "trained_on": TRAINED_ON_CACHE if on_cache else TRAINED_ON_PHANTOMS,
+        "trained_on": TRAINED_ON_CACHE
+        if on_cache
+        else (TRAINED_ON_RANDOMISED if randomised else TRAINED_ON_PHANTOMS),
         "intended_use": INTENDED_USE,
         "parent": None
         if parent is None

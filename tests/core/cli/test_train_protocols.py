@@ -7,6 +7,7 @@ import json
 import pytest
 
 from core.phantom.protocol import DOMAIN, MATRIX, NOMINAL, nominal_domain
+from core.training.card import TRAINED_ON_PHANTOMS, TRAINED_ON_RANDOMISED
 from models.mtmr import MTMRNetConfig
 from tests.core.training.fake_data import fake_dataset
 
@@ -50,6 +51,7 @@ def test_randomised_training_renders_random_protocols_and_states_its_domain(tmp_
     _, card = _train(tmp_path, "--randomise")
     assert {s.split for s in specs} == {"train", "val"} and all(s.randomise for s in specs)
     assert card["domain"] == DOMAIN and card["training"]["randomise"] is True
+    assert card["trained_on"] == TRAINED_ON_RANDOMISED  # what every score it gives is shown with
 
 
 def test_nominal_training_states_a_point_domain(tmp_path, specs):
@@ -57,6 +59,7 @@ def test_nominal_training_states_a_point_domain(tmp_path, specs):
     assert not any(s.randomise for s in specs)
     assert all(s.scan_protocol() == NOMINAL for s in specs)
     assert card["domain"] == nominal_domain() and card["training"]["randomise"] is False
+    assert card["trained_on"] == TRAINED_ON_PHANTOMS
 
 
 @pytest.fixture
