@@ -20,7 +20,9 @@ the estimator's share), its volume measured seven ways:
 nodule's centre and LIDC diameter) instead of its consensus mask: the whole measurement's spread.
 
 Prints, per thickness, the share of nodules whose two volumes lie within 10 % of the smaller (the
-floor asks >= 90 %) and the median |volume error| against the rendered occupancy. The fixed region
+floor asks >= 90 %) and the median |volume error| against the rendered occupancy; then, all
+thicknesses pooled, each way's robust 95 % limit of |dV| / the smaller volume (2.91 x its median, as
+``core.measure.measurement`` derives the follow-up's "within measurement error"). The fixed region
 counts the vessels and wall inside it, so its volume error is not a candidate's: it says how much of
 the spread the region following the mask's layer flips causes. Not a test. From the repository root::
 
@@ -134,6 +136,31 @@ def within(pair: tuple[float, float]) -> bool:
     return smaller > 0 and abs(pair[0] - pair[1]) <= 0.10 * smaller
 
 
+ROBUST_95 = 1.96 / 0.674  # 95 % limit per median |d| of a normal difference (core.measure.measurement)
+
+
+def spread(pair: tuple[float, float]) -> float:
+    """|difference| / the smaller volume, as the follow-up judges a change (inf where one is 0)."""
+    smaller = min(pair)
+    return abs(pair[0] - pair[1]) / smaller if smaller > 0 else float("inf")
+
+
+def print_limits(rows: list[dict], label: str) -> None:
+    """The robust 95 % limit of each way's |dV| / smaller (what REPEATABILITY_VOLUME_PERCENT is)."""
+    print(
+        f"\n{label}, {len(rows)} nodules >= 6 mm: robust 95 % limit = {ROBUST_95:.2f} x median |dV| / smaller"
+    )
+    for way in WAYS[:-1]:
+        spreads = [spread(row[way]) for row in rows]
+        median = statistics.median(spreads)
+        p90, p95 = np.percentile(spreads, [90, 95])
+        beyond = sum(v >= ROBUST_95 * median for v in spreads)
+        print(
+            f"  {way:<30} median {median:.1%}  limit {ROBUST_95 * median:.1%}  "
+            f"(plain 90th / 95th percentile {p90:.1%} / {p95:.1%}; beyond the limit {beyond}/{len(rows)})"
+        )
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", choices=("val", "test"), default="val")
@@ -144,6 +171,7 @@ def main(argv=None) -> int:
     parser.add_argument("--masks", choices=("consensus", "hybrid"), default="consensus")
     args = parser.parse_args(argv)
     pool = load_nodules()
+    pooled = []
     for thickness in args.thickness:
         rows = []
         for seed in args.seeds:
@@ -173,6 +201,9 @@ def main(argv=None) -> int:
                 f"  {way:<30} within 10 %: {agree}/{len(rows)} = {agree / len(rows):.0%}   "
                 f"median |volume error| {error:.1%}"
             )
+        pooled += rows
+    if len(args.thickness) > 1:
+        print_limits(pooled, f"all thicknesses ({', '.join(f'{t:g}' for t in args.thickness)} mm)")
     return 0
 
 

@@ -182,6 +182,7 @@ class FollowUp:
             "repeatability": {
                 "volume_percent": self.repeatability.volume_percent,
                 "diameter_mm": self.repeatability.diameter_mm,
+                "paired_volume_percent": self.repeatability.paired_volume_percent,
             },
             "exam": {
                 "category": self.category,
@@ -215,10 +216,20 @@ class FollowUp:
                 follow_up=str(exam["follow_up"]),
                 due=_dt.date.fromisoformat(due) if due is not None else None,
                 overrides=Overrides.from_dict(data.get("overrides", {})),  # absent: none
-                repeatability=Repeatability(**data.get("repeatability", {})),  # absent: today's
+                repeatability=_repeatability(data.get("repeatability")),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"a damaged follow-up record ({type(exc).__name__}: {exc})") from None
+
+
+def _repeatability(saved: Mapping | None) -> Repeatability:
+    """A record's measurement error: absent (saved before it was kept), today's; saved before volumes
+    measured together had their own limit, the one limit it judged every volume by."""
+    if saved is None:
+        return Repeatability()
+    if "paired_volume_percent" not in saved and "volume_percent" in saved:
+        saved = {**saved, "paired_volume_percent": saved["volume_percent"]}
+    return Repeatability(**saved)
 
 
 def compare(

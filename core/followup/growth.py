@@ -18,10 +18,11 @@ Definitions and sources:
 * Measurement error (QIBA CT volumetry profile: a change is real only beyond the measurement's
   repeatability): ``Repeatability``; its defaults are the shipped measurement's own 95 % limits of
   the same nodule measured twice (``core.measure.measurement.REPEATABILITY_VOLUME_PERCENT`` and
-  ``REPEATABILITY_DIAMETER_MM``, measured by ``bench/bench_segmentation.py``). The trend is judged on
-  the volumes when both are known, else on the mean diameters; a volume change by its share of the
-  smaller of the two volumes, as the repeatability was measured (so a shrinkage by half is as far
-  beyond it as a doubling).
+  ``REPEATABILITY_DIAMETER_MM``, measured by ``bench/bench_segmentation.py``; for two volumes measured
+  together, ``REPEATABILITY_PAIRED_VOLUME_PERCENT``, by ``bench/bench_volume_repeatability.py``). The
+  trend is judged on the volumes when both are known, else on the mean diameters; a volume change by its
+  share of the smaller of the two volumes, as the repeatability was measured (so a shrinkage by half
+  is as far beyond it as a doubling).
 """
 
 from __future__ import annotations
@@ -31,7 +32,11 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from core.measure.measurement import REPEATABILITY_DIAMETER_MM, REPEATABILITY_VOLUME_PERCENT
+from core.measure.measurement import (
+    REPEATABILITY_DIAMETER_MM,
+    REPEATABILITY_PAIRED_VOLUME_PERCENT,
+    REPEATABILITY_VOLUME_PERCENT,
+)
 from core.nodule.lungrads_table import lungrads_growth
 
 VOLUME_GROWTH_PERCENT = 25.0  # NELSON: volume change >= 25 % is growth
@@ -40,20 +45,31 @@ TRENDS = ("growing", "stable", "shrinking", "change within measurement error")
 
 @dataclass(frozen=True)
 class Repeatability:
-    """The smallest change that is more than measurement error: a volume share (%) and a diameter (mm);
-    by default the shipped measurement's (module docstring)."""
+    """The smallest change that is more than measurement error: a volume share (%) for volumes each
+    measured on its own study, one for the two volumes of a nodule measured together
+    (``core.measure.paired``: smaller, since what did not change cancels), and a diameter (mm); by
+    default the shipped measurement's (module docstring)."""
 
     volume_percent: float = REPEATABILITY_VOLUME_PERCENT
     diameter_mm: float = REPEATABILITY_DIAMETER_MM
+    paired_volume_percent: float = REPEATABILITY_PAIRED_VOLUME_PERCENT
+
+    def volume_limit(self, volume_method: str | None) -> float:
+        """The volume share a change must reach, for volumes measured as ``volume_method`` says."""
+        return self.paired_volume_percent if volume_method == "paired" else self.volume_percent
 
     @property
     def text(self) -> str:
         """For reports: what a change must exceed to be more than measurement error."""
         volume, diameter = f"{self.volume_percent:g} %", f"{self.diameter_mm:g} mm"
-        return f"{volume} of the smaller volume ({diameter} of the mean diameter without volumes)"
+        together = f"{self.paired_volume_percent:g} %"
+        return (
+            f"{volume} of the smaller volume ({together} for volumes measured together; {diameter} of the "
+            "mean diameter without volumes)"
+        )
 
     def __post_init__(self) -> None:
-        for name in ("volume_percent", "diameter_mm"):
+        for name in ("volume_percent", "diameter_mm", "paired_volume_percent"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ValueError(f"repeatability {name} must be a finite number >= 0, not {value!r}")
@@ -161,7 +177,7 @@ def growth(
         # over the smaller volume, as the repeatability is measured: a shrinkage to 1 / (1 + limit)
         # is as far outside it as a growth to 1 + limit
         spread = 100.0 * abs(volume_change) / min(prior.volume_mm3, current.volume_mm3)
-        within = spread < error.volume_percent
+        within = spread < error.volume_limit(volume_method)
     else:  # a sphere's volume goes with the cube of its diameter
         change, ratio, power = diameter_change, d2 / d1, 3
         within = abs(change) < error.diameter_mm

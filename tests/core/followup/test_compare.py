@@ -109,13 +109,21 @@ def test_the_record_reads_back_as_it_was_written(result):
 def test_the_record_names_the_measurement_error_it_was_judged_by(result):
     """The measured repeatability by default; a record saved before it was kept reads with today's."""
     from core.followup.growth import Repeatability
-    from core.measure.measurement import REPEATABILITY_DIAMETER_MM, REPEATABILITY_VOLUME_PERCENT
+    from core.measure.measurement import (
+        REPEATABILITY_DIAMETER_MM,
+        REPEATABILITY_PAIRED_VOLUME_PERCENT,
+        REPEATABILITY_VOLUME_PERCENT,
+    )
 
     data = json.loads(json.dumps(result.to_dict()))
     assert data["repeatability"] == {
         "volume_percent": REPEATABILITY_VOLUME_PERCENT,
         "diameter_mm": REPEATABILITY_DIAMETER_MM,
+        "paired_volume_percent": REPEATABILITY_PAIRED_VOLUME_PERCENT,
     }
+    # saved before volumes measured together had their own limit: that record judged them by the one
+    data["repeatability"] = {"volume_percent": 10.2, "diameter_mm": 0.6}
+    assert FollowUp.from_dict(data).repeatability == Repeatability(10.2, 0.6, 10.2)
     del data["repeatability"]
     assert FollowUp.from_dict(data).repeatability == Repeatability()
 
