@@ -2,12 +2,13 @@
 the rating oracle, ECE and the floors' verdicts in every cell, plus what the score adds beyond size.
 
     .venv/bin/python bench/bench_robustness.py MODEL [--cells 1.25mm-soft-standard,5mm-sharp-low]
-        [--nodules 40] [--seed 20] [--bootstrap 1000] [--json OUT]
+        [--nodules 40] [--seed 20] [--bootstrap 1000] [--json OUT] [--record]
 
 The reserved split (LIDC 0851-1012) is rendered once per cell (``core.phantom.protocol.MATRIX``) with
 seed 20, which no training or evaluate run uses; whole-split renderings are cached like training data,
 so a rerun costs the inference only. ``--nodules N`` takes N evenly spaced nodules (not cached) for a
-quick check. Prints a Markdown table and the time it took; ``--json`` writes every figure.
+quick check. Prints a Markdown table and the time it took; ``--json`` writes every figure; ``--record``
+(whole matrix only) keeps it in MODEL's card (``core.training.robustness.card_record``).
 """
 
 from __future__ import annotations

@@ -131,8 +131,11 @@ def run(args: argparse.Namespace) -> int:
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         **summary,
     }
+    update = {"calibration": calibration}
+    if card.get("robustness") is not None:  # its ECEs were measured under the old calibration
+        update["robustness"] = None
     try:
-        rewrite_card(path, {"calibration": calibration})
+        rewrite_card(path, update)
     except (CheckpointError, OSError) as exc:
         print(f"error: {path}: cannot be rewritten ({exc}); the model is unchanged", file=sys.stderr)
         return 1
@@ -142,6 +145,11 @@ def run(args: argparse.Namespace) -> int:
         fitted = f"T = {temperature:.3f}" + (f", b = {bias:+.3f}" if bias else "")
         title = f"{card.get('name', 'model')} {card.get('version', '')}: val ({_where(args)}), {fitted}"
         write_reliability_png(args.png, labels, probs, apply_temperature(probs, temperature, bias), title)
+    if "robustness" in update:
+        print(
+            f"{path}: the protocol matrix kept in its card was measured under the old calibration and was "
+            "removed (bench/bench_robustness.py MODEL --record measures it again)"
+        )
     shift = f", bias {bias:+.3f}" if args.method != "temperature" else ""
     print(
         f"{path}: temperature {temperature:.3f}{shift} fitted on val, {_where(args)} (n={len(labels)}); "

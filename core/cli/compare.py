@@ -20,7 +20,8 @@ atomically, is ``FollowUp.to_dict()``::
      "vdt_days", "trend", "lungrads_growth", "volume_growth", "volume_method" ("paired": measured
      together, core.measure.paired; "independent"), "lung_rads": {...}}, ...],
      "new": [current ids], "new_nodules": [...], "resolved": [prior ids],
-     "unmeasured": {"prior"|"current": {id: why}}, "repeatability": {"volume_percent", "diameter_mm"},
+     "unmeasured": {"prior"|"current": {id: why}}, "repeatability": {"volume_percent",
+     "paired_volume_percent" (volumes measured together), "diameter_mm"},
      "exam": {"category", "follow_up", "due_date"}}
 
 Exit codes: 0 written; 1 the file could not be written (the comparison is printed instead); 2 nothing

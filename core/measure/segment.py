@@ -26,7 +26,8 @@ nodules of 8 mm and more. Where the learned segmenter cannot run (no torch, dama
 refuses, the classical mask stays, with a warning saying so.
 Figures, per subset and beside the baselines: README, "Measuring nodules". Its repeatability (the
 95 % limits of the same nodule measured twice, which the follow-up's "within measurement error" uses):
-``core.measure.measurement.REPEATABILITY_VOLUME_PERCENT`` and ``REPEATABILITY_DIAMETER_MM``.
+``core.measure.measurement.REPEATABILITY_VOLUME_PERCENT`` and ``REPEATABILITY_DIAMETER_MM`` (and
+``REPEATABILITY_PAIRED_VOLUME_PERCENT`` for a follow-up's two volumes measured together).
 """
 
 from __future__ import annotations

@@ -123,7 +123,7 @@ class _ReportPDF(SummaryPage, FollowUpPage, NodulePage):
         model = self.report.model
         digest = f"; weights sha256 {model.weights_sha256[:12]}" if model.weights_sha256 else ""
         self.set_text_color(*MUTED)
-        y = self.para(MARGIN, top + 1.2, CONTENT_W - 24, f"Model: {model.text}{digest}", 7, max_lines=2)
+        y = self.para(MARGIN, top + 1.2, CONTENT_W - 24, f"Model: {model.text}{digest}", 7, max_lines=3)
         self.set_text_color(*TEXT)
         self.para(MARGIN, y + 0.3, CONTENT_W - 24, self.report.disclaimer, 7, "B", max_lines=2)
         self.font(7.5)

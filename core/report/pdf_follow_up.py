@@ -88,7 +88,7 @@ class FollowUpPage(ReportCanvas):
         self.set_line_width(0.3)
         self.line(MARGIN, y, PAGE_W - MARGIN, y)
         self.set_text_color(*MUTED)
-        y = self.para(MARGIN, y + 1.5, CONTENT_W, NOTE, 7.5, max_lines=6)
+        y = self.para(MARGIN, y + 1.5, CONTENT_W, NOTE, 7.5, max_lines=8)
         self.set_text_color(*TEXT)
         paired = [n for n in nodules if n.prior is not None]
         if volume is not None and prior is not None and paired:

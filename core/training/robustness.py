@@ -335,12 +335,15 @@ def card_record(result: dict, date: str) -> dict:
 
 def card_summary(card: dict) -> str:
     """One line on a card's recorded protocol matrix ("" when it has none), for the models page."""
-    cells = (card.get("robustness") or {}).get("cells") or {}
+    record = card.get("robustness")
+    cells = record.get("cells") if isinstance(record, dict) else None
+    cells = {k: c for k, c in cells.items() if isinstance(c, dict)} if isinstance(cells, dict) else {}
     aucs = [c["auc"] for c in cells.values() if isinstance(c.get("auc"), int | float)]
     eces = [c["ece"] for c in cells.values() if isinstance(c.get("ece"), int | float)]
     if not aucs:
         return ""
-    beats = sum(bool((c.get("verdicts") or {}).get("beats_diameter")) for c in cells.values())
+    verdicts = [c.get("verdicts") if isinstance(c.get("verdicts"), dict) else {} for c in cells.values()]
+    beats = sum(bool(v.get("beats_diameter")) for v in verdicts)
     text = f"{len(cells)} protocols: AUC {min(aucs):.3f}-{max(aucs):.3f}"
     if eces:
         text += f", ECE <= {max(eces):.3f}"

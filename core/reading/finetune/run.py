@@ -37,6 +37,8 @@ def finetune_card(parent, config, data: FinetuneData, done: dict, comparison: di
             "weights_sha256": parent_card.get("weights_sha256"),
         },
         "preprocessing": parent_card["preprocessing"],
+        # the scan protocols it can be trusted on are its parent's: fine-tuning starts from those weights
+        **({"domain": parent_card["domain"]} if isinstance(parent_card.get("domain"), dict) else {}),
         "training": config.to_dict()
         | {
             "kind": "finetune",

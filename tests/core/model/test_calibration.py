@@ -223,6 +223,20 @@ def test_calibrate_with_bias_writes_both_and_inference_uses_them(checkpoint, mon
     assert f", bias {calibration['bias']:+.3f} fitted on val, random protocols" in capsys.readouterr().out
 
 
+def test_calibrating_again_removes_a_protocol_matrix_measured_under_the_old_calibration(
+    checkpoint, monkeypatch, capsys
+):
+    labels, probs = overconfident(3000)
+    source = {"phantom": {"seed": 1, "protocols": "random", "spec": ["k"]}}
+    monkeypatch.setattr(calibrate_cli, "_validation_outputs", lambda *a: (labels, probs, source))
+    rewrite_card(checkpoint, {"robustness": {"cells": {"1.25mm-soft-standard": {"auc": 0.9, "ece": 0.3}}}})
+    assert main(["calibrate", str(checkpoint), "--protocols", "random", "--device", "cpu"]) == 0
+    assert read_card(checkpoint)["robustness"] is None  # its ECEs no longer describe the model
+    assert "measured under the old calibration and was removed" in capsys.readouterr().out
+    assert main(["calibrate", str(checkpoint), "--protocols", "random", "--device", "cpu"]) == 0
+    assert "measured under the old calibration" not in capsys.readouterr().out
+
+
 def test_calibrate_writes_temperature_and_diagram(checkpoint, tmp_path, monkeypatch, capsys):
     labels, probs = overconfident(3000)
     fitted = {"seed": 1, "slice_thickness": 1.25, "pixel_spacing": 0.7, "noise": 20.0, "spec": "k"}

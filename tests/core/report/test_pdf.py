@@ -163,6 +163,8 @@ def test_demo_report_has_a_summary_and_a_page_per_nodule(demo, tmp_path):
     assert "reader-confirmed: 5 (solid)" in page and "Reader-confirmed malignancy: 2 of 5" in page
     for i, text in enumerate(texts, start=1):
         assert "mtmr-compact" in text and report.model.version in text
+        # the shipped card's longer "trained on" once pushed the weights' hash off the footer
+        assert f"weights sha256 {report.model.weights_sha256[:12]}" in text
         assert "not for clinical decisions" in text
         assert f"Page {i} of 7" in text
 

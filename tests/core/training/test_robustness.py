@@ -148,6 +148,8 @@ def test_bench_runs_end_to_end_on_a_tiny_model(tiny_model, tmp_path, capsys):
     low = kept["robustness"]["cells"]["5mm-sharp-low"]
     assert low["auc"] == result["cells"]["5mm-sharp-low"]["auc"] and "strata" not in low
     assert card_summary(kept).startswith("2 protocols: AUC") and card_summary(read_card(tiny_model)) == ""
+    for damaged in ([], "x", {"cells": []}, {"cells": {"a": None, "b": {"auc": "high"}}}):
+        assert card_summary({"robustness": damaged}) == ""  # the Models page must still open
 
 
 def test_bench_refuses_bad_input(tiny_model, tmp_path, capsys):

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from core.model.registry import ModelRegistry
+from core.phantom.protocol import DOMAIN
 from core.reading.finetune.options import FinetuneOptions
 from core.reading.library import Library
 from tests.core.model.test_registry import card, tiny_model
@@ -42,6 +43,6 @@ def everything(registry: ModelRegistry, library: Library) -> dict:
 
 
 def prepare(registry: ModelRegistry, library: Library, studies: int = 4) -> None:
-    base = registry.add(tiny_model(1), card("tiny-base", threshold=0.5, version="1"))
+    base = registry.add(tiny_model(1), card("tiny-base", threshold=0.5, version="1", domain=dict(DOMAIN)))
     registry.activate(base.id)
     fill(library, studies)

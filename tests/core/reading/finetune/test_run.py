@@ -31,6 +31,7 @@ def test_a_run_yields_progress_then_the_comparison_and_keeping_is_the_callers_ch
     assert new_card["training"]["kind"] == "finetune" and new_card["training"]["trunk_lr_factor"] == 0.1
     assert new_card["data"]["library"]["val_nodules"] == 2 and "comparison" in new_card["metrics"]
     assert "fine-tuned on 6 reader-confirmed nodules from 3 studies" in new_card["trained_on"]
+    assert new_card["domain"] == parent.card["domain"]  # not narrowed to the nominal protocol's
     effect = finished["effect"]  # the change on the held-out nodules, with its bootstrap interval
     assert new_card["metrics"]["effect"]["n"] == effect["n"] == 2 and effect["samples"] == 2000
     assert set(effect["auc"]) == {"difference", "low", "high"}
