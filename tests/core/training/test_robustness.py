@@ -175,3 +175,37 @@ def test_a_calibrated_card_reports_probabilities_after_its_temperature_and_bias(
     assert mapping(np.array([0.9]))[0] == pytest.approx(0.5)  # logit 2.197 / 2 - 1.099 = 0
     mapping, note = probabilities_as_reported({})
     assert note.startswith("raw") and mapping(np.array([0.9]))[0] == 0.9
+
+
+def test_bench_record_keeps_the_whole_matrix_in_the_card_and_says_when_it_cannot(
+    tiny_model, tmp_path, monkeypatch, capsys
+):
+    """``--record`` through the bench itself (the matrix replaced by a tiny run's, since all twelve cells
+    of the whole split take minutes): the card gains it, the weights stay, a damaged file is refused."""
+    import core.training.robustness as robustness
+
+    bench = _bench()
+    out = tmp_path / "matrix.json"
+    argv = [str(tiny_model), "--cells", "2.5mm-soft-low", "--nodules", "6", "--bootstrap", "20"]
+    assert bench.main([*argv, "--chest-size", "192", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    monkeypatch.setattr(robustness, "run_matrix", lambda *a, **k: json.loads(json.dumps(result)))
+    copy = tmp_path / "copy.safetensors"
+    copy.write_bytes(tiny_model.read_bytes())
+    capsys.readouterr()
+    assert bench.main([str(copy), "--record"]) == 0
+    assert "kept the matrix in" in capsys.readouterr().out
+    kept = read_card(copy)
+    assert kept["robustness"]["cells"]["2.5mm-soft-low"]["auc"] == result["cells"]["2.5mm-soft-low"]["auc"]
+    assert kept["weights_sha256"] == read_card(tiny_model)["weights_sha256"]
+    data = bytearray(copy.read_bytes())
+    data[-10] ^= 0xFF  # the weights no longer match the card's hash
+    copy.write_bytes(bytes(data))
+    import core.model.checkpoints as checkpoints
+
+    # loading would refuse it first; past that, the record's own rewrite must refuse it too
+    monkeypatch.setattr(checkpoints, "load_checkpoint", lambda *a, **k: (None, read_card(tiny_model)))
+    assert bench.main([str(copy), "--record"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot be rewritten" in err and "the model is unchanged" in err and "Traceback" not in err
+    assert copy.read_bytes() == bytes(data)
