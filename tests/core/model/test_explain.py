@@ -252,16 +252,16 @@ def phantom_masks(folder, volume: CTVolume) -> CTVolume:
 
 
 def test_demo_model_on_demo_nodules():
-    """What the built-in demo model (mtmr-compact 20261207) shows on the demo phantom, whose
+    """What the built-in demo model (mtmr-compact 20261207.2) shows on the demo phantom, whose
     nodules' true masks are known, measured rather than hoped for.
 
     Its patches are paper crops (1.25x the marker diameter; three channels: the slice and its
     neighbours a quarter diameter below and above). Central slice of the six nodules of the demo's
     current study (demo v2, a follow-up pair): the map's centre of mass lies inside the nodule's mask
-    for all six; mean heat inside / outside the mask: n4 (28.5 mm) 0.58 / 0.57 (the map about as
-    strong on the edge as inside) and n6 (20.1 mm) 0.40 / 0.27 (called malignant), n2 0.68 / 0.53,
-    n3 0.55 / 0.11, n5 0.35 / 0.11 (called benign: the nodule itself), n1 (6.4 mm, benign) 0.76 /
-    0.80 (the 20261204.2 model before it: n4 0.47 / 0.57, n6 0.50 / 0.49, n1 0.44 / 0.49). Before the
+    for all six; mean heat inside / outside the mask: n4 (28.5 mm) 0.38 / 0.48 (called malignant: the
+    map follows the edge) and n6 (20.1 mm) 0.57 / 0.50 (called malignant), n2 0.49 / 0.46,
+    n3 0.53 / 0.08, n5 0.41 / 0.13 (called benign: the nodule itself), n1 (6.4 mm, benign) 0.26 /
+    0.37 (the nominal 20261204.2 model: n4 0.47 / 0.57, n6 0.50 / 0.49, n1 0.44 / 0.49). Before the
     map showed the model's own call and sat each cell where it looks, the centres of three demo v1
     nodules lay in a corner of the patch, outside the nodule. Re-measure when the demo model or the
     demo study is replaced.
@@ -295,5 +295,5 @@ def test_demo_model_on_demo_nodules():
     assert centred == {"n1", "n2", "n3", "n4", "n5", "n6"}
     assert {name for name, (call, _, _) in measured.items() if call == "malignant"} == {"n4", "n6"}
     lit = {name for name, (_, h_in, h_out) in measured.items() if h_in > h_out}
-    assert lit == {"n2", "n3", "n4", "n5", "n6"}
+    assert lit == {"n2", "n3", "n5", "n6"}
     assert hooks(predictor.model) == 0
