@@ -141,9 +141,9 @@ def run(args: argparse.Namespace) -> int:
         return 1
     if args.png:
         from core.model.calibration import apply_temperature
+        from core.training.reliability import diagram_title
 
-        fitted = f"T = {temperature:.3f}" + (f", b = {bias:+.3f}" if bias else "")
-        title = f"{card.get('name', 'model')} {card.get('version', '')}: val ({_where(args)}), {fitted}"
+        title = diagram_title(card, f"val ({_where(args)})", temperature, bias)
         write_reliability_png(args.png, labels, probs, apply_temperature(probs, temperature, bias), title)
     if "robustness" in update:
         print(

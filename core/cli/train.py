@@ -461,14 +461,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 def _write_reliability(path: str, card: dict, split: str, data, slice_probs, slice_attrs) -> None:
     from core.model.calibration import apply_temperature, card_calibration
-    from core.training.reliability import write_reliability_png
+    from core.training.reliability import diagram_title, write_reliability_png
     from core.training.trainer import aggregate
 
     probs, _ = aggregate(data, slice_probs, slice_attrs)
     labelled = data.labels >= 0
     temperature, bias = card_calibration(card)
-    fitted = f"T = {temperature:.3f}" + (f", b = {bias:+.3f}" if bias else "")
-    title = f"{card.get('name', 'model')} {card.get('version', '')}: {split}, {fitted}"
+    title = diagram_title(card, split, temperature, bias)
     labels, probs = data.labels[labelled], probs[labelled]
     write_reliability_png(path, labels, probs, apply_temperature(probs, temperature, bias), title)
 

@@ -80,6 +80,12 @@ def reliability_png(labels, before, after, title: str = "") -> bytes:
     return buffer.getvalue()
 
 
+def diagram_title(card: dict, where: str, temperature: float, bias: float = 0.0) -> str:
+    """The diagram's title: the model, where its nodules came from, and the calibration shown."""
+    fitted = f"T = {temperature:.3f}" + (f", b = {bias:+.3f}" if bias else "")
+    return f"{card.get('name', 'model')} {card.get('version', '')}: {where}, {fitted}"
+
+
 def write_reliability_png(path: str | Path, labels, before, after, title: str = "") -> None:
     from core.util.atomic import atomic_write_bytes
 
