@@ -173,7 +173,11 @@ def _reduce(volume: CTVolume, name: str, with_distance: bool, lung_map: LungMap 
     if with_distance:  # to the nearest surface block, in mm
         edges = sitk.GetImageFromArray(edge.astype(np.uint8))
         edges.CopyInformation(image)
-        distance = np.abs(sitk.GetArrayViewFromImage(sitk.SignedMaurerDistanceMap(edges, False, False, True)))
+        # a view of the map's buffer: the map must outlive it (a temporary was freed under the view and
+        # crashed the comparison thread now and then), so it is held until the copy is made
+        signed = sitk.SignedMaurerDistanceMap(edges, False, False, True)
+        distance = np.abs(sitk.GetArrayViewFromImage(signed))
+        del signed
     return _Lungs(image, mask, int(grown.sum()), distance, to_mm(surface), centroid, np.linalg.inv(affine))
 
 
