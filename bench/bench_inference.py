@@ -4,14 +4,18 @@
 
 Prints the median end-to-end time (patch extraction + forward + aggregation) with the TTA interval
 and without it (today's two views) measured in the same run, their ratio, the forward pass
-alone, the FLOP-based floor at this machine's measured conv throughput, and the training throughput
-of the compact configuration (samples/s, ``core.training.trainer.train``'s own loop) without and with
-the training augmentation (``core.training.augment``), interleaved in the same run.
+alone in the channels-last layout the app uses (``core.model.device.conv_layout``) beside the
+default layout, the FLOP-based floor at this machine's measured conv throughput, and the training
+throughput of the compact configuration (samples/s, ``core.training.trainer.train``'s own loop)
+without and with the training augmentation (``core.training.augment``), and with augmentation in the
+default layout as the reference, interleaved in the same run.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import copy
 import statistics
 import sys
 import time
@@ -66,11 +70,17 @@ def measured_gflops() -> float:
     return flops / min(times) / 1e9
 
 
-def training_rate(patches: np.ndarray, nodules: int, model_config, augment: bool, steps: int = 8) -> float:
+def training_rate(
+    patches: np.ndarray, nodules: int, model_config, augment: bool, steps: int = 8, plain: bool = False
+) -> float:
     """Samples per second of ``core.training.trainer.train`` itself (augmentation, forward, loss,
     backward, optimiser step): a fresh model of ``model_config`` (the demo's), one epoch of
     ``steps`` + 2 batches of 64 made of these patches, timed from the end of the second step to the
-    last (warm-up left out)."""
+    last (warm-up left out). ``plain``: in torch's default memory layout instead of channels-last."""
+    from unittest import mock
+
+    import torch
+
     from core.training.augment import AugmentConfig
     from core.training.data import NoduleDataset
     from core.training.trainer import TrainConfig, train
@@ -99,11 +109,13 @@ def training_rate(patches: np.ndarray, nodules: int, model_config, augment: bool
         }
     )
     config = TrainConfig(epochs=1, device="cpu", augment=AugmentConfig().to_dict() if augment else None)
-    times = [
-        time.perf_counter()
-        for event in train(config, data, small, MTMRNet(model_config))
-        if event["event"] == "step"
-    ]
+    layout = mock.patch("core.training.trainer.conv_layout", lambda device: torch.contiguous_format)
+    with layout if plain else contextlib.nullcontext():
+        times = [
+            time.perf_counter()
+            for event in train(config, data, small, MTMRNet(model_config))
+            if event["event"] == "step"
+        ]
     return 64 * (len(times) - 2) / (times[-1] - times[1])
 
 
@@ -143,13 +155,19 @@ def main() -> int:
     )
     patches = np.concatenate([patches, patches[..., ::-1]])
     sizes = torch.full((len(patches),), 10.0)
-    forward = []
+    forward, forward_plain = [], []
+    default = copy.deepcopy(predictor.model).to(memory_format=torch.contiguous_format)
     with torch.inference_mode():
         x = torch.from_numpy(np.ascontiguousarray(patches))
+        fast = x.contiguous(memory_format=torch.channels_last)
+        default(x, sizes)
         for _ in range(args.repeats):
             start = time.perf_counter()
-            predictor.model(x, sizes)
+            predictor.model(fast, sizes)
             forward.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            default(x, sizes)
+            forward_plain.append(time.perf_counter() - start)
     flops = conv_flops(predictor.model, predictor.patch_config.size) * len(patches)
     gflops = measured_gflops()
     print(f"model: {predictor.description}")
@@ -158,20 +176,27 @@ def main() -> int:
     print(f"end to end without TTA (slices + mirrors, no interval): median {without:.3f} s")
     print(f"end to end with TTA (+ 4 views of each central slice, interval): median {with_tta:.3f} s")
     print(f"TTA / without TTA = {with_tta / without:.2f} (target <= 2)")
-    print(f"forward alone: median {statistics.median(forward):.3f} s")
+    alone, alone_plain = statistics.median(forward), statistics.median(forward_plain)
+    print(
+        f"forward alone: median {alone:.3f} s channels-last (the app's), {alone_plain:.3f} s default "
+        f"layout ({alone_plain / alone:.2f}x)"
+    )
     print(
         f"FLOP floor: {flops / 1e9:.2f} GFLOP at {gflops:.0f} GFLOP/s measured = {flops / 1e9 / gflops:.3f} s"
     )
-    rates = {"off": [], "on": []}
-    for _ in range(args.repeats):  # interleaved, so a busy moment of a shared machine hits both
+    rates = {"off": [], "on": [], "plain": []}
+    for _ in range(args.repeats):  # interleaved, so a busy moment of a shared machine hits all
         for key in rates:
             rates[key].append(
-                training_rate(patches, len(markers), predictor.model.config, augment=key == "on")
+                training_rate(
+                    patches, len(markers), predictor.model.config, augment=key != "off", plain=key == "plain"
+                )
             )
-    off, on = (statistics.median(rates[k]) for k in ("off", "on"))
+    off, on, plain = (statistics.median(rates[k]) for k in ("off", "on", "plain"))
     label = "training throughput (compact, batch 64, the trainer's own loop), augmentation"
     print(f"{label} off: {off:.0f} samples/s")
     print(f"{label} on:  {on:.0f} samples/s ({on / off:.2f}x; floor 150 samples/s on)")
+    print(f"{label} on, default layout: {plain:.0f} samples/s (channels-last {on / plain:.2f}x)")
     print(f"20-nodule analysis / 0.5 s floor = {statistics.median(end_to_end) / 0.5:.2f}")
     return 0
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from core.model.calibration import apply_temperature, card_calibration
+from core.model.device import conv_layout
 from core.model.ood import card_domain, marker_warnings, series_warnings
 from core.model.patches import PatchConfig, extract_patches, slice_weights
 from core.model.tta import tta_interval, view_stack
@@ -43,7 +44,7 @@ class Predictor:
 
         self.device = pick_device(self.device)
         self.model, self.card = load_checkpoint(self.checkpoint, "cpu")
-        self.model.to(self.device)
+        self.model.to(self.device, memory_format=conv_layout(self.device))
         self.patch_config = PatchConfig.from_dict(self.card["preprocessing"])
         self.temperature, self.bias = card_calibration(self.card)  # 1, 0 for a card without calibration
 
@@ -127,15 +128,17 @@ class Predictor:
                 if self.device != "cpu":
                     self.notes.append("GPU out of memory at the smallest batch: running on the CPU instead")
                     self.device = "cpu"
-                    self.model.to("cpu")
+                    self.model.to("cpu", memory_format=conv_layout("cpu"))
                     continue
                 raise
 
     def _run(self, torch, patches, diameters, batch: int, progress) -> tuple[np.ndarray, np.ndarray]:
+        layout = conv_layout(self.device)
         probabilities, attributes = [], []
         with torch.inference_mode():
             for start in range(0, len(patches), batch):
-                x = torch.from_numpy(np.ascontiguousarray(patches[start : start + batch])).to(self.device)
+                x = torch.from_numpy(np.ascontiguousarray(patches[start : start + batch]))
+                x = x.to(self.device, memory_format=layout)
                 out = self.model(x, torch.from_numpy(diameters[start : start + batch]).to(self.device))
                 probabilities.append(out["malignancy"].float().cpu().numpy())
                 attributes.append(out["attributes"].float().cpu().numpy())

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.model.device import pick_device
+from core.model.device import conv_layout, pick_device
 from core.model.patches import slice_weights
 from core.nodule.ratings import to_rating_scale
 from core.training.augment import AugmentConfig, augment
@@ -80,11 +80,13 @@ def slice_outputs(model, data: NoduleDataset, device: str, batch: int = 256) -> 
     import torch
 
     model.eval()
+    layout = conv_layout(device)
     probabilities, attributes = [], []
     diameters = torch.from_numpy(data.diameters[data.nodule_index])
     with torch.no_grad():
         for start in range(0, len(data.patches), batch):
-            x = torch.from_numpy(data.patches[start : start + batch].astype(np.float32)).to(device)
+            x = torch.from_numpy(data.patches[start : start + batch].astype(np.float32))
+            x = x.to(device, memory_format=layout)
             d = diameters[start : start + batch].to(device)
             views = [model(x, d), model(torch.flip(x, dims=(3,)), d)]
             probabilities.append(sum(v["malignancy"].float() for v in views).cpu().numpy() / 2)
@@ -139,7 +141,8 @@ def train(
         torch.use_deterministic_algorithms(True)
     device = pick_device(config.device)
     model = model or MTMRNet(MTMRNetConfig.compact())
-    model.to(device)
+    layout = conv_layout(device)
+    model.to(device, memory_format=layout)
     core_model = model
     if world > 1:
         model = torch.nn.parallel.DistributedDataParallel(model)
@@ -204,7 +207,7 @@ def train(
             if cancelled is not None and cancelled():
                 raise TrainingCancelled()
             rows = torch.from_numpy(order[step * config.batch_size : (step + 1) * config.batch_size])
-            x = _augment(patches[rows], rng, augmentation).to(device)
+            x = _augment(patches[rows], rng, augmentation).to(device, memory_format=layout)
             out = model(x, diameters[rows].to(device))
             parts = mtmr_loss(out, labels[rows].to(device), targets[rows].to(device), loss_config)
             optimiser.zero_grad(set_to_none=True)
@@ -277,6 +280,7 @@ def train(
         if _stop_agreed(stale >= config.patience, world, device):
             break
     if rank == 0:
+        core_model.to(memory_format=torch.contiguous_format)  # what inference and checkpoints expect
         core_model.load_state_dict(best_state)
         yield {
             "event": "done",

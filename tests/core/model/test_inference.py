@@ -38,6 +38,27 @@ def test_same_input_same_output(checkpoint):
     assert a == b and np.isfinite(a[0].malignancy)
 
 
+def test_channels_last_agrees_with_the_default_layout(checkpoint):
+    import torch
+
+    predictor = Predictor(checkpoint, device="cpu", tta=False)
+    assert predictor.model.trunk.layer1[0].conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    volume, marker = sphere_volume(5.0), Marker("a", (0, 0, 0), 10)
+    fast = predictor.predict(volume, [marker])[0]
+    predictor.model.to(memory_format=torch.contiguous_format)
+    with patch_layout(torch.contiguous_format):
+        plain = predictor.predict(volume, [marker])[0]
+    assert fast.malignancy == pytest.approx(plain.malignancy, abs=1e-5)
+    for name, value in fast.attributes.items():
+        assert value == pytest.approx(plain.attributes[name], abs=1e-4)
+
+
+def patch_layout(layout):
+    from unittest import mock
+
+    return mock.patch("core.model.inference.conv_layout", lambda device: layout)
+
+
 def test_marker_outside_the_volume_is_named(checkpoint):
     with pytest.raises(ValueError, match=r"marker far: .*outside the volume"):
         Predictor(checkpoint, device="cpu").predict(sphere_volume(3.0), [Marker("far", (900, 0, 0), 5)])

@@ -66,6 +66,9 @@ def test_trained_model_round_trips_through_a_checkpoint(tmp_path):
     model, card2 = load_checkpoint(tmp_path / "m.safetensors")
     assert card2["data"]["nodules"] == 24 and card2["weights_sha256"] == card["weights_sha256"]
     assert evaluate_model(model, data, "cpu")["auc"] == pytest.approx(done["val"]["auc"])
+    # trained channels-last (core.model.device.conv_layout), handed back in the default layout
+    conv = done["model"].trunk.layer1[0].conv1.weight
+    assert conv.is_contiguous() and not conv.is_contiguous(memory_format=torch.channels_last)
 
 
 def test_frozen_trunk_does_not_change():
