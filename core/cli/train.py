@@ -330,6 +330,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from core.training.baselines import baselines
     from core.training.data import DatasetSpec, cached_dataset
     from core.training.metrics import youden_threshold
+    from core.training.reliability import RESERVED_ECE_FLOOR
     from core.training.trainer import aggregate, nodule_metrics, slice_outputs
 
     problem = output_problem(Path(args.out), "metrics.json")
@@ -448,7 +449,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
     print(
         f"{args.split}: AUC {metrics['auc']:.3f} acc {metrics['accuracy']:.3f} "
         f"sens {metrics['sensitivity']:.3f} spec {metrics['specificity']:.3f} "
-        f"attribute MAE {metrics['attributes']['mean_mae']:.3f} ECE {metrics['ece']:.3f} (n={metrics['n']}); "
+        f"attribute MAE {metrics['attributes']['mean_mae']:.3f} ECE {metrics['ece']:.3f} "
+        f"(p {metrics['ece_p_value']:.2f}; perfectly calibrated: {metrics['ece_if_calibrated']:.3f}, 90 % "
+        f"{metrics['ece_if_calibrated_90'][0]:.3f}-{metrics['ece_if_calibrated_90'][1]:.3f}, <= "
+        f"{RESERVED_ECE_FLOOR} in {metrics['ece_if_calibrated_within_floor']:.0%}; n={metrics['n']}); "
         + (
             f"diameter-only AUC {b['diameter_only']['auc']:.3f}, "
             f"rating oracle AUC {b['rating_oracle']['auc']:.3f}"

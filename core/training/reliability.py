@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from core.model.calibration import apply_temperature, nll
-from core.training.metrics import expected_calibration_error
+from core.training.metrics import ece_if_calibrated, expected_calibration_error
 
 BINS = 15
 
@@ -92,12 +92,23 @@ def write_reliability_png(path: str | Path, labels, before, after, title: str = 
     atomic_write_bytes(Path(path), reliability_png(labels, before, after, title))
 
 
+RESERVED_ECE_FLOOR = 0.05  # issue 20's floor on the reserved split
+
+
 def calibrated_ece(labels, probabilities, temperature: float, bias: float = 0.0) -> dict:
     """The ECE of the probabilities as shown (after the card's ``temperature`` and ``bias``) and as the
-    network gives them, for ``evaluate``'s metrics."""
+    network gives them, for ``evaluate``'s metrics, with what a perfectly calibrated model's ECE would
+    be on the same nodules (``core.training.metrics.ece_if_calibrated``: its mean, 90 % range, how
+    often it is within ``RESERVED_ECE_FLOOR``) and the p-value of the ECE seen."""
     shown = apply_temperature(probabilities, temperature, bias)
+    reference = ece_if_calibrated(labels, shown, BINS, limit=RESERVED_ECE_FLOOR)
     return {
         "ece": expected_calibration_error(labels, shown, BINS),
         "ece_uncalibrated": expected_calibration_error(labels, probabilities, BINS),
+        # what a perfectly calibrated model's ECE would be on these nodules, and how likely this one is
+        "ece_if_calibrated": reference["mean"],
+        "ece_if_calibrated_90": [reference["p05"], reference["p95"]],
+        "ece_if_calibrated_within_floor": reference["share_within"],
+        "ece_p_value": reference["p_value"],
         "temperature": temperature,
     } | ({"bias": bias} if bias else {})

@@ -22,10 +22,10 @@ from core.lidc.records import LidcNodule
 from core.phantom.protocol import MATRIX, NOMINAL
 from core.training.baselines import LogisticRegression, features, labels_of
 from core.training.data import DatasetSpec, NoduleDataset, build_dataset, cached_dataset
-from core.training.metrics import bootstrap_interval, expected_calibration_error, roc_auc
+from core.training.metrics import bootstrap_interval, ece_if_calibrated, expected_calibration_error, roc_auc
 
 STRATA_MM = ((0.0, 6.0), (6.0, 10.0), (10.0, 20.0), (20.0, float("inf")))
-FLOORS = {"beats_diameter": 0.01, "oracle_gap": 0.015, "nominal_loss": 0.01}
+FLOORS = {"beats_diameter": 0.01, "oracle_gap": 0.015, "nominal_loss": 0.01, "ece": 0.08}
 NOMINAL_CELL = next(name for name, p in MATRIX.items() if p == NOMINAL)
 
 
@@ -93,6 +93,7 @@ def cell_figures(y, score, diameter, oracle, samples: int, seed: int) -> dict:
         return float("nan") if a is None or b is None else a - b
 
     lo, hi = bootstrap_interval(gain, (y, score, diameter), samples=samples, seed=seed)
+    reference = ece_if_calibrated(y, score, bins=15, draws=samples, seed=seed)
     return {
         "n": len(y),
         "malignant": int(y.sum()),
@@ -102,6 +103,9 @@ def cell_figures(y, score, diameter, oracle, samples: int, seed: int) -> dict:
         "auc_minus_diameter_95ci": [round(lo, 4), round(hi, 4)] if np.isfinite(lo) else None,
         "oracle_auc": _auc(y, oracle),
         "ece": round(float(expected_calibration_error(y, score, bins=15)), 4),
+        # the ECE these probabilities would have if calibrated, and how likely the one seen is then
+        "ece_if_calibrated": round(reference["mean"], 4),
+        "ece_p_value": round(reference["p_value"], 3),
         "strata": strata_aucs(y, score, diameter),
     }
 
@@ -135,6 +139,7 @@ def verdicts(cell: dict, nominal_auc: float | None) -> dict:
         "holds_nominal": None
         if auc is None or nominal_auc is None
         else nominal_auc - auc <= FLOORS["nominal_loss"] + 1e-9,
+        "calibrated": None if cell.get("ece") is None else cell["ece"] <= FLOORS["ece"] + 1e-9,
     }
 
 
@@ -251,19 +256,22 @@ def markdown(result: dict) -> str:
         return {True: "yes", False: "**no**", None: "n/a"}[value]
 
     lines = [
-        "| cell | AUC | diameter AUC | difference (95 % CI) | oracle AUC | ECE | > diameter +0.01 "
-        "| oracle -0.015 | nominal -0.01 |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| cell | AUC | diameter AUC | difference (95 % CI) | oracle AUC | ECE (if calibrated; p) "
+        "| > diameter +0.01 | oracle -0.015 | nominal -0.01 | ECE <= 0.08 |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, c in result["cells"].items():
         ci = c["auc_minus_diameter_95ci"]
         diff = f"{c['auc_minus_diameter']:+.3f}" if c["auc_minus_diameter"] is not None else "n/a"
         diff += f" ({ci[0]:+.3f} to {ci[1]:+.3f})" if ci else ""
         v = c["verdicts"]
+        ece = f(c["ece"])
+        if c.get("ece_if_calibrated") is not None:
+            ece += f" ({c['ece_if_calibrated']:.3f}; p {c['ece_p_value']:.2f})"
         lines.append(
             f"| {name} | {f(c['auc'])} | {f(c['diameter_auc'])} | {diff} | {f(c['oracle_auc'])} "
-            f"| {f(c['ece'])} | {mark(v['beats_diameter'])} | {mark(v['near_oracle'])} "
-            f"| {mark(v['holds_nominal'])} |"
+            f"| {ece} | {mark(v['beats_diameter'])} | {mark(v['near_oracle'])} "
+            f"| {mark(v['holds_nominal'])} | {mark(v.get('calibrated'))} |"
         )
     lines += ["", *miscalibration_table(result)]
     b = result["beyond_size"]
@@ -271,7 +279,9 @@ def markdown(result: dict) -> str:
     lines += [
         "",
         f"{result['nodules']} labelled nodules of the reserved split, rendered with seed "
-        f"{result['render_seed']}; ECE (15 bins) of {result['probabilities']}.",
+        f"{result['render_seed']}; ECE (15 bins) of {result['probabilities']}; in brackets the ECE the "
+        "same probabilities would have if perfectly calibrated (labels drawn from them; its sampling "
+        "error at this many nodules) and the share of such draws at least as large as the ECE seen.",
         f"Beyond size: logistic regression of malignancy on diameter + model logit fitted on {b['n_val']} "
         f"validation nodules: score coefficient {b['score_coefficient']:+.3f} per SD"
         + (f" (95 % CI {ci[0]:+.3f} to {ci[1]:+.3f})" if ci else "")
@@ -318,6 +328,7 @@ def card_record(result: dict, date: str) -> dict:
     the diameter's, their difference and its interval, the oracle's, the ECE and the floors' verdicts;
     where and how it was rendered. The strata and the miscalibration diagnosis stay in the JSON."""
     keep = ("n", "auc", "diameter_auc", "auc_minus_diameter", "auc_minus_diameter_95ci", "oracle_auc", "ece")
+    keep += ("ece_if_calibrated", "ece_p_value")
     return {
         "split": result["split"],
         "render_seed": result["render_seed"],

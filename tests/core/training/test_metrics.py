@@ -81,3 +81,21 @@ def test_bootstrap_interval_holds_the_statistic_and_narrows_with_more_nodules():
         pytest.approx(float("nan"), nan_ok=True),
         pytest.approx(float("nan"), nan_ok=True),
     )
+
+
+def test_ece_if_calibrated_is_the_sampling_floor_and_flags_a_shift():
+    from core.training.metrics import ece_if_calibrated, expected_calibration_error
+
+    rng = np.random.default_rng(5)
+    p = rng.beta(1.0, 2.5, 300)
+    y = rng.random(300) < p  # calibrated by construction
+    calibrated = ece_if_calibrated(y, p, draws=300)
+    assert 0.02 < calibrated["mean"] < calibrated["p95"] < 0.15  # not 0 at 300 nodules
+    assert calibrated["p_value"] > 0.05
+    assert expected_calibration_error(y, p) < calibrated["p95"]
+    shifted = np.clip(p + 0.15, 0, 1)  # every probability too high, as a sharp kernel makes them
+    assert ece_if_calibrated(y, shifted, draws=300)["p_value"] < 0.01
+    # more nodules, a smaller floor
+    big = rng.beta(1.0, 2.5, 3000)
+    assert ece_if_calibrated(rng.random(3000) < big, big, draws=100)["mean"] < calibrated["mean"] / 2
+    assert np.isnan(ece_if_calibrated(np.array([]), np.array([]))["mean"])

@@ -80,6 +80,9 @@ def test_verdicts_apply_the_floors(auc, expected):
     v = verdicts(cell, nominal_auc=0.90)
     assert (v["beats_diameter"], v["near_oracle"], v["holds_nominal"]) == expected
     assert verdicts({"auc": None, "diameter_auc": 0.8, "oracle_auc": 0.9}, 0.9)["beats_diameter"] is None
+    assert verdicts(cell | {"ece": 0.08}, 0.9)["calibrated"] is True
+    assert verdicts(cell | {"ece": 0.081}, 0.9)["calibrated"] is False
+    assert verdicts(cell, 0.9)["calibrated"] is None
 
 
 def test_beyond_size_tells_information_from_a_size_echo():
@@ -130,7 +133,9 @@ def test_bench_runs_end_to_end_on_a_tiny_model(tiny_model, tmp_path, capsys):
             "beats_diameter",
             "near_oracle",
             "holds_nominal",
+            "calibrated",
         }
+        assert 0 <= cell["ece_if_calibrated"] <= 1 and 0 <= cell["ece_p_value"] <= 1
         assert 0 <= cell["ece"] <= 1
         if "miscalibration" in cell:  # both classes among the nodules
             assert set(cell["miscalibration"]) >= {"mean_predicted", "observed", "best_temperature_bias"}
