@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,16 +58,34 @@ def tensors_sha256(tensors: Mapping) -> str:
     return digest.hexdigest()
 
 
+def _mode_for(path: Path, tmp: Path) -> int:
+    """The permission bits ``path`` should have: its own if it exists, else those a new file gets here
+    (learnt by creating ``tmp``, which the umask applies to; the caller overwrites it)."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        pass
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    try:
+        return stat.S_IMODE(os.fstat(fd).st_mode)
+    finally:
+        os.close(fd)
+
+
 def write_document_file(path: str | Path, tensors: Mapping, form: DocumentFormat, document: str) -> None:
     """Write ``tensors`` with the JSON text ``document`` atomically: a failure leaves any previous file
-    at ``path`` as it was. Its folder is created if needed."""
+    at ``path`` as it was. Its folder is created if needed. The file keeps the permissions of the one
+    it replaces, and a new one gets a plain file's (0666 less the umask): safetensors writes 0600, which
+    made a shared model unreadable to the other readers of a site once it was calibrated."""
     from safetensors.torch import save_file
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
+        mode = _mode_for(path, tmp)
         save_file(dict(tensors), str(tmp), metadata={form.key: document})
+        os.chmod(tmp, mode)
         fd = os.open(tmp, os.O_RDONLY)  # the data on disk before the rename, as core.util.atomic does:
         try:  # else a power cut can leave an empty model or training state in the previous one's place
             os.fsync(fd)

@@ -4,6 +4,8 @@ foreign file refused with the file's own error, naming it and the reason; nothin
 from __future__ import annotations
 
 import json
+import os
+import stat
 
 import pytest
 import torch
@@ -126,3 +128,18 @@ def test_the_data_is_synced_before_it_replaces_the_previous_file(tmp_path, monke
     assert events and events[0][0] == "fsync"
     replaced = next(inode for kind, inode in events if kind == "replace")
     assert events[0][1] == replaced  # the temporary file itself, before the rename
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX permission bits")
+def test_a_rewrite_keeps_the_files_permissions_and_a_new_file_gets_a_plain_files(tmp_path):
+    path = tmp_path / "shared.safetensors"
+    mask = os.umask(0o022)
+    try:
+        write_document_file(path, TENSORS, THING, json.dumps({"schema": THING.schema}))
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644  # safetensors alone writes 0600
+        path.chmod(0o640)  # a site's own choice survives a rewrite (calibrate, --record)
+        write_document_file(path, TENSORS, THING, json.dumps({"schema": THING.schema, "n": 2}))
+        assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    finally:
+        os.umask(mask)
+    assert [p.name for p in tmp_path.iterdir()] == ["shared.safetensors"]
