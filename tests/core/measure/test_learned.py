@@ -112,6 +112,23 @@ def test_a_synthetic_solid_nodule_in_lung_is_found_on_the_ct_grid():
     assert agreement(NoduleMask((0, 0, 0), ball, "truth"), found).dice > 0.75
 
 
+def test_the_probability_is_the_networks_on_the_patch_alone():
+    """The patch runs as a batch of two copies (oneDNN's faster convolution); what comes back is the
+    network's output for the one patch, to float rounding."""
+    import torch
+
+    volume, centre_mm, _ = _lung_with_nodule()
+    model, _card = learned.load_segmenter()
+    found = learned.Probability.of(model, volume, centre_mm, 8.0)
+    grid = PatchGrid.around(volume, found.centre_mm, 8.0)
+    patch = learned.scale_hu(learned.sample(volume.array, grid, outside=learned.HU_RANGE[0]))
+    with torch.no_grad():
+        alone = torch.sigmoid(model(torch.from_numpy(patch)[None, None])["logits"])[0, 0].numpy()
+    origin, box = learned.to_ct_grid(alone, grid, volume.shape)
+    assert np.array_equal(origin, found.origin_zyx)
+    assert np.abs(box - found.box).max() < 1e-5 and box.max() > 0.5
+
+
 def test_a_marker_on_air_or_outside_gets_the_reason():
     air = _volume(np.full((40, 64, 64), -1000))
     centre = air.voxel_to_mm(np.array([32.0, 32.0, 20.0]))
