@@ -150,5 +150,9 @@ def reserved_split_concerns(new_card: Mapping, active_card: Mapping) -> list[str
         if not _finite(mine):
             concerns.append(f"reserved-split {figure}: not measured for the new model, {theirs:.3f} active")
         elif (mine < theirs - 1e-9) if higher_is_better else (mine > theirs + 1e-9):
-            concerns.append(f"reserved-split {figure}: {mine:.3f} new, {theirs:.3f} active")
+            line = f"reserved-split {figure}: {mine:.3f} new, {theirs:.3f} active"
+            chance = new.get("ece_if_calibrated") if key == "ece" else None
+            if _finite(chance):  # evaluate records it: an ECE difference below it may be chance
+                line += f" (a perfectly calibrated model would give about {chance:.3f} on these nodules)"
+            concerns.append(line)
     return concerns

@@ -80,6 +80,11 @@ def test_reserved_split_concerns_name_both_numbers_of_a_worse_or_unmeasured_figu
         "reserved-split AUC: 0.880 new, 0.903 active",
         "reserved-split ECE: 0.090 new, 0.050 active",
     ]
+    chance = reserved_split_concerns(card(auc=0.91, ece=0.068, ece_if_calibrated=0.055), active)
+    assert chance == [
+        "reserved-split ECE: 0.068 new, 0.050 active "
+        "(a perfectly calibrated model would give about 0.055 on these nodules)"
+    ]
     unmeasured = reserved_split_concerns({"metrics": {"val": {"auc": 0.99}}}, active)
     assert len(unmeasured) == 2 and "not measured for the new model, 0.903 active" in unmeasured[0]
     assert reserved_split_concerns(card(auc=0.95), card(auc=0.9, ece=np.nan)) == []
