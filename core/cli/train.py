@@ -450,7 +450,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         f"{args.split}: AUC {metrics['auc']:.3f} acc {metrics['accuracy']:.3f} "
         f"sens {metrics['sensitivity']:.3f} spec {metrics['specificity']:.3f} "
         f"attribute MAE {metrics['attributes']['mean_mae']:.3f} ECE {metrics['ece']:.3f} "
-        f"(p {metrics['ece_p_value']:.2f}; perfectly calibrated: {metrics['ece_if_calibrated']:.3f}, 90 % "
+        f"(p {metrics['ece_p_value']:.3f}; perfectly calibrated: {metrics['ece_if_calibrated']:.3f}, 90 % "
         f"{metrics['ece_if_calibrated_90'][0]:.3f}-{metrics['ece_if_calibrated_90'][1]:.3f}, <= "
         f"{RESERVED_ECE_FLOOR} in {metrics['ece_if_calibrated_within_floor']:.0%}; n={metrics['n']}); "
         + (

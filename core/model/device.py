@@ -41,9 +41,10 @@ def pick_device(requested: str = "auto") -> str:
 
 def conv_layout(device: str):
     """The memory format a model's weights and inputs take on ``device``: channels-last on CPU and
-    CUDA, where oneDNN's and cuDNN's convolutions run this trunk faster (measured on the 2-core CPU:
-    inference about 1.4x, a training step about 1.15x; ``bench/bench_inference.py``), as it is
-    elsewhere. Values agree with the default layout to float rounding."""
+    CUDA. On the 2-core CPU oneDNN runs this trunk faster so (``bench/bench_inference.py``, beside
+    the default layout: forward and a training step about 1.16x); on CUDA it is cuDNN's preferred
+    layout, assumed rather than measured here (no GPU). Values agree with the default layout to
+    float rounding."""
     import torch
 
     kind = str(device).split(":")[0]

@@ -113,13 +113,14 @@ def ece_if_calibrated(
     calibrated model's ECE is not 0 but several hundredths, the binned estimate's own sampling error.
 
     ``mean``, ``p05`` and ``p95``: the calibrated ECE's mean, 5th and 95th percentile; ``p_value``:
-    the share of draws at least as large as the ECE observed with ``labels`` (small: miscalibrated
-    beyond chance); with ``limit``, ``share_within``: the share of draws at most ``limit`` (how often
-    a perfectly calibrated model would meet an ECE floor of ``limit`` on these nodules). NaN for no
-    nodules."""
+    the share of draws at least as large as the ECE observed with ``labels``, counting the observed
+    one, (k + 1) / (draws + 1) (small: miscalibrated beyond chance); with ``limit``,
+    ``share_within``: the share of draws at most ``limit`` (how often a perfectly calibrated model
+    would meet an ECE floor of ``limit`` on these nodules). NaN for no nodules, no draws or a
+    probability that is not a number."""
     labels = np.asarray(labels, dtype=np.float64)
     probabilities = np.clip(np.asarray(probabilities, dtype=np.float64), 0.0, 1.0)
-    if len(labels) == 0:
+    if len(labels) == 0 or draws < 1 or not np.all(np.isfinite(probabilities)):  # NaN: a diverged model
         nan = float("nan")
         empty = {"mean": nan, "p05": nan, "p95": nan, "p_value": nan, "draws": draws}
         return empty | ({"share_within": nan} if limit is not None else {})
@@ -135,7 +136,8 @@ def ece_if_calibrated(
         "mean": float(drawn.mean()),
         "p05": float(np.percentile(drawn, 5)),
         "p95": float(np.percentile(drawn, 95)),
-        "p_value": float(np.mean(drawn >= observed - 1e-12)),
+        # (k + 1) / (draws + 1): the ECE seen counts as one of the draws, so p is never exactly 0
+        "p_value": float((np.sum(drawn >= observed - 1e-12) + 1) / (draws + 1)),
         "draws": draws,
     }
     if limit is not None:

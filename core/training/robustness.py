@@ -139,7 +139,9 @@ def verdicts(cell: dict, nominal_auc: float | None) -> dict:
         "holds_nominal": None
         if auc is None or nominal_auc is None
         else nominal_auc - auc <= FLOORS["nominal_loss"] + 1e-9,
-        "calibrated": None if cell.get("ece") is None else cell["ece"] <= FLOORS["ece"] + 1e-9,
+        "ece_within_floor": None
+        if not isinstance(cell.get("ece"), int | float) or not np.isfinite(cell["ece"])
+        else cell["ece"] <= FLOORS["ece"] + 1e-9,
     }
 
 
@@ -267,11 +269,11 @@ def markdown(result: dict) -> str:
         v = c["verdicts"]
         ece = f(c["ece"])
         if c.get("ece_if_calibrated") is not None:
-            ece += f" ({c['ece_if_calibrated']:.3f}; p {c['ece_p_value']:.2f})"
+            ece += f" ({c['ece_if_calibrated']:.3f}; p {c['ece_p_value']:.3f})"
         lines.append(
             f"| {name} | {f(c['auc'])} | {f(c['diameter_auc'])} | {diff} | {f(c['oracle_auc'])} "
             f"| {ece} | {mark(v['beats_diameter'])} | {mark(v['near_oracle'])} "
-            f"| {mark(v['holds_nominal'])} | {mark(v.get('calibrated'))} |"
+            f"| {mark(v['holds_nominal'])} | {mark(v.get('ece_within_floor'))} |"
         )
     lines += ["", *miscalibration_table(result)]
     b = result["beyond_size"]

@@ -12,6 +12,7 @@ words of its ``DocumentFormat``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -65,7 +66,8 @@ def _mode_for(path: Path, tmp: Path) -> int:
         return stat.S_IMODE(path.stat().st_mode)
     except FileNotFoundError:
         pass
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    tmp.unlink(missing_ok=True)  # a run killed earlier under the same pid may have left one
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         return stat.S_IMODE(os.fstat(fd).st_mode)
     finally:
@@ -85,15 +87,18 @@ def write_document_file(path: str | Path, tensors: Mapping, form: DocumentFormat
     try:
         mode = _mode_for(path, tmp)
         save_file(dict(tensors), str(tmp), metadata={form.key: document})
-        os.chmod(tmp, mode)
         fd = os.open(tmp, os.O_RDONLY)  # the data on disk before the rename, as core.util.atomic does:
         try:  # else a power cut can leave an empty model or training state in the previous one's place
             os.fsync(fd)
         finally:
             os.close(fd)
+        os.chmod(tmp, mode)  # last: on Windows a read-only mode would stop the rename's cleanup below
         os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        if tmp.exists():
+            with contextlib.suppress(OSError):
+                os.chmod(tmp, stat.S_IWRITE | stat.S_IREAD)  # Windows cannot unlink a read-only file
+            tmp.unlink(missing_ok=True)
     fsync_folder(path.parent)
 
 

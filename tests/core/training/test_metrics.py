@@ -99,3 +99,8 @@ def test_ece_if_calibrated_is_the_sampling_floor_and_flags_a_shift():
     big = rng.beta(1.0, 2.5, 3000)
     assert ece_if_calibrated(rng.random(3000) < big, big, draws=100)["mean"] < calibrated["mean"] / 2
     assert np.isnan(ece_if_calibrated(np.array([]), np.array([]))["mean"])
+    diverged = ece_if_calibrated(y, np.where(np.arange(300) == 7, np.nan, p), draws=50)
+    assert np.isnan(diverged["p_value"]) and np.isnan(diverged["mean"])  # not "p 0": not a verdict
+    assert np.isnan(ece_if_calibrated(y, p, draws=0)["p_value"])
+    worst = ece_if_calibrated(np.ones(300), np.zeros(300), draws=99)  # every label against p = 0
+    assert worst["p_value"] == pytest.approx(1 / 100)  # the seen ECE counts as a draw: never 0

@@ -80,9 +80,10 @@ def test_verdicts_apply_the_floors(auc, expected):
     v = verdicts(cell, nominal_auc=0.90)
     assert (v["beats_diameter"], v["near_oracle"], v["holds_nominal"]) == expected
     assert verdicts({"auc": None, "diameter_auc": 0.8, "oracle_auc": 0.9}, 0.9)["beats_diameter"] is None
-    assert verdicts(cell | {"ece": 0.08}, 0.9)["calibrated"] is True
-    assert verdicts(cell | {"ece": 0.081}, 0.9)["calibrated"] is False
-    assert verdicts(cell, 0.9)["calibrated"] is None
+    assert verdicts(cell | {"ece": 0.08}, 0.9)["ece_within_floor"] is True
+    assert verdicts(cell | {"ece": 0.081}, 0.9)["ece_within_floor"] is False
+    assert verdicts(cell, 0.9)["ece_within_floor"] is None
+    assert verdicts(cell | {"ece": float("nan")}, 0.9)["ece_within_floor"] is None
 
 
 def test_beyond_size_tells_information_from_a_size_echo():
@@ -133,7 +134,7 @@ def test_bench_runs_end_to_end_on_a_tiny_model(tiny_model, tmp_path, capsys):
             "beats_diameter",
             "near_oracle",
             "holds_nominal",
-            "calibrated",
+            "ece_within_floor",
         }
         assert 0 <= cell["ece_if_calibrated"] <= 1 and 0 <= cell["ece_p_value"] <= 1
         assert 0 <= cell["ece"] <= 1

@@ -140,6 +140,13 @@ def test_a_rewrite_keeps_the_files_permissions_and_a_new_file_gets_a_plain_files
         path.chmod(0o640)  # a site's own choice survives a rewrite (calibrate, --record)
         write_document_file(path, TENSORS, THING, json.dumps({"schema": THING.schema, "n": 2}))
         assert stat.S_IMODE(path.stat().st_mode) == 0o640
+        fresh = tmp_path / "new.safetensors"  # a run killed before left its 0600 temporary file behind
+        leftover = fresh.with_name(f".{fresh.name}.{os.getpid()}.tmp")
+        leftover.write_bytes(b"")
+        leftover.chmod(0o600)
+        write_document_file(fresh, TENSORS, THING, json.dumps({"schema": THING.schema}))
+        assert stat.S_IMODE(fresh.stat().st_mode) == 0o644 and not leftover.exists()
+        fresh.unlink()
     finally:
         os.umask(mask)
     assert [p.name for p in tmp_path.iterdir()] == ["shared.safetensors"]
