@@ -178,7 +178,7 @@ class Probability:
         with torch.no_grad():
             # a batch of two copies: torch takes its slow reference 3D convolution for a batch of one
             # patch this small and oneDNN's for two, which is several times faster on the CPU
-            # (bench/bench_segmenter_learned.py); the second copy's output is dropped
+            # (bench/bench_segmentation.py --quick: ~3x); the second copy's output is dropped
             logits = model(x.expand(2, -1, -1, -1, -1))["logits"][:1]
         origin, box = to_ct_grid(torch.sigmoid(logits)[0, 0].cpu().numpy(), grid, volume.shape)
         return cls(origin, box, grid, centre, float(diameter_mm))
